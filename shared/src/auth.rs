@@ -1,0 +1,640 @@
+//! JWT verification (and minting, for development tools and tests).
+//!
+//! The algorithm is pinned by configuration: a token whose header names any
+//! other algorithm, or `none`, is rejected before its signature is looked at.
+//! `exp` is required; `nbf` is checked when present; `iss` and `aud` are
+//! checked when configured. All time checks allow a small, configured leeway.
+
+use jsonwebtoken::errors::ErrorKind;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Longest token accepted; longer input is rejected before any parsing.
+pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
+/// Shortest HS256 secret accepted (RFC 7518 §3.2: at least the hash size).
+pub const MIN_HS256_SECRET_BYTES: usize = 32;
+/// Longest `sub` accepted.
+pub const MAX_SUB_LEN: usize = 128;
+/// Longest `name` accepted.
+pub const MAX_NAME_LEN: usize = 64;
+
+/// The signature algorithms Easel accepts, one at a time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JwtAlgorithm {
+    /// HMAC-SHA256 with a shared secret.
+    Hs256,
+    /// RSA PKCS#1 v1.5 with SHA-256, verified with a PEM public key.
+    Rs256,
+    /// ECDSA P-256 with SHA-256, verified with a PEM public key.
+    Es256,
+}
+
+impl JwtAlgorithm {
+    fn jwt(self) -> Algorithm {
+        match self {
+            JwtAlgorithm::Hs256 => Algorithm::HS256,
+            JwtAlgorithm::Rs256 => Algorithm::RS256,
+            JwtAlgorithm::Es256 => Algorithm::ES256,
+        }
+    }
+
+    /// The name as it appears in a JWT header.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JwtAlgorithm::Hs256 => "HS256",
+            JwtAlgorithm::Rs256 => "RS256",
+            JwtAlgorithm::Es256 => "ES256",
+        }
+    }
+}
+
+impl std::str::FromStr for JwtAlgorithm {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.to_ascii_uppercase().as_str() {
+            "HS256" => Ok(JwtAlgorithm::Hs256),
+            "RS256" => Ok(JwtAlgorithm::Rs256),
+            "ES256" => Ok(JwtAlgorithm::Es256),
+            _ => Err(format!(
+                "unsupported JWT algorithm {s:?}; use HS256, RS256 or ES256"
+            )),
+        }
+    }
+}
+
+/// A role on a canvas. Enforced by later features; parsed and kept now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// May view, chat and show a cursor.
+    Spectator,
+    /// May also draw and move tokens.
+    Player,
+    /// Game master: may also clear, manage fog and remove others' objects.
+    Gm,
+}
+
+/// The key a token is verified with.
+#[derive(Clone)]
+pub enum VerifyKey {
+    /// HS256 shared secret (at least 32 bytes).
+    Secret(Vec<u8>),
+    /// RS256/ES256 public key in PEM.
+    PublicKeyPem(Vec<u8>),
+}
+
+impl std::fmt::Debug for VerifyKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            VerifyKey::Secret(_) => f.write_str("Secret(<redacted>)"),
+            VerifyKey::PublicKeyPem(_) => f.write_str("PublicKeyPem(..)"),
+        }
+    }
+}
+
+/// Everything token verification depends on.
+#[derive(Debug, Clone)]
+pub struct AuthSettings {
+    pub algorithm: JwtAlgorithm,
+    pub key: VerifyKey,
+    /// Required `iss`, if set.
+    pub issuer: Option<String>,
+    /// Required `aud` (the token's `aud` must contain it), if set.
+    pub audience: Option<String>,
+    /// Clock skew allowed on `exp` and `nbf`, in seconds.
+    pub leeway_secs: u64,
+}
+
+/// Auth settings that cannot work; the message names what is wrong.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthConfigError {
+    #[error("HS256 needs a shared secret, not a public key")]
+    SecretRequired,
+    #[error("HS256 secret is {0} bytes; at least {MIN_HS256_SECRET_BYTES} are required")]
+    SecretTooShort(usize),
+    #[error("{0} needs a PEM public key, not a shared secret")]
+    PublicKeyRequired(&'static str),
+    #[error("the {alg} public key is not a valid PEM key")]
+    BadKey {
+        alg: &'static str,
+        #[source]
+        source: jsonwebtoken::errors::Error,
+    },
+}
+
+/// Why a token was rejected. All map to `E002` on the wire; the variant is
+/// logged and counted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AuthError {
+    #[error("token is not a well-formed JWT")]
+    Malformed,
+    #[error("token is longer than {MAX_TOKEN_BYTES} bytes")]
+    TooLong,
+    #[error("token algorithm is not the configured {expected}")]
+    WrongAlgorithm { expected: &'static str },
+    #[error("token signature is invalid")]
+    BadSignature,
+    #[error("token has expired")]
+    Expired,
+    #[error("token is not valid yet")]
+    NotYetValid,
+    #[error("token audience is not accepted")]
+    WrongAudience,
+    #[error("token issuer is not accepted")]
+    WrongIssuer,
+    #[error("token lacks the required claim {0:?}")]
+    MissingClaim(String),
+    #[error("token claims are invalid: {0}")]
+    InvalidClaims(String),
+}
+
+impl AuthError {
+    /// A bounded label for metrics and logs.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            AuthError::Malformed => "malformed",
+            AuthError::TooLong => "too_long",
+            AuthError::WrongAlgorithm { .. } => "wrong_algorithm",
+            AuthError::BadSignature => "bad_signature",
+            AuthError::Expired => "expired",
+            AuthError::NotYetValid => "not_yet_valid",
+            AuthError::WrongAudience => "wrong_audience",
+            AuthError::WrongIssuer => "wrong_issuer",
+            AuthError::MissingClaim(_) => "missing_claim",
+            AuthError::InvalidClaims(_) => "invalid_claims",
+        }
+    }
+}
+
+/// The claims Easel reads; any others are ignored.
+#[derive(Debug, Clone, Deserialize)]
+struct Claims {
+    sub: String,
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    role: Option<Role>,
+    #[serde(default)]
+    roles: BTreeMap<String, Role>,
+}
+
+/// An authenticated user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    /// The token's `sub`.
+    pub user_id: String,
+    /// The token's `name`.
+    pub name: Option<String>,
+    /// The token's `role`: the role on canvases not listed in `canvas_roles`.
+    pub default_role: Option<Role>,
+    /// The token's `roles`: canvas id to role.
+    pub canvas_roles: BTreeMap<String, Role>,
+}
+
+impl Identity {
+    /// The role this identity holds on a canvas, if the token says.
+    pub fn role_on(&self, canvas: &str) -> Option<Role> {
+        self.canvas_roles.get(canvas).copied().or(self.default_role)
+    }
+}
+
+/// Verifies tokens against one pinned algorithm and key.
+pub struct TokenVerifier {
+    key: DecodingKey,
+    validation: Validation,
+    algorithm: JwtAlgorithm,
+}
+
+impl std::fmt::Debug for TokenVerifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenVerifier")
+            .field("algorithm", &self.algorithm)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TokenVerifier {
+    /// Builds a verifier, checking that the key fits the algorithm.
+    pub fn new(settings: &AuthSettings) -> Result<Self, AuthConfigError> {
+        let alg = settings.algorithm;
+        let key = match (alg, &settings.key) {
+            (JwtAlgorithm::Hs256, VerifyKey::Secret(s)) => {
+                if s.len() < MIN_HS256_SECRET_BYTES {
+                    return Err(AuthConfigError::SecretTooShort(s.len()));
+                }
+                DecodingKey::from_secret(s)
+            }
+            (JwtAlgorithm::Hs256, VerifyKey::PublicKeyPem(_)) => {
+                return Err(AuthConfigError::SecretRequired);
+            }
+            (JwtAlgorithm::Rs256, VerifyKey::PublicKeyPem(pem)) => {
+                DecodingKey::from_rsa_pem(pem).map_err(|source| AuthConfigError::BadKey {
+                    alg: alg.as_str(),
+                    source,
+                })?
+            }
+            (JwtAlgorithm::Es256, VerifyKey::PublicKeyPem(pem)) => DecodingKey::from_ec_pem(pem)
+                .map_err(|source| AuthConfigError::BadKey {
+                    alg: alg.as_str(),
+                    source,
+                })?,
+            (_, VerifyKey::Secret(_)) => {
+                return Err(AuthConfigError::PublicKeyRequired(alg.as_str()));
+            }
+        };
+        let mut validation = Validation::new(alg.jwt());
+        validation.leeway = settings.leeway_secs;
+        validation.validate_exp = true;
+        validation.validate_nbf = true;
+        // jsonwebtoken checks `aud`/`iss` only when the token has them, so a
+        // configured audience or issuer must also be a required claim.
+        let mut required = vec!["exp", "sub"];
+        match &settings.audience {
+            Some(aud) => {
+                validation.set_audience(&[aud]);
+                required.push("aud");
+            }
+            None => validation.validate_aud = false,
+        }
+        if let Some(iss) = &settings.issuer {
+            validation.set_issuer(&[iss]);
+            required.push("iss");
+        }
+        validation.set_required_spec_claims(&required);
+        Ok(TokenVerifier {
+            key,
+            validation,
+            algorithm: alg,
+        })
+    }
+
+    /// Verifies a token and returns who it names.
+    pub fn verify(&self, token: &str) -> Result<Identity, AuthError> {
+        if token.len() > MAX_TOKEN_BYTES {
+            return Err(AuthError::TooLong);
+        }
+        // Check the pinned algorithm first, so a token for another algorithm
+        // (or `none`, which jsonwebtoken cannot even parse) gets a precise error.
+        let header = jsonwebtoken::decode_header(token).map_err(|e| match e.kind() {
+            ErrorKind::Json(_) | ErrorKind::InvalidAlgorithmName => AuthError::WrongAlgorithm {
+                expected: self.algorithm.as_str(),
+            },
+            _ => AuthError::Malformed,
+        })?;
+        if header.alg != self.algorithm.jwt() {
+            return Err(AuthError::WrongAlgorithm {
+                expected: self.algorithm.as_str(),
+            });
+        }
+        let data = jsonwebtoken::decode::<Claims>(token, &self.key, &self.validation).map_err(
+            |e| match e.kind() {
+                ErrorKind::ExpiredSignature => AuthError::Expired,
+                ErrorKind::ImmatureSignature => AuthError::NotYetValid,
+                ErrorKind::InvalidSignature => AuthError::BadSignature,
+                ErrorKind::InvalidAudience => AuthError::WrongAudience,
+                ErrorKind::InvalidIssuer => AuthError::WrongIssuer,
+                ErrorKind::MissingRequiredClaim(c) => AuthError::MissingClaim(c.clone()),
+                ErrorKind::InvalidAlgorithm => AuthError::WrongAlgorithm {
+                    expected: self.algorithm.as_str(),
+                },
+                ErrorKind::Json(err) => AuthError::InvalidClaims(err.to_string()),
+                _ => AuthError::Malformed,
+            },
+        )?;
+        let claims = data.claims;
+        if claims.sub.is_empty() || claims.sub.len() > MAX_SUB_LEN {
+            return Err(AuthError::InvalidClaims(format!(
+                "sub must be 1..={MAX_SUB_LEN} bytes"
+            )));
+        }
+        if let Some(name) = &claims.name
+            && name.chars().count() > MAX_NAME_LEN
+        {
+            return Err(AuthError::InvalidClaims(format!(
+                "name must be at most {MAX_NAME_LEN} characters"
+            )));
+        }
+        Ok(Identity {
+            user_id: claims.sub,
+            name: claims.name,
+            default_role: claims.role,
+            canvas_roles: claims.roles,
+        })
+    }
+}
+
+/// The claims of a token to mint (development tools, the load tester, tests).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct MintClaims {
+    pub sub: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Expiry, seconds since the Unix epoch.
+    pub exp: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nbf: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub iss: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub aud: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub role: Option<Role>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub roles: BTreeMap<String, Role>,
+}
+
+impl MintClaims {
+    /// Claims for `sub` that expire `ttl_secs` from now.
+    pub fn for_user(sub: &str, ttl_secs: u64) -> Self {
+        MintClaims {
+            sub: sub.to_owned(),
+            exp: crate::now_ms() / 1000 + ttl_secs,
+            ..MintClaims::default()
+        }
+    }
+}
+
+/// Signs an HS256 token with a shared secret.
+pub fn mint_hs256(
+    secret: &[u8],
+    claims: &MintClaims,
+) -> Result<String, jsonwebtoken::errors::Error> {
+    jsonwebtoken::encode(
+        &Header::new(Algorithm::HS256),
+        claims,
+        &EncodingKey::from_secret(secret),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef";
+
+    fn hs_settings() -> AuthSettings {
+        AuthSettings {
+            algorithm: JwtAlgorithm::Hs256,
+            key: VerifyKey::Secret(SECRET.to_vec()),
+            issuer: None,
+            audience: None,
+            leeway_secs: 5,
+        }
+    }
+
+    fn now() -> u64 {
+        crate::now_ms() / 1000
+    }
+
+    fn verifier(s: &AuthSettings) -> TokenVerifier {
+        TokenVerifier::new(s).expect("valid settings")
+    }
+
+    #[test]
+    fn a_valid_token_yields_its_identity_and_roles() {
+        let mut claims = MintClaims::for_user("u-1", 60);
+        claims.name = Some("Ada".into());
+        claims.role = Some(Role::Spectator);
+        claims.roles.insert("map".into(), Role::Gm);
+        let token = mint_hs256(SECRET, &claims).expect("mints");
+        let id = verifier(&hs_settings()).verify(&token).expect("valid");
+        assert_eq!(id.user_id, "u-1");
+        assert_eq!(id.name.as_deref(), Some("Ada"));
+        assert_eq!(id.role_on("map"), Some(Role::Gm));
+        assert_eq!(id.role_on("other"), Some(Role::Spectator));
+    }
+
+    #[test]
+    fn time_claims_are_enforced_with_leeway() {
+        let v = verifier(&hs_settings());
+        let mut expired = MintClaims::for_user("u", 0);
+        expired.exp = now() - 60;
+        assert_eq!(
+            v.verify(&mint_hs256(SECRET, &expired).expect("mints")),
+            Err(AuthError::Expired)
+        );
+        let mut within_leeway = MintClaims::for_user("u", 0);
+        within_leeway.exp = now() - 2;
+        assert!(
+            v.verify(&mint_hs256(SECRET, &within_leeway).expect("mints"))
+                .is_ok()
+        );
+        let mut early = MintClaims::for_user("u", 600);
+        early.nbf = Some(now() + 120);
+        assert_eq!(
+            v.verify(&mint_hs256(SECRET, &early).expect("mints")),
+            Err(AuthError::NotYetValid)
+        );
+    }
+
+    #[test]
+    fn exp_and_sub_are_required() {
+        let v = verifier(&hs_settings());
+        let no_exp = jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &serde_json::json!({"sub": "u"}),
+            &EncodingKey::from_secret(SECRET),
+        )
+        .expect("mints");
+        assert_eq!(
+            v.verify(&no_exp),
+            Err(AuthError::MissingClaim("exp".into()))
+        );
+        let no_sub = jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &serde_json::json!({"exp": now() + 60}),
+            &EncodingKey::from_secret(SECRET),
+        )
+        .expect("mints");
+        // jsonwebtoken reports a missing `sub` as a claims decoding failure.
+        assert!(matches!(
+            v.verify(&no_sub),
+            Err(AuthError::MissingClaim(_) | AuthError::InvalidClaims(_))
+        ));
+        let empty_sub = mint_hs256(SECRET, &MintClaims::for_user("", 60)).expect("mints");
+        assert!(matches!(
+            v.verify(&empty_sub),
+            Err(AuthError::InvalidClaims(_))
+        ));
+        let mut long_name = MintClaims::for_user("u", 60);
+        long_name.name = Some("n".repeat(65));
+        assert!(matches!(
+            v.verify(&mint_hs256(SECRET, &long_name).expect("mints")),
+            Err(AuthError::InvalidClaims(_))
+        ));
+    }
+
+    #[test]
+    fn wrong_key_is_a_bad_signature() {
+        let token = mint_hs256(
+            b"another-secret-another-secret-xx",
+            &MintClaims::for_user("u", 60),
+        )
+        .expect("mints");
+        assert_eq!(
+            verifier(&hs_settings()).verify(&token),
+            Err(AuthError::BadSignature)
+        );
+    }
+
+    fn b64(s: &str) -> String {
+        // Minimal base64url without padding, enough for hand-made headers.
+        const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+        let b = s.as_bytes();
+        let mut out = String::new();
+        for chunk in b.chunks(3) {
+            let n = (u32::from(chunk[0]) << 16)
+                | (u32::from(*chunk.get(1).unwrap_or(&0)) << 8)
+                | u32::from(*chunk.get(2).unwrap_or(&0));
+            let chars = chunk.len() + 1;
+            for i in 0..chars {
+                out.push(T[((n >> (18 - 6 * i)) & 63) as usize] as char);
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn alg_none_and_other_algorithms_are_rejected() {
+        let v = verifier(&hs_settings());
+        let claims = format!(r#"{{"sub":"u","exp":{}}}"#, now() + 60);
+        let none = format!("{}.{}.", b64(r#"{"alg":"none","typ":"JWT"}"#), b64(&claims));
+        assert!(matches!(
+            v.verify(&none),
+            Err(AuthError::WrongAlgorithm { .. })
+        ));
+        let hs384 = jsonwebtoken::encode(
+            &Header::new(Algorithm::HS384),
+            &MintClaims::for_user("u", 60),
+            &EncodingKey::from_secret(SECRET),
+        )
+        .expect("mints");
+        assert!(matches!(
+            v.verify(&hs384),
+            Err(AuthError::WrongAlgorithm { .. })
+        ));
+        for junk in ["", "abc", "a.b.c", "....", &"a".repeat(MAX_TOKEN_BYTES + 1)] {
+            assert!(v.verify(junk).is_err(), "{junk}");
+        }
+    }
+
+    #[test]
+    fn audience_and_issuer_are_checked_when_configured() {
+        let mut s = hs_settings();
+        s.audience = Some("easel".into());
+        s.issuer = Some("https://auth.example".into());
+        let v = verifier(&s);
+        let mut good = MintClaims::for_user("u", 60);
+        good.aud = Some("easel".into());
+        good.iss = Some("https://auth.example".into());
+        assert!(v.verify(&mint_hs256(SECRET, &good).expect("mints")).is_ok());
+        let mut wrong_aud = good.clone();
+        wrong_aud.aud = Some("other".into());
+        assert_eq!(
+            v.verify(&mint_hs256(SECRET, &wrong_aud).expect("mints")),
+            Err(AuthError::WrongAudience)
+        );
+        let mut wrong_iss = good.clone();
+        wrong_iss.iss = Some("https://evil.example".into());
+        assert_eq!(
+            v.verify(&mint_hs256(SECRET, &wrong_iss).expect("mints")),
+            Err(AuthError::WrongIssuer)
+        );
+        let mut no_aud = good.clone();
+        no_aud.aud = None;
+        assert_eq!(
+            v.verify(&mint_hs256(SECRET, &no_aud).expect("mints")),
+            Err(AuthError::MissingClaim("aud".into()))
+        );
+        let mut no_iss = good.clone();
+        no_iss.iss = None;
+        assert_eq!(
+            v.verify(&mint_hs256(SECRET, &no_iss).expect("mints")),
+            Err(AuthError::MissingClaim("iss".into()))
+        );
+    }
+
+    #[test]
+    fn settings_that_cannot_work_are_refused() {
+        let mut s = hs_settings();
+        s.key = VerifyKey::Secret(b"short".to_vec());
+        assert!(matches!(
+            TokenVerifier::new(&s),
+            Err(AuthConfigError::SecretTooShort(5))
+        ));
+        s.algorithm = JwtAlgorithm::Rs256;
+        assert!(matches!(
+            TokenVerifier::new(&s),
+            Err(AuthConfigError::PublicKeyRequired("RS256"))
+        ));
+        s.key = VerifyKey::PublicKeyPem(b"not a pem".to_vec());
+        assert!(matches!(
+            TokenVerifier::new(&s),
+            Err(AuthConfigError::BadKey { .. })
+        ));
+        assert_eq!("hs256".parse::<JwtAlgorithm>(), Ok(JwtAlgorithm::Hs256));
+        assert!("none".parse::<JwtAlgorithm>().is_err());
+    }
+
+    fn asym_case(
+        alg: JwtAlgorithm,
+        jwt_alg: Algorithm,
+        private: &str,
+        public: &str,
+        other_private: &str,
+    ) {
+        let s = AuthSettings {
+            algorithm: alg,
+            key: VerifyKey::PublicKeyPem(public.as_bytes().to_vec()),
+            issuer: None,
+            audience: None,
+            leeway_secs: 5,
+        };
+        let v = verifier(&s);
+        let claims = MintClaims::for_user("u", 60);
+        let key = |pem: &str| match alg {
+            JwtAlgorithm::Rs256 => EncodingKey::from_rsa_pem(pem.as_bytes()).expect("rsa key"),
+            _ => EncodingKey::from_ec_pem(pem.as_bytes()).expect("ec key"),
+        };
+        let good =
+            jsonwebtoken::encode(&Header::new(jwt_alg), &claims, &key(private)).expect("mints");
+        assert_eq!(v.verify(&good).expect("valid").user_id, "u");
+        let forged = jsonwebtoken::encode(&Header::new(jwt_alg), &claims, &key(other_private))
+            .expect("mints");
+        assert_eq!(v.verify(&forged), Err(AuthError::BadSignature));
+        // The classic confusion attack: an HS256 token keyed with the public key.
+        let confused = jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &claims,
+            &EncodingKey::from_secret(public.as_bytes()),
+        )
+        .expect("mints");
+        assert!(matches!(
+            v.verify(&confused),
+            Err(AuthError::WrongAlgorithm { .. })
+        ));
+    }
+
+    #[test]
+    fn rs256_with_public_key() {
+        asym_case(
+            JwtAlgorithm::Rs256,
+            Algorithm::RS256,
+            include_str!("../tests/keys/rsa_private.pem"),
+            include_str!("../tests/keys/rsa_public.pem"),
+            include_str!("../tests/keys/rsa_other_private.pem"),
+        );
+    }
+
+    #[test]
+    fn es256_with_public_key() {
+        asym_case(
+            JwtAlgorithm::Es256,
+            Algorithm::ES256,
+            include_str!("../tests/keys/ec_private.pem"),
+            include_str!("../tests/keys/ec_public.pem"),
+            include_str!("../tests/keys/ec_other_private.pem"),
+        );
+    }
+}

@@ -1,0 +1,457 @@
+//! The two wire encodings and the functions that turn frames into messages
+//! and back.
+//!
+//! The encoding is negotiated per connection with the WebSocket subprotocol:
+//! `easel.v1.json` (text frames, also the default when no subprotocol is
+//! asked for) or `easel.v1.msgpack` (binary frames, MessagePack maps with the
+//! same field names as JSON).
+
+use crate::ids::RequestId;
+use crate::protocol::{ClientMessage, ServerMessage};
+use serde::{Deserialize, Serialize};
+
+/// Subprotocol name for JSON text frames.
+pub const JSON_SUBPROTOCOL: &str = "easel.v1.json";
+/// Subprotocol name for MessagePack binary frames.
+pub const MSGPACK_SUBPROTOCOL: &str = "easel.v1.msgpack";
+
+/// A connection's wire encoding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Encoding {
+    /// JSON in text frames.
+    Json,
+    /// MessagePack (named fields) in binary frames.
+    Msgpack,
+}
+
+impl Encoding {
+    /// Both encodings, for tests and fan-out caches indexed by encoding.
+    pub const ALL: [Encoding; 2] = [Encoding::Json, Encoding::Msgpack];
+
+    /// The subprotocol that selects this encoding.
+    pub fn subprotocol(self) -> &'static str {
+        match self {
+            Encoding::Json => JSON_SUBPROTOCOL,
+            Encoding::Msgpack => MSGPACK_SUBPROTOCOL,
+        }
+    }
+
+    /// A dense index (0 or 1) for per-encoding arrays.
+    pub fn index(self) -> usize {
+        match self {
+            Encoding::Json => 0,
+            Encoding::Msgpack => 1,
+        }
+    }
+
+    /// Picks the encoding from a `Sec-WebSocket-Protocol` header value
+    /// (comma-separated offers, in the client's order of preference).
+    ///
+    /// `Ok(None)` means the client asked for no subprotocol (JSON, and no
+    /// protocol header in the response); `Err` means it offered only
+    /// subprotocols this server does not speak.
+    pub fn negotiate(offered: Option<&str>) -> Result<Option<Encoding>, UnsupportedSubprotocol> {
+        let Some(offered) = offered else {
+            return Ok(None);
+        };
+        let mut any = false;
+        for offer in offered.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            any = true;
+            if offer.eq_ignore_ascii_case(JSON_SUBPROTOCOL) {
+                return Ok(Some(Encoding::Json));
+            }
+            if offer.eq_ignore_ascii_case(MSGPACK_SUBPROTOCOL) {
+                return Ok(Some(Encoding::Msgpack));
+            }
+        }
+        if any {
+            Err(UnsupportedSubprotocol(offered.chars().take(200).collect()))
+        } else {
+            Ok(None)
+        }
+    }
+
+    /// Whether frames in this encoding are binary (otherwise text).
+    pub fn is_binary(self) -> bool {
+        matches!(self, Encoding::Msgpack)
+    }
+}
+
+/// The client offered only subprotocols this server does not speak.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unsupported subprotocol {0:?}; supported: easel.v1.json, easel.v1.msgpack")]
+pub struct UnsupportedSubprotocol(pub String);
+
+/// A frame that could not be decoded into a [`ClientMessage`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct DecodeError {
+    /// The request id, when the frame was readable enough to find one, so the
+    /// error reply can still be matched to its request.
+    pub id: Option<RequestId>,
+    /// What was wrong, for humans.
+    pub message: String,
+}
+
+/// Failure to encode a server message (never expected for Easel's own types).
+#[derive(Debug, thiserror::Error)]
+pub enum EncodeError {
+    #[error("json encoding failed")]
+    Json(#[source] serde_json::Error),
+    #[error("msgpack encoding failed")]
+    Msgpack(#[source] rmp_serde::encode::Error),
+}
+
+/// Longest decode error message sent back to a client.
+const MAX_ERROR_MESSAGE: usize = 200;
+
+/// Used only on the error path, to recover the `id` of a message that failed
+/// to decode as a whole.
+#[derive(Deserialize)]
+struct IdProbe {
+    #[serde(default)]
+    id: Option<RequestId>,
+}
+
+fn truncate(mut s: String) -> String {
+    if s.len() > MAX_ERROR_MESSAGE {
+        let mut cut = MAX_ERROR_MESSAGE;
+        while !s.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        s.truncate(cut);
+    }
+    s
+}
+
+/// Decodes one client frame's payload in the given encoding.
+///
+/// A message must be a JSON object or a MessagePack map: serde would also
+/// accept the sequence form of a tagged enum (`["join", ...]`, or the
+/// struct-as-array MessagePack that rmp-serde writes by default), which is
+/// not part of the protocol and would silently depend on field order.
+pub fn decode_client(encoding: Encoding, payload: &[u8]) -> Result<ClientMessage, DecodeError> {
+    if !is_map(encoding, payload) {
+        return Err(DecodeError {
+            id: None,
+            message: match encoding {
+                Encoding::Json => "a message must be a JSON object".into(),
+                Encoding::Msgpack => "a message must be a MessagePack map".into(),
+            },
+        });
+    }
+    match encoding {
+        Encoding::Json => serde_json::from_slice(payload).map_err(|e| DecodeError {
+            id: serde_json::from_slice::<IdProbe>(payload)
+                .ok()
+                .and_then(|p| p.id),
+            message: truncate(e.to_string()),
+        }),
+        Encoding::Msgpack => rmp_serde::from_slice(payload).map_err(|e| DecodeError {
+            id: rmp_serde::from_slice::<IdProbe>(payload)
+                .ok()
+                .and_then(|p| p.id),
+            message: truncate(e.to_string()),
+        }),
+    }
+}
+
+fn is_map(encoding: Encoding, payload: &[u8]) -> bool {
+    match encoding {
+        Encoding::Json => payload
+            .iter()
+            .find(|b| !b.is_ascii_whitespace())
+            .is_some_and(|b| *b == b'{'),
+        Encoding::Msgpack => payload
+            .first()
+            .is_some_and(|b| matches!(b, 0x80..=0x8f | 0xde | 0xdf)),
+    }
+}
+
+/// Encodes any serializable protocol value in the given encoding.
+pub fn encode<T: Serialize>(encoding: Encoding, msg: &T) -> Result<Vec<u8>, EncodeError> {
+    match encoding {
+        Encoding::Json => serde_json::to_vec(msg).map_err(EncodeError::Json),
+        Encoding::Msgpack => rmp_serde::to_vec_named(msg).map_err(EncodeError::Msgpack),
+    }
+}
+
+/// Decodes a server message (used by clients: the load tester and tests).
+pub fn decode_server(encoding: Encoding, payload: &[u8]) -> Result<ServerMessage, DecodeError> {
+    let res = match encoding {
+        Encoding::Json => serde_json::from_slice(payload).map_err(|e| e.to_string()),
+        Encoding::Msgpack => rmp_serde::from_slice(payload).map_err(|e| e.to_string()),
+    };
+    res.map_err(|message| DecodeError {
+        id: None,
+        message: truncate(message),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::ErrorCode;
+    use crate::ids::CanvasId;
+    use crate::protocol::*;
+
+    fn canvas() -> CanvasId {
+        CanvasId::new("lobby").expect("valid")
+    }
+
+    fn author() -> Author {
+        Author {
+            id: "u1".into(),
+            name: Some("Ada".into()),
+        }
+    }
+
+    fn all_client_messages() -> Vec<ClientMessage> {
+        vec![
+            ClientMessage::Handshake(Handshake {
+                id: Some(RequestId::Num(1)),
+                token: "t".into(),
+            }),
+            ClientMessage::Ping(Ping {
+                id: None,
+                ts: Some(-5),
+            }),
+            ClientMessage::Join(Join {
+                id: Some(RequestId::Str("j".into())),
+                canvas: canvas(),
+                echo: true,
+            }),
+            ClientMessage::Leave(Leave {
+                id: None,
+                canvas: canvas(),
+            }),
+            ClientMessage::Draw(Draw {
+                id: Some(RequestId::Num(9)),
+                canvas: canvas(),
+                pixels: vec![PixelInput {
+                    x: 1,
+                    y: 2,
+                    color: 3,
+                }],
+            }),
+            ClientMessage::Cursor(CursorMove {
+                id: None,
+                canvas: canvas(),
+                x: 1.5,
+                y: 2.25,
+            }),
+            ClientMessage::Chat(ChatSend {
+                id: Some(RequestId::Num(3)),
+                canvas: canvas(),
+                text: "héllo <b>".into(),
+            }),
+        ]
+    }
+
+    fn all_server_messages() -> Vec<ServerMessage> {
+        vec![
+            ServerMessage::Welcome(Welcome {
+                connection_id: "gw-1".into(),
+                user: UserInfo {
+                    id: "u1".into(),
+                    name: None,
+                },
+                node: "gw".into(),
+                server_time: 1,
+                encoding: Encoding::Msgpack,
+                limits: AnnouncedLimits {
+                    max_message_bytes: 65536,
+                    max_canvases: 8,
+                    max_pixels_per_draw: 256,
+                    max_chat_chars: 2000,
+                    ping_interval_ms: 25000,
+                    idle_timeout_ms: 60000,
+                },
+            }),
+            ServerMessage::Pong(Pong {
+                id: Some(RequestId::Num(1)),
+                ts: Some(7),
+                server_time: 8,
+            }),
+            ServerMessage::Ack(Ack {
+                id: RequestId::Num(2),
+                result: None,
+            }),
+            ServerMessage::Ack(Ack {
+                id: RequestId::Str("j".into()),
+                result: Some(AckResult::Joined(Joined {
+                    canvas: canvas(),
+                    width: 10,
+                    height: 20,
+                    palette_size: 32,
+                    echo: false,
+                })),
+            }),
+            ServerMessage::Error(ErrorReply {
+                id: None,
+                code: ErrorCode::RateLimited,
+                message: "slow down".into(),
+                retry_after_ms: Some(250),
+            }),
+            ServerMessage::Draw(DrawEvent {
+                canvas: canvas(),
+                author: author(),
+                ts: 5,
+                pixels: vec![Pixel {
+                    x: 1,
+                    y: 2,
+                    color: 31,
+                }],
+            }),
+            ServerMessage::Cursor(CursorEvent {
+                canvas: canvas(),
+                author: author(),
+                ts: 5,
+                x: 0.5,
+                y: 3.0,
+            }),
+            ServerMessage::Chat(ChatEvent {
+                canvas: canvas(),
+                author: author(),
+                ts: 5,
+                text: "hi".into(),
+            }),
+            ServerMessage::Resync(Resync {
+                canvas: canvas(),
+                reason: ResyncReason::BusReconnected,
+            }),
+        ]
+    }
+
+    #[test]
+    fn client_messages_round_trip_in_both_encodings() {
+        for encoding in Encoding::ALL {
+            for msg in all_client_messages() {
+                let bytes = encode(encoding, &msg).expect("encodes");
+                let back = decode_client(encoding, &bytes).expect("decodes");
+                assert_eq!(back, msg, "{encoding:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn server_messages_round_trip_in_both_encodings() {
+        for encoding in Encoding::ALL {
+            for msg in all_server_messages() {
+                let bytes = encode(encoding, &msg).expect("encodes");
+                let back = decode_server(encoding, &bytes).expect("decodes");
+                assert_eq!(back, msg, "{encoding:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn json_wire_form_is_flat_with_a_type_tag() {
+        let msg = ClientMessage::Join(Join {
+            id: Some(RequestId::Num(1)),
+            canvas: canvas(),
+            echo: false,
+        });
+        let json: serde_json::Value =
+            serde_json::from_slice(&encode(Encoding::Json, &msg).expect("encodes")).expect("json");
+        assert_eq!(
+            json,
+            serde_json::json!({"type": "join", "id": 1, "canvas": "lobby", "echo": false})
+        );
+    }
+
+    #[test]
+    fn msgpack_is_a_map_with_the_json_field_names() {
+        let msg = ClientMessage::Leave(Leave {
+            id: None,
+            canvas: canvas(),
+        });
+        let bytes = encode(Encoding::Msgpack, &msg).expect("encodes");
+        let value: serde_json::Value = rmp_serde::from_slice(&bytes).expect("generic decode");
+        assert_eq!(
+            value,
+            serde_json::json!({"type": "leave", "canvas": "lobby"})
+        );
+    }
+
+    fn json_err(s: &str) -> DecodeError {
+        decode_client(Encoding::Json, s.as_bytes()).expect_err(s)
+    }
+
+    #[test]
+    fn malformed_and_unknown_input_is_rejected_with_the_id_when_readable() {
+        assert_eq!(json_err("{not json").id, None);
+        assert_eq!(json_err("[]").id, None);
+        assert!(
+            json_err(r#"["join", 1, "lobby", false]"#)
+                .message
+                .contains("object")
+        );
+        assert!(json_err(r#" "ping" "#).message.contains("object"));
+        let unknown_type = json_err(r#"{"type":"explode","id":4}"#);
+        assert_eq!(unknown_type.id, Some(RequestId::Num(4)));
+        assert!(unknown_type.message.contains("explode"), "{unknown_type}");
+        let missing = json_err(r#"{"type":"join","id":"a"}"#);
+        assert_eq!(missing.id, Some(RequestId::Str("a".into())));
+        assert!(missing.message.contains("canvas"), "{missing}");
+        let unknown_field = json_err(r#"{"type":"leave","id":5,"canvas":"c","extra":1}"#);
+        assert_eq!(unknown_field.id, Some(RequestId::Num(5)));
+        assert!(unknown_field.message.contains("extra"), "{unknown_field}");
+        let unknown_pixel_field =
+            json_err(r#"{"type":"draw","canvas":"c","pixels":[{"x":1,"y":1,"color":1,"z":1}]}"#);
+        assert!(unknown_pixel_field.message.contains('z'));
+        assert!(
+            json_err(r#"{"id":1,"canvas":"c"}"#)
+                .message
+                .contains("type")
+        );
+        assert!(
+            json_err(r#"{"type":"join","canvas":"bad id"}"#)
+                .message
+                .contains("invalid canvas id")
+        );
+        assert!(
+            json_err(r#"{"type":"chat","canvas":"c","text":5}"#)
+                .message
+                .contains("string")
+        );
+    }
+
+    #[test]
+    fn msgpack_garbage_is_rejected() {
+        for bad in [&[0xc1u8][..], &[0x92, 0x01, 0x02], &[], &[0x81, 0xa4, b't']] {
+            assert!(decode_client(Encoding::Msgpack, bad).is_err(), "{bad:?}");
+        }
+        // A JSON payload on a MessagePack connection is not a MessagePack map.
+        assert!(decode_client(Encoding::Msgpack, br#"{"type":"ping"}"#).is_err());
+        // A well-formed map with an unknown type keeps its id.
+        let bytes = rmp_serde::to_vec_named(&serde_json::json!({"type": "nope", "id": 3}))
+            .expect("encodes");
+        let err = decode_client(Encoding::Msgpack, &bytes).expect_err("unknown type");
+        assert_eq!(err.id, Some(RequestId::Num(3)));
+    }
+
+    #[test]
+    fn subprotocol_negotiation() {
+        assert_eq!(Encoding::negotiate(None), Ok(None));
+        assert_eq!(Encoding::negotiate(Some("")), Ok(None));
+        assert_eq!(
+            Encoding::negotiate(Some("easel.v1.msgpack, easel.v1.json")),
+            Ok(Some(Encoding::Msgpack))
+        );
+        assert_eq!(
+            Encoding::negotiate(Some("foo, easel.v1.json")),
+            Ok(Some(Encoding::Json))
+        );
+        assert!(Encoding::negotiate(Some("graphql-ws")).is_err());
+    }
+
+    #[test]
+    fn long_error_messages_are_truncated_on_a_char_boundary() {
+        let s = "é".repeat(300);
+        let t = truncate(s);
+        assert!(t.len() <= MAX_ERROR_MESSAGE);
+        assert!(t.chars().all(|c| c == 'é'));
+    }
+}

@@ -1,0 +1,224 @@
+//! Stable error codes sent in `error` replies, and WebSocket close codes.
+//!
+//! Every code is documented in docs/PROTOCOL.md. The numeric/string values
+//! are part of the public protocol: never renumber, only add.
+
+use serde::{Deserialize, Serialize};
+
+/// A stable error code carried in an `error` reply as `"E001"`..`"E012"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum ErrorCode {
+    /// The server could not set up or keep the connection (capacity, internal failure).
+    #[serde(rename = "E001")]
+    ConnectionFailed,
+    /// The token is missing, malformed, expired, not yet valid or signed wrongly.
+    #[serde(rename = "E002")]
+    AuthFailed,
+    /// A frame or message exceeded the configured size limit.
+    #[serde(rename = "E003")]
+    MessageTooLarge,
+    /// Too many operations; `retry_after_ms` says when to try again.
+    #[serde(rename = "E004")]
+    RateLimited,
+    /// The command is not valid in the connection's current state
+    /// (a command before the handshake, a second handshake).
+    #[serde(rename = "E005")]
+    InvalidSession,
+    /// The message could not be decoded: malformed, unknown type, missing or unknown fields.
+    #[serde(rename = "E006")]
+    InvalidMessage,
+    /// The message decoded but a value is out of range (bounds, colour, length).
+    #[serde(rename = "E007")]
+    InvalidValue,
+    /// The user's role does not allow this operation, or the Origin is not allowed.
+    #[serde(rename = "E008")]
+    Forbidden,
+    /// The canvas (or other named thing) does not exist.
+    #[serde(rename = "E009")]
+    NotFound,
+    /// The operation names a canvas this connection has not joined.
+    #[serde(rename = "E010")]
+    NotJoined,
+    /// A per-connection limit was reached (e.g. too many joined canvases).
+    #[serde(rename = "E011")]
+    LimitReached,
+    /// A backend the operation needs (Redis) is unavailable; the operation was not applied.
+    #[serde(rename = "E012")]
+    Unavailable,
+}
+
+impl ErrorCode {
+    /// Every code, in order; used by docs tests and the load tester.
+    pub const ALL: [ErrorCode; 12] = [
+        ErrorCode::ConnectionFailed,
+        ErrorCode::AuthFailed,
+        ErrorCode::MessageTooLarge,
+        ErrorCode::RateLimited,
+        ErrorCode::InvalidSession,
+        ErrorCode::InvalidMessage,
+        ErrorCode::InvalidValue,
+        ErrorCode::Forbidden,
+        ErrorCode::NotFound,
+        ErrorCode::NotJoined,
+        ErrorCode::LimitReached,
+        ErrorCode::Unavailable,
+    ];
+
+    /// The wire form, e.g. `"E006"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::ConnectionFailed => "E001",
+            ErrorCode::AuthFailed => "E002",
+            ErrorCode::MessageTooLarge => "E003",
+            ErrorCode::RateLimited => "E004",
+            ErrorCode::InvalidSession => "E005",
+            ErrorCode::InvalidMessage => "E006",
+            ErrorCode::InvalidValue => "E007",
+            ErrorCode::Forbidden => "E008",
+            ErrorCode::NotFound => "E009",
+            ErrorCode::NotJoined => "E010",
+            ErrorCode::LimitReached => "E011",
+            ErrorCode::Unavailable => "E012",
+        }
+    }
+
+    /// A short snake_case name, used as a bounded metric label and in logs.
+    pub fn name(self) -> &'static str {
+        match self {
+            ErrorCode::ConnectionFailed => "connection_failed",
+            ErrorCode::AuthFailed => "auth_failed",
+            ErrorCode::MessageTooLarge => "message_too_large",
+            ErrorCode::RateLimited => "rate_limited",
+            ErrorCode::InvalidSession => "invalid_session",
+            ErrorCode::InvalidMessage => "invalid_message",
+            ErrorCode::InvalidValue => "invalid_value",
+            ErrorCode::Forbidden => "forbidden",
+            ErrorCode::NotFound => "not_found",
+            ErrorCode::NotJoined => "not_joined",
+            ErrorCode::LimitReached => "limit_reached",
+            ErrorCode::Unavailable => "unavailable",
+        }
+    }
+}
+
+impl std::fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// WebSocket close codes the server sends. 1xxx are RFC 6455 codes, 4xxx are Easel's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CloseCode {
+    /// 1000: the client asked to close, or left cleanly.
+    Normal,
+    /// 1009: a frame or message exceeded `max_message_bytes`.
+    MessageTooBig,
+    /// 1011: an internal error the server could not recover from.
+    InternalError,
+    /// 1012: the server is shutting down or draining; reconnect (to any gateway).
+    ServiceRestart,
+    /// 4001: the token was rejected (invalid, expired, wrong signature/algorithm/audience).
+    AuthFailed,
+    /// 4002: no token arrived within the handshake deadline.
+    AuthTimeout,
+    /// 4005: a command arrived before the handshake completed.
+    InvalidSession,
+    /// 4008: the client did not read fast enough and its outbound queue filled up.
+    SlowConsumer,
+    /// 4009: nothing was received from the client within the idle timeout (ping unanswered).
+    IdleTimeout,
+}
+
+impl CloseCode {
+    /// The numeric close code.
+    pub fn code(self) -> u16 {
+        match self {
+            CloseCode::Normal => 1000,
+            CloseCode::MessageTooBig => 1009,
+            CloseCode::InternalError => 1011,
+            CloseCode::ServiceRestart => 1012,
+            CloseCode::AuthFailed => 4001,
+            CloseCode::AuthTimeout => 4002,
+            CloseCode::InvalidSession => 4005,
+            CloseCode::SlowConsumer => 4008,
+            CloseCode::IdleTimeout => 4009,
+        }
+    }
+
+    /// The close reason text (at most 123 bytes, as RFC 6455 requires).
+    pub fn reason(self) -> &'static str {
+        match self {
+            CloseCode::Normal => "bye",
+            CloseCode::MessageTooBig => "message too large",
+            CloseCode::InternalError => "internal error",
+            CloseCode::ServiceRestart => "server restarting, reconnect",
+            CloseCode::AuthFailed => "authentication failed",
+            CloseCode::AuthTimeout => "no handshake within the deadline",
+            CloseCode::InvalidSession => "command before handshake",
+            CloseCode::SlowConsumer => "slow consumer: outbound queue full",
+            CloseCode::IdleTimeout => "idle timeout: no frames received",
+        }
+    }
+
+    /// A bounded label for metrics and logs.
+    pub fn name(self) -> &'static str {
+        match self {
+            CloseCode::Normal => "normal",
+            CloseCode::MessageTooBig => "message_too_big",
+            CloseCode::InternalError => "internal_error",
+            CloseCode::ServiceRestart => "service_restart",
+            CloseCode::AuthFailed => "auth_failed",
+            CloseCode::AuthTimeout => "auth_timeout",
+            CloseCode::InvalidSession => "invalid_session",
+            CloseCode::SlowConsumer => "slow_consumer",
+            CloseCode::IdleTimeout => "idle_timeout",
+        }
+    }
+
+    /// The close code a fatal error ends the connection with, if it is fatal.
+    ///
+    /// This is the one place that decides which errors close the connection.
+    pub fn for_fatal(code: ErrorCode) -> Option<CloseCode> {
+        match code {
+            ErrorCode::AuthFailed => Some(CloseCode::AuthFailed),
+            ErrorCode::InvalidSession => Some(CloseCode::InvalidSession),
+            ErrorCode::MessageTooLarge => Some(CloseCode::MessageTooBig),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_codes_serialize_as_their_stable_strings() {
+        for (i, code) in ErrorCode::ALL.iter().enumerate() {
+            let expected = format!("E{:03}", i + 1);
+            assert_eq!(code.as_str(), expected);
+            assert_eq!(
+                serde_json::to_string(code).expect("serializes"),
+                format!("\"{expected}\"")
+            );
+        }
+    }
+
+    #[test]
+    fn close_reasons_fit_in_a_close_frame() {
+        for code in [
+            CloseCode::Normal,
+            CloseCode::MessageTooBig,
+            CloseCode::InternalError,
+            CloseCode::ServiceRestart,
+            CloseCode::AuthFailed,
+            CloseCode::AuthTimeout,
+            CloseCode::InvalidSession,
+            CloseCode::SlowConsumer,
+            CloseCode::IdleTimeout,
+        ] {
+            assert!(code.reason().len() <= 123, "{code:?}");
+        }
+    }
+}

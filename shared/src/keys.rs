@@ -1,0 +1,46 @@
+//! Redis key and channel names.
+//!
+//! Everything that belongs to one canvas shares the hash tag `{c:<id>}`, so a
+//! script touching a canvas's keys is legal on Redis Cluster and the canvas
+//! channel maps to the same slot for sharded pub/sub.
+
+use crate::ids::CanvasId;
+
+/// Prefix of every Easel key and channel.
+pub const PREFIX: &str = "easel";
+
+/// The hash tag shared by all keys of one canvas.
+pub fn canvas_tag(canvas: &CanvasId) -> String {
+    format!("{{c:{canvas}}}")
+}
+
+/// The pub/sub channel carrying a canvas's live events.
+pub fn canvas_channel(canvas: &CanvasId) -> String {
+    format!("{PREFIX}:{{c:{canvas}}}:live")
+}
+
+/// The canvas a channel name belongs to, if it is a canvas channel.
+pub fn canvas_from_channel(channel: &str) -> Option<CanvasId> {
+    let inner = channel
+        .strip_prefix(PREFIX)?
+        .strip_prefix(":{c:")?
+        .strip_suffix("}:live")?;
+    CanvasId::new(inner).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn channel_names_round_trip_and_carry_the_hash_tag() {
+        let c = CanvasId::new("board-1.x_y").expect("valid");
+        let ch = canvas_channel(&c);
+        assert_eq!(ch, "easel:{c:board-1.x_y}:live");
+        assert!(ch.contains(&canvas_tag(&c)));
+        assert_eq!(canvas_from_channel(&ch), Some(c));
+        assert_eq!(canvas_from_channel("easel:{c:bad id}:live"), None);
+        assert_eq!(canvas_from_channel("other:{c:a}:live"), None);
+        assert_eq!(canvas_from_channel("easel:{c:a}:stream"), None);
+    }
+}

@@ -1,0 +1,339 @@
+//! Every message of the Easel protocol, in both directions.
+//!
+//! Messages are JSON objects (or MessagePack maps) with a `type` field and the
+//! message's own fields beside it. Client commands may carry an `id`; every
+//! command that does gets exactly one reply with that id: an `ack` or an
+//! `error`. docs/PROTOCOL.md shows an example of each.
+
+use crate::codec::Encoding;
+use crate::error::ErrorCode;
+use crate::ids::{CanvasId, RequestId};
+use serde::{Deserialize, Serialize};
+
+/// A message from a client to the server.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ClientMessage {
+    /// Authenticates a connection that gave no token in the URL or header.
+    Handshake(Handshake),
+    /// Application-level keepalive; answered with `pong`.
+    Ping(Ping),
+    /// Joins a canvas: start receiving its events.
+    Join(Join),
+    /// Leaves a canvas: stop receiving its events.
+    Leave(Leave),
+    /// Sets one pixel or a batch of pixels.
+    Draw(Draw),
+    /// Moves this user's cursor on a canvas (ephemeral).
+    Cursor(CursorMove),
+    /// Sends a chat message to a canvas.
+    Chat(ChatSend),
+}
+
+impl ClientMessage {
+    /// The client's request id, if it gave one.
+    pub fn id(&self) -> Option<&RequestId> {
+        match self {
+            ClientMessage::Handshake(m) => m.id.as_ref(),
+            ClientMessage::Ping(m) => m.id.as_ref(),
+            ClientMessage::Join(m) => m.id.as_ref(),
+            ClientMessage::Leave(m) => m.id.as_ref(),
+            ClientMessage::Draw(m) => m.id.as_ref(),
+            ClientMessage::Cursor(m) => m.id.as_ref(),
+            ClientMessage::Chat(m) => m.id.as_ref(),
+        }
+    }
+
+    /// The message type as a bounded label for logs and metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ClientMessage::Handshake(_) => "handshake",
+            ClientMessage::Ping(_) => "ping",
+            ClientMessage::Join(_) => "join",
+            ClientMessage::Leave(_) => "leave",
+            ClientMessage::Draw(_) => "draw",
+            ClientMessage::Cursor(_) => "cursor",
+            ClientMessage::Chat(_) => "chat",
+        }
+    }
+}
+
+/// `handshake`: the token, for clients that cannot put it in the URL or a header.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Handshake {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<RequestId>,
+    /// A JWT signed with the configured algorithm and key.
+    pub token: String,
+}
+
+/// `ping`: `ts` is the client's clock, echoed back unchanged in the `pong`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Ping {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<RequestId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ts: Option<i64>,
+}
+
+/// `join`: subscribe this connection to a canvas.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Join {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<RequestId>,
+    pub canvas: CanvasId,
+    /// Also deliver this connection's own draw/cursor/chat events back to it.
+    #[serde(default)]
+    pub echo: bool,
+}
+
+/// `leave`: unsubscribe this connection from a canvas.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Leave {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<RequestId>,
+    pub canvas: CanvasId,
+}
+
+/// One pixel as a client sends it. Coordinates and colour are wide signed
+/// integers on input so that out-of-range values get a precise `E007`
+/// rather than a type error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PixelInput {
+    pub x: i64,
+    pub y: i64,
+    /// Palette index.
+    pub color: i64,
+}
+
+/// A validated pixel: inside the canvas, colour inside the palette.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pixel {
+    pub x: u32,
+    pub y: u32,
+    /// Palette index.
+    pub color: u8,
+}
+
+/// `draw`: one pixel or a batch (1 to `max_pixels_per_draw`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Draw {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<RequestId>,
+    pub canvas: CanvasId,
+    pub pixels: Vec<PixelInput>,
+}
+
+/// `cursor`: the user's pointer position in canvas coordinates.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CursorMove {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<RequestId>,
+    pub canvas: CanvasId,
+    pub x: f64,
+    pub y: f64,
+}
+
+/// `chat`: a text message (1 to 2,000 characters), rendered by clients as text.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChatSend {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<RequestId>,
+    pub canvas: CanvasId,
+    pub text: String,
+}
+
+/// A message from the server to a client.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerMessage {
+    /// First message after authentication.
+    Welcome(Welcome),
+    /// Reply to `ping`.
+    Pong(Pong),
+    /// Success reply to a command that carried an `id`.
+    Ack(Ack),
+    /// Failure reply; carries the command's `id` when it had (and we could read) one.
+    Error(ErrorReply),
+    /// Pixels were drawn on a joined canvas.
+    Draw(DrawEvent),
+    /// A cursor moved on a joined canvas.
+    Cursor(CursorEvent),
+    /// A chat message on a joined canvas.
+    Chat(ChatEvent),
+    /// Events on a canvas may have been missed; the client should resynchronise.
+    Resync(Resync),
+}
+
+impl ServerMessage {
+    /// The message type as a bounded label for logs and metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ServerMessage::Welcome(_) => "welcome",
+            ServerMessage::Pong(_) => "pong",
+            ServerMessage::Ack(_) => "ack",
+            ServerMessage::Error(_) => "error",
+            ServerMessage::Draw(_) => "draw",
+            ServerMessage::Cursor(_) => "cursor",
+            ServerMessage::Chat(_) => "chat",
+            ServerMessage::Resync(_) => "resync",
+        }
+    }
+
+    /// The canvas an event belongs to, for canvas events.
+    pub fn canvas(&self) -> Option<&CanvasId> {
+        match self {
+            ServerMessage::Draw(e) => Some(&e.canvas),
+            ServerMessage::Cursor(e) => Some(&e.canvas),
+            ServerMessage::Chat(e) => Some(&e.canvas),
+            ServerMessage::Resync(e) => Some(&e.canvas),
+            _ => None,
+        }
+    }
+}
+
+/// The authenticated user, as shown to others.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserInfo {
+    /// The token's `sub`.
+    pub id: String,
+    /// The token's `name`, if it had one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+}
+
+/// Limits the server enforces on this connection, announced in `welcome`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AnnouncedLimits {
+    pub max_message_bytes: u32,
+    pub max_canvases: u32,
+    pub max_pixels_per_draw: u32,
+    pub max_chat_chars: u32,
+    pub ping_interval_ms: u64,
+    pub idle_timeout_ms: u64,
+}
+
+/// `welcome`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Welcome {
+    /// Unique across the cluster: `<node>-<n>`.
+    pub connection_id: String,
+    pub user: UserInfo,
+    /// The gateway node serving this connection.
+    pub node: String,
+    /// Server clock, milliseconds since the Unix epoch.
+    pub server_time: u64,
+    pub encoding: Encoding,
+    pub limits: AnnouncedLimits,
+}
+
+/// `pong`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Pong {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<RequestId>,
+    /// The `ts` of the `ping`, unchanged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ts: Option<i64>,
+    pub server_time: u64,
+}
+
+/// `ack`: the command with this `id` succeeded.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Ack {
+    pub id: RequestId,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<AckResult>,
+}
+
+/// What a successful command returns, when it returns something.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum AckResult {
+    /// Result of `join`.
+    Joined(Joined),
+}
+
+/// The canvas a `join` entered.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Joined {
+    pub canvas: CanvasId,
+    pub width: u32,
+    pub height: u32,
+    pub palette_size: u16,
+    pub echo: bool,
+}
+
+/// `error`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ErrorReply {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<RequestId>,
+    pub code: ErrorCode,
+    /// Human-readable detail; not stable, do not match on it.
+    pub message: String,
+    /// With `E004`: how long to wait before retrying.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_after_ms: Option<u64>,
+}
+
+/// Who caused an event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Author {
+    pub id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+}
+
+/// `draw` event.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DrawEvent {
+    pub canvas: CanvasId,
+    pub author: Author,
+    /// Server time of ingest, milliseconds since the Unix epoch.
+    pub ts: u64,
+    pub pixels: Vec<Pixel>,
+}
+
+/// `cursor` event.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CursorEvent {
+    pub canvas: CanvasId,
+    pub author: Author,
+    pub ts: u64,
+    pub x: f32,
+    pub y: f32,
+}
+
+/// `chat` event.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChatEvent {
+    pub canvas: CanvasId,
+    pub author: Author,
+    pub ts: u64,
+    pub text: String,
+}
+
+/// Why a `resync` was sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ResyncReason {
+    /// The gateway lost and re-established its Redis subscription; events
+    /// published in between were not delivered.
+    BusReconnected,
+}
+
+/// `resync` notice.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Resync {
+    pub canvas: CanvasId,
+    pub reason: ResyncReason,
+}

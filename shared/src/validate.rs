@@ -1,0 +1,281 @@
+//! Validation of decoded client commands against a canvas's geometry and
+//! the server's limits. Every rejection is an [`Invalid`] carrying `E007`
+//! and a message that names the offending field.
+
+use crate::error::ErrorCode;
+use crate::protocol::{ChatSend, CursorMove, Draw, Pixel};
+
+/// Longest chat message, in Unicode scalar values (characters).
+pub const MAX_CHAT_CHARS: usize = 2000;
+
+/// The size and palette of a canvas: what coordinates and colours are legal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CanvasGeometry {
+    pub width: u32,
+    pub height: u32,
+    /// Number of palette entries; colours are indexes `0..palette_size`.
+    pub palette_size: u16,
+}
+
+/// Largest canvas side accepted anywhere.
+pub const MAX_CANVAS_SIDE: u32 = 4096;
+/// Largest palette accepted (colour indexes must fit in a byte).
+pub const MAX_PALETTE_SIZE: u16 = 256;
+
+impl CanvasGeometry {
+    /// Checks that the geometry itself is usable.
+    pub fn check(&self) -> Result<(), String> {
+        if !(1..=MAX_CANVAS_SIDE).contains(&self.width)
+            || !(1..=MAX_CANVAS_SIDE).contains(&self.height)
+        {
+            return Err(format!(
+                "canvas sides must be 1..={MAX_CANVAS_SIDE}, got {}x{}",
+                self.width, self.height
+            ));
+        }
+        if !(2..=MAX_PALETTE_SIZE).contains(&self.palette_size) {
+            return Err(format!(
+                "palette size must be 2..={MAX_PALETTE_SIZE}, got {}",
+                self.palette_size
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Server-side limits that validation enforces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CommandLimits {
+    /// Most pixels in one `draw`.
+    pub max_pixels_per_draw: usize,
+}
+
+/// A command that decoded but whose values are not acceptable.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct Invalid {
+    /// Always [`ErrorCode::InvalidValue`] today; kept so callers never guess.
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+fn invalid(message: String) -> Invalid {
+    Invalid {
+        code: ErrorCode::InvalidValue,
+        message,
+    }
+}
+
+/// Validates a `draw` and returns its pixels in their compact form.
+pub fn draw(
+    cmd: &Draw,
+    geometry: &CanvasGeometry,
+    limits: &CommandLimits,
+) -> Result<Vec<Pixel>, Invalid> {
+    if cmd.pixels.is_empty() {
+        return Err(invalid("pixels must hold at least one pixel".into()));
+    }
+    if cmd.pixels.len() > limits.max_pixels_per_draw {
+        return Err(invalid(format!(
+            "pixels holds {} pixels; at most {} per draw",
+            cmd.pixels.len(),
+            limits.max_pixels_per_draw
+        )));
+    }
+    cmd.pixels
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let x = u32::try_from(p.x).ok().filter(|x| *x < geometry.width);
+            let y = u32::try_from(p.y).ok().filter(|y| *y < geometry.height);
+            let (Some(x), Some(y)) = (x, y) else {
+                return Err(invalid(format!(
+                    "pixels[{i}] at ({}, {}) is outside the {}x{} canvas",
+                    p.x, p.y, geometry.width, geometry.height
+                )));
+            };
+            let color = u8::try_from(p.color)
+                .ok()
+                .filter(|c| u16::from(*c) < geometry.palette_size);
+            let Some(color) = color else {
+                return Err(invalid(format!(
+                    "pixels[{i}].color {} is not a palette index 0..{}",
+                    p.color, geometry.palette_size
+                )));
+            };
+            Ok(Pixel { x, y, color })
+        })
+        .collect()
+}
+
+/// Validates a `cursor` move: finite and on the canvas (edges included).
+pub fn cursor(cmd: &CursorMove, geometry: &CanvasGeometry) -> Result<(f32, f32), Invalid> {
+    let inside = |v: f64, max: u32| v.is_finite() && v >= 0.0 && v <= f64::from(max);
+    if !inside(cmd.x, geometry.width) || !inside(cmd.y, geometry.height) {
+        return Err(invalid(format!(
+            "cursor ({}, {}) is outside the {}x{} canvas",
+            cmd.x, cmd.y, geometry.width, geometry.height
+        )));
+    }
+    Ok((cmd.x as f32, cmd.y as f32))
+}
+
+/// Validates a chat message: 1 to 2,000 characters, not only whitespace, no
+/// control characters other than tab and line breaks.
+pub fn chat(cmd: &ChatSend) -> Result<(), Invalid> {
+    let chars = cmd.text.chars().count();
+    if chars > MAX_CHAT_CHARS {
+        return Err(invalid(format!(
+            "text has {chars} characters; at most {MAX_CHAT_CHARS}"
+        )));
+    }
+    if cmd.text.trim().is_empty() {
+        return Err(invalid("text must not be empty".into()));
+    }
+    if let Some(c) = cmd
+        .text
+        .chars()
+        .find(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
+    {
+        return Err(invalid(format!(
+            "text contains control character U+{:04X}",
+            c as u32
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ids::CanvasId;
+    use crate::protocol::PixelInput;
+
+    const GEO: CanvasGeometry = CanvasGeometry {
+        width: 100,
+        height: 50,
+        palette_size: 32,
+    };
+    const LIMITS: CommandLimits = CommandLimits {
+        max_pixels_per_draw: 4,
+    };
+
+    fn draw_of(pixels: &[(i64, i64, i64)]) -> Draw {
+        Draw {
+            id: None,
+            canvas: CanvasId::new("c").expect("valid"),
+            pixels: pixels
+                .iter()
+                .map(|&(x, y, color)| PixelInput { x, y, color })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn draw_accepts_pixels_inside_canvas_and_palette() {
+        let px = draw(&draw_of(&[(0, 0, 0), (99, 49, 31)]), &GEO, &LIMITS).expect("valid");
+        assert_eq!(
+            px,
+            vec![
+                Pixel {
+                    x: 0,
+                    y: 0,
+                    color: 0
+                },
+                Pixel {
+                    x: 99,
+                    y: 49,
+                    color: 31
+                }
+            ]
+        );
+    }
+
+    #[test]
+    fn draw_rejects_each_bad_value_with_e007() {
+        let cases: &[(&[(i64, i64, i64)], &str)] = &[
+            (&[], "at least one"),
+            (&[(0, 0, 0); 5], "at most 4"),
+            (&[(100, 0, 0)], "outside"),
+            (&[(0, 50, 0)], "outside"),
+            (&[(-1, 0, 0)], "outside"),
+            (&[(0, -1, 0)], "outside"),
+            (&[(i64::MAX, 0, 0)], "outside"),
+            (&[(0, 0, 32)], "palette"),
+            (&[(0, 0, -1)], "palette"),
+            (&[(0, 0, 256)], "palette"),
+            (&[(0, 0, 0), (1, 1, 99)], "pixels[1]"),
+        ];
+        for (pixels, needle) in cases {
+            let err = draw(&draw_of(pixels), &GEO, &LIMITS).expect_err(needle);
+            assert_eq!(err.code, ErrorCode::InvalidValue);
+            assert!(err.message.contains(needle), "{needle}: {err}");
+        }
+    }
+
+    fn cursor_at(x: f64, y: f64) -> CursorMove {
+        CursorMove {
+            id: None,
+            canvas: CanvasId::new("c").expect("valid"),
+            x,
+            y,
+        }
+    }
+
+    #[test]
+    fn cursor_must_be_finite_and_on_the_canvas() {
+        assert_eq!(cursor(&cursor_at(0.0, 0.0), &GEO), Ok((0.0, 0.0)));
+        assert_eq!(cursor(&cursor_at(100.0, 50.0), &GEO), Ok((100.0, 50.0)));
+        for (x, y) in [
+            (-0.1, 0.0),
+            (0.0, 50.5),
+            (f64::NAN, 1.0),
+            (1.0, f64::INFINITY),
+        ] {
+            let err = cursor(&cursor_at(x, y), &GEO).expect_err("outside");
+            assert_eq!(err.code, ErrorCode::InvalidValue);
+        }
+    }
+
+    fn chat_of(text: &str) -> ChatSend {
+        ChatSend {
+            id: None,
+            canvas: CanvasId::new("c").expect("valid"),
+            text: text.into(),
+        }
+    }
+
+    #[test]
+    fn chat_length_counts_characters_not_bytes() {
+        assert!(chat(&chat_of(&"é".repeat(2000))).is_ok());
+        let err = chat(&chat_of(&"a".repeat(2001))).expect_err("too long");
+        assert!(err.message.contains("2001"));
+        assert!(chat(&chat_of("line one\nline two\ttab")).is_ok());
+        assert!(chat(&chat_of("   \n")).is_err());
+        assert!(chat(&chat_of("")).is_err());
+        assert!(chat(&chat_of("bell\u{7}")).is_err());
+        assert!(chat(&chat_of("nul\0")).is_err());
+    }
+
+    #[test]
+    fn geometry_check() {
+        assert!(GEO.check().is_ok());
+        for bad in [
+            CanvasGeometry { width: 0, ..GEO },
+            CanvasGeometry {
+                height: 5000,
+                ..GEO
+            },
+            CanvasGeometry {
+                palette_size: 1,
+                ..GEO
+            },
+            CanvasGeometry {
+                palette_size: 257,
+                ..GEO
+            },
+        ] {
+            assert!(bad.check().is_err(), "{bad:?}");
+        }
+    }
+}
