@@ -193,7 +193,8 @@ mod tests {
 
     #[test]
     fn draw_rejects_each_bad_value_with_e007() {
-        let cases: &[(&[(i64, i64, i64)], &str)] = &[
+        type Case<'a> = (&'a [(i64, i64, i64)], &'a str);
+        let cases: &[Case] = &[
             (&[], "at least one"),
             (&[(0, 0, 0); 5], "at most 4"),
             (&[(100, 0, 0)], "outside"),

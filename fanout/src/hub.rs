@@ -1,0 +1,451 @@
+//! The local hub: which connections on this node are members of which
+//! canvas, and the dispatch that hands each of them an event.
+//!
+//! An event arrives once per node as a bus frame. It is decoded at most once
+//! and encoded at most once per wire encoding; every member then gets a clone
+//! of the same frame (a reference-count bump) through `try_send` on its
+//! bounded queue. A member whose queue is full is told to close with
+//! [`CloseCode::SlowConsumer`]; nobody waits for it.
+
+use crate::BusError;
+use crate::control::ConnControl;
+use bytes::Bytes;
+use parking_lot::RwLock;
+use shared::busframe;
+use shared::codec::{self, Encoding};
+use shared::protocol::{Resync, ResyncReason, ServerMessage};
+use shared::{CanvasId, CloseCode};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use tokio::sync::{mpsc, oneshot};
+use tungstenite::Message;
+
+/// One connection's membership of one canvas.
+#[derive(Debug, Clone)]
+pub struct Member {
+    /// Connection number on this node; matches the bus header's `conn` for
+    /// events this connection published.
+    pub conn: u64,
+    /// The wire encoding the connection negotiated.
+    pub encoding: Encoding,
+    /// Whether the connection wants its own events back.
+    pub echo: bool,
+    /// The connection's bounded outbound queue.
+    pub tx: mpsc::Sender<Message>,
+    /// How the hub tells the connection to close when its queue is full.
+    pub control: Arc<ConnControl>,
+}
+
+/// Requests from the hub to the bus's subscriber, sent in membership order.
+#[derive(Debug)]
+pub(crate) enum SubCommand {
+    /// The canvas got its first local member: subscribe.
+    Want(CanvasId),
+    /// The canvas lost its last local member: unsubscribe.
+    Unwant(CanvasId),
+    /// Report when the canvas subscription is confirmed.
+    Await(CanvasId, oneshot::Sender<Result<(), BusError>>),
+}
+
+/// Counters kept by the hub (exported as metrics by the gateway).
+#[derive(Debug, Default)]
+pub struct HubStats {
+    /// Frames queued to members.
+    pub delivered: AtomicU64,
+    /// Members disconnected because their queue was full.
+    pub slow_consumers: AtomicU64,
+    /// Bus payloads that could not be decoded and were dropped.
+    pub bad_frames: AtomicU64,
+    /// `resync` notices queued after a bus reconnect.
+    pub resyncs: AtomicU64,
+}
+
+/// See the module documentation.
+pub struct Hub {
+    node: Arc<str>,
+    canvases: RwLock<HashMap<CanvasId, Vec<Member>>>,
+    /// `None` on the in-memory bus, where there is nothing to subscribe.
+    subscriber: Option<mpsc::UnboundedSender<SubCommand>>,
+    stats: HubStats,
+}
+
+impl Hub {
+    pub(crate) fn new(node: &str, subscriber: Option<mpsc::UnboundedSender<SubCommand>>) -> Self {
+        Hub {
+            node: Arc::from(node),
+            canvases: RwLock::new(HashMap::new()),
+            subscriber,
+            stats: HubStats::default(),
+        }
+    }
+
+    /// This node's id.
+    pub fn node(&self) -> &str {
+        &self.node
+    }
+
+    /// The hub's counters.
+    pub fn stats(&self) -> &HubStats {
+        &self.stats
+    }
+
+    /// Number of canvases with at least one local member.
+    pub fn canvas_count(&self) -> usize {
+        self.canvases.read().len()
+    }
+
+    /// Number of local members of a canvas.
+    pub fn member_count(&self, canvas: &CanvasId) -> usize {
+        self.canvases.read().get(canvas).map_or(0, Vec::len)
+    }
+
+    /// Canvases with local members.
+    pub fn canvases(&self) -> Vec<CanvasId> {
+        self.canvases.read().keys().cloned().collect()
+    }
+
+    /// Adds (or replaces) a member. Returns a receiver that completes when
+    /// the canvas subscription is confirmed, or `None` when no subscription
+    /// is needed (in-memory bus).
+    pub(crate) fn add(
+        &self,
+        canvas: &CanvasId,
+        member: Member,
+    ) -> Option<oneshot::Receiver<Result<(), BusError>>> {
+        let mut map = self.canvases.write();
+        let members = map.entry(canvas.clone()).or_default();
+        let first = members.is_empty();
+        match members.iter_mut().find(|m| m.conn == member.conn) {
+            Some(existing) => *existing = member,
+            None => members.push(member),
+        }
+        // Sent under the lock so the subscriber sees Want/Unwant in the same
+        // order as the membership changes that caused them.
+        let subscriber = self.subscriber.as_ref()?;
+        if first {
+            let _ = subscriber.send(SubCommand::Want(canvas.clone()));
+        }
+        let (tx, rx) = oneshot::channel();
+        let _ = subscriber.send(SubCommand::Await(canvas.clone(), tx));
+        Some(rx)
+    }
+
+    /// Removes a member; returns whether it was one.
+    pub(crate) fn remove(&self, canvas: &CanvasId, conn: u64) -> bool {
+        let mut map = self.canvases.write();
+        let Some(members) = map.get_mut(canvas) else {
+            return false;
+        };
+        let Some(at) = members.iter().position(|m| m.conn == conn) else {
+            return false;
+        };
+        members.swap_remove(at);
+        if members.is_empty() {
+            map.remove(canvas);
+            if let Some(subscriber) = &self.subscriber {
+                let _ = subscriber.send(SubCommand::Unwant(canvas.clone()));
+            }
+        }
+        true
+    }
+
+    /// Delivers one bus payload to every local member of `canvas`, except
+    /// its sender unless that member asked for echo.
+    pub fn dispatch(&self, canvas: &CanvasId, payload: &Bytes) {
+        let (header, msgpack) = match busframe::split(payload) {
+            Ok(parts) => parts,
+            Err(err) => {
+                self.stats.bad_frames.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(%canvas, error = %err, "dropping unreadable bus frame");
+                return;
+            }
+        };
+        let own = *header.node == *self.node;
+        let mut frames = Frames::new(msgpack);
+        let mut delivered = 0u64;
+        let map = self.canvases.read();
+        let Some(members) = map.get(canvas) else {
+            return;
+        };
+        for member in members {
+            if own && member.conn == header.conn && !member.echo {
+                continue;
+            }
+            let Some(frame) = frames.get(member.encoding, &self.stats) else {
+                continue;
+            };
+            if self.offer(member, frame) {
+                delivered += 1;
+            }
+        }
+        drop(map);
+        self.stats.delivered.fetch_add(delivered, Ordering::Relaxed);
+    }
+
+    /// Tells every member of these canvases that events may have been missed.
+    pub fn resync(&self, canvases: &[CanvasId], reason: ResyncReason) {
+        let map = self.canvases.read();
+        for canvas in canvases {
+            let Some(members) = map.get(canvas) else {
+                continue;
+            };
+            let notice = ServerMessage::Resync(Resync {
+                canvas: canvas.clone(),
+                reason,
+            });
+            let mut encoded: [Option<Message>; 2] = [None, None];
+            for member in members {
+                let slot = &mut encoded[member.encoding.index()];
+                if slot.is_none() {
+                    *slot = frame_for(member.encoding, &notice);
+                }
+                if let Some(frame) = slot.clone()
+                    && self.offer(member, frame)
+                {
+                    self.stats.resyncs.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+    }
+
+    /// Queues a frame without waiting; a full queue closes the member.
+    fn offer(&self, member: &Member, frame: Message) -> bool {
+        match member.tx.try_send(frame) {
+            Ok(()) => true,
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                if member.control.close(CloseCode::SlowConsumer) {
+                    self.stats.slow_consumers.fetch_add(1, Ordering::Relaxed);
+                    tracing::info!(conn = member.conn, "slow consumer: outbound queue full");
+                }
+                false
+            }
+            // The connection is already gone; its reader removes it.
+            Err(mpsc::error::TrySendError::Closed(_)) => false,
+        }
+    }
+}
+
+/// Encodes a message as the frame a client with this encoding receives.
+pub(crate) fn frame_for(encoding: Encoding, msg: &ServerMessage) -> Option<Message> {
+    match codec::encode(encoding, msg) {
+        Ok(bytes) if encoding.is_binary() => Some(Message::Binary(Bytes::from(bytes))),
+        Ok(bytes) => String::from_utf8(bytes)
+            .ok()
+            .map(|s| Message::Text(s.into())),
+        Err(err) => {
+            tracing::error!(error = %err, "failed to encode a server message");
+            None
+        }
+    }
+}
+
+/// The frames of one event, built lazily: the MessagePack frame is the bus
+/// payload's tail as is; the JSON frame is made once, on first need.
+struct Frames {
+    msgpack: Message,
+    json: JsonFrame,
+}
+
+enum JsonFrame {
+    NotYet,
+    Ready(Message),
+    Failed,
+}
+
+impl Frames {
+    fn new(msgpack: Bytes) -> Self {
+        Frames {
+            msgpack: Message::Binary(msgpack),
+            json: JsonFrame::NotYet,
+        }
+    }
+
+    fn get(&mut self, encoding: Encoding, stats: &HubStats) -> Option<Message> {
+        if encoding == Encoding::Msgpack {
+            return Some(self.msgpack.clone());
+        }
+        if let JsonFrame::NotYet = self.json {
+            self.json = match self.to_json() {
+                Some(frame) => JsonFrame::Ready(frame),
+                None => {
+                    stats.bad_frames.fetch_add(1, Ordering::Relaxed);
+                    JsonFrame::Failed
+                }
+            };
+        }
+        match &self.json {
+            JsonFrame::Ready(frame) => Some(frame.clone()),
+            _ => None,
+        }
+    }
+
+    fn to_json(&self) -> Option<Message> {
+        let Message::Binary(bytes) = &self.msgpack else {
+            return None;
+        };
+        match codec::decode_server(Encoding::Msgpack, bytes) {
+            Ok(msg) => frame_for(Encoding::Json, &msg),
+            Err(err) => {
+                tracing::warn!(error = %err, "bus event is not a server message");
+                None
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shared::busframe::BusHeader;
+    use shared::protocol::{Author, ChatEvent};
+
+    fn canvas(id: &str) -> CanvasId {
+        CanvasId::new(id).expect("valid")
+    }
+
+    fn member(
+        conn: u64,
+        encoding: Encoding,
+        echo: bool,
+        cap: usize,
+    ) -> (Member, mpsc::Receiver<Message>) {
+        let (tx, rx) = mpsc::channel(cap);
+        (
+            Member {
+                conn,
+                encoding,
+                echo,
+                tx,
+                control: Arc::new(ConnControl::new()),
+            },
+            rx,
+        )
+    }
+
+    fn chat_payload(node: &str, conn: u64, canvas_id: &str, text: &str) -> Bytes {
+        let event = ServerMessage::Chat(ChatEvent {
+            canvas: canvas(canvas_id),
+            author: Author {
+                id: "u".into(),
+                name: None,
+            },
+            ts: 1,
+            text: text.into(),
+        });
+        let header = BusHeader {
+            node: node.into(),
+            conn,
+            ingest_us: 0,
+        };
+        Bytes::from(busframe::encode(&header, &event).expect("encodes"))
+    }
+
+    #[test]
+    fn one_event_reaches_every_member_once_in_their_encoding() {
+        let hub = Hub::new("n1", None);
+        let c = canvas("c");
+        let (json, mut json_rx) = member(1, Encoding::Json, false, 8);
+        let (mp, mut mp_rx) = member(2, Encoding::Msgpack, false, 8);
+        let (sender, mut sender_rx) = member(3, Encoding::Json, false, 8);
+        let (other, mut other_rx) = member(4, Encoding::Json, false, 8);
+        assert!(hub.add(&c, json).is_none());
+        hub.add(&c, mp);
+        hub.add(&c, sender);
+        hub.add(&canvas("elsewhere"), other);
+        hub.dispatch(&c, &chat_payload("n1", 3, "c", "hi"));
+
+        let Ok(Message::Text(text)) = json_rx.try_recv() else {
+            panic!("json member got no text frame");
+        };
+        let msg = codec::decode_server(Encoding::Json, text.as_bytes()).expect("json");
+        assert!(matches!(msg, ServerMessage::Chat(ChatEvent { ref text, .. }) if text == "hi"));
+        let Ok(Message::Binary(bin)) = mp_rx.try_recv() else {
+            panic!("msgpack member got no binary frame");
+        };
+        assert_eq!(
+            codec::decode_server(Encoding::Msgpack, &bin).expect("msgpack"),
+            msg
+        );
+        assert!(json_rx.try_recv().is_err(), "delivered twice");
+        assert!(
+            sender_rx.try_recv().is_err(),
+            "sender got its own event without echo"
+        );
+        assert!(other_rx.try_recv().is_err(), "other canvas got the event");
+        assert_eq!(hub.stats().delivered.load(Ordering::Relaxed), 2);
+    }
+
+    #[test]
+    fn echo_is_per_member_and_only_for_the_same_node() {
+        let hub = Hub::new("n1", None);
+        let c = canvas("c");
+        let (echoing, mut echo_rx) = member(3, Encoding::Json, true, 8);
+        let (quiet, mut quiet_rx) = member(5, Encoding::Json, false, 8);
+        hub.add(&c, echoing);
+        hub.add(&c, quiet);
+        hub.dispatch(&c, &chat_payload("n1", 3, "c", "mine"));
+        assert!(
+            echo_rx.try_recv().is_ok(),
+            "echo member missed its own event"
+        );
+        // Same connection number on another node is someone else.
+        hub.dispatch(&c, &chat_payload("n2", 5, "c", "theirs"));
+        assert!(quiet_rx.try_recv().is_ok());
+        assert!(quiet_rx.try_recv().is_ok());
+    }
+
+    #[test]
+    fn a_full_queue_closes_that_member_only() {
+        let hub = Hub::new("n1", None);
+        let c = canvas("c");
+        let (slow, _slow_rx) = member(1, Encoding::Json, false, 1);
+        let slow_control = slow.control.clone();
+        let (fast, mut fast_rx) = member(2, Encoding::Json, false, 8);
+        hub.add(&c, slow);
+        hub.add(&c, fast);
+        for i in 0..3 {
+            hub.dispatch(&c, &chat_payload("n9", 9, "c", &format!("m{i}")));
+        }
+        assert_eq!(slow_control.reason(), Some(CloseCode::SlowConsumer));
+        assert_eq!(hub.stats().slow_consumers.load(Ordering::Relaxed), 1);
+        for _ in 0..3 {
+            assert!(fast_rx.try_recv().is_ok());
+        }
+    }
+
+    #[test]
+    fn garbage_bus_frames_are_counted_and_dropped() {
+        let hub = Hub::new("n1", None);
+        let c = canvas("c");
+        let (m, mut rx) = member(1, Encoding::Json, false, 8);
+        hub.add(&c, m);
+        hub.dispatch(&c, &Bytes::from_static(b"\xc1garbage"));
+        assert!(rx.try_recv().is_err());
+        assert_eq!(hub.stats().bad_frames.load(Ordering::Relaxed), 1);
+    }
+
+    #[test]
+    fn membership_drives_subscribe_and_unsubscribe() {
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let hub = Hub::new("n1", Some(tx));
+        let c = canvas("c");
+        let (a, _a) = member(1, Encoding::Json, false, 8);
+        let (b, _b) = member(2, Encoding::Json, false, 8);
+        assert!(hub.add(&c, a).is_some());
+        hub.add(&c, b);
+        assert!(hub.remove(&c, 1));
+        assert!(!hub.remove(&c, 1));
+        assert!(hub.remove(&c, 2));
+        let mut seen = Vec::new();
+        while let Ok(cmd) = rx.try_recv() {
+            seen.push(match cmd {
+                SubCommand::Want(_) => "want",
+                SubCommand::Unwant(_) => "unwant",
+                SubCommand::Await(..) => "await",
+            });
+        }
+        assert_eq!(seen, ["want", "await", "await", "unwant"]);
+        assert_eq!(hub.canvas_count(), 0);
+    }
+}

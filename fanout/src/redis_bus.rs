@@ -1,0 +1,338 @@
+//! The Redis bus: publishes through a deadpool-redis pool and receives on
+//! one dedicated pub/sub connection per node.
+//!
+//! The subscriber task owns that connection. It keeps the set of canvases
+//! this node wants (driven by the hub's first-join/last-leave commands),
+//! applies changes in batches (one SUBSCRIBE or UNSUBSCRIBE for everything
+//! that queued up), pings the connection to notice a dead server, and after
+//! a reconnect subscribes everything again and tells the members of those
+//! canvases to resynchronise, since events published in between are lost.
+
+use crate::BusError;
+use crate::backoff::Backoff;
+use crate::hub::{Hub, SubCommand};
+use bytes::Bytes;
+use deadpool_redis::{Config as PoolConfig, Runtime, Timeouts};
+use futures_util::StreamExt;
+use redis::aio::{PubSubSink, PubSubStream};
+use shared::protocol::ResyncReason;
+use shared::{CanvasId, keys};
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+/// Most channels named in one SUBSCRIBE/UNSUBSCRIBE.
+const CHANNELS_PER_COMMAND: usize = 1000;
+
+/// How to reach Redis and how patient to be with it.
+#[derive(Debug, Clone)]
+pub struct RedisSettings {
+    /// `redis://host:port/db` (or `rediss://`).
+    pub url: String,
+    /// Connections in the publish pool.
+    pub pool_size: usize,
+    /// Timeout for one publish, including taking a pooled connection.
+    pub publish_timeout: Duration,
+    /// How long a join waits for its subscription to be confirmed.
+    pub subscribe_timeout: Duration,
+    /// How often the pub/sub connection is pinged to detect a dead server.
+    pub health_interval: Duration,
+}
+
+impl RedisSettings {
+    /// Settings with the defaults the gateway also uses.
+    pub fn new(url: &str) -> Self {
+        RedisSettings {
+            url: url.to_owned(),
+            pool_size: 16,
+            publish_timeout: Duration::from_secs(2),
+            subscribe_timeout: Duration::from_secs(5),
+            health_interval: Duration::from_secs(5),
+        }
+    }
+}
+
+pub(crate) struct RedisBus {
+    pool: deadpool_redis::Pool,
+    publish_timeout: Duration,
+    connected: Arc<AtomicBool>,
+}
+
+impl RedisBus {
+    pub(crate) async fn start(
+        node: &str,
+        settings: RedisSettings,
+        shutdown: CancellationToken,
+    ) -> Result<(RedisBus, Arc<Hub>), BusError> {
+        let mut cfg = PoolConfig::from_url(settings.url.clone());
+        let mut pool_cfg = deadpool_redis::PoolConfig::new(settings.pool_size);
+        pool_cfg.timeouts = Timeouts {
+            wait: Some(settings.publish_timeout),
+            create: Some(settings.publish_timeout),
+            recycle: Some(settings.publish_timeout),
+        };
+        cfg.pool = Some(pool_cfg);
+        let pool = cfg
+            .create_pool(Some(Runtime::Tokio1))
+            .map_err(BusError::CreatePool)?;
+        // Fail at start, with a clear error, if Redis is not there at all.
+        let mut conn = pool.get().await.map_err(BusError::Pool)?;
+        let _: String = redis::cmd("PING")
+            .query_async(&mut conn)
+            .await
+            .map_err(BusError::Redis)?;
+        drop(conn);
+        let client = redis::Client::open(settings.url.as_str()).map_err(BusError::Redis)?;
+
+        let (tx, rx) = mpsc::unbounded_channel();
+        let hub = Arc::new(Hub::new(node, Some(tx)));
+        let connected = Arc::new(AtomicBool::new(false));
+        let subscriber = Subscriber {
+            client,
+            hub: hub.clone(),
+            commands: rx,
+            desired: HashSet::new(),
+            actual: HashSet::new(),
+            waiters: HashMap::new(),
+            connected: connected.clone(),
+            health_interval: settings.health_interval,
+        };
+        tokio::spawn(subscriber.run(shutdown));
+        Ok((
+            RedisBus {
+                pool,
+                publish_timeout: settings.publish_timeout,
+                connected,
+            },
+            hub,
+        ))
+    }
+
+    pub(crate) fn is_connected(&self) -> bool {
+        self.connected.load(Ordering::Relaxed)
+    }
+
+    pub(crate) async fn publish(
+        &self,
+        canvas: &CanvasId,
+        payload: Vec<u8>,
+    ) -> Result<(), BusError> {
+        let channel = keys::canvas_channel(canvas);
+        let attempt = async {
+            let mut conn = self.pool.get().await.map_err(BusError::Pool)?;
+            redis::cmd("PUBLISH")
+                .arg(channel)
+                .arg(payload)
+                .query_async::<i64>(&mut conn)
+                .await
+                .map_err(BusError::Redis)
+        };
+        match tokio::time::timeout(self.publish_timeout, attempt).await {
+            Ok(result) => result.map(|_| ()),
+            Err(_) => Err(BusError::Timeout(self.publish_timeout)),
+        }
+    }
+}
+
+type Waiter = oneshot::Sender<Result<(), BusError>>;
+
+struct Subscriber {
+    client: redis::Client,
+    hub: Arc<Hub>,
+    commands: mpsc::UnboundedReceiver<SubCommand>,
+    /// Canvases with local members: what should be subscribed.
+    desired: HashSet<CanvasId>,
+    /// What the current connection has confirmed.
+    actual: HashSet<CanvasId>,
+    /// Joins waiting for their canvas's subscription to be confirmed.
+    waiters: HashMap<CanvasId, Vec<Waiter>>,
+    /// Shared with the bus for readiness.
+    connected: Arc<AtomicBool>,
+    health_interval: Duration,
+}
+
+/// Why the connected loop ended.
+enum Ended {
+    Shutdown,
+    Lost,
+}
+
+impl Subscriber {
+    async fn run(mut self, shutdown: CancellationToken) {
+        let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
+        let mut ever_connected = false;
+        loop {
+            let connect =
+                tokio::time::timeout(Duration::from_secs(5), self.client.get_async_pubsub());
+            let pubsub = tokio::select! {
+                _ = shutdown.cancelled() => return,
+                r = connect => r,
+            };
+            let (mut sink, mut stream) = match pubsub {
+                Ok(Ok(pubsub)) => pubsub.split(),
+                Ok(Err(err)) => {
+                    tracing::warn!(error = %err, "redis pub/sub connect failed");
+                    if !self.pause(&mut backoff, &shutdown).await {
+                        return;
+                    }
+                    continue;
+                }
+                Err(_) => {
+                    tracing::warn!("redis pub/sub connect timed out");
+                    if !self.pause(&mut backoff, &shutdown).await {
+                        return;
+                    }
+                    continue;
+                }
+            };
+            // Fold in everything that changed while we were away, then
+            // subscribe the whole set on the new connection.
+            self.drain_commands();
+            self.actual.clear();
+            if let Err(err) = self.sync(&mut sink).await {
+                tracing::warn!(error = %err, "redis resubscribe failed");
+                if !self.pause(&mut backoff, &shutdown).await {
+                    return;
+                }
+                continue;
+            }
+            self.connected.store(true, Ordering::Relaxed);
+            backoff.reset();
+            if ever_connected {
+                let canvases: Vec<CanvasId> = self.actual.iter().cloned().collect();
+                tracing::warn!(
+                    canvases = canvases.len(),
+                    "redis pub/sub reconnected; members told to resync"
+                );
+                self.hub.resync(&canvases, ResyncReason::BusReconnected);
+            } else {
+                tracing::info!("redis pub/sub connected");
+            }
+            ever_connected = true;
+
+            let ended = self.connected_loop(&mut sink, &mut stream, &shutdown).await;
+            self.connected.store(false, Ordering::Relaxed);
+            match ended {
+                Ended::Shutdown => return,
+                Ended::Lost => {
+                    tracing::warn!("redis pub/sub connection lost; reconnecting");
+                }
+            }
+        }
+    }
+
+    /// Waits out one backoff step; false if shutdown came first.
+    async fn pause(&mut self, backoff: &mut Backoff, shutdown: &CancellationToken) -> bool {
+        tokio::select! {
+            _ = shutdown.cancelled() => false,
+            _ = tokio::time::sleep(backoff.next_delay()) => true,
+        }
+    }
+
+    async fn connected_loop(
+        &mut self,
+        sink: &mut PubSubSink,
+        stream: &mut PubSubStream,
+        shutdown: &CancellationToken,
+    ) -> Ended {
+        let mut health = tokio::time::interval(self.health_interval);
+        health.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        health.tick().await;
+        loop {
+            tokio::select! {
+                biased;
+                _ = shutdown.cancelled() => return Ended::Shutdown,
+                msg = stream.next() => {
+                    let Some(msg) = msg else { return Ended::Lost };
+                    match keys::canvas_from_channel(msg.get_channel_name()) {
+                        Some(canvas) => {
+                            let payload = Bytes::copy_from_slice(msg.get_payload_bytes());
+                            self.hub.dispatch(&canvas, &payload);
+                        }
+                        None => tracing::warn!(channel = msg.get_channel_name(), "message on an unknown channel"),
+                    }
+                }
+                cmd = self.commands.recv() => {
+                    let Some(cmd) = cmd else { return Ended::Shutdown };
+                    self.apply(cmd);
+                    self.drain_commands();
+                    if let Err(err) = self.sync(sink).await {
+                        tracing::warn!(error = %err, "redis subscribe/unsubscribe failed");
+                        return Ended::Lost;
+                    }
+                }
+                _ = health.tick() => {
+                    let ping = tokio::time::timeout(self.health_interval, sink.ping::<String>()).await;
+                    if !matches!(ping, Ok(Ok(_))) {
+                        tracing::warn!("redis pub/sub ping failed");
+                        return Ended::Lost;
+                    }
+                }
+            }
+        }
+    }
+
+    fn drain_commands(&mut self) {
+        while let Ok(cmd) = self.commands.try_recv() {
+            self.apply(cmd);
+        }
+    }
+
+    fn apply(&mut self, cmd: SubCommand) {
+        match cmd {
+            SubCommand::Want(canvas) => {
+                self.desired.insert(canvas);
+            }
+            SubCommand::Unwant(canvas) => {
+                self.desired.remove(&canvas);
+            }
+            SubCommand::Await(canvas, waiter) => {
+                if self.actual.contains(&canvas) && self.desired.contains(&canvas) {
+                    let _ = waiter.send(Ok(()));
+                } else {
+                    self.waiters.entry(canvas).or_default().push(waiter);
+                }
+            }
+        }
+    }
+
+    /// Brings the connection's subscriptions to the desired set, then
+    /// answers the joins waiting on canvases that are now subscribed.
+    async fn sync(&mut self, sink: &mut PubSubSink) -> Result<(), redis::RedisError> {
+        let to_sub: Vec<String> = self
+            .desired
+            .difference(&self.actual)
+            .map(keys::canvas_channel)
+            .collect();
+        let to_unsub: Vec<CanvasId> = self.actual.difference(&self.desired).cloned().collect();
+        for chunk in to_sub.chunks(CHANNELS_PER_COMMAND) {
+            sink.subscribe(chunk).await?;
+        }
+        if !to_unsub.is_empty() {
+            let channels: Vec<String> = to_unsub.iter().map(keys::canvas_channel).collect();
+            for chunk in channels.chunks(CHANNELS_PER_COMMAND) {
+                sink.unsubscribe(chunk).await?;
+            }
+        }
+        self.actual = self.desired.clone();
+        let ready: Vec<CanvasId> = self
+            .waiters
+            .keys()
+            .filter(|c| self.actual.contains(*c))
+            .cloned()
+            .collect();
+        for canvas in ready {
+            for waiter in self.waiters.remove(&canvas).unwrap_or_default() {
+                let _ = waiter.send(Ok(()));
+            }
+        }
+        // Waiters for canvases nobody wants any more (the member left while
+        // waiting) are dropped, which their join sees as a failure.
+        let desired = &self.desired;
+        self.waiters.retain(|c, _| desired.contains(c));
+        Ok(())
+    }
+}

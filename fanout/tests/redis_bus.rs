@@ -1,0 +1,244 @@
+//! The Redis bus against a real, private redis-server.
+
+#![allow(clippy::unwrap_used)]
+
+use fanout::{ConnControl, Fanout, Member, RedisSettings};
+use shared::busframe::BusHeader;
+use shared::codec::{self, Encoding};
+use shared::protocol::{Author, ChatEvent, ResyncReason, ServerMessage};
+use shared::{CanvasId, keys};
+use std::sync::Arc;
+use std::time::Duration;
+use testkit::{RedisServer, eventually};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tungstenite::Message;
+
+fn settings(redis: &RedisServer) -> RedisSettings {
+    let mut s = RedisSettings::new(&redis.url());
+    s.health_interval = Duration::from_millis(200);
+    s.subscribe_timeout = Duration::from_secs(2);
+    s.publish_timeout = Duration::from_millis(500);
+    s
+}
+
+fn member(conn: u64) -> (Member, mpsc::Receiver<Message>) {
+    let (tx, rx) = mpsc::channel(64);
+    (
+        Member {
+            conn,
+            encoding: Encoding::Json,
+            echo: false,
+            tx,
+            control: Arc::new(ConnControl::new()),
+        },
+        rx,
+    )
+}
+
+fn chat(canvas: &CanvasId, text: &str) -> ServerMessage {
+    ServerMessage::Chat(ChatEvent {
+        canvas: canvas.clone(),
+        author: Author {
+            id: "u".into(),
+            name: None,
+        },
+        ts: 0,
+        text: text.into(),
+    })
+}
+
+fn header(node: &str, conn: u64) -> BusHeader {
+    BusHeader {
+        node: node.into(),
+        conn,
+        ingest_us: shared::now_us(),
+    }
+}
+
+async fn next_message(rx: &mut mpsc::Receiver<Message>) -> ServerMessage {
+    let frame = tokio::time::timeout(Duration::from_secs(5), rx.recv())
+        .await
+        .expect("no frame within 5 s")
+        .expect("queue closed");
+    let Message::Text(text) = frame else {
+        panic!("expected a text frame, got {frame:?}")
+    };
+    codec::decode_server(Encoding::Json, text.as_bytes()).unwrap()
+}
+
+async fn numsub(redis: &RedisServer, canvas: &CanvasId) -> i64 {
+    let client = redis::Client::open(redis.url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let (_, n): (String, i64) = redis::cmd("PUBSUB")
+        .arg("NUMSUB")
+        .arg(keys::canvas_channel(canvas))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    n
+}
+
+#[tokio::test]
+async fn events_cross_nodes_once_and_not_back_to_their_sender() {
+    let redis = RedisServer::start();
+    let shutdown = CancellationToken::new();
+    let a = Fanout::redis("node-a", settings(&redis), shutdown.clone())
+        .await
+        .unwrap();
+    let b = Fanout::redis("node-b", settings(&redis), shutdown.clone())
+        .await
+        .unwrap();
+    let canvas = CanvasId::new("shared").unwrap();
+    let (sender, mut sender_rx) = member(1);
+    let (receiver, mut receiver_rx) = member(1);
+    a.join(&canvas, sender).await.unwrap();
+    b.join(&canvas, receiver).await.unwrap();
+
+    for i in 0..50 {
+        a.publish(
+            &canvas,
+            &header("node-a", 1),
+            &chat(&canvas, &i.to_string()),
+        )
+        .await
+        .unwrap();
+    }
+    for i in 0..50 {
+        match next_message(&mut receiver_rx).await {
+            ServerMessage::Chat(c) => assert_eq!(c.text, i.to_string(), "out of order"),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    // A marker from b proves a's member would have seen its own events by now.
+    b.publish(&canvas, &header("node-b", 7), &chat(&canvas, "marker"))
+        .await
+        .unwrap();
+    match next_message(&mut sender_rx).await {
+        ServerMessage::Chat(c) => assert_eq!(c.text, "marker", "sender got its own event"),
+        other => panic!("unexpected {other:?}"),
+    }
+    match next_message(&mut receiver_rx).await {
+        ServerMessage::Chat(c) => assert_eq!(c.text, "marker", "duplicate delivery"),
+        other => panic!("unexpected {other:?}"),
+    }
+    assert!(receiver_rx.try_recv().is_err(), "duplicate delivery");
+    shutdown.cancel();
+}
+
+#[tokio::test]
+async fn last_leave_unsubscribes_the_node() {
+    let redis = RedisServer::start();
+    let shutdown = CancellationToken::new();
+    let a = Fanout::redis("node-a", settings(&redis), shutdown.clone())
+        .await
+        .unwrap();
+    let canvas = CanvasId::new("c1").unwrap();
+    let (m1, _rx1) = member(1);
+    let (m2, _rx2) = member(2);
+    a.join(&canvas, m1).await.unwrap();
+    a.join(&canvas, m2).await.unwrap();
+    assert_eq!(
+        numsub(&redis, &canvas).await,
+        1,
+        "one subscription per node"
+    );
+    assert!(a.leave(&canvas, 1));
+    assert_eq!(numsub(&redis, &canvas).await, 1);
+    assert!(a.leave(&canvas, 2));
+    eventually(Duration::from_secs(5), "unsubscribed", || async {
+        numsub(&redis, &canvas).await == 0
+    })
+    .await;
+    shutdown.cancel();
+}
+
+#[tokio::test]
+async fn a_redis_restart_resubscribes_and_tells_members_to_resync() {
+    let mut redis = RedisServer::start();
+    let shutdown = CancellationToken::new();
+    let a = Fanout::redis("node-a", settings(&redis), shutdown.clone())
+        .await
+        .unwrap();
+    let b = Fanout::redis("node-b", settings(&redis), shutdown.clone())
+        .await
+        .unwrap();
+    let canvas = CanvasId::new("c2").unwrap();
+    let (m, mut rx) = member(1);
+    b.join(&canvas, m).await.unwrap();
+
+    redis.kill();
+    eventually(
+        Duration::from_secs(5),
+        "b notices the lost connection",
+        || async { !b.is_connected() },
+    )
+    .await;
+    assert!(
+        a.publish(&canvas, &header("node-a", 1), &chat(&canvas, "lost"))
+            .await
+            .is_err(),
+        "publishing to a dead redis must fail, not pretend"
+    );
+    redis.restart();
+
+    match next_message(&mut rx).await {
+        ServerMessage::Resync(r) => {
+            assert_eq!(r.canvas, canvas);
+            assert_eq!(r.reason, ResyncReason::BusReconnected);
+        }
+        other => panic!("expected resync, got {other:?}"),
+    }
+    eventually(Duration::from_secs(5), "resubscribed", || async {
+        numsub(&redis, &canvas).await == 1
+    })
+    .await;
+    // The publish pool recovers too.
+    let mut delivered = false;
+    for _ in 0..50 {
+        if a.publish(&canvas, &header("node-a", 1), &chat(&canvas, "back"))
+            .await
+            .is_ok()
+        {
+            delivered = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(delivered, "publish never recovered");
+    match next_message(&mut rx).await {
+        ServerMessage::Chat(c) => assert_eq!(c.text, "back"),
+        other => panic!("unexpected {other:?}"),
+    }
+    shutdown.cancel();
+}
+
+#[tokio::test]
+async fn a_join_while_redis_is_down_fails_and_leaves_no_member() {
+    let mut redis = RedisServer::start();
+    let shutdown = CancellationToken::new();
+    let a = Fanout::redis("node-a", settings(&redis), shutdown.clone())
+        .await
+        .unwrap();
+    redis.kill();
+    eventually(Duration::from_secs(5), "disconnected", || async {
+        !a.is_connected()
+    })
+    .await;
+    let canvas = CanvasId::new("c3").unwrap();
+    let (m, _rx) = member(1);
+    assert!(a.join(&canvas, m).await.is_err());
+    assert_eq!(a.hub().member_count(&canvas), 0);
+    shutdown.cancel();
+}
+
+#[tokio::test]
+async fn startup_fails_clearly_without_redis() {
+    let port = testkit::free_port();
+    let s = RedisSettings::new(&format!("redis://127.0.0.1:{port}"));
+    let err = Fanout::redis("n", s, CancellationToken::new())
+        .await
+        .err()
+        .expect("must fail");
+    assert!(!err.to_string().is_empty());
+}
