@@ -227,7 +227,7 @@ impl Hub {
 }
 
 /// Encodes a message as the frame a client with this encoding receives.
-pub(crate) fn frame_for(encoding: Encoding, msg: &ServerMessage) -> Option<Message> {
+pub fn frame_for(encoding: Encoding, msg: &ServerMessage) -> Option<Message> {
     match codec::encode(encoding, msg) {
         Ok(bytes) if encoding.is_binary() => Some(Message::Binary(Bytes::from(bytes))),
         Ok(bytes) => String::from_utf8(bytes)

@@ -13,7 +13,7 @@ mod redis_bus;
 
 pub use backoff::Backoff;
 pub use control::ConnControl;
-pub use hub::{Hub, HubStats, Member};
+pub use hub::{Hub, HubStats, Member, frame_for};
 pub use redis_bus::RedisSettings;
 
 use bytes::Bytes;

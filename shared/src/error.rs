@@ -112,6 +112,10 @@ impl std::fmt::Display for ErrorCode {
 pub enum CloseCode {
     /// 1000: the client asked to close, or left cleanly.
     Normal,
+    /// 1002: the client broke the WebSocket protocol (e.g. an unmasked frame).
+    ProtocolError,
+    /// 1007: a text frame was not valid UTF-8.
+    InvalidPayload,
     /// 1009: a frame or message exceeded `max_message_bytes`.
     MessageTooBig,
     /// 1011: an internal error the server could not recover from.
@@ -135,6 +139,8 @@ impl CloseCode {
     pub fn code(self) -> u16 {
         match self {
             CloseCode::Normal => 1000,
+            CloseCode::ProtocolError => 1002,
+            CloseCode::InvalidPayload => 1007,
             CloseCode::MessageTooBig => 1009,
             CloseCode::InternalError => 1011,
             CloseCode::ServiceRestart => 1012,
@@ -150,6 +156,8 @@ impl CloseCode {
     pub fn reason(self) -> &'static str {
         match self {
             CloseCode::Normal => "bye",
+            CloseCode::ProtocolError => "websocket protocol error",
+            CloseCode::InvalidPayload => "text frame is not valid UTF-8",
             CloseCode::MessageTooBig => "message too large",
             CloseCode::InternalError => "internal error",
             CloseCode::ServiceRestart => "server restarting, reconnect",
@@ -165,6 +173,8 @@ impl CloseCode {
     pub fn name(self) -> &'static str {
         match self {
             CloseCode::Normal => "normal",
+            CloseCode::ProtocolError => "protocol_error",
+            CloseCode::InvalidPayload => "invalid_payload",
             CloseCode::MessageTooBig => "message_too_big",
             CloseCode::InternalError => "internal_error",
             CloseCode::ServiceRestart => "service_restart",
@@ -176,13 +186,16 @@ impl CloseCode {
         }
     }
 
-    /// The close code a fatal error ends the connection with, if it is fatal.
+    /// The close code an error always ends the connection with, if it does.
     ///
-    /// This is the one place that decides which errors close the connection.
+    /// This is the one place that decides which error codes close the
+    /// connection. `E005` is fatal only before the handshake (a command from
+    /// an unauthenticated client closes with 4005); after it, a second
+    /// handshake is answered with `E005` and the connection stays open, so
+    /// `E005` is not listed here.
     pub fn for_fatal(code: ErrorCode) -> Option<CloseCode> {
         match code {
             ErrorCode::AuthFailed => Some(CloseCode::AuthFailed),
-            ErrorCode::InvalidSession => Some(CloseCode::InvalidSession),
             ErrorCode::MessageTooLarge => Some(CloseCode::MessageTooBig),
             _ => None,
         }
@@ -209,6 +222,8 @@ mod tests {
     fn close_reasons_fit_in_a_close_frame() {
         for code in [
             CloseCode::Normal,
+            CloseCode::ProtocolError,
+            CloseCode::InvalidPayload,
             CloseCode::MessageTooBig,
             CloseCode::InternalError,
             CloseCode::ServiceRestart,

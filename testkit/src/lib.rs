@@ -9,8 +9,10 @@
 #![allow(clippy::unwrap_used)]
 
 mod redis;
+pub mod ws;
 
 pub use redis::RedisServer;
+pub use ws::WsClient;
 
 use std::future::Future;
 use std::net::TcpListener;

@@ -1,0 +1,556 @@
+//! Gateway configuration: flags with matching `EASEL_*` environment
+//! variables, validated once at start into [`Settings`]. A bad value fails
+//! with an error naming the setting; nothing silently falls back.
+
+use clap::{Parser, Subcommand, ValueEnum};
+use fanout::RedisSettings;
+use shared::auth::{AuthSettings, JwtAlgorithm, VerifyKey};
+use shared::validate::CanvasGeometry;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Command-line flags and environment variables.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "gateway", version, about = "Easel WebSocket gateway")]
+pub struct Config {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
+    /// Address for HTTP and WebSocket clients.
+    #[arg(long, env = "EASEL_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+
+    /// This node's id (letters, digits, `_ - .`); defaults to the host name
+    /// plus a random suffix.
+    #[arg(long, env = "EASEL_NODE_ID")]
+    pub node_id: Option<String>,
+
+    /// Redis URL; without it the gateway runs standalone on the in-memory bus.
+    #[arg(long, env = "EASEL_REDIS_URL")]
+    pub redis_url: Option<String>,
+
+    /// Connections in the Redis publish pool.
+    #[arg(long, env = "EASEL_REDIS_POOL_SIZE", default_value_t = 16)]
+    pub redis_pool_size: usize,
+
+    /// JWT signature algorithm: HS256, RS256 or ES256. Tokens naming any other are rejected.
+    #[arg(long, env = "EASEL_JWT_ALGORITHM", default_value = "HS256")]
+    pub jwt_algorithm: JwtAlgorithm,
+
+    /// HS256 shared secret (at least 32 bytes).
+    #[arg(long, env = "EASEL_JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<String>,
+
+    /// RS256/ES256 public key file (PEM).
+    #[arg(long, env = "EASEL_JWT_PUBLIC_KEY_FILE")]
+    pub jwt_public_key_file: Option<PathBuf>,
+
+    /// Required token issuer (`iss`).
+    #[arg(long, env = "EASEL_JWT_ISSUER")]
+    pub jwt_issuer: Option<String>,
+
+    /// Required token audience (`aud`).
+    #[arg(long, env = "EASEL_JWT_AUDIENCE")]
+    pub jwt_audience: Option<String>,
+
+    /// Clock skew allowed on `exp`/`nbf`, seconds.
+    #[arg(long, env = "EASEL_JWT_LEEWAY_SECS", default_value_t = 5)]
+    pub jwt_leeway_secs: u64,
+
+    /// Allowed browser origins, comma-separated (`https://app.example.com`);
+    /// `*` allows any. Requests without an Origin header (non-browser clients) are always allowed.
+    #[arg(long, env = "EASEL_ALLOWED_ORIGINS", value_delimiter = ',')]
+    pub allowed_origins: Vec<String>,
+
+    /// Deadline for the token when it comes in a `handshake` message, ms.
+    #[arg(long, env = "EASEL_HANDSHAKE_TIMEOUT_MS", default_value_t = 5000)]
+    pub handshake_timeout_ms: u64,
+
+    /// Largest WebSocket message (and frame) accepted, bytes.
+    #[arg(long, env = "EASEL_MAX_MESSAGE_BYTES", default_value_t = 65536)]
+    pub max_message_bytes: usize,
+
+    /// Most simultaneous WebSocket connections on this node.
+    #[arg(long, env = "EASEL_MAX_CONNECTIONS", default_value_t = 50_000)]
+    pub max_connections: usize,
+
+    /// Most canvases one connection may join.
+    #[arg(long, env = "EASEL_MAX_CANVASES_PER_CONNECTION", default_value_t = 8)]
+    pub max_canvases_per_connection: usize,
+
+    /// Most pixels in one `draw`.
+    #[arg(long, env = "EASEL_MAX_PIXELS_PER_DRAW", default_value_t = 256)]
+    pub max_pixels_per_draw: usize,
+
+    /// Outbound queue length per connection, in messages; a client that lets it fill is disconnected (4008).
+    #[arg(long, env = "EASEL_OUTBOUND_QUEUE", default_value_t = 256)]
+    pub outbound_queue: usize,
+
+    /// Interval between server WebSocket pings, seconds.
+    #[arg(long, env = "EASEL_PING_INTERVAL_SECS", default_value_t = 25)]
+    pub ping_interval_secs: u64,
+
+    /// Close a connection that sent nothing (not even a pong) for this long, seconds.
+    #[arg(long, env = "EASEL_IDLE_TIMEOUT_SECS", default_value_t = 60)]
+    pub idle_timeout_secs: u64,
+
+    /// After SIGTERM, how long connections get to close before the process exits, seconds.
+    #[arg(long, env = "EASEL_SHUTDOWN_GRACE_SECS", default_value_t = 10)]
+    pub shutdown_grace_secs: u64,
+
+    /// WebSocket read buffer per connection, bytes (allocated up front; small keeps idle connections cheap).
+    #[arg(long, env = "EASEL_READ_BUFFER_BYTES", default_value_t = 2048)]
+    pub read_buffer_bytes: usize,
+
+    /// Width of every canvas, pixels (until canvases are stored with their own size).
+    #[arg(long, env = "EASEL_CANVAS_WIDTH", default_value_t = 1024)]
+    pub canvas_width: u32,
+
+    /// Height of every canvas, pixels.
+    #[arg(long, env = "EASEL_CANVAS_HEIGHT", default_value_t = 1024)]
+    pub canvas_height: u32,
+
+    /// Palette entries of every canvas; colours are indexes 0..palette_size.
+    #[arg(long, env = "EASEL_PALETTE_SIZE", default_value_t = 32)]
+    pub palette_size: u16,
+
+    /// Development mode: without a configured secret, generate one and log a
+    /// ready-to-use token; allow any origin.
+    #[arg(long, env = "EASEL_DEV", default_value_t = false)]
+    pub dev: bool,
+
+    /// Log format.
+    #[arg(long, env = "EASEL_LOG_FORMAT", default_value = "plain")]
+    pub log_format: LogFormat,
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Plain,
+    Json,
+}
+
+/// Commands other than serving.
+#[derive(Debug, Clone, Subcommand)]
+pub enum Command {
+    /// Print an HS256 token signed with the configured secret (for development and tests).
+    Token {
+        /// The user id (`sub`).
+        #[arg(long, default_value = "dev")]
+        sub: String,
+        /// Display name (`name`).
+        #[arg(long)]
+        name: Option<String>,
+        /// Lifetime, seconds.
+        #[arg(long, default_value_t = 86_400)]
+        ttl_secs: u64,
+    },
+}
+
+/// A configuration value that cannot work, naming the setting.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration: {setting}: {message}")]
+pub struct ConfigError {
+    /// `EASEL_X (--x)`.
+    pub setting: &'static str,
+    pub message: String,
+}
+
+fn bad(setting: &'static str, message: impl Into<String>) -> ConfigError {
+    ConfigError {
+        setting,
+        message: message.into(),
+    }
+}
+
+/// Which browser origins may open a WebSocket.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OriginPolicy {
+    /// Any origin (configured as `*`, or development mode).
+    Any,
+    /// Exactly these normalised origins (`scheme://host[:port]`, lower case).
+    List(Vec<String>),
+}
+
+impl OriginPolicy {
+    /// Whether a request with this Origin header value may connect.
+    pub fn allows(&self, origin: Option<&str>) -> bool {
+        match (self, origin) {
+            (OriginPolicy::Any, _) | (_, None) => true,
+            (OriginPolicy::List(list), Some(o)) => {
+                let o = o.trim().trim_end_matches('/').to_ascii_lowercase();
+                list.contains(&o)
+            }
+        }
+    }
+}
+
+/// Validated settings the server runs with.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub node_id: String,
+    pub redis: Option<RedisSettings>,
+    pub auth: AuthSettings,
+    /// Set in development mode when the secret was generated, so the token can be logged.
+    pub dev_secret: Option<Vec<u8>>,
+    pub origins: OriginPolicy,
+    pub handshake_timeout: Duration,
+    pub max_message_bytes: usize,
+    pub max_connections: usize,
+    pub max_canvases_per_connection: usize,
+    pub max_pixels_per_draw: usize,
+    pub outbound_queue: usize,
+    pub ping_interval: Duration,
+    pub idle_timeout: Duration,
+    pub shutdown_grace: Duration,
+    pub read_buffer_bytes: usize,
+    pub canvas: CanvasGeometry,
+}
+
+impl Settings {
+    /// Settings for tests and embedding: standalone, HS256 with `secret`, defaults elsewhere.
+    pub fn standalone(secret: &[u8]) -> Settings {
+        let mut config = Config::parse_from(["gateway"]);
+        config.jwt_secret = Some(String::from_utf8_lossy(secret).into_owned());
+        config.node_id = Some("test".into());
+        // Defaults are valid by construction; a failure here is a bug in them.
+        match config.into_settings() {
+            Ok(settings) => settings,
+            Err(err) => panic!("default settings are invalid: {err}"),
+        }
+    }
+}
+
+fn check_range<T: PartialOrd + std::fmt::Display + Copy>(
+    setting: &'static str,
+    value: T,
+    min: T,
+    max: T,
+) -> Result<T, ConfigError> {
+    if value < min || value > max {
+        return Err(bad(setting, format!("{value} is outside {min}..={max}")));
+    }
+    Ok(value)
+}
+
+fn normalise_origin(origin: &str) -> Result<String, String> {
+    let o = origin.trim().trim_end_matches('/').to_ascii_lowercase();
+    let (scheme, rest) = o
+        .split_once("://")
+        .ok_or_else(|| format!("{origin:?} is not scheme://host[:port]"))?;
+    if !matches!(scheme, "http" | "https") || rest.is_empty() || rest.contains('/') {
+        return Err(format!("{origin:?} is not http(s)://host[:port]"));
+    }
+    Ok(o)
+}
+
+impl Config {
+    /// Validates everything and resolves keys and defaults.
+    pub fn into_settings(self) -> Result<Settings, ConfigError> {
+        let node_id = match self.node_id {
+            Some(id) => {
+                shared::CanvasId::new(&id).map_err(|_| {
+                    bad(
+                        "EASEL_NODE_ID (--node-id)",
+                        format!("{id:?}: use 1-64 of A-Z a-z 0-9 _ - ."),
+                    )
+                })?;
+                id
+            }
+            None => default_node_id(),
+        };
+
+        let redis = match self.redis_url {
+            None => None,
+            Some(url) => {
+                redis::Client::open(url.as_str())
+                    .map_err(|e| bad("EASEL_REDIS_URL (--redis-url)", e.to_string()))?;
+                let mut r = RedisSettings::new(&url);
+                r.pool_size = check_range(
+                    "EASEL_REDIS_POOL_SIZE (--redis-pool-size)",
+                    self.redis_pool_size,
+                    1,
+                    1024,
+                )?;
+                Some(r)
+            }
+        };
+
+        let mut dev_secret = None;
+        let key = match self.jwt_algorithm {
+            JwtAlgorithm::Hs256 => {
+                if self.jwt_public_key_file.is_some() {
+                    return Err(bad(
+                        "EASEL_JWT_PUBLIC_KEY_FILE (--jwt-public-key-file)",
+                        "HS256 uses EASEL_JWT_SECRET; set EASEL_JWT_ALGORITHM=RS256 or ES256 to use a public key",
+                    ));
+                }
+                match self.jwt_secret {
+                    Some(s) => VerifyKey::Secret(s.into_bytes()),
+                    None if self.dev => {
+                        let secret: [u8; 32] = rand::random();
+                        let hex: String = secret.iter().map(|b| format!("{b:02x}")).collect();
+                        dev_secret = Some(hex.clone().into_bytes());
+                        VerifyKey::Secret(hex.into_bytes())
+                    }
+                    None => {
+                        return Err(bad(
+                            "EASEL_JWT_SECRET (--jwt-secret)",
+                            "required for HS256 (or run with --dev / EASEL_DEV=true to generate one)",
+                        ));
+                    }
+                }
+            }
+            JwtAlgorithm::Rs256 | JwtAlgorithm::Es256 => {
+                let path = self.jwt_public_key_file.ok_or_else(|| {
+                    bad(
+                        "EASEL_JWT_PUBLIC_KEY_FILE (--jwt-public-key-file)",
+                        "required for RS256/ES256",
+                    )
+                })?;
+                let pem = std::fs::read(&path).map_err(|e| {
+                    bad(
+                        "EASEL_JWT_PUBLIC_KEY_FILE (--jwt-public-key-file)",
+                        format!("{}: {e}", path.display()),
+                    )
+                })?;
+                VerifyKey::PublicKeyPem(pem)
+            }
+        };
+        let auth = AuthSettings {
+            algorithm: self.jwt_algorithm,
+            key,
+            issuer: self.jwt_issuer,
+            audience: self.jwt_audience,
+            leeway_secs: check_range(
+                "EASEL_JWT_LEEWAY_SECS (--jwt-leeway-secs)",
+                self.jwt_leeway_secs,
+                0,
+                300,
+            )?,
+        };
+        // Build a verifier once now so a bad key fails at start, naming the setting.
+        shared::auth::TokenVerifier::new(&auth).map_err(|e| {
+            let setting = match self.jwt_algorithm {
+                JwtAlgorithm::Hs256 => "EASEL_JWT_SECRET (--jwt-secret)",
+                _ => "EASEL_JWT_PUBLIC_KEY_FILE (--jwt-public-key-file)",
+            };
+            bad(setting, e.to_string())
+        })?;
+
+        let origins = if self.dev || self.allowed_origins.iter().any(|o| o.trim() == "*") {
+            OriginPolicy::Any
+        } else if self.allowed_origins.iter().all(|o| o.trim().is_empty()) {
+            OriginPolicy::List(Vec::new())
+        } else {
+            let list = self
+                .allowed_origins
+                .iter()
+                .filter(|o| !o.trim().is_empty())
+                .map(|o| normalise_origin(o))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|m| bad("EASEL_ALLOWED_ORIGINS (--allowed-origins)", m))?;
+            OriginPolicy::List(list)
+        };
+
+        let ping_interval = Duration::from_secs(check_range(
+            "EASEL_PING_INTERVAL_SECS (--ping-interval-secs)",
+            self.ping_interval_secs,
+            1,
+            3600,
+        )?);
+        let idle_timeout = Duration::from_secs(check_range(
+            "EASEL_IDLE_TIMEOUT_SECS (--idle-timeout-secs)",
+            self.idle_timeout_secs,
+            2,
+            7200,
+        )?);
+        if idle_timeout <= ping_interval {
+            return Err(bad(
+                "EASEL_IDLE_TIMEOUT_SECS (--idle-timeout-secs)",
+                format!(
+                    "must be longer than EASEL_PING_INTERVAL_SECS ({}s), or live clients are dropped between pings",
+                    ping_interval.as_secs()
+                ),
+            ));
+        }
+
+        let canvas = CanvasGeometry {
+            width: self.canvas_width,
+            height: self.canvas_height,
+            palette_size: self.palette_size,
+        };
+        canvas.check().map_err(|m| {
+            bad(
+                "EASEL_CANVAS_WIDTH/EASEL_CANVAS_HEIGHT/EASEL_PALETTE_SIZE",
+                m,
+            )
+        })?;
+
+        Ok(Settings {
+            node_id,
+            redis,
+            auth,
+            dev_secret,
+            origins,
+            handshake_timeout: Duration::from_millis(check_range(
+                "EASEL_HANDSHAKE_TIMEOUT_MS (--handshake-timeout-ms)",
+                self.handshake_timeout_ms,
+                100,
+                60_000,
+            )?),
+            max_message_bytes: check_range(
+                "EASEL_MAX_MESSAGE_BYTES (--max-message-bytes)",
+                self.max_message_bytes,
+                1024,
+                16 << 20,
+            )?,
+            max_connections: check_range(
+                "EASEL_MAX_CONNECTIONS (--max-connections)",
+                self.max_connections,
+                1,
+                10_000_000,
+            )?,
+            max_canvases_per_connection: check_range(
+                "EASEL_MAX_CANVASES_PER_CONNECTION (--max-canvases-per-connection)",
+                self.max_canvases_per_connection,
+                1,
+                1024,
+            )?,
+            max_pixels_per_draw: check_range(
+                "EASEL_MAX_PIXELS_PER_DRAW (--max-pixels-per-draw)",
+                self.max_pixels_per_draw,
+                1,
+                10_000,
+            )?,
+            outbound_queue: check_range(
+                "EASEL_OUTBOUND_QUEUE (--outbound-queue)",
+                self.outbound_queue,
+                4,
+                65_536,
+            )?,
+            ping_interval,
+            idle_timeout,
+            shutdown_grace: Duration::from_secs(check_range(
+                "EASEL_SHUTDOWN_GRACE_SECS (--shutdown-grace-secs)",
+                self.shutdown_grace_secs,
+                1,
+                3600,
+            )?),
+            read_buffer_bytes: check_range(
+                "EASEL_READ_BUFFER_BYTES (--read-buffer-bytes)",
+                self.read_buffer_bytes,
+                256,
+                1 << 20,
+            )?,
+            canvas,
+        })
+    }
+}
+
+fn default_node_id() -> String {
+    let host = std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+        .map(|h| {
+            h.trim()
+                .chars()
+                .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+                .take(48)
+                .collect::<String>()
+        })
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "gateway".into());
+    format!("{host}-{:06x}", rand::random::<u32>() & 0xff_ffff)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Settings, String> {
+        let mut all = vec!["gateway"];
+        all.extend_from_slice(args);
+        Config::try_parse_from(all)
+            .map_err(|e| e.to_string())?
+            .into_settings()
+            .map_err(|e| e.to_string())
+    }
+
+    const SECRET: &str = "--jwt-secret=0123456789abcdef0123456789abcdef";
+
+    #[test]
+    fn defaults_with_a_secret_are_valid_and_standalone() {
+        let s = parse(&[SECRET]).expect("valid");
+        assert!(s.redis.is_none());
+        assert_eq!(s.max_message_bytes, 65536);
+        assert_eq!(s.outbound_queue, 256);
+        assert_eq!(s.handshake_timeout, Duration::from_secs(5));
+        assert_eq!(s.ping_interval, Duration::from_secs(25));
+        assert_eq!(s.origins, OriginPolicy::List(vec![]));
+    }
+
+    #[test]
+    fn bad_values_name_their_setting() {
+        let cases: &[(&[&str], &str)] = &[
+            (&[], "EASEL_JWT_SECRET"),
+            (&["--jwt-secret=short"], "EASEL_JWT_SECRET"),
+            (
+                &[SECRET, "--max-message-bytes=10"],
+                "EASEL_MAX_MESSAGE_BYTES",
+            ),
+            (&[SECRET, "--outbound-queue=0"], "EASEL_OUTBOUND_QUEUE"),
+            (
+                &[SECRET, "--idle-timeout-secs=10", "--ping-interval-secs=20"],
+                "EASEL_IDLE_TIMEOUT_SECS",
+            ),
+            (
+                &[SECRET, "--allowed-origins=example.com"],
+                "EASEL_ALLOWED_ORIGINS",
+            ),
+            (&[SECRET, "--redis-url=http://nope"], "EASEL_REDIS_URL"),
+            (&[SECRET, "--node-id=bad id"], "EASEL_NODE_ID"),
+            (&[SECRET, "--canvas-width=0"], "EASEL_CANVAS_WIDTH"),
+            (&["--jwt-algorithm=RS256"], "EASEL_JWT_PUBLIC_KEY_FILE"),
+            (
+                &[
+                    "--jwt-algorithm=RS256",
+                    "--jwt-public-key-file=/nonexistent.pem",
+                ],
+                "EASEL_JWT_PUBLIC_KEY_FILE",
+            ),
+            (&[SECRET, "--max-connections=abc"], "--max-connections"),
+            (&[SECRET, "--jwt-algorithm=none"], "--jwt-algorithm"),
+        ];
+        for (args, needle) in cases {
+            let err = parse(args).expect_err(needle);
+            assert!(err.contains(needle), "{args:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn origins_are_normalised_and_matched_exactly() {
+        let s = parse(&[
+            SECRET,
+            "--allowed-origins=https://App.example.com/,http://localhost:3000",
+        ])
+        .expect("valid");
+        assert!(s.origins.allows(Some("https://app.example.com")));
+        assert!(s.origins.allows(Some("http://localhost:3000")));
+        assert!(s.origins.allows(None), "non-browser clients send no Origin");
+        assert!(!s.origins.allows(Some("https://evil.example.com")));
+        assert!(!s.origins.allows(Some("http://app.example.com")));
+        assert!(!s.origins.allows(Some("null")));
+        let any = parse(&[SECRET, "--allowed-origins=*"]).expect("valid");
+        assert!(any.origins.allows(Some("https://whatever.example")));
+    }
+
+    #[test]
+    fn dev_mode_generates_a_secret() {
+        let s = parse(&["--dev"]).expect("valid");
+        assert!(s.dev_secret.as_ref().is_some_and(|k| k.len() >= 32));
+        assert_eq!(s.origins, OriginPolicy::Any);
+    }
+}

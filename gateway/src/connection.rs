@@ -1,0 +1,391 @@
+//! One WebSocket connection: authentication, the read loop, and a clean
+//! close.
+//!
+//! The connection task reads; a separate writer task writes (see
+//! `writer.rs`). Both stop when the connection's [`ConnControl`] is closed,
+//! which the reader does on a fatal error or shutdown and the hub does when
+//! the outbound queue is full.
+
+use crate::server::AppState;
+use crate::session::Session;
+use crate::writer::{self, CLOSE_TIMEOUT, WsSink, WsStream};
+use fanout::ConnControl;
+use futures_util::StreamExt;
+use futures_util::stream::SplitStream;
+use shared::auth::Identity;
+use shared::codec::{self, Encoding};
+use shared::protocol::{
+    Ack, AnnouncedLimits, ClientMessage, ErrorReply, ServerMessage, UserInfo, Welcome,
+};
+use shared::{CloseCode, ErrorCode, RequestId};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio_tungstenite::tungstenite::{self, Message};
+use tracing::Instrument;
+
+/// How long a closing connection keeps reading (and discarding) after its
+/// close frame, so the peer reads the close frame instead of a TCP reset.
+const LINGER: Duration = Duration::from_secs(1);
+/// Most bytes discarded while lingering.
+const LINGER_BYTES: usize = 1 << 20;
+
+/// What the upgrade handler learned about a connection.
+pub(crate) struct Accepted {
+    pub conn: u64,
+    pub peer: SocketAddr,
+    pub encoding: Encoding,
+    /// Token from the URL or the Authorization header, if any.
+    pub token: Option<String>,
+}
+
+/// The sending side of a connection, used by the reader and the session.
+pub(crate) struct Outbox {
+    tx: mpsc::Sender<Message>,
+    pub control: Arc<ConnControl>,
+    pub encoding: Encoding,
+}
+
+impl Outbox {
+    /// A clone of the queue sender, for hub membership.
+    pub fn sender(&self) -> mpsc::Sender<Message> {
+        self.tx.clone()
+    }
+
+    /// Queues a message; a full queue closes the connection as a slow consumer.
+    pub fn send(&self, msg: &ServerMessage) {
+        let Some(frame) = fanout::frame_for(self.encoding, msg) else {
+            return;
+        };
+        if let Err(mpsc::error::TrySendError::Full(_)) = self.tx.try_send(frame) {
+            self.control.close(CloseCode::SlowConsumer);
+        }
+    }
+
+    /// Replies `ack` when the command had an id.
+    pub fn ack(&self, id: Option<RequestId>, result: Option<shared::protocol::AckResult>) {
+        if let Some(id) = id {
+            self.send(&ServerMessage::Ack(Ack { id, result }));
+        }
+    }
+
+    /// Replies `error`, and closes the connection if the code is fatal.
+    pub fn error(&self, id: Option<RequestId>, code: ErrorCode, message: impl Into<String>) {
+        self.send(&ServerMessage::Error(ErrorReply {
+            id,
+            code,
+            message: message.into(),
+            retry_after_ms: None,
+        }));
+        if let Some(close) = CloseCode::for_fatal(code) {
+            self.control.close(close);
+        }
+    }
+}
+
+/// Keeps the open-connections count right however the task ends.
+struct OpenGuard<'a>(&'a AppState);
+
+impl Drop for OpenGuard<'_> {
+    fn drop(&mut self) {
+        self.0.open_connections.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Serves one upgraded connection to the end.
+pub(crate) async fn serve(state: Arc<AppState>, ws: WsStream, accepted: Accepted) {
+    let span = tracing::info_span!(
+        "conn",
+        id = %format_args!("{}-{}", state.settings.node_id, accepted.conn),
+        peer = %accepted.peer,
+        user = tracing::field::Empty,
+    );
+    serve_inner(&state, ws, accepted).instrument(span).await
+}
+
+async fn serve_inner(state: &AppState, ws: WsStream, accepted: Accepted) {
+    state.open_connections.fetch_add(1, Ordering::Relaxed);
+    let _open = OpenGuard(state);
+    let started = Instant::now();
+    let (sink, mut stream) = ws.split();
+    let (tx, rx) = mpsc::channel(state.settings.outbound_queue);
+    let control = Arc::new(ConnControl::new());
+    let mut writer = tokio::spawn(writer::run(
+        sink,
+        rx,
+        control.clone(),
+        state.settings.ping_interval,
+    ));
+    let out = Outbox {
+        tx,
+        control: control.clone(),
+        encoding: accepted.encoding,
+    };
+
+    let mut writer_done = None;
+    if let Some((identity, handshake_id)) =
+        authenticate(state, &mut stream, &out, accepted.token).await
+    {
+        tracing::Span::current().record("user", identity.user_id.as_str());
+        tracing::debug!("authenticated");
+        out.ack(handshake_id, None);
+        out.send(&welcome(state, accepted.conn, &identity, accepted.encoding));
+        let mut session = Session::new(state, &out, accepted.conn, &identity);
+        read_loop(
+            state,
+            &mut stream,
+            &out,
+            &mut session,
+            &mut writer,
+            &mut writer_done,
+        )
+        .await;
+        session.leave_all();
+    }
+    // Whatever ended the connection, make sure the writer stops.
+    control.close(CloseCode::Normal);
+    let sink = match writer_done {
+        Some(sink) => Some(sink),
+        None => tokio::time::timeout(CLOSE_TIMEOUT * 2, writer)
+            .await
+            .ok()
+            .and_then(Result::ok),
+    };
+    if let Some(sink) = sink {
+        linger(stream, sink).await;
+    }
+    let reason = control.reason().unwrap_or(CloseCode::Normal);
+    tracing::info!(
+        reason = reason.name(),
+        close_code = reason.code(),
+        duration_ms = started.elapsed().as_millis() as u64,
+        "connection closed"
+    );
+}
+
+fn welcome(state: &AppState, conn: u64, identity: &Identity, encoding: Encoding) -> ServerMessage {
+    let s = &state.settings;
+    ServerMessage::Welcome(Welcome {
+        connection_id: format!("{}-{}", s.node_id, conn),
+        user: UserInfo {
+            id: identity.user_id.clone(),
+            name: identity.name.clone(),
+        },
+        node: s.node_id.clone(),
+        server_time: shared::now_ms(),
+        encoding,
+        limits: AnnouncedLimits {
+            max_message_bytes: s.max_message_bytes as u32,
+            max_canvases: s.max_canvases_per_connection as u32,
+            max_pixels_per_draw: s.max_pixels_per_draw as u32,
+            max_chat_chars: shared::validate::MAX_CHAT_CHARS as u32,
+            ping_interval_ms: s.ping_interval.as_millis() as u64,
+            idle_timeout_ms: s.idle_timeout.as_millis() as u64,
+        },
+    })
+}
+
+/// What a received frame means for this connection.
+enum Inbound<'a> {
+    /// A data frame in the connection's encoding.
+    Data(&'a [u8]),
+    /// A data frame of the other kind (binary on JSON, text on MessagePack).
+    WrongKind,
+    /// Ping/pong: liveness only.
+    Control,
+    /// The peer closed.
+    Close,
+}
+
+fn classify(msg: &Message, encoding: Encoding) -> Inbound<'_> {
+    match (msg, encoding) {
+        (Message::Text(t), Encoding::Json) => Inbound::Data(t.as_bytes()),
+        (Message::Binary(b), Encoding::Msgpack) => Inbound::Data(b),
+        (Message::Text(_) | Message::Binary(_), _) => Inbound::WrongKind,
+        (Message::Ping(_) | Message::Pong(_) | Message::Frame(_), _) => Inbound::Control,
+        (Message::Close(_), _) => Inbound::Close,
+    }
+}
+
+fn wrong_kind(encoding: Encoding) -> &'static str {
+    match encoding {
+        Encoding::Json => "this connection speaks easel.v1.json: send text frames",
+        Encoding::Msgpack => "this connection speaks easel.v1.msgpack: send binary frames",
+    }
+}
+
+/// Handles a read error: reports what the client can act on, then closes.
+fn read_failed(out: &Outbox, err: &tungstenite::Error, max_message_bytes: usize) {
+    match err {
+        tungstenite::Error::Capacity(_) => out.error(
+            None,
+            ErrorCode::MessageTooLarge,
+            format!("message exceeds {max_message_bytes} bytes"),
+        ),
+        tungstenite::Error::Utf8(_) => {
+            out.control.close(CloseCode::InvalidPayload);
+        }
+        tungstenite::Error::Protocol(p) => {
+            tracing::debug!(error = %p, "websocket protocol error");
+            out.control.close(CloseCode::ProtocolError);
+        }
+        other => {
+            tracing::debug!(error = %other, "read failed");
+            out.control.close(CloseCode::Normal);
+        }
+    }
+}
+
+/// Waits for credentials: the URL/header token, or a `handshake` message
+/// within the deadline. On failure the error has been queued and the
+/// connection told to close.
+async fn authenticate(
+    state: &AppState,
+    stream: &mut SplitStream<WsStream>,
+    out: &Outbox,
+    token: Option<String>,
+) -> Option<(Identity, Option<RequestId>)> {
+    let verify = |token: &str, id: Option<RequestId>| match state.verifier.verify(token) {
+        Ok(identity) => Some((identity, id)),
+        Err(err) => {
+            tracing::info!(reason = err.reason(), "authentication failed");
+            out.error(id, ErrorCode::AuthFailed, err.to_string());
+            None
+        }
+    };
+    if let Some(token) = token {
+        return verify(&token, None);
+    }
+    let deadline = tokio::time::Instant::now() + state.settings.handshake_timeout;
+    loop {
+        let next = tokio::select! {
+            biased;
+            _ = out.control.closed() => return None,
+            _ = state.shutdown.cancelled() => {
+                out.control.close(CloseCode::ServiceRestart);
+                return None;
+            }
+            next = tokio::time::timeout_at(deadline, stream.next()) => next,
+        };
+        let msg = match next {
+            Err(_) => {
+                out.send(&ServerMessage::Error(ErrorReply {
+                    id: None,
+                    code: ErrorCode::AuthFailed,
+                    message: format!(
+                        "no handshake within {} ms",
+                        state.settings.handshake_timeout.as_millis()
+                    ),
+                    retry_after_ms: None,
+                }));
+                out.control.close(CloseCode::AuthTimeout);
+                return None;
+            }
+            Ok(None) => return None,
+            Ok(Some(Err(err))) => {
+                read_failed(out, &err, state.settings.max_message_bytes);
+                return None;
+            }
+            Ok(Some(Ok(msg))) => msg,
+        };
+        match classify(&msg, out.encoding) {
+            Inbound::Data(bytes) => match codec::decode_client(out.encoding, bytes) {
+                Ok(ClientMessage::Handshake(h)) => return verify(&h.token, h.id),
+                Ok(other) => {
+                    out.error(
+                        other.id().cloned(),
+                        ErrorCode::InvalidSession,
+                        format!("{} before handshake: authenticate first", other.kind()),
+                    );
+                    out.control.close(CloseCode::InvalidSession);
+                    return None;
+                }
+                Err(err) => out.error(err.id, ErrorCode::InvalidMessage, err.message),
+            },
+            Inbound::WrongKind => {
+                out.error(None, ErrorCode::InvalidMessage, wrong_kind(out.encoding))
+            }
+            Inbound::Control => {}
+            Inbound::Close => return None,
+        }
+    }
+}
+
+async fn read_loop(
+    state: &AppState,
+    stream: &mut SplitStream<WsStream>,
+    out: &Outbox,
+    session: &mut Session<'_>,
+    writer: &mut JoinHandle<WsSink>,
+    writer_done: &mut Option<WsSink>,
+) {
+    let idle = state.settings.idle_timeout;
+    loop {
+        let next = tokio::select! {
+            biased;
+            _ = out.control.closed() => return,
+            _ = state.shutdown.cancelled() => {
+                out.control.close(CloseCode::ServiceRestart);
+                return;
+            }
+            done = &mut *writer => {
+                // The socket broke under the writer.
+                *writer_done = done.ok();
+                return;
+            }
+            next = tokio::time::timeout(idle, stream.next()) => next,
+        };
+        let msg = match next {
+            Err(_) => {
+                tracing::info!(?idle, "idle timeout");
+                out.control.close(CloseCode::IdleTimeout);
+                return;
+            }
+            Ok(None) => return,
+            Ok(Some(Err(err))) => {
+                read_failed(out, &err, state.settings.max_message_bytes);
+                return;
+            }
+            Ok(Some(Ok(msg))) => msg,
+        };
+        match classify(&msg, out.encoding) {
+            Inbound::Data(bytes) => match codec::decode_client(out.encoding, bytes) {
+                Ok(cmd) => session.handle(cmd).await,
+                Err(err) => out.error(err.id, ErrorCode::InvalidMessage, err.message),
+            },
+            Inbound::WrongKind => {
+                out.error(None, ErrorCode::InvalidMessage, wrong_kind(out.encoding))
+            }
+            Inbound::Control => {}
+            Inbound::Close => {
+                out.control.close(CloseCode::Normal);
+                return;
+            }
+        }
+    }
+}
+
+/// Half-closes the socket after the close frame and discards what the peer
+/// still sends, briefly, so it reads our close frame rather than a reset.
+async fn linger(stream: SplitStream<WsStream>, sink: WsSink) {
+    let Ok(mut ws) = stream.reunite(sink) else {
+        return;
+    };
+    let io = ws.get_mut();
+    let discard = async {
+        let _ = io.shutdown().await;
+        let mut buf = [0u8; 2048];
+        let mut total = 0;
+        while total < LINGER_BYTES {
+            match io.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => total += n,
+            }
+        }
+    };
+    let _ = tokio::time::timeout(LINGER, discard).await;
+}

@@ -1,0 +1,15 @@
+//! The Easel gateway: terminates WebSockets, authenticates, validates and
+//! publishes client operations, and fans events out to local members.
+//!
+//! `main.rs` only parses configuration, sets up tracing and binds; all
+//! behaviour is behind [`run`], which tests call on port 0.
+
+mod config;
+mod connection;
+mod server;
+mod session;
+mod upgrade;
+mod writer;
+
+pub use config::{Command, Config, ConfigError, LogFormat, OriginPolicy, Settings};
+pub use server::{GatewayError, run};

@@ -1,0 +1,81 @@
+//! `gateway`: parses configuration, sets up logging, binds, and runs.
+
+use anyhow::Context;
+use clap::Parser;
+use gateway::{Command, Config, LogFormat};
+use tokio_util::sync::CancellationToken;
+use tracing_subscriber::EnvFilter;
+
+fn main() -> anyhow::Result<()> {
+    let config = Config::parse();
+    if let Some(Command::Token {
+        sub,
+        name,
+        ttl_secs,
+    }) = &config.command
+    {
+        let secret = config
+            .jwt_secret
+            .as_deref()
+            .context("EASEL_JWT_SECRET (--jwt-secret) is required to mint a token")?;
+        let mut claims = shared::auth::MintClaims::for_user(sub, *ttl_secs);
+        claims.name = name.clone();
+        println!("{}", shared::auth::mint_hs256(secret.as_bytes(), &claims)?);
+        return Ok(());
+    }
+    init_tracing(config.log_format);
+    let settings = match config.clone().into_settings() {
+        Ok(s) => s,
+        Err(err) => {
+            eprintln!("gateway: {err}");
+            std::process::exit(2);
+        }
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("binding EASEL_LISTEN (--listen) {}", config.listen))?;
+        let shutdown = CancellationToken::new();
+        tokio::spawn(signal_shutdown(shutdown.clone()));
+        gateway::run(settings, listener, shutdown).await?;
+        Ok(())
+    })
+}
+
+fn init_tracing(format: LogFormat) {
+    let filter = EnvFilter::try_from_env("EASEL_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    match format {
+        LogFormat::Plain => builder.init(),
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+    }
+}
+
+/// Cancels `shutdown` on SIGTERM or ctrl-c.
+async fn signal_shutdown(shutdown: CancellationToken) {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = ctrl_c => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(err) => {
+                tracing::error!(error = %err, "cannot listen for SIGTERM; only ctrl-c stops the gateway");
+                let _ = ctrl_c.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+    tracing::info!("shutdown signal received");
+    shutdown.cancel();
+}

@@ -1,0 +1,170 @@
+//! The HTTP server: routes, shared state, and shutdown.
+//!
+//! Shutdown: when the token is cancelled the listener stops accepting, every
+//! WebSocket connection is closed with 1012 (its queued frames flushed
+//! first), and `run` waits for the connection tasks, bounded by the grace
+//! period.
+
+use crate::config::Settings;
+use crate::upgrade;
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use fanout::{BusError, Fanout};
+use shared::auth::{AuthConfigError, TokenVerifier};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// Why the gateway could not start or stopped abnormally.
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayError {
+    #[error("could not connect to redis at start")]
+    Bus(#[from] BusError),
+    #[error("JWT settings are unusable")]
+    Auth(#[from] AuthConfigError),
+    #[error("HTTP server failed")]
+    Serve(#[source] std::io::Error),
+}
+
+/// Everything a request or connection handler needs.
+pub(crate) struct AppState {
+    pub settings: Settings,
+    pub fanout: Fanout,
+    pub verifier: TokenVerifier,
+    /// One permit per allowed connection; a connection holds its permit until it ends.
+    pub permits: Arc<Semaphore>,
+    /// Connection tasks, so shutdown can wait for them.
+    pub tasks: TaskTracker,
+    /// Cancelled when the gateway shuts down; connections close with 1012.
+    pub shutdown: CancellationToken,
+    /// Source of per-node connection numbers.
+    pub next_conn: AtomicU64,
+    /// WebSocket limits and buffer sizes for every connection.
+    pub ws_config: WebSocketConfig,
+    /// Open WebSocket connections (for health output and tests).
+    pub open_connections: AtomicUsize,
+}
+
+/// Runs the gateway on `listener` until `shutdown` is cancelled.
+pub async fn run(
+    settings: Settings,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> Result<(), GatewayError> {
+    // The bus outlives the listener so that closing connections can still
+    // leave their canvases cleanly; it stops after the connections.
+    let bus_shutdown = CancellationToken::new();
+    let fanout = match &settings.redis {
+        Some(redis) => {
+            Fanout::redis(&settings.node_id, redis.clone(), bus_shutdown.clone()).await?
+        }
+        None => Fanout::memory(&settings.node_id),
+    };
+    let verifier = TokenVerifier::new(&settings.auth)?;
+    let ws_config = WebSocketConfig::default()
+        .read_buffer_size(settings.read_buffer_bytes)
+        // Frames are written as they are queued; batching happens in the
+        // writer, which feeds everything queued and flushes once.
+        .write_buffer_size(0)
+        // Backpressure: the outbound queue is the bound, this only stops a
+        // runaway buffer if writes keep failing.
+        .max_write_buffer_size(settings.max_message_bytes * 4 + 4096)
+        .max_message_size(Some(settings.max_message_bytes))
+        .max_frame_size(Some(settings.max_message_bytes));
+
+    let local = listener.local_addr().map_err(GatewayError::Serve)?;
+    tracing::info!(
+        node = %settings.node_id,
+        bus = fanout.mode(),
+        addr = %local,
+        "gateway listening{}",
+        if settings.redis.is_none() { " (standalone: in-memory bus, single node)" } else { "" }
+    );
+    if let crate::config::OriginPolicy::List(list) = &settings.origins
+        && list.is_empty()
+    {
+        tracing::warn!(
+            "EASEL_ALLOWED_ORIGINS is empty: browser connections (which send an Origin header) are refused"
+        );
+    }
+    if let Some(secret) = &settings.dev_secret {
+        let mut claims = shared::auth::MintClaims::for_user("dev", 86_400);
+        claims.name = Some("Developer".into());
+        match shared::auth::mint_hs256(secret, &claims) {
+            Ok(token) => tracing::warn!(
+                "development mode: generated JWT secret; connect with ws://{local}/ws?token={token}"
+            ),
+            Err(err) => tracing::error!(error = %err, "could not mint the development token"),
+        }
+    }
+
+    let state = Arc::new(AppState {
+        permits: Arc::new(Semaphore::new(settings.max_connections)),
+        settings,
+        fanout,
+        verifier,
+        tasks: TaskTracker::new(),
+        shutdown: shutdown.clone(),
+        next_conn: AtomicU64::new(1),
+        ws_config,
+        open_connections: AtomicUsize::new(0),
+    });
+
+    let app = router(state.clone());
+    let served = axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown.clone().cancelled_owned())
+    .await;
+
+    // The listener is closed; connections see the same token and close with 1012.
+    let grace = state.settings.shutdown_grace;
+    state.tasks.close();
+    let open = state.open_connections.load(Ordering::Relaxed);
+    tracing::info!(open, ?grace, "shutting down: closing connections");
+    if tokio::time::timeout(grace, state.tasks.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            remaining = state.open_connections.load(Ordering::Relaxed),
+            "grace period over; abandoning remaining connections"
+        );
+    }
+    bus_shutdown.cancel();
+    tracing::info!("gateway stopped");
+    served.map_err(GatewayError::Serve)
+}
+
+fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/ws", get(upgrade::websocket))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .with_state(state)
+}
+
+/// Liveness: the process serves HTTP.
+async fn healthz() -> &'static str {
+    "ok"
+}
+
+/// Readiness: not shutting down, and the bus can deliver.
+async fn readyz(State(state): State<Arc<AppState>>) -> impl IntoResponse {
+    if state.shutdown.is_cancelled() {
+        (StatusCode::SERVICE_UNAVAILABLE, "shutting down")
+    } else if !state.fanout.is_connected() {
+        (StatusCode::SERVICE_UNAVAILABLE, "bus disconnected")
+    } else {
+        (StatusCode::OK, "ready")
+    }
+}

@@ -1,0 +1,237 @@
+//! An authenticated connection's commands: join, leave, draw, cursor, chat,
+//! ping. Validation rules live in `shared::validate`; this module applies
+//! them, checks membership, publishes, and replies exactly once per command
+//! that carried an id.
+
+use crate::connection::Outbox;
+use crate::server::AppState;
+use fanout::Member;
+use shared::auth::Identity;
+use shared::busframe::BusHeader;
+use shared::protocol::{
+    AckResult, Author, ChatEvent, ClientMessage, CursorEvent, DrawEvent, Joined, Pong,
+    ServerMessage,
+};
+use shared::validate::{self, CanvasGeometry, CommandLimits};
+use shared::{CanvasId, ErrorCode, RequestId};
+
+/// Per-connection command state.
+pub(crate) struct Session<'a> {
+    state: &'a AppState,
+    out: &'a Outbox,
+    /// Connection number on this node (the bus header's `conn`).
+    conn: u64,
+    /// Stamped on every event this connection causes.
+    author: Author,
+    /// Canvases this connection has joined, in join order.
+    joined: Vec<CanvasId>,
+}
+
+impl<'a> Session<'a> {
+    pub fn new(state: &'a AppState, out: &'a Outbox, conn: u64, identity: &Identity) -> Self {
+        Session {
+            state,
+            out,
+            conn,
+            author: Author {
+                id: identity.user_id.clone(),
+                name: identity.name.clone(),
+            },
+            joined: Vec::new(),
+        }
+    }
+
+    /// Handles one decoded command.
+    pub async fn handle(&mut self, cmd: ClientMessage) {
+        tracing::trace!(kind = cmd.kind(), "command");
+        match cmd {
+            ClientMessage::Handshake(h) => self.out.error(
+                h.id,
+                // Not fatal: the connection is authenticated already.
+                ErrorCode::InvalidSession,
+                "already authenticated",
+            ),
+            ClientMessage::Ping(p) => self.out.send(&ServerMessage::Pong(Pong {
+                id: p.id,
+                ts: p.ts,
+                server_time: shared::now_ms(),
+            })),
+            ClientMessage::Join(j) => self.join(j.id, j.canvas, j.echo).await,
+            ClientMessage::Leave(l) => {
+                if self.forget(&l.canvas) {
+                    self.state.fanout.leave(&l.canvas, self.conn);
+                    self.out.ack(l.id, None);
+                } else {
+                    self.not_joined(l.id, &l.canvas);
+                }
+            }
+            ClientMessage::Draw(d) => {
+                let Some(geometry) = self.geometry_if_joined(&d.id, &d.canvas) else {
+                    return;
+                };
+                let limits = CommandLimits {
+                    max_pixels_per_draw: self.state.settings.max_pixels_per_draw,
+                };
+                match validate::draw(&d, &geometry, &limits) {
+                    Ok(pixels) => {
+                        let event = ServerMessage::Draw(DrawEvent {
+                            canvas: d.canvas.clone(),
+                            author: self.author.clone(),
+                            ts: shared::now_ms(),
+                            pixels,
+                        });
+                        self.publish(d.id, &d.canvas, &event).await;
+                    }
+                    Err(invalid) => self.out.error(d.id, invalid.code, invalid.message),
+                }
+            }
+            ClientMessage::Cursor(c) => {
+                let Some(geometry) = self.geometry_if_joined(&c.id, &c.canvas) else {
+                    return;
+                };
+                match validate::cursor(&c, &geometry) {
+                    Ok((x, y)) => {
+                        let event = ServerMessage::Cursor(CursorEvent {
+                            canvas: c.canvas.clone(),
+                            author: self.author.clone(),
+                            ts: shared::now_ms(),
+                            x,
+                            y,
+                        });
+                        self.publish(c.id, &c.canvas, &event).await;
+                    }
+                    Err(invalid) => self.out.error(c.id, invalid.code, invalid.message),
+                }
+            }
+            ClientMessage::Chat(c) => {
+                if self.geometry_if_joined(&c.id, &c.canvas).is_none() {
+                    return;
+                }
+                match validate::chat(&c) {
+                    Ok(()) => {
+                        let event = ServerMessage::Chat(ChatEvent {
+                            canvas: c.canvas.clone(),
+                            author: self.author.clone(),
+                            ts: shared::now_ms(),
+                            text: c.text,
+                        });
+                        self.publish(c.id, &c.canvas, &event).await;
+                    }
+                    Err(invalid) => self.out.error(c.id, invalid.code, invalid.message),
+                }
+            }
+        }
+    }
+
+    /// Leaves every joined canvas (the connection is ending).
+    pub fn leave_all(&mut self) {
+        for canvas in self.joined.drain(..) {
+            self.state.fanout.leave(&canvas, self.conn);
+        }
+    }
+
+    async fn join(&mut self, id: Option<RequestId>, canvas: CanvasId, echo: bool) {
+        let already = self.joined.contains(&canvas);
+        let max = self.state.settings.max_canvases_per_connection;
+        if !already && self.joined.len() >= max {
+            self.out.error(
+                id,
+                ErrorCode::LimitReached,
+                format!("already joined {max} canvases, the most one connection may join"),
+            );
+            return;
+        }
+        let member = Member {
+            conn: self.conn,
+            encoding: self.out.encoding,
+            echo,
+            tx: self.out.sender(),
+            control: self.out.control.clone(),
+        };
+        match self.state.fanout.join(&canvas, member).await {
+            Ok(()) => {
+                if !already {
+                    self.joined.push(canvas.clone());
+                }
+                let geometry = self.geometry(&canvas);
+                tracing::debug!(%canvas, echo, "joined");
+                self.out.ack(
+                    id,
+                    Some(AckResult::Joined(Joined {
+                        canvas,
+                        width: geometry.width,
+                        height: geometry.height,
+                        palette_size: geometry.palette_size,
+                        echo,
+                    })),
+                );
+            }
+            Err(err) => {
+                // The hub removed the member again; forget it here too.
+                self.forget(&canvas);
+                tracing::warn!(%canvas, error = %err, "join failed");
+                self.out.error(
+                    id,
+                    ErrorCode::Unavailable,
+                    "could not subscribe to the canvas; try again",
+                );
+            }
+        }
+    }
+
+    /// The canvas's geometry. Every canvas has the configured size and
+    /// palette until canvases are stored with their own.
+    fn geometry(&self, _canvas: &CanvasId) -> CanvasGeometry {
+        self.state.settings.canvas
+    }
+
+    fn geometry_if_joined(
+        &self,
+        id: &Option<RequestId>,
+        canvas: &CanvasId,
+    ) -> Option<CanvasGeometry> {
+        if self.joined.contains(canvas) {
+            Some(self.geometry(canvas))
+        } else {
+            self.not_joined(id.clone(), canvas);
+            None
+        }
+    }
+
+    fn not_joined(&self, id: Option<RequestId>, canvas: &CanvasId) {
+        self.out.error(
+            id,
+            ErrorCode::NotJoined,
+            format!("not joined to canvas {canvas:?}; send join first"),
+        );
+    }
+
+    fn forget(&mut self, canvas: &CanvasId) -> bool {
+        match self.joined.iter().position(|c| c == canvas) {
+            Some(at) => {
+                self.joined.remove(at);
+                true
+            }
+            None => false,
+        }
+    }
+
+    async fn publish(&self, id: Option<RequestId>, canvas: &CanvasId, event: &ServerMessage) {
+        let header = BusHeader {
+            node: self.state.settings.node_id.clone(),
+            conn: self.conn,
+            ingest_us: shared::now_us(),
+        };
+        match self.state.fanout.publish(canvas, &header, event).await {
+            Ok(()) => self.out.ack(id, None),
+            Err(err) => {
+                tracing::warn!(%canvas, error = %err, "publish failed");
+                self.out.error(
+                    id,
+                    ErrorCode::Unavailable,
+                    "event bus unavailable; the operation was not applied",
+                );
+            }
+        }
+    }
+}

@@ -1,0 +1,253 @@
+//! `GET /ws`: checks the upgrade request (headers, Origin, subprotocol,
+//! capacity), answers 101, and hands the upgraded socket to a connection
+//! task. Every refusal is an HTTP status with a JSON body
+//! `{"code": "E0xx", "message": "..."}`.
+
+use crate::connection::{self, Accepted};
+use crate::server::AppState;
+use axum::Json;
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use hyper_util::rt::TokioIo;
+use shared::ErrorCode;
+use shared::codec::Encoding;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+use tokio_tungstenite::tungstenite::protocol::Role;
+
+fn refuse(status: StatusCode, code: ErrorCode, message: impl Into<String>) -> Response {
+    let body = serde_json::json!({"code": code, "message": message.into()});
+    (status, Json(body)).into_response()
+}
+
+fn header_has_token(headers: &HeaderMap, name: header::HeaderName, token: &str) -> bool {
+    headers
+        .get_all(name)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| t.trim().eq_ignore_ascii_case(token))
+}
+
+/// The token from `?token=` or `Authorization: Bearer`, if either is present;
+/// `Err` for an Authorization header of another scheme.
+fn token_from(req: &Request) -> Result<Option<String>, &'static str> {
+    if let Some(query) = req.uri().query() {
+        for (k, v) in url_pairs(query) {
+            if k == "token" {
+                return Ok(Some(v));
+            }
+        }
+    }
+    match req.headers().get(header::AUTHORIZATION) {
+        None => Ok(None),
+        Some(value) => {
+            let value = value.to_str().unwrap_or_default();
+            match value.split_once(' ') {
+                Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => {
+                    Ok(Some(token.trim().to_owned()))
+                }
+                _ => Err("Authorization header must be 'Bearer <token>'"),
+            }
+        }
+    }
+}
+
+/// Splits a query string into decoded pairs.
+fn url_pairs(query: &str) -> impl Iterator<Item = (String, String)> + '_ {
+    query.split('&').filter(|p| !p.is_empty()).map(|pair| {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        (percent_decode(k), percent_decode(v))
+    })
+}
+
+fn percent_decode(s: &str) -> String {
+    fn hex(b: u8) -> Option<u8> {
+        (b as char).to_digit(16).map(|d| d as u8)
+    }
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' => match (
+                bytes.get(i + 1).and_then(|b| hex(*b)),
+                bytes.get(i + 2).and_then(|b| hex(*b)),
+            ) {
+                (Some(hi), Some(lo)) => {
+                    out.push(hi << 4 | lo);
+                    i += 2;
+                }
+                _ => out.push(b'%'),
+            },
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The `/ws` handler.
+pub(crate) async fn websocket(
+    State(state): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    mut req: Request,
+) -> Response {
+    let headers = req.headers();
+    if !header_has_token(headers, header::UPGRADE, "websocket")
+        || !header_has_token(headers, header::CONNECTION, "upgrade")
+    {
+        return refuse(
+            StatusCode::UPGRADE_REQUIRED,
+            ErrorCode::InvalidMessage,
+            "this endpoint speaks WebSocket only (Upgrade: websocket)",
+        );
+    }
+    if headers
+        .get(header::SEC_WEBSOCKET_VERSION)
+        .is_none_or(|v| v.as_bytes() != b"13")
+    {
+        let mut resp = refuse(
+            StatusCode::UPGRADE_REQUIRED,
+            ErrorCode::InvalidMessage,
+            "Sec-WebSocket-Version must be 13",
+        );
+        resp.headers_mut().insert(
+            header::SEC_WEBSOCKET_VERSION,
+            HeaderValue::from_static("13"),
+        );
+        return resp;
+    }
+    let Some(key) = headers.get(header::SEC_WEBSOCKET_KEY).cloned() else {
+        return refuse(
+            StatusCode::BAD_REQUEST,
+            ErrorCode::InvalidMessage,
+            "Sec-WebSocket-Key is missing",
+        );
+    };
+    let origin = headers
+        .get(header::ORIGIN)
+        .map(|o| o.to_str().unwrap_or("<invalid>"));
+    if !state.settings.origins.allows(origin) {
+        tracing::info!(%peer, origin = origin.unwrap_or_default(), "origin refused");
+        return refuse(
+            StatusCode::FORBIDDEN,
+            ErrorCode::Forbidden,
+            "origin not allowed",
+        );
+    }
+    let offered = headers
+        .get(header::SEC_WEBSOCKET_PROTOCOL)
+        .map(|v| v.to_str().unwrap_or("<invalid>"));
+    let negotiated = match Encoding::negotiate(offered) {
+        Ok(n) => n,
+        Err(err) => {
+            return refuse(
+                StatusCode::BAD_REQUEST,
+                ErrorCode::InvalidMessage,
+                err.to_string(),
+            );
+        }
+    };
+    let token = match token_from(&req) {
+        Ok(t) => t,
+        Err(message) => return refuse(StatusCode::UNAUTHORIZED, ErrorCode::AuthFailed, message),
+    };
+    if state.shutdown.is_cancelled() {
+        return refuse(
+            StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::ConnectionFailed,
+            "gateway is shutting down; connect to another",
+        );
+    }
+    let Ok(permit) = state.permits.clone().try_acquire_owned() else {
+        let mut resp = refuse(
+            StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::ConnectionFailed,
+            "gateway is at its connection limit; try another or retry later",
+        );
+        resp.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        return resp;
+    };
+    let Some(on_upgrade) = req.extensions_mut().remove::<hyper::upgrade::OnUpgrade>() else {
+        return refuse(
+            StatusCode::BAD_REQUEST,
+            ErrorCode::InvalidMessage,
+            "connection cannot be upgraded (HTTP/1.1 required)",
+        );
+    };
+
+    let encoding = negotiated.unwrap_or(Encoding::Json);
+    let conn = state.next_conn.fetch_add(1, Ordering::Relaxed);
+    let task_state = state.clone();
+    state.tasks.spawn(async move {
+        let upgraded = match on_upgrade.await {
+            Ok(u) => u,
+            Err(err) => {
+                tracing::debug!(%peer, error = %err, "upgrade failed");
+                return;
+            }
+        };
+        let ws = WebSocketStream::from_raw_socket(
+            TokioIo::new(upgraded),
+            Role::Server,
+            Some(task_state.ws_config),
+        )
+        .await;
+        connection::serve(
+            task_state,
+            ws,
+            Accepted {
+                conn,
+                peer,
+                encoding,
+                token,
+            },
+        )
+        .await;
+        drop(permit);
+    });
+
+    let mut resp = StatusCode::SWITCHING_PROTOCOLS.into_response();
+    let h = resp.headers_mut();
+    h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+    h.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
+    if let Ok(accept) = HeaderValue::from_str(&derive_accept_key(key.as_bytes())) {
+        h.insert(header::SEC_WEBSOCKET_ACCEPT, accept);
+    }
+    if let Some(enc) = negotiated {
+        h.insert(
+            header::SEC_WEBSOCKET_PROTOCOL,
+            HeaderValue::from_static(enc.subprotocol()),
+        );
+    }
+    resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_tokens_are_percent_decoded() {
+        let pairs: Vec<_> = url_pairs("a=1&token=ab%2Bc%3D&x").collect();
+        assert_eq!(
+            pairs,
+            vec![
+                ("a".into(), "1".into()),
+                ("token".into(), "ab+c=".into()),
+                ("x".into(), "".into())
+            ]
+        );
+        assert_eq!(percent_decode("%zz%4"), "%zz%4");
+        assert_eq!(percent_decode("%"), "%");
+        assert_eq!(percent_decode("%aé"), "%aé");
+        assert_eq!(percent_decode("%C3%A9"), "é");
+    }
+}

@@ -1,0 +1,113 @@
+//! A connection's writer task: the only code that writes to its socket.
+//!
+//! It takes frames from the bounded outbound queue, feeds everything queued
+//! and flushes once, sends a WebSocket ping every interval, and on close
+//! flushes what is queued (except for a slow consumer, whose queue is the
+//! problem) and sends the close frame, all bounded by [`CLOSE_TIMEOUT`].
+
+use bytes::Bytes;
+use fanout::ConnControl;
+use futures_util::SinkExt;
+use futures_util::stream::SplitSink;
+use hyper_util::rt::TokioIo;
+use shared::CloseCode;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+
+/// The upgraded socket as the gateway uses it.
+pub(crate) type WsStream = WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>;
+/// Its write half.
+pub(crate) type WsSink = SplitSink<WsStream, Message>;
+
+/// Longest time spent flushing and sending the close frame once closing.
+pub(crate) const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Runs until the connection closes; returns the sink so the connection can
+/// reunite the halves for a clean TCP close.
+pub(crate) async fn run(
+    mut sink: WsSink,
+    mut rx: mpsc::Receiver<Message>,
+    control: Arc<ConnControl>,
+    ping_interval: Duration,
+) -> WsSink {
+    let start = tokio::time::Instant::now() + ping_interval;
+    let mut ping = tokio::time::interval_at(start, ping_interval);
+    ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let first = tokio::select! {
+            biased;
+            _ = control.closed() => break,
+            m = rx.recv() => match m {
+                Some(m) => m,
+                None => break,
+            },
+            _ = ping.tick() => Message::Ping(Bytes::new()),
+        };
+        let outcome = {
+            let write = write_batch(&mut sink, &mut rx, first);
+            tokio::pin!(write);
+            tokio::select! {
+                biased;
+                r = &mut write => Written::Done(r.is_ok()),
+                _ = control.closed() => {
+                    if control.reason() == Some(CloseCode::SlowConsumer) {
+                        // The peer is not reading; do not wait for this write.
+                        Written::Abandoned
+                    } else {
+                        match tokio::time::timeout(CLOSE_TIMEOUT, &mut write).await {
+                            Ok(r) => Written::Done(r.is_ok()),
+                            Err(_) => Written::Abandoned,
+                        }
+                    }
+                }
+            }
+        };
+        match outcome {
+            Written::Done(true) => {}
+            // The socket is broken; the reader sees it too and ends.
+            Written::Done(false) => return sink,
+            Written::Abandoned => break,
+        }
+    }
+    let code = control.reason().unwrap_or(CloseCode::Normal);
+    let closing = async {
+        if code != CloseCode::SlowConsumer {
+            while let Ok(m) = rx.try_recv() {
+                sink.feed(m).await?;
+            }
+        }
+        let frame = CloseFrame {
+            code: code.code().into(),
+            reason: code.reason().into(),
+        };
+        sink.send(Message::Close(Some(frame))).await
+    };
+    if let Ok(Err(err)) = tokio::time::timeout(CLOSE_TIMEOUT, closing).await {
+        tracing::debug!(error = %err, "close frame not sent");
+    }
+    sink
+}
+
+enum Written {
+    /// The batch was written (true) or the socket failed (false).
+    Done(bool),
+    /// Closing: the batch was given up.
+    Abandoned,
+}
+
+/// Feeds `first` and everything else already queued, then flushes once.
+async fn write_batch(
+    sink: &mut WsSink,
+    rx: &mut mpsc::Receiver<Message>,
+    first: Message,
+) -> Result<(), tokio_tungstenite::tungstenite::Error> {
+    sink.feed(first).await?;
+    while let Ok(m) = rx.try_recv() {
+        sink.feed(m).await?;
+    }
+    sink.flush().await
+}

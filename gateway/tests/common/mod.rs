@@ -1,0 +1,146 @@
+//! Starting gateways for integration tests.
+
+#![allow(dead_code, clippy::unwrap_used)]
+
+use clap::Parser;
+use gateway::{Config, GatewayError, Settings};
+use shared::auth::{MintClaims, mint_hs256};
+use shared::protocol::*;
+use shared::{CanvasId, RequestId};
+use std::net::SocketAddr;
+use testkit::RedisServer;
+use testkit::ws::{Connect, WsClient};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+pub const SECRET: &str = "integration-test-secret-0123456789abcdef";
+
+/// A gateway running in this process on a loopback port.
+pub struct Gateway {
+    pub addr: SocketAddr,
+    pub shutdown: CancellationToken,
+    pub handle: JoinHandle<Result<(), GatewayError>>,
+}
+
+impl Gateway {
+    /// Starts a gateway with `settings` on 127.0.0.1:0.
+    pub async fn start(settings: Settings) -> Gateway {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let shutdown = CancellationToken::new();
+        let handle = tokio::spawn(gateway::run(settings, listener, shutdown.clone()));
+        Gateway {
+            addr,
+            shutdown,
+            handle,
+        }
+    }
+
+    /// Cancels and waits for `run` to return.
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        self.handle.await.unwrap().unwrap();
+    }
+
+    pub async fn client(&self, user: &str) -> WsClient {
+        WsClient::connect_ok(self.addr, Connect::token(&token(user)))
+            .await
+            .0
+    }
+}
+
+/// Settings from flags, as an operator would give them; with `redis` the
+/// gateway joins that Redis, otherwise it runs standalone.
+pub fn settings(node: &str, redis: Option<&RedisServer>, extra: &[&str]) -> Settings {
+    let mut args = vec![
+        "gateway".to_owned(),
+        format!("--node-id={node}"),
+        format!("--jwt-secret={SECRET}"),
+        "--allowed-origins=https://app.example.com".to_owned(),
+        "--canvas-width=100".to_owned(),
+        "--canvas-height=100".to_owned(),
+    ];
+    if let Some(r) = redis {
+        args.push(format!("--redis-url={}", r.url()));
+    }
+    args.extend(extra.iter().map(|s| s.to_string()));
+    Config::try_parse_from(args)
+        .unwrap()
+        .into_settings()
+        .unwrap()
+}
+
+pub fn token(user: &str) -> String {
+    let mut claims = MintClaims::for_user(user, 600);
+    claims.name = Some(format!("{user} name"));
+    mint_hs256(SECRET.as_bytes(), &claims).unwrap()
+}
+
+pub fn canvas(id: &str) -> CanvasId {
+    CanvasId::new(id).unwrap()
+}
+
+pub fn join(id: u64, c: &str, echo: bool) -> ClientMessage {
+    ClientMessage::Join(Join {
+        id: Some(RequestId::Num(id)),
+        canvas: canvas(c),
+        echo,
+    })
+}
+
+pub fn leave(id: u64, c: &str) -> ClientMessage {
+    ClientMessage::Leave(Leave {
+        id: Some(RequestId::Num(id)),
+        canvas: canvas(c),
+    })
+}
+
+pub fn draw(id: u64, c: &str, x: i64, y: i64, color: i64) -> ClientMessage {
+    ClientMessage::Draw(Draw {
+        id: Some(RequestId::Num(id)),
+        canvas: canvas(c),
+        pixels: vec![PixelInput { x, y, color }],
+    })
+}
+
+pub fn chat(id: u64, c: &str, text: &str) -> ClientMessage {
+    ClientMessage::Chat(ChatSend {
+        id: Some(RequestId::Num(id)),
+        canvas: canvas(c),
+        text: text.into(),
+    })
+}
+
+pub fn cursor(id: Option<u64>, c: &str, x: f64, y: f64) -> ClientMessage {
+    ClientMessage::Cursor(CursorMove {
+        id: id.map(RequestId::Num),
+        canvas: canvas(c),
+        x,
+        y,
+    })
+}
+
+/// Expects an ack for request `id`; returns its result.
+pub async fn expect_ack(client: &mut WsClient, id: u64) -> Option<AckResult> {
+    match client.recv().await {
+        ServerMessage::Ack(a) if a.id == RequestId::Num(id) => a.result,
+        other => panic!("expected ack {id}, got {other:?}"),
+    }
+}
+
+/// Expects an error reply; returns it.
+pub async fn expect_error(client: &mut WsClient) -> ErrorReply {
+    match client.recv().await {
+        ServerMessage::Error(e) => e,
+        other => panic!("expected error, got {other:?}"),
+    }
+}
+
+/// Joins and waits for the ack.
+pub async fn join_ok(client: &mut WsClient, id: u64, c: &str, echo: bool) {
+    client.send(&join(id, c, echo)).await;
+    match expect_ack(client, id).await {
+        Some(AckResult::Joined(j)) => assert_eq!(j.canvas.as_str(), c),
+        other => panic!("join ack without result: {other:?}"),
+    }
+}
