@@ -37,6 +37,8 @@ pub enum BusError {
     Timeout(Duration),
     #[error("the bus subscriber has stopped")]
     Stopped,
+    #[error("the bus is disconnected from redis")]
+    Disconnected,
     #[error("the event could not be framed")]
     Frame(#[source] busframe::BusFrameError),
 }
@@ -111,6 +113,11 @@ impl Fanout {
     ///
     /// On failure the member has been removed again.
     pub async fn join(&self, canvas: &CanvasId, member: Member) -> Result<(), BusError> {
+        // Fail fast rather than make the client wait out the timeout; the
+        // error tells it to retry, by which time the bus may be back.
+        if !self.is_connected() {
+            return Err(BusError::Disconnected);
+        }
         let conn = member.conn;
         let Some(confirmed) = self.hub.add(canvas, member) else {
             return Ok(());

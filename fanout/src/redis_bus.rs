@@ -19,9 +19,8 @@ use shared::protocol::ResyncReason;
 use shared::{CanvasId, keys};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
 /// Most channels named in one SUBSCRIBE/UNSUBSCRIBE.
@@ -58,7 +57,8 @@ impl RedisSettings {
 pub(crate) struct RedisBus {
     pool: deadpool_redis::Pool,
     publish_timeout: Duration,
-    connected: Arc<AtomicBool>,
+    /// Whether the subscriber's pub/sub connection is up.
+    connected: watch::Receiver<bool>,
 }
 
 impl RedisBus {
@@ -89,7 +89,7 @@ impl RedisBus {
 
         let (tx, rx) = mpsc::unbounded_channel();
         let hub = Arc::new(Hub::new(node, Some(tx)));
-        let connected = Arc::new(AtomicBool::new(false));
+        let (connected_tx, mut connected) = watch::channel(false);
         let subscriber = Subscriber {
             client,
             hub: hub.clone(),
@@ -97,10 +97,16 @@ impl RedisBus {
             desired: HashSet::new(),
             actual: HashSet::new(),
             waiters: HashMap::new(),
-            connected: connected.clone(),
+            connected: connected_tx,
             health_interval: settings.health_interval,
         };
         tokio::spawn(subscriber.run(shutdown));
+        // Serve nothing until events can be received.
+        match tokio::time::timeout(settings.subscribe_timeout, connected.wait_for(|up| *up)).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(_)) => return Err(BusError::Stopped),
+            Err(_) => return Err(BusError::Timeout(settings.subscribe_timeout)),
+        }
         Ok((
             RedisBus {
                 pool,
@@ -112,7 +118,7 @@ impl RedisBus {
     }
 
     pub(crate) fn is_connected(&self) -> bool {
-        self.connected.load(Ordering::Relaxed)
+        *self.connected.borrow()
     }
 
     pub(crate) async fn publish(
@@ -149,8 +155,8 @@ struct Subscriber {
     actual: HashSet<CanvasId>,
     /// Joins waiting for their canvas's subscription to be confirmed.
     waiters: HashMap<CanvasId, Vec<Waiter>>,
-    /// Shared with the bus for readiness.
-    connected: Arc<AtomicBool>,
+    /// Shared with the bus for readiness and fast-failing joins.
+    connected: watch::Sender<bool>,
     health_interval: Duration,
 }
 
@@ -199,7 +205,7 @@ impl Subscriber {
                 }
                 continue;
             }
-            self.connected.store(true, Ordering::Relaxed);
+            self.connected.send_replace(true);
             backoff.reset();
             if ever_connected {
                 let canvases: Vec<CanvasId> = self.actual.iter().cloned().collect();
@@ -214,7 +220,7 @@ impl Subscriber {
             ever_connected = true;
 
             let ended = self.connected_loop(&mut sink, &mut stream, &shutdown).await;
-            self.connected.store(false, Ordering::Relaxed);
+            self.connected.send_replace(false);
             match ended {
                 Ended::Shutdown => return,
                 Ended::Lost => {

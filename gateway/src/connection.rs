@@ -8,7 +8,7 @@
 
 use crate::server::AppState;
 use crate::session::Session;
-use crate::writer::{self, CLOSE_TIMEOUT, WsSink, WsStream};
+use crate::writer::{self, CLOSE_TIMEOUT, SLOW_CLOSE_TIMEOUT, WsSink, WsStream};
 use fanout::ConnControl;
 use futures_util::StreamExt;
 use futures_util::stream::SplitStream;
@@ -150,7 +150,7 @@ async fn serve_inner(state: &AppState, ws: WsStream, accepted: Accepted) {
     control.close(CloseCode::Normal);
     let sink = match writer_done {
         Some(sink) => Some(sink),
-        None => tokio::time::timeout(CLOSE_TIMEOUT * 2, writer)
+        None => tokio::time::timeout(SLOW_CLOSE_TIMEOUT + CLOSE_TIMEOUT, writer)
             .await
             .ok()
             .and_then(Result::ok),

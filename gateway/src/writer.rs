@@ -25,6 +25,11 @@ pub(crate) type WsSink = SplitSink<WsStream, Message>;
 
 /// Longest time spent flushing and sending the close frame once closing.
 pub(crate) const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
+/// Longest time a slow consumer gets to take what is already in its socket
+/// buffers plus the 4008 close frame. It is out of the hub by then, so this
+/// costs only the buffers it already holds; a client that resumes reading
+/// within it learns why it was cut off.
+pub(crate) const SLOW_CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Runs until the connection closes; returns the sink so the connection can
 /// reunite the halves for a clean TCP close.
@@ -86,7 +91,12 @@ pub(crate) async fn run(
         };
         sink.send(Message::Close(Some(frame))).await
     };
-    if let Ok(Err(err)) = tokio::time::timeout(CLOSE_TIMEOUT, closing).await {
+    let limit = if code == CloseCode::SlowConsumer {
+        SLOW_CLOSE_TIMEOUT
+    } else {
+        CLOSE_TIMEOUT
+    };
+    if let Ok(Err(err)) = tokio::time::timeout(limit, closing).await {
         tracing::debug!(error = %err, "close frame not sent");
     }
     sink

@@ -153,7 +153,7 @@ async fn token_in_header_or_handshake_message_and_ping() {
         token: testkit::ws::TokenIn::Header(token("hdr")),
         encoding: Some(Encoding::Msgpack),
         origin: Some("https://app.example.com".into()),
-        subprotocol: None,
+        ..Connect::token("")
     };
     let (_c, w) = WsClient::connect_ok(g.addr, opts).await;
     assert_eq!(w.user.id, "hdr");

@@ -34,6 +34,8 @@ pub struct Connect {
     pub origin: Option<String>,
     /// Raw `Sec-WebSocket-Protocol` value, overriding `encoding`.
     pub subprotocol: Option<String>,
+    /// Socket receive buffer size (small makes a stalled reader fill up fast).
+    pub recv_buffer: Option<u32>,
 }
 
 impl Connect {
@@ -44,6 +46,7 @@ impl Connect {
             encoding: None,
             origin: None,
             subprotocol: None,
+            recv_buffer: None,
         }
     }
 
@@ -92,7 +95,13 @@ impl WsClient {
         if let Some(p) = &proto {
             h.insert("sec-websocket-protocol", header(p));
         }
-        let (ws, resp) = tokio_tungstenite::connect_async(req).await?;
+        let socket = tokio::net::TcpSocket::new_v4()?;
+        if let Some(size) = opts.recv_buffer {
+            socket.set_recv_buffer_size(size)?;
+        }
+        let stream = socket.connect(addr).await?;
+        let (ws, resp) =
+            tokio_tungstenite::client_async(req, MaybeTlsStream::Plain(stream)).await?;
         let encoding = match resp
             .headers()
             .get("sec-websocket-protocol")

@@ -1,0 +1,124 @@
+//! Connection and process lifecycle: graceful shutdown, keepalive and idle
+//! timeout, health and readiness.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use common::*;
+use shared::protocol::ServerMessage;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+use testkit::ws::{Connect, WsClient};
+use testkit::{RedisServer, eventually};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+async fn http_status(addr: SocketAddr, path: &str) -> Option<u16> {
+    let mut s = tokio::net::TcpStream::connect(addr).await.ok()?;
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes())
+        .await
+        .ok()?;
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).await.ok()?;
+    let head = String::from_utf8_lossy(&buf);
+    head.split_whitespace().nth(1)?.parse().ok()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_closes_every_client_with_1012_and_returns() {
+    let g = Gateway::start(settings("bye", None, &["--shutdown-grace-secs=5"])).await;
+    let mut a = g.client("a").await;
+    let mut b = g.client("b").await;
+    join_ok(&mut a, 1, "board", false).await;
+    assert_eq!(http_status(g.addr, "/readyz").await, Some(200));
+    let addr = g.addr;
+    let started = Instant::now();
+    g.shutdown.cancel();
+    for c in [&mut a, &mut b] {
+        assert_eq!(c.closed().await.code, Some(1012));
+    }
+    tokio::time::timeout(Duration::from_secs(5), g.handle)
+        .await
+        .expect("run returned in time")
+        .unwrap()
+        .unwrap();
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert!(
+        WsClient::connect(addr, Connect::token(&token("late")))
+            .await
+            .is_err(),
+        "still accepting after shutdown"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_peer_is_closed_after_the_idle_timeout_but_a_live_one_stays() {
+    let g = Gateway::start(settings(
+        "idle",
+        None,
+        &["--ping-interval-secs=1", "--idle-timeout-secs=2"],
+    ))
+    .await;
+    // This client reads (so it answers the server's pings automatically).
+    let mut live = g.client("live").await;
+    // This one never reads, so never answers a ping.
+    let silent = g.client("silent").await;
+    let started = Instant::now();
+    // Three seconds of reading: pings arrive and are answered; no close.
+    assert!(live.recv_within(Duration::from_secs(3)).await.is_none());
+    let mut silent = silent;
+    let closed = silent.closed().await;
+    assert_eq!(closed.code, Some(4009));
+    assert!(started.elapsed() >= Duration::from_secs(2));
+    // The live client is still served.
+    live.send(&shared::protocol::ClientMessage::Ping(
+        shared::protocol::Ping { id: None, ts: None },
+    ))
+    .await;
+    assert!(matches!(live.recv().await, ServerMessage::Pong(_)));
+    g.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readiness_follows_redis_and_health_does_not() {
+    let mut redis = RedisServer::start();
+    let g = Gateway::start(settings("ready", Some(&redis), &[])).await;
+    eventually(Duration::from_secs(5), "ready with redis up", || async {
+        http_status(g.addr, "/readyz").await == Some(200)
+    })
+    .await;
+    redis.kill();
+    eventually(
+        Duration::from_secs(15),
+        "unready with redis down",
+        || async { http_status(g.addr, "/readyz").await == Some(503) },
+    )
+    .await;
+    assert_eq!(http_status(g.addr, "/healthz").await, Some(200));
+    // A join now fails with a code instead of hanging.
+    let mut c = g.client("u").await;
+    c.send(&join(1, "board", false)).await;
+    let e = expect_error(&mut c).await;
+    assert_eq!(e.code, shared::ErrorCode::Unavailable);
+    redis.restart();
+    eventually(Duration::from_secs(15), "ready again", || async {
+        http_status(g.addr, "/readyz").await == Some(200)
+    })
+    .await;
+    join_ok(&mut c, 2, "board", false).await;
+    g.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gateway_refuses_to_start_without_its_redis() {
+    let port = testkit::free_port();
+    let mut s = settings("nope", None, &[]);
+    s.redis = Some(fanout::RedisSettings::new(&format!(
+        "redis://127.0.0.1:{port}"
+    )));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let err = gateway::run(s, listener, tokio_util::sync::CancellationToken::new())
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("redis"), "{err}");
+}

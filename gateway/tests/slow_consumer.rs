@@ -1,0 +1,104 @@
+//! One client that stops reading is disconnected with 4008 while a fast
+//! client on the same canvas keeps receiving promptly.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use common::*;
+use futures_util::StreamExt;
+use shared::RequestId;
+use shared::protocol::*;
+use std::time::{Duration, Instant};
+use testkit::ws::{Connect, WsClient};
+use tokio_tungstenite::tungstenite::Message;
+
+const EVENTS: usize = 200;
+const PIXELS: usize = 1000;
+
+fn big_draw(i: usize) -> ClientMessage {
+    ClientMessage::Draw(Draw {
+        id: Some(RequestId::Num(i as u64)),
+        canvas: canvas("board"),
+        pixels: (0..PIXELS)
+            .map(|k| PixelInput {
+                x: (k % 100) as i64,
+                y: (i % 100) as i64,
+                color: (k % 32) as i64,
+            })
+            .collect(),
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_reader_is_cut_off_and_others_are_not_delayed() {
+    let g = Gateway::start(settings(
+        "slow",
+        None,
+        &["--outbound-queue=8", "--max-pixels-per-draw=1000"],
+    ))
+    .await;
+    let mut sender = g.client("sender").await;
+    let mut fast = g.client("fast").await;
+    let mut slow_opts = Connect::token(&token("slow"));
+    slow_opts.recv_buffer = Some(4096);
+    let (mut slow, _) = WsClient::connect_ok(g.addr, slow_opts).await;
+    join_ok(&mut sender, 1, "board", false).await;
+    join_ok(&mut fast, 1, "board", false).await;
+    join_ok(&mut slow, 1, "board", false).await;
+    // From here on `slow` reads nothing until the burst is over.
+
+    let started = Instant::now();
+    let send_times = std::sync::Arc::new(std::sync::Mutex::new(vec![None; EVENTS]));
+    let times = send_times.clone();
+    let producer = tokio::spawn(async move {
+        for i in 0..EVENTS {
+            times.lock().unwrap()[i] = Some(Instant::now());
+            sender.send(&big_draw(i)).await;
+            expect_ack(&mut sender, i as u64).await;
+        }
+        sender
+    });
+    let mut worst = Duration::ZERO;
+    for i in 0..EVENTS {
+        match fast.recv().await {
+            ServerMessage::Draw(d) => {
+                assert_eq!(d.pixels.len(), PIXELS);
+                assert_eq!(d.pixels[0].y as usize, i % 100, "fast client out of order");
+                let sent = send_times.lock().unwrap()[i].unwrap();
+                worst = worst.max(sent.elapsed());
+            }
+            other => panic!("fast client got {other:?}"),
+        }
+    }
+    let burst = started.elapsed();
+    let _sender = producer.await.unwrap();
+    println!("burst of {EVENTS} x {PIXELS} pixels: {burst:?}; fast client's worst delay {worst:?}");
+    // Loose bound: the fast client is never held up behind the stalled one
+    // (that would take the stalled client's whole timeout or forever).
+    assert!(
+        worst < Duration::from_secs(1),
+        "fast client delayed {worst:?}"
+    );
+
+    // The stalled client now reads what the kernel buffered, then the close.
+    let mut ws = slow.into_inner();
+    let mut frames = 0;
+    let code = loop {
+        match tokio::time::timeout(Duration::from_secs(10), ws.next())
+            .await
+            .expect("slow client never closed")
+        {
+            Some(Ok(Message::Close(c))) => break c.map(|c| u16::from(c.code)),
+            Some(Ok(_)) => frames += 1,
+            Some(Err(e)) => panic!("slow client saw {e} after {frames} frames instead of a close"),
+            None => break None,
+        }
+    };
+    assert_eq!(code, Some(4008), "after {frames} frames");
+    assert!(
+        frames < EVENTS,
+        "the stalled client was not cut off early ({frames} frames)"
+    );
+    g.stop().await;
+}
