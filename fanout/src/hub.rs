@@ -9,6 +9,7 @@
 
 use crate::BusError;
 use crate::control::ConnControl;
+use crate::queue::{Full, Outbound};
 use bytes::Bytes;
 use parking_lot::RwLock;
 use shared::busframe;
@@ -32,7 +33,7 @@ pub struct Member {
     /// Whether the connection wants its own events back.
     pub echo: bool,
     /// The connection's bounded outbound queue.
-    pub tx: mpsc::Sender<Message>,
+    pub tx: Arc<Outbound>,
     /// How the hub tells the connection to close when its queue is full.
     pub control: Arc<ConnControl>,
 }
@@ -211,17 +212,19 @@ impl Hub {
 
     /// Queues a frame without waiting; a full queue closes the member.
     fn offer(&self, member: &Member, frame: Message) -> bool {
-        match member.tx.try_send(frame) {
+        // A closing connection (its reader removes it soon) takes nothing.
+        if member.control.is_closed() {
+            return false;
+        }
+        match member.tx.offer(frame) {
             Ok(()) => true,
-            Err(mpsc::error::TrySendError::Full(_)) => {
+            Err(Full(_)) => {
                 if member.control.close(CloseCode::SlowConsumer) {
                     self.stats.slow_consumers.fetch_add(1, Ordering::Relaxed);
                     tracing::info!(conn = member.conn, "slow consumer: outbound queue full");
                 }
                 false
             }
-            // The connection is already gone; its reader removes it.
-            Err(mpsc::error::TrySendError::Closed(_)) => false,
         }
     }
 }
@@ -304,13 +307,9 @@ mod tests {
         CanvasId::new(id).expect("valid")
     }
 
-    fn member(
-        conn: u64,
-        encoding: Encoding,
-        echo: bool,
-        cap: usize,
-    ) -> (Member, mpsc::Receiver<Message>) {
-        let (tx, rx) = mpsc::channel(cap);
+    fn member(conn: u64, encoding: Encoding, echo: bool, cap: usize) -> (Member, Arc<Outbound>) {
+        let tx = Arc::new(Outbound::new(cap));
+        let rx = tx.clone();
         (
             Member {
                 conn,
@@ -345,34 +344,34 @@ mod tests {
     fn one_event_reaches_every_member_once_in_their_encoding() {
         let hub = Hub::new("n1", None);
         let c = canvas("c");
-        let (json, mut json_rx) = member(1, Encoding::Json, false, 8);
-        let (mp, mut mp_rx) = member(2, Encoding::Msgpack, false, 8);
-        let (sender, mut sender_rx) = member(3, Encoding::Json, false, 8);
-        let (other, mut other_rx) = member(4, Encoding::Json, false, 8);
+        let (json, json_rx) = member(1, Encoding::Json, false, 8);
+        let (mp, mp_rx) = member(2, Encoding::Msgpack, false, 8);
+        let (sender, sender_rx) = member(3, Encoding::Json, false, 8);
+        let (other, other_rx) = member(4, Encoding::Json, false, 8);
         assert!(hub.add(&c, json).is_none());
         hub.add(&c, mp);
         hub.add(&c, sender);
         hub.add(&canvas("elsewhere"), other);
         hub.dispatch(&c, &chat_payload("n1", 3, "c", "hi"));
 
-        let Ok(Message::Text(text)) = json_rx.try_recv() else {
+        let Some(Message::Text(text)) = json_rx.try_take() else {
             panic!("json member got no text frame");
         };
         let msg = codec::decode_server(Encoding::Json, text.as_bytes()).expect("json");
         assert!(matches!(msg, ServerMessage::Chat(ChatEvent { ref text, .. }) if text == "hi"));
-        let Ok(Message::Binary(bin)) = mp_rx.try_recv() else {
+        let Some(Message::Binary(bin)) = mp_rx.try_take() else {
             panic!("msgpack member got no binary frame");
         };
         assert_eq!(
             codec::decode_server(Encoding::Msgpack, &bin).expect("msgpack"),
             msg
         );
-        assert!(json_rx.try_recv().is_err(), "delivered twice");
+        assert!(json_rx.try_take().is_none(), "delivered twice");
         assert!(
-            sender_rx.try_recv().is_err(),
+            sender_rx.try_take().is_none(),
             "sender got its own event without echo"
         );
-        assert!(other_rx.try_recv().is_err(), "other canvas got the event");
+        assert!(other_rx.try_take().is_none(), "other canvas got the event");
         assert_eq!(hub.stats().delivered.load(Ordering::Relaxed), 2);
     }
 
@@ -380,19 +379,19 @@ mod tests {
     fn echo_is_per_member_and_only_for_the_same_node() {
         let hub = Hub::new("n1", None);
         let c = canvas("c");
-        let (echoing, mut echo_rx) = member(3, Encoding::Json, true, 8);
-        let (quiet, mut quiet_rx) = member(5, Encoding::Json, false, 8);
+        let (echoing, echo_rx) = member(3, Encoding::Json, true, 8);
+        let (quiet, quiet_rx) = member(5, Encoding::Json, false, 8);
         hub.add(&c, echoing);
         hub.add(&c, quiet);
         hub.dispatch(&c, &chat_payload("n1", 3, "c", "mine"));
         assert!(
-            echo_rx.try_recv().is_ok(),
+            echo_rx.try_take().is_some(),
             "echo member missed its own event"
         );
         // Same connection number on another node is someone else.
         hub.dispatch(&c, &chat_payload("n2", 5, "c", "theirs"));
-        assert!(quiet_rx.try_recv().is_ok());
-        assert!(quiet_rx.try_recv().is_ok());
+        assert!(quiet_rx.try_take().is_some());
+        assert!(quiet_rx.try_take().is_some());
     }
 
     #[test]
@@ -401,7 +400,7 @@ mod tests {
         let c = canvas("c");
         let (slow, _slow_rx) = member(1, Encoding::Json, false, 1);
         let slow_control = slow.control.clone();
-        let (fast, mut fast_rx) = member(2, Encoding::Json, false, 8);
+        let (fast, fast_rx) = member(2, Encoding::Json, false, 8);
         hub.add(&c, slow);
         hub.add(&c, fast);
         for i in 0..3 {
@@ -410,7 +409,7 @@ mod tests {
         assert_eq!(slow_control.reason(), Some(CloseCode::SlowConsumer));
         assert_eq!(hub.stats().slow_consumers.load(Ordering::Relaxed), 1);
         for _ in 0..3 {
-            assert!(fast_rx.try_recv().is_ok());
+            assert!(fast_rx.try_take().is_some());
         }
     }
 
@@ -418,10 +417,10 @@ mod tests {
     fn garbage_bus_frames_are_counted_and_dropped() {
         let hub = Hub::new("n1", None);
         let c = canvas("c");
-        let (m, mut rx) = member(1, Encoding::Json, false, 8);
+        let (m, rx) = member(1, Encoding::Json, false, 8);
         hub.add(&c, m);
         hub.dispatch(&c, &Bytes::from_static(b"\xc1garbage"));
-        assert!(rx.try_recv().is_err());
+        assert!(rx.try_take().is_none());
         assert_eq!(hub.stats().bad_frames.load(Ordering::Relaxed), 1);
     }
 

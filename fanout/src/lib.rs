@@ -9,11 +9,13 @@
 mod backoff;
 mod control;
 mod hub;
+mod queue;
 mod redis_bus;
 
 pub use backoff::Backoff;
 pub use control::ConnControl;
 pub use hub::{Hub, HubStats, Member, frame_for};
+pub use queue::{Full, Outbound};
 pub use redis_bus::RedisSettings;
 
 use bytes::Bytes;

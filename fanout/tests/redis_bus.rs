@@ -2,7 +2,7 @@
 
 #![allow(clippy::unwrap_used)]
 
-use fanout::{ConnControl, Fanout, Member, RedisSettings};
+use fanout::{ConnControl, Fanout, Member, Outbound, RedisSettings};
 use shared::busframe::BusHeader;
 use shared::codec::{self, Encoding};
 use shared::protocol::{Author, ChatEvent, ResyncReason, ServerMessage};
@@ -10,7 +10,6 @@ use shared::{CanvasId, keys};
 use std::sync::Arc;
 use std::time::Duration;
 use testkit::{RedisServer, eventually};
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tungstenite::Message;
 
@@ -22,8 +21,9 @@ fn settings(redis: &RedisServer) -> RedisSettings {
     s
 }
 
-fn member(conn: u64) -> (Member, mpsc::Receiver<Message>) {
-    let (tx, rx) = mpsc::channel(64);
+fn member(conn: u64) -> (Member, Arc<Outbound>) {
+    let tx = Arc::new(Outbound::new(64));
+    let rx = tx.clone();
     (
         Member {
             conn,
@@ -56,11 +56,10 @@ fn header(node: &str, conn: u64) -> BusHeader {
     }
 }
 
-async fn next_message(rx: &mut mpsc::Receiver<Message>) -> ServerMessage {
-    let frame = tokio::time::timeout(Duration::from_secs(5), rx.recv())
+async fn next_message(rx: &Arc<Outbound>) -> ServerMessage {
+    let frame = tokio::time::timeout(Duration::from_secs(5), rx.take())
         .await
-        .expect("no frame within 5 s")
-        .expect("queue closed");
+        .expect("no frame within 5 s");
     let Message::Text(text) = frame else {
         panic!("expected a text frame, got {frame:?}")
     };
@@ -90,8 +89,8 @@ async fn events_cross_nodes_once_and_not_back_to_their_sender() {
         .await
         .unwrap();
     let canvas = CanvasId::new("shared").unwrap();
-    let (sender, mut sender_rx) = member(1);
-    let (receiver, mut receiver_rx) = member(1);
+    let (sender, sender_rx) = member(1);
+    let (receiver, receiver_rx) = member(1);
     a.join(&canvas, sender).await.unwrap();
     b.join(&canvas, receiver).await.unwrap();
 
@@ -105,7 +104,7 @@ async fn events_cross_nodes_once_and_not_back_to_their_sender() {
         .unwrap();
     }
     for i in 0..50 {
-        match next_message(&mut receiver_rx).await {
+        match next_message(&receiver_rx).await {
             ServerMessage::Chat(c) => assert_eq!(c.text, i.to_string(), "out of order"),
             other => panic!("unexpected {other:?}"),
         }
@@ -114,15 +113,15 @@ async fn events_cross_nodes_once_and_not_back_to_their_sender() {
     b.publish(&canvas, &header("node-b", 7), &chat(&canvas, "marker"))
         .await
         .unwrap();
-    match next_message(&mut sender_rx).await {
+    match next_message(&sender_rx).await {
         ServerMessage::Chat(c) => assert_eq!(c.text, "marker", "sender got its own event"),
         other => panic!("unexpected {other:?}"),
     }
-    match next_message(&mut receiver_rx).await {
+    match next_message(&receiver_rx).await {
         ServerMessage::Chat(c) => assert_eq!(c.text, "marker", "duplicate delivery"),
         other => panic!("unexpected {other:?}"),
     }
-    assert!(receiver_rx.try_recv().is_err(), "duplicate delivery");
+    assert!(receiver_rx.try_take().is_none(), "duplicate delivery");
     shutdown.cancel();
 }
 
@@ -164,7 +163,7 @@ async fn a_redis_restart_resubscribes_and_tells_members_to_resync() {
         .await
         .unwrap();
     let canvas = CanvasId::new("c2").unwrap();
-    let (m, mut rx) = member(1);
+    let (m, rx) = member(1);
     b.join(&canvas, m).await.unwrap();
 
     redis.kill();
@@ -182,7 +181,7 @@ async fn a_redis_restart_resubscribes_and_tells_members_to_resync() {
     );
     redis.restart();
 
-    match next_message(&mut rx).await {
+    match next_message(&rx).await {
         ServerMessage::Resync(r) => {
             assert_eq!(r.canvas, canvas);
             assert_eq!(r.reason, ResyncReason::BusReconnected);
@@ -206,7 +205,7 @@ async fn a_redis_restart_resubscribes_and_tells_members_to_resync() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(delivered, "publish never recovered");
-    match next_message(&mut rx).await {
+    match next_message(&rx).await {
         ServerMessage::Chat(c) => assert_eq!(c.text, "back"),
         other => panic!("unexpected {other:?}"),
     }

@@ -9,7 +9,7 @@
 use crate::server::AppState;
 use crate::session::Session;
 use crate::writer::{self, CLOSE_TIMEOUT, SLOW_CLOSE_TIMEOUT, WsSink, WsStream};
-use fanout::ConnControl;
+use fanout::{ConnControl, Outbound};
 use futures_util::StreamExt;
 use futures_util::stream::SplitStream;
 use shared::auth::Identity;
@@ -23,7 +23,6 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::{self, Message};
 use tracing::Instrument;
@@ -45,14 +44,14 @@ pub(crate) struct Accepted {
 
 /// The sending side of a connection, used by the reader and the session.
 pub(crate) struct Outbox {
-    tx: mpsc::Sender<Message>,
+    tx: Arc<Outbound>,
     pub control: Arc<ConnControl>,
     pub encoding: Encoding,
 }
 
 impl Outbox {
-    /// A clone of the queue sender, for hub membership.
-    pub fn sender(&self) -> mpsc::Sender<Message> {
+    /// The queue, shared with the hub for canvas membership.
+    pub fn queue(&self) -> Arc<Outbound> {
         self.tx.clone()
     }
 
@@ -61,7 +60,7 @@ impl Outbox {
         let Some(frame) = fanout::frame_for(self.encoding, msg) else {
             return;
         };
-        if let Err(mpsc::error::TrySendError::Full(_)) = self.tx.try_send(frame) {
+        if self.tx.offer(frame).is_err() {
             self.control.close(CloseCode::SlowConsumer);
         }
     }
@@ -97,26 +96,39 @@ impl Drop for OpenGuard<'_> {
 }
 
 /// Serves one upgraded connection to the end.
-pub(crate) async fn serve(state: Arc<AppState>, ws: WsStream, accepted: Accepted) {
+///
+/// A plain function returning the instrumented future, so no extra
+/// coroutine layer keeps copies of the arguments alive.
+pub(crate) fn serve(
+    state: Arc<AppState>,
+    stream: SplitStream<WsStream>,
+    sink: WsSink,
+    accepted: Accepted,
+) -> impl std::future::Future<Output = ()> {
     let span = tracing::info_span!(
         "conn",
         id = %format_args!("{}-{}", state.settings.node_id, accepted.conn),
         peer = %accepted.peer,
         user = tracing::field::Empty,
     );
-    serve_inner(&state, ws, accepted).instrument(span).await
+    serve_inner(state, stream, sink, accepted).instrument(span)
 }
 
-async fn serve_inner(state: &AppState, ws: WsStream, accepted: Accepted) {
+async fn serve_inner(
+    state: Arc<AppState>,
+    mut stream: SplitStream<WsStream>,
+    sink: WsSink,
+    accepted: Accepted,
+) {
+    let state = &*state;
     state.open_connections.fetch_add(1, Ordering::Relaxed);
     let _open = OpenGuard(state);
     let started = Instant::now();
-    let (sink, mut stream) = ws.split();
-    let (tx, rx) = mpsc::channel(state.settings.outbound_queue);
+    let tx = Arc::new(Outbound::new(state.settings.outbound_queue));
     let control = Arc::new(ConnControl::new());
     let mut writer = tokio::spawn(writer::run(
         sink,
-        rx,
+        tx.clone(),
         control.clone(),
         state.settings.ping_interval,
     ));
@@ -127,8 +139,10 @@ async fn serve_inner(state: &AppState, ws: WsStream, accepted: Accepted) {
     };
 
     let mut writer_done = None;
+    // Authentication and the lingering close run once each; boxing keeps
+    // their state (timers, a discard buffer) out of the long-lived future.
     if let Some((identity, handshake_id)) =
-        authenticate(state, &mut stream, &out, accepted.token).await
+        Box::pin(authenticate(state, &mut stream, &out, accepted.token)).await
     {
         tracing::Span::current().record("user", identity.user_id.as_str());
         tracing::debug!("authenticated");
@@ -156,7 +170,7 @@ async fn serve_inner(state: &AppState, ws: WsStream, accepted: Accepted) {
             .and_then(Result::ok),
     };
     if let Some(sink) = sink {
-        linger(stream, sink).await;
+        Box::pin(linger(stream, sink)).await;
     }
     let reason = control.reason().unwrap_or(CloseCode::Normal);
     tracing::info!(
@@ -354,7 +368,11 @@ async fn read_loop(
         };
         match classify(&msg, out.encoding) {
             Inbound::Data(bytes) => match codec::decode_client(out.encoding, bytes) {
-                Ok(cmd) => session.handle(cmd).await,
+                // Boxed: the command path (publish, join) is the deepest
+                // future in the connection; inline, its state would be
+                // allocated for the connection's whole life (~10 KiB), boxed
+                // only while a command runs.
+                Ok(cmd) => Box::pin(session.handle(cmd)).await,
                 Err(err) => out.error(err.id, ErrorCode::InvalidMessage, err.message),
             },
             Inbound::WrongKind => {

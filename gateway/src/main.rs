@@ -24,6 +24,11 @@ fn main() -> anyhow::Result<()> {
         return Ok(());
     }
     init_tracing(config.log_format);
+    // Each connection is a descriptor; lift the soft limit to the hard one.
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(n) => tracing::debug!(limit = n, "open file limit"),
+        Err(err) => tracing::warn!(error = %err, "could not raise the open file limit"),
+    }
     let settings = match config.clone().into_settings() {
         Ok(s) => s,
         Err(err) => {

@@ -145,7 +145,7 @@ impl<'a> Session<'a> {
             conn: self.conn,
             encoding: self.out.encoding,
             echo,
-            tx: self.out.sender(),
+            tx: self.out.queue(),
             control: self.out.control.clone(),
         };
         match self.state.fanout.join(&canvas, member).await {

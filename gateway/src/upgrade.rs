@@ -9,6 +9,7 @@ use axum::Json;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use futures_util::StreamExt;
 use hyper_util::rt::TokioIo;
 use shared::ErrorCode;
 use shared::codec::Encoding;
@@ -194,15 +195,20 @@ pub(crate) async fn websocket(
                 return;
             }
         };
-        let ws = WebSocketStream::from_raw_socket(
+        // Boxed and split here so that neither the setup future nor the
+        // 328-byte stream struct stays inside the connection's long-lived
+        // future (see docs/BENCHMARKS.md, idle memory).
+        let ws = Box::pin(WebSocketStream::from_raw_socket(
             TokioIo::new(upgraded),
             Role::Server,
             Some(task_state.ws_config),
-        )
+        ))
         .await;
+        let (sink, stream) = ws.split();
         connection::serve(
             task_state,
-            ws,
+            stream,
+            sink,
             Accepted {
                 conn,
                 peer,

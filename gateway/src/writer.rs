@@ -6,14 +6,13 @@
 //! problem) and sends the close frame, all bounded by [`CLOSE_TIMEOUT`].
 
 use bytes::Bytes;
-use fanout::ConnControl;
+use fanout::{ConnControl, Outbound};
 use futures_util::SinkExt;
 use futures_util::stream::SplitSink;
 use hyper_util::rt::TokioIo;
 use shared::CloseCode;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::mpsc;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
@@ -35,7 +34,7 @@ pub(crate) const SLOW_CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
 /// reunite the halves for a clean TCP close.
 pub(crate) async fn run(
     mut sink: WsSink,
-    mut rx: mpsc::Receiver<Message>,
+    rx: Arc<Outbound>,
     control: Arc<ConnControl>,
     ping_interval: Duration,
 ) -> WsSink {
@@ -46,14 +45,11 @@ pub(crate) async fn run(
         let first = tokio::select! {
             biased;
             _ = control.closed() => break,
-            m = rx.recv() => match m {
-                Some(m) => m,
-                None => break,
-            },
+            m = rx.take() => m,
             _ = ping.tick() => Message::Ping(Bytes::new()),
         };
         let outcome = {
-            let write = write_batch(&mut sink, &mut rx, first);
+            let write = write_batch(&mut sink, &rx, first);
             tokio::pin!(write);
             tokio::select! {
                 biased;
@@ -81,7 +77,7 @@ pub(crate) async fn run(
     let code = control.reason().unwrap_or(CloseCode::Normal);
     let closing = async {
         if code != CloseCode::SlowConsumer {
-            while let Ok(m) = rx.try_recv() {
+            while let Some(m) = rx.try_take() {
                 sink.feed(m).await?;
             }
         }
@@ -112,11 +108,11 @@ enum Written {
 /// Feeds `first` and everything else already queued, then flushes once.
 async fn write_batch(
     sink: &mut WsSink,
-    rx: &mut mpsc::Receiver<Message>,
+    rx: &Outbound,
     first: Message,
 ) -> Result<(), tokio_tungstenite::tungstenite::Error> {
     sink.feed(first).await?;
-    while let Ok(m) = rx.try_recv() {
+    while let Some(m) = rx.try_take() {
         sink.feed(m).await?;
     }
     sink.flush().await

@@ -1,0 +1,142 @@
+//! A connection's bounded outbound queue.
+//!
+//! Many producers (the hub, the connection's own reader) offer frames
+//! without waiting; one consumer (the connection's writer) takes them. Unlike
+//! tokio's mpsc, which allocates a block of 32 slots per channel up front,
+//! this holds no heap memory while empty beyond a few spare slots, which
+//! matters at tens of thousands of mostly idle connections.
+
+use parking_lot::Mutex;
+use std::collections::VecDeque;
+use tokio::sync::Notify;
+use tungstenite::Message;
+
+/// Spare capacity kept when the queue drains; more is released.
+const KEEP_SLOTS: usize = 16;
+
+/// See the module documentation.
+#[derive(Debug)]
+pub struct Outbound {
+    frames: Mutex<VecDeque<Message>>,
+    ready: Notify,
+    capacity: usize,
+}
+
+/// The queue was full; the frame is handed back.
+#[derive(Debug)]
+pub struct Full(pub Message);
+
+impl Outbound {
+    /// A queue that holds at most `capacity` frames.
+    pub fn new(capacity: usize) -> Self {
+        Outbound {
+            frames: Mutex::new(VecDeque::new()),
+            ready: Notify::new(),
+            capacity: capacity.max(1),
+        }
+    }
+
+    /// Queues a frame unless the queue is full.
+    pub fn offer(&self, frame: Message) -> Result<(), Full> {
+        {
+            let mut frames = self.frames.lock();
+            if frames.len() >= self.capacity {
+                return Err(Full(frame));
+            }
+            frames.push_back(frame);
+        }
+        self.ready.notify_one();
+        Ok(())
+    }
+
+    /// Takes the next frame if there is one.
+    pub fn try_take(&self) -> Option<Message> {
+        let mut frames = self.frames.lock();
+        let frame = frames.pop_front();
+        if frames.is_empty() && frames.capacity() > KEEP_SLOTS {
+            frames.shrink_to(KEEP_SLOTS);
+        }
+        frame
+    }
+
+    /// Waits for the next frame. Only one task may take from a queue.
+    ///
+    /// Cancel-safe: a frame is only removed when this returns it.
+    pub async fn take(&self) -> Message {
+        loop {
+            if let Some(frame) = self.try_take() {
+                return frame;
+            }
+            // notify_one stores a permit when nobody waits, so a frame
+            // offered between try_take and here is not missed.
+            self.ready.notified().await;
+        }
+    }
+
+    /// Frames waiting.
+    pub fn len(&self) -> usize {
+        self.frames.lock().len()
+    }
+
+    /// Whether no frame is waiting.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    fn text(s: &str) -> Message {
+        Message::Text(s.to_owned().into())
+    }
+
+    #[test]
+    fn bounded_and_in_order() {
+        let q = Outbound::new(2);
+        assert!(q.offer(text("a")).is_ok());
+        assert!(q.offer(text("b")).is_ok());
+        assert!(matches!(q.offer(text("c")), Err(Full(m)) if m == text("c")));
+        assert_eq!(q.try_take(), Some(text("a")));
+        assert!(q.offer(text("c")).is_ok());
+        assert_eq!(q.try_take(), Some(text("b")));
+        assert_eq!(q.try_take(), Some(text("c")));
+        assert_eq!(q.try_take(), None);
+    }
+
+    #[test]
+    fn drained_queues_release_memory() {
+        let q = Outbound::new(1000);
+        for i in 0..500 {
+            q.offer(text(&i.to_string())).expect("room");
+        }
+        while q.try_take().is_some() {}
+        assert!(q.frames.lock().capacity() <= KEEP_SLOTS);
+    }
+
+    #[tokio::test]
+    async fn take_waits_for_a_frame_from_another_task() {
+        let q = Arc::new(Outbound::new(4));
+        let producer = q.clone();
+        tokio::spawn(async move {
+            tokio::task::yield_now().await;
+            producer.offer(text("late")).expect("room");
+        });
+        let got = tokio::time::timeout(Duration::from_secs(5), q.take())
+            .await
+            .expect("woken");
+        assert_eq!(got, text("late"));
+    }
+
+    #[tokio::test]
+    async fn a_cancelled_take_loses_nothing() {
+        let q = Outbound::new(4);
+        // Cancel a waiting take, then offer: the next take still gets it.
+        let _ = tokio::time::timeout(Duration::from_millis(5), q.take()).await;
+        q.offer(text("x")).expect("room");
+        assert_eq!(q.take().await, text("x"));
+    }
+}

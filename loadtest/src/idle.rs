@@ -1,0 +1,157 @@
+//! The `idle` scenario: open N authenticated connections at a set rate,
+//! hold them (answering pings), and measure the gateway's resident memory
+//! per connection.
+
+use crate::client;
+use crate::proc;
+use crate::stats::Samples;
+use clap::Args;
+use futures_util::StreamExt;
+use serde::Serialize;
+use shared::codec::Encoding;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::Semaphore;
+
+/// Flags of the `idle` scenario.
+#[derive(Debug, Clone, Args)]
+pub struct IdleOptions {
+    /// Gateway WebSocket URL.
+    #[arg(long, default_value = "ws://127.0.0.1:8080/ws")]
+    pub url: String,
+    /// HS256 secret the gateway verifies tokens with.
+    #[arg(long, env = "EASEL_JWT_SECRET", hide_env_values = true)]
+    pub secret: String,
+    /// Connections to open.
+    #[arg(long, default_value_t = 5000)]
+    pub connections: usize,
+    /// New connections per second.
+    #[arg(long, default_value_t = 2000)]
+    pub rate: u32,
+    /// Connection attempts in flight at once.
+    #[arg(long, default_value_t = 256)]
+    pub concurrency: usize,
+    /// How long to hold the connections once all are open, seconds.
+    #[arg(long, default_value_t = 5)]
+    pub hold_secs: u64,
+    /// Gateway process id on this machine, to measure its memory.
+    #[arg(long)]
+    pub pid: Option<u32>,
+    /// Use MessagePack instead of JSON.
+    #[arg(long)]
+    pub msgpack: bool,
+}
+
+/// What the scenario measured.
+#[derive(Debug, Serialize)]
+pub struct IdleReport {
+    pub opened: usize,
+    pub failed: usize,
+    pub first_error: Option<String>,
+    pub ramp_secs: f64,
+    pub connect_p50_ms: Option<f64>,
+    pub connect_p99_ms: Option<f64>,
+    pub rss_before_bytes: Option<u64>,
+    pub rss_after_bytes: Option<u64>,
+    pub rss_per_connection_bytes: Option<f64>,
+}
+
+impl IdleReport {
+    /// A human-readable table.
+    pub fn table(&self) -> String {
+        let ms = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:.2} ms"));
+        let mib =
+            |v: Option<u64>| v.map_or("-".into(), |v| format!("{:.1} MiB", v as f64 / 1048576.0));
+        let mut s = String::new();
+        s += &format!("connections opened       {}\n", self.opened);
+        s += &format!("connections failed       {}\n", self.failed);
+        if let Some(e) = &self.first_error {
+            s += &format!("first error              {e}\n");
+        }
+        s += &format!("ramp                     {:.2} s\n", self.ramp_secs);
+        s += &format!(
+            "connect p50 / p99        {} / {}\n",
+            ms(self.connect_p50_ms),
+            ms(self.connect_p99_ms)
+        );
+        s += &format!(
+            "gateway RSS before/after {} / {}\n",
+            mib(self.rss_before_bytes),
+            mib(self.rss_after_bytes)
+        );
+        if let Some(per) = self.rss_per_connection_bytes {
+            s += &format!("RSS per idle connection  {:.2} KiB\n", per / 1024.0);
+        }
+        s
+    }
+}
+
+/// Runs the scenario.
+pub async fn run(opts: &IdleOptions) -> anyhow::Result<IdleReport> {
+    let encoding = if opts.msgpack {
+        Encoding::Msgpack
+    } else {
+        Encoding::Json
+    };
+    let rss_before = opts.pid.map(proc::rss_bytes).transpose()?;
+    let limiter = Arc::new(Semaphore::new(opts.concurrency.max(1)));
+    let interval = Duration::from_secs_f64(1.0 / f64::from(opts.rate.max(1)));
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let started = Instant::now();
+    let mut attempts = tokio::task::JoinSet::new();
+    for n in 0..opts.connections {
+        ticker.tick().await;
+        let permit = limiter.clone().acquire_owned().await?;
+        let token = client::token(&opts.secret, n)?;
+        let url = opts.url.clone();
+        attempts.spawn(async move {
+            let t0 = Instant::now();
+            let result = client::connect(&url, &token, encoding).await;
+            drop(permit);
+            (t0.elapsed(), result)
+        });
+    }
+    let mut held = Vec::with_capacity(opts.connections);
+    let mut connect_times = Samples::default();
+    let mut failed = 0;
+    let mut first_error = None;
+    while let Some(joined) = attempts.join_next().await {
+        let (took, result) = joined?;
+        match result {
+            Ok(ws) => {
+                connect_times.record(took);
+                held.push(ws);
+            }
+            Err(e) => {
+                failed += 1;
+                first_error.get_or_insert_with(|| format!("{e:#}"));
+            }
+        }
+    }
+    let ramp = started.elapsed();
+    // Hold: keep reading so the gateway's pings are answered.
+    let mut readers = tokio::task::JoinSet::new();
+    for mut ws in held.drain(..) {
+        readers.spawn(async move { while let Some(Ok(_)) = ws.next().await {} });
+    }
+    tokio::time::sleep(Duration::from_secs(opts.hold_secs)).await;
+    let rss_after = opts.pid.map(proc::rss_bytes).transpose()?;
+    let opened = opts.connections - failed;
+    readers.abort_all();
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    Ok(IdleReport {
+        opened,
+        failed,
+        first_error,
+        ramp_secs: ramp.as_secs_f64(),
+        connect_p50_ms: connect_times.quantile(0.5).map(ms),
+        connect_p99_ms: connect_times.quantile(0.99).map(ms),
+        rss_before_bytes: rss_before,
+        rss_after_bytes: rss_after,
+        rss_per_connection_bytes: match (rss_before, rss_after) {
+            (Some(b), Some(a)) if opened > 0 => Some((a.saturating_sub(b)) as f64 / opened as f64),
+            _ => None,
+        },
+    })
+}

@@ -1,0 +1,8 @@
+//! Load scenarios against Easel gateways. Each scenario opens real
+//! WebSocket connections, authenticates with tokens it mints itself from the
+//! configured secret, and reports what it measured.
+
+pub mod client;
+pub mod idle;
+pub mod proc;
+pub mod stats;
