@@ -12,6 +12,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::get;
+use axum::serve::ListenerExt;
 use fanout::{BusError, Fanout};
 use shared::auth::{AuthConfigError, TokenVerifier};
 use std::net::SocketAddr;
@@ -100,7 +101,9 @@ pub async fn run(
         claims.name = Some("Developer".into());
         match shared::auth::mint_hs256(secret, &claims) {
             Ok(token) => tracing::warn!(
-                "development mode: generated JWT secret; connect with ws://{local}/ws?token={token}"
+                "development mode: generated a JWT secret; connect with ws://{local}/ws?token={token} \
+                 (mint more with: EASEL_JWT_SECRET={} gateway token --sub NAME)",
+                String::from_utf8_lossy(secret)
             ),
             Err(err) => tracing::error!(error = %err, "could not mint the development token"),
         }
@@ -119,6 +122,12 @@ pub async fn run(
     });
 
     let app = router(state.clone());
+    // Small frames must not wait for Nagle's algorithm.
+    let listener = listener.tap_io(|tcp| {
+        if let Err(err) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %err, "could not set TCP_NODELAY");
+        }
+    });
     let served = axum::serve(
         listener,
         app.into_make_service_with_connect_info::<SocketAddr>(),

@@ -118,8 +118,6 @@ pub enum CloseCode {
     InvalidPayload,
     /// 1009: a frame or message exceeded `max_message_bytes`.
     MessageTooBig,
-    /// 1011: an internal error the server could not recover from.
-    InternalError,
     /// 1012: the server is shutting down or draining; reconnect (to any gateway).
     ServiceRestart,
     /// 4001: the token was rejected (invalid, expired, wrong signature/algorithm/audience).
@@ -135,6 +133,20 @@ pub enum CloseCode {
 }
 
 impl CloseCode {
+    /// Every close code the server sends.
+    pub const ALL: [CloseCode; 10] = [
+        CloseCode::Normal,
+        CloseCode::ProtocolError,
+        CloseCode::InvalidPayload,
+        CloseCode::MessageTooBig,
+        CloseCode::ServiceRestart,
+        CloseCode::AuthFailed,
+        CloseCode::AuthTimeout,
+        CloseCode::InvalidSession,
+        CloseCode::SlowConsumer,
+        CloseCode::IdleTimeout,
+    ];
+
     /// The numeric close code.
     pub fn code(self) -> u16 {
         match self {
@@ -142,7 +154,6 @@ impl CloseCode {
             CloseCode::ProtocolError => 1002,
             CloseCode::InvalidPayload => 1007,
             CloseCode::MessageTooBig => 1009,
-            CloseCode::InternalError => 1011,
             CloseCode::ServiceRestart => 1012,
             CloseCode::AuthFailed => 4001,
             CloseCode::AuthTimeout => 4002,
@@ -159,7 +170,6 @@ impl CloseCode {
             CloseCode::ProtocolError => "websocket protocol error",
             CloseCode::InvalidPayload => "text frame is not valid UTF-8",
             CloseCode::MessageTooBig => "message too large",
-            CloseCode::InternalError => "internal error",
             CloseCode::ServiceRestart => "server restarting, reconnect",
             CloseCode::AuthFailed => "authentication failed",
             CloseCode::AuthTimeout => "no handshake within the deadline",
@@ -176,7 +186,6 @@ impl CloseCode {
             CloseCode::ProtocolError => "protocol_error",
             CloseCode::InvalidPayload => "invalid_payload",
             CloseCode::MessageTooBig => "message_too_big",
-            CloseCode::InternalError => "internal_error",
             CloseCode::ServiceRestart => "service_restart",
             CloseCode::AuthFailed => "auth_failed",
             CloseCode::AuthTimeout => "auth_timeout",
@@ -220,19 +229,7 @@ mod tests {
 
     #[test]
     fn close_reasons_fit_in_a_close_frame() {
-        for code in [
-            CloseCode::Normal,
-            CloseCode::ProtocolError,
-            CloseCode::InvalidPayload,
-            CloseCode::MessageTooBig,
-            CloseCode::InternalError,
-            CloseCode::ServiceRestart,
-            CloseCode::AuthFailed,
-            CloseCode::AuthTimeout,
-            CloseCode::InvalidSession,
-            CloseCode::SlowConsumer,
-            CloseCode::IdleTimeout,
-        ] {
+        for code in CloseCode::ALL {
             assert!(code.reason().len() <= 123, "{code:?}");
         }
     }

@@ -1,0 +1,34 @@
+# The commands people and CI run. `.ci/run` calls `lint` and `test`.
+
+CARGO ?= cargo
+# nextest runs the integration tests (each with its own Redis) in parallel
+# processes; fall back to cargo test where it is not installed.
+TEST_RUNNER := $(shell $(CARGO) nextest --version >/dev/null 2>&1 && echo "nextest run" || echo "test")
+
+.PHONY: run test lint fmt bench-idle help
+
+help:
+	@echo "make run         standalone gateway on ws://127.0.0.1:8080/ws (in-memory bus, dev token in the log)"
+	@echo "make test        the whole test suite (needs redis-server on PATH)"
+	@echo "make lint        cargo fmt --check and clippy -D warnings"
+	@echo "make bench-idle  gateway memory per idle connection (docs/BENCHMARKS.md)"
+
+run:
+	$(CARGO) run --release -p gateway -- --dev
+
+test:
+	@command -v redis-server >/dev/null 2>&1 || { \
+	  echo "redis-server not found: the integration tests start private Redis processes."; \
+	  echo "Install it (Debian: apt-get install redis-server) or run .ci/run, which does."; \
+	  exit 1; }
+	$(CARGO) $(TEST_RUNNER) --workspace
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+fmt:
+	$(CARGO) fmt --all
+
+bench-idle:
+	loadtest/bench/idle.sh 5000
