@@ -1,16 +1,18 @@
 //! Test support shared by the integration tests of every crate.
 //!
-//! [`RedisServer`] runs a private `redis-server` from the system's binaries
+//! [`RedisServer`] and [`PostgresServer`] run private servers from the system's binaries
 //! on a free loopback port in a temporary directory, so tests run in
-//! parallel and can kill and restart "their" Redis. [`eventually`] polls a
+//! parallel and can kill and restart "their" Redis or Postgres. [`eventually`] polls a
 //! condition until a deadline instead of sleeping a fixed time.
 
 // Test support may panic: a failed precondition is a failed test.
 #![allow(clippy::unwrap_used)]
 
+mod postgres;
 mod redis;
 pub mod ws;
 
+pub use postgres::PostgresServer;
 pub use redis::RedisServer;
 pub use ws::WsClient;
 
