@@ -11,14 +11,14 @@ use crate::BusError;
 use crate::control::ConnControl;
 use crate::queue::{Full, Outbound};
 use bytes::Bytes;
-use parking_lot::RwLock;
+use parking_lot::{Mutex, RwLock};
 use shared::busframe;
 use shared::codec::{self, Encoding};
 use shared::protocol::{Resync, ResyncReason, ServerMessage};
 use shared::{CanvasId, CloseCode};
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use tokio::sync::{mpsc, oneshot};
 use tungstenite::Message;
 
@@ -36,6 +36,60 @@ pub struct Member {
     pub tx: Arc<Outbound>,
     /// How the hub tells the connection to close when its queue is full.
     pub control: Arc<ConnControl>,
+    /// Holds this membership's events until its join position is known.
+    pub gate: Arc<JoinGate>,
+}
+
+/// Holds a joining member's live events while the join reads the canvas
+/// position, then releases those after it, so the member sees every event
+/// after its position exactly once and in order.
+///
+/// The join subscribes first (events start arriving and are held), then
+/// reads the position, queues its ack, and calls [`JoinGate::release`].
+///
+/// The position can be ahead of what this node has received (the publish
+/// script has run, its PUBLISH is still on the way), so events at or below
+/// the position keep being dropped after the gate opens.
+#[derive(Debug, Default)]
+pub struct JoinGate {
+    holding: AtomicBool,
+    held: Mutex<Vec<(Option<u64>, Message)>>,
+    /// Durable events at or below this are already in the member's view.
+    floor: AtomicU64,
+}
+
+impl JoinGate {
+    /// A gate that holds events until released.
+    pub fn holding() -> Arc<Self> {
+        Arc::new(JoinGate {
+            holding: AtomicBool::new(true),
+            held: Mutex::new(Vec::new()),
+            floor: AtomicU64::new(0),
+        })
+    }
+
+    /// A gate that lets everything through (members that need no position).
+    pub fn open() -> Arc<Self> {
+        Arc::new(JoinGate::default())
+    }
+
+    /// Queues the held events with a sequence number above `position` (and
+    /// all ephemeral ones), in arrival order, and opens the gate.
+    pub fn release(&self, position: u64, queue: &Outbound) -> Result<(), Full> {
+        let mut held = self.held.lock();
+        self.floor.store(position, Ordering::Release);
+        let mut result = Ok(());
+        for (seq, frame) in held.drain(..) {
+            if seq.is_none_or(|s| s > position) && result.is_ok() {
+                result = queue.offer(frame);
+            }
+        }
+        held.shrink_to_fit();
+        // Under the lock: a dispatch that saw `holding` waits for the lock,
+        // then finds the gate open and queues after the released frames.
+        self.holding.store(false, Ordering::Release);
+        result
+    }
 }
 
 /// Requests from the hub to the bus's subscriber, sent in membership order.
@@ -60,6 +114,10 @@ pub struct HubStats {
     pub bad_frames: AtomicU64,
     /// `resync` notices queued after a bus reconnect.
     pub resyncs: AtomicU64,
+    /// Successful health pings on the bus's pub/sub connection.
+    pub bus_pings: AtomicU64,
+    /// Times the pub/sub connection was re-established after a loss.
+    pub bus_reconnects: AtomicU64,
 }
 
 /// See the module documentation.
@@ -154,7 +212,7 @@ impl Hub {
     /// Delivers one bus payload to every local member of `canvas`, except
     /// its sender unless that member asked for echo.
     pub fn dispatch(&self, canvas: &CanvasId, payload: &Bytes) {
-        let (header, msgpack) = match busframe::split(payload) {
+        let parts = match busframe::split(payload) {
             Ok(parts) => parts,
             Err(err) => {
                 self.stats.bad_frames.fetch_add(1, Ordering::Relaxed);
@@ -162,21 +220,23 @@ impl Hub {
                 return;
             }
         };
-        let own = *header.node == *self.node;
-        let mut frames = Frames::new(msgpack);
+        let own = *parts.header.node == *self.node;
+        let sender = parts.header.conn;
+        let seq = parts.seq;
+        let mut frames = Frames::new(parts.event, seq);
         let mut delivered = 0u64;
         let map = self.canvases.read();
         let Some(members) = map.get(canvas) else {
             return;
         };
         for member in members {
-            if own && member.conn == header.conn && !member.echo {
+            if own && member.conn == sender && !member.echo {
                 continue;
             }
             let Some(frame) = frames.get(member.encoding, &self.stats) else {
                 continue;
             };
-            if self.offer(member, frame) {
+            if self.offer(member, seq, frame) {
                 delivered += 1;
             }
         }
@@ -202,7 +262,7 @@ impl Hub {
                     *slot = frame_for(member.encoding, &notice);
                 }
                 if let Some(frame) = slot.clone()
-                    && self.offer(member, frame)
+                    && self.offer(member, None, frame)
                 {
                     self.stats.resyncs.fetch_add(1, Ordering::Relaxed);
                 }
@@ -210,21 +270,41 @@ impl Hub {
         }
     }
 
-    /// Queues a frame without waiting; a full queue closes the member.
-    fn offer(&self, member: &Member, frame: Message) -> bool {
+    /// Queues a frame without waiting (or holds it at a closed join gate);
+    /// a full queue or gate closes the member.
+    fn offer(&self, member: &Member, seq: Option<u64>, frame: Message) -> bool {
         // A closing connection (its reader removes it soon) takes nothing.
         if member.control.is_closed() {
             return false;
         }
+        if seq.is_some_and(|s| s <= member.gate.floor.load(Ordering::Acquire)) {
+            return false;
+        }
+        if member.gate.holding.load(Ordering::Acquire) {
+            let mut held = member.gate.held.lock();
+            if member.gate.holding.load(Ordering::Acquire) {
+                if held.len() < member.tx.capacity() {
+                    held.push((seq, frame));
+                    return true;
+                }
+                drop(held);
+                self.slow(member);
+                return false;
+            }
+        }
         match member.tx.offer(frame) {
             Ok(()) => true,
             Err(Full(_)) => {
-                if member.control.close(CloseCode::SlowConsumer) {
-                    self.stats.slow_consumers.fetch_add(1, Ordering::Relaxed);
-                    tracing::info!(conn = member.conn, "slow consumer: outbound queue full");
-                }
+                self.slow(member);
                 false
             }
+        }
+    }
+
+    fn slow(&self, member: &Member) {
+        if member.control.close(CloseCode::SlowConsumer) {
+            self.stats.slow_consumers.fetch_add(1, Ordering::Relaxed);
+            tracing::info!(conn = member.conn, "slow consumer: outbound queue full");
         }
     }
 }
@@ -243,57 +323,53 @@ pub fn frame_for(encoding: Encoding, msg: &ServerMessage) -> Option<Message> {
     }
 }
 
-/// The frames of one event, built lazily: the MessagePack frame is the bus
-/// payload's tail as is; the JSON frame is made once, on first need.
+/// The frames of one event, built lazily and at most once per encoding.
+///
+/// An ephemeral event's MessagePack frame is the bus payload's tail as is.
+/// Otherwise the event is decoded once, given its sequence number, and
+/// encoded on first need for each encoding.
 struct Frames {
-    msgpack: Message,
-    json: JsonFrame,
-}
-
-enum JsonFrame {
-    NotYet,
-    Ready(Message),
-    Failed,
+    tail: Bytes,
+    seq: Option<u64>,
+    decoded: Option<Option<ServerMessage>>,
+    encoded: [Option<Option<Message>>; 2],
 }
 
 impl Frames {
-    fn new(msgpack: Bytes) -> Self {
+    fn new(tail: Bytes, seq: Option<u64>) -> Self {
         Frames {
-            msgpack: Message::Binary(msgpack),
-            json: JsonFrame::NotYet,
+            tail,
+            seq,
+            decoded: None,
+            encoded: [None, None],
         }
     }
 
     fn get(&mut self, encoding: Encoding, stats: &HubStats) -> Option<Message> {
-        if encoding == Encoding::Msgpack {
-            return Some(self.msgpack.clone());
+        if encoding == Encoding::Msgpack && self.seq.is_none() {
+            return Some(Message::Binary(self.tail.clone()));
         }
-        if let JsonFrame::NotYet = self.json {
-            self.json = match self.to_json() {
-                Some(frame) => JsonFrame::Ready(frame),
-                None => {
-                    stats.bad_frames.fetch_add(1, Ordering::Relaxed);
-                    JsonFrame::Failed
+        if self.encoded[encoding.index()].is_none() {
+            let (tail, seq) = (&self.tail, self.seq);
+            let decoded = self.decoded.get_or_insert_with(|| {
+                match codec::decode_server(Encoding::Msgpack, tail) {
+                    Ok(mut msg) => {
+                        if let Some(seq) = seq {
+                            msg.set_seq(seq);
+                        }
+                        Some(msg)
+                    }
+                    Err(err) => {
+                        stats.bad_frames.fetch_add(1, Ordering::Relaxed);
+                        tracing::warn!(error = %err, "bus event is not a server message");
+                        None
+                    }
                 }
-            };
+            });
+            let frame = decoded.as_ref().and_then(|msg| frame_for(encoding, msg));
+            self.encoded[encoding.index()] = Some(frame);
         }
-        match &self.json {
-            JsonFrame::Ready(frame) => Some(frame.clone()),
-            _ => None,
-        }
-    }
-
-    fn to_json(&self) -> Option<Message> {
-        let Message::Binary(bytes) = &self.msgpack else {
-            return None;
-        };
-        match codec::decode_server(Encoding::Msgpack, bytes) {
-            Ok(msg) => frame_for(Encoding::Json, &msg),
-            Err(err) => {
-                tracing::warn!(error = %err, "bus event is not a server message");
-                None
-            }
-        }
+        self.encoded[encoding.index()].clone().flatten()
     }
 }
 
@@ -317,14 +393,20 @@ mod tests {
                 echo,
                 tx,
                 control: Arc::new(ConnControl::new()),
+                gate: JoinGate::open(),
             },
             rx,
         )
     }
 
     fn chat_payload(node: &str, conn: u64, canvas_id: &str, text: &str) -> Bytes {
+        seq_payload(node, conn, canvas_id, text, None)
+    }
+
+    fn seq_payload(node: &str, conn: u64, canvas_id: &str, text: &str, seq: Option<u64>) -> Bytes {
         let event = ServerMessage::Chat(ChatEvent {
             canvas: canvas(canvas_id),
+            seq: None,
             author: Author {
                 id: "u".into(),
                 name: None,
@@ -337,7 +419,7 @@ mod tests {
             conn,
             ingest_us: 0,
         };
-        Bytes::from(busframe::encode(&header, &event).expect("encodes"))
+        Bytes::from(busframe::encode(&header, seq, &event).expect("encodes"))
     }
 
     #[test]
@@ -411,6 +493,73 @@ mod tests {
         for _ in 0..3 {
             assert!(fast_rx.try_take().is_some());
         }
+    }
+
+    fn chat_seq(frame: Option<Message>) -> Option<u64> {
+        let Some(Message::Text(t)) = frame else {
+            panic!("expected a text frame, got {frame:?}");
+        };
+        match codec::decode_server(Encoding::Json, t.as_bytes()).expect("json") {
+            ServerMessage::Chat(c) => c.seq,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn durable_events_carry_their_sequence_number_in_both_encodings() {
+        let hub = Hub::new("n1", None);
+        let c = canvas("c");
+        let (json, json_rx) = member(1, Encoding::Json, false, 8);
+        let (mp, mp_rx) = member(2, Encoding::Msgpack, false, 8);
+        hub.add(&c, json);
+        hub.add(&c, mp);
+        hub.dispatch(&c, &seq_payload("n2", 9, "c", "x", Some(77)));
+        assert_eq!(chat_seq(json_rx.try_take()), Some(77));
+        let Some(Message::Binary(b)) = mp_rx.try_take() else {
+            panic!("no binary frame");
+        };
+        match codec::decode_server(Encoding::Msgpack, &b).expect("msgpack") {
+            ServerMessage::Chat(c) => assert_eq!(c.seq, Some(77)),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_join_gate_releases_only_events_after_the_position_in_order() {
+        let hub = Hub::new("n1", None);
+        let c = canvas("c");
+        let (mut m, rx) = member(1, Encoding::Json, false, 8);
+        let gate = JoinGate::holding();
+        m.gate = gate.clone();
+        hub.add(&c, m);
+        for seq in [4, 5, 6] {
+            hub.dispatch(&c, &seq_payload("n2", 9, "c", "x", Some(seq)));
+        }
+        assert!(rx.try_take().is_none(), "held events leaked before release");
+        // The join read position 5: only 6 is new to this member.
+        rx.offer(Message::Text("ack".into())).expect("room");
+        gate.release(5, &rx).expect("room");
+        // An event at or below the position that arrives late is dropped too.
+        hub.dispatch(&c, &seq_payload("n2", 9, "c", "x", Some(5)));
+        hub.dispatch(&c, &seq_payload("n2", 9, "c", "x", Some(7)));
+        assert_eq!(rx.try_take(), Some(Message::Text("ack".into())));
+        assert_eq!(chat_seq(rx.try_take()), Some(6));
+        assert_eq!(chat_seq(rx.try_take()), Some(7));
+        assert!(rx.try_take().is_none());
+    }
+
+    #[test]
+    fn an_overfull_join_gate_is_a_slow_consumer() {
+        let hub = Hub::new("n1", None);
+        let c = canvas("c");
+        let (mut m, _rx) = member(1, Encoding::Json, false, 2);
+        m.gate = JoinGate::holding();
+        let control = m.control.clone();
+        hub.add(&c, m);
+        for seq in 1..=3 {
+            hub.dispatch(&c, &seq_payload("n2", 9, "c", "x", Some(seq)));
+        }
+        assert_eq!(control.reason(), Some(CloseCode::SlowConsumer));
     }
 
     #[test]

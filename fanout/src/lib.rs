@@ -9,12 +9,14 @@
 mod backoff;
 mod control;
 mod hub;
+mod log;
 mod queue;
 mod redis_bus;
 
 pub use backoff::Backoff;
 pub use control::ConnControl;
-pub use hub::{Hub, HubStats, Member, frame_for};
+pub use hub::{Hub, HubStats, JoinGate, Member, frame_for};
+pub use log::{PixelChange, Position, Snapshot, unpack_cells};
 pub use queue::{Full, Outbound};
 pub use redis_bus::RedisSettings;
 
@@ -47,8 +49,9 @@ pub enum BusError {
 
 /// Which bus a [`Fanout`] runs on.
 enum Bus {
-    /// Standalone: a published event is dispatched straight to the local hub.
-    Memory,
+    /// Standalone: a published event is dispatched straight to the local hub;
+    /// durable events go through the in-memory log first.
+    Memory(log::MemoryLog),
     /// Cluster: events go through Redis pub/sub.
     Redis(redis_bus::RedisBus),
 }
@@ -62,11 +65,12 @@ pub struct Fanout {
 }
 
 impl Fanout {
-    /// A single-node fan-out with no Redis.
-    pub fn memory(node: &str) -> Self {
+    /// A single-node fan-out with no Redis, keeping at most
+    /// `log_max_events` events per canvas.
+    pub fn memory(node: &str, log_max_events: usize) -> Self {
         Fanout {
             hub: Arc::new(Hub::new(node, None)),
-            bus: Bus::Memory,
+            bus: Bus::Memory(log::MemoryLog::new(log_max_events)),
             subscribe_timeout: Duration::from_secs(5),
         }
     }
@@ -91,7 +95,7 @@ impl Fanout {
     /// `"redis"` or `"memory"`, for logs.
     pub fn mode(&self) -> &'static str {
         match self.bus {
-            Bus::Memory => "memory",
+            Bus::Memory(_) => "memory",
             Bus::Redis(_) => "redis",
         }
     }
@@ -105,7 +109,7 @@ impl Fanout {
     /// is up); always true for the in-memory bus.
     pub fn is_connected(&self) -> bool {
         match &self.bus {
-            Bus::Memory => true,
+            Bus::Memory(_) => true,
             Bus::Redis(r) => r.is_connected(),
         }
     }
@@ -140,20 +144,61 @@ impl Fanout {
         self.hub.remove(canvas, conn)
     }
 
-    /// Publishes an event to every member of its canvas on every node.
+    /// Publishes an ephemeral event (never stored, no sequence number) to
+    /// every member of its canvas on every node.
     pub async fn publish(
         &self,
         canvas: &CanvasId,
         header: &BusHeader,
         event: &ServerMessage,
     ) -> Result<(), BusError> {
-        let payload = busframe::encode(header, event).map_err(BusError::Frame)?;
+        let payload = busframe::encode(header, None, event).map_err(BusError::Frame)?;
         match &self.bus {
-            Bus::Memory => {
+            Bus::Memory(_) => {
                 self.hub.dispatch(canvas, &Bytes::from(payload));
                 Ok(())
             }
             Bus::Redis(r) => r.publish(canvas, payload).await,
+        }
+    }
+
+    /// Publishes a durable event in one atomic step: assigns the canvas's
+    /// next sequence number, applies `change` to the canvas state, appends
+    /// the event to the canvas log and publishes it. Returns the sequence
+    /// number. On error nothing was applied.
+    pub async fn publish_durable(
+        &self,
+        canvas: &CanvasId,
+        header: &BusHeader,
+        event: &ServerMessage,
+        change: Option<&PixelChange>,
+    ) -> Result<u64, BusError> {
+        let header = busframe::encode_header(header).map_err(BusError::Frame)?;
+        let event = busframe::encode_event(event).map_err(BusError::Frame)?;
+        match &self.bus {
+            Bus::Memory(log) => Ok(log.publish(&self.hub, canvas, &header, &event, change)),
+            Bus::Redis(r) => r.publish_durable(canvas, header, event, change).await,
+        }
+    }
+
+    /// The canvas's current position (creating its epoch if it has none).
+    pub async fn position(&self, canvas: &CanvasId) -> Result<Position, BusError> {
+        match &self.bus {
+            Bus::Memory(log) => Ok(log.position(canvas)),
+            Bus::Redis(r) => r.position(canvas).await,
+        }
+    }
+
+    /// The canvas's pixels and the position they include, read atomically.
+    pub async fn snapshot(
+        &self,
+        canvas: &CanvasId,
+        bits: u8,
+        cell_count: usize,
+    ) -> Result<Snapshot, BusError> {
+        match &self.bus {
+            Bus::Memory(log) => Ok(log.snapshot(canvas, cell_count)),
+            Bus::Redis(r) => r.snapshot(canvas, bits, cell_count).await,
         }
     }
 }

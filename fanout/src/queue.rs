@@ -73,6 +73,11 @@ impl Outbound {
         }
     }
 
+    /// The most frames it holds.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
     /// Frames waiting.
     pub fn len(&self) -> usize {
         self.frames.lock().len()

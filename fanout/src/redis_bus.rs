@@ -11,6 +11,7 @@
 use crate::BusError;
 use crate::backoff::Backoff;
 use crate::hub::{Hub, SubCommand};
+use crate::log::{PixelChange, Position, Snapshot, new_epoch, unpack_cells};
 use bytes::Bytes;
 use deadpool_redis::{Config as PoolConfig, Runtime, Timeouts};
 use futures_util::StreamExt;
@@ -19,6 +20,7 @@ use shared::protocol::ResyncReason;
 use shared::{CanvasId, keys};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
@@ -39,6 +41,8 @@ pub struct RedisSettings {
     pub subscribe_timeout: Duration,
     /// How often the pub/sub connection is pinged to detect a dead server.
     pub health_interval: Duration,
+    /// Events kept per canvas stream (approximate, trimmed by Redis).
+    pub log_max_events: usize,
 }
 
 impl RedisSettings {
@@ -50,13 +54,25 @@ impl RedisSettings {
             publish_timeout: Duration::from_secs(2),
             subscribe_timeout: Duration::from_secs(5),
             health_interval: Duration::from_secs(5),
+            log_max_events: 100_000,
         }
     }
 }
 
+/// The durable publish step (see `scripts/publish.lua`).
+static PUBLISH_SCRIPT: std::sync::LazyLock<redis::Script> =
+    std::sync::LazyLock::new(|| redis::Script::new(include_str!("scripts/publish.lua")));
+/// Position read (see `scripts/position.lua`).
+static POSITION_SCRIPT: std::sync::LazyLock<redis::Script> =
+    std::sync::LazyLock::new(|| redis::Script::new(include_str!("scripts/position.lua")));
+/// Snapshot read (see `scripts/snapshot.lua`).
+static SNAPSHOT_SCRIPT: std::sync::LazyLock<redis::Script> =
+    std::sync::LazyLock::new(|| redis::Script::new(include_str!("scripts/snapshot.lua")));
+
 pub(crate) struct RedisBus {
     pool: deadpool_redis::Pool,
     publish_timeout: Duration,
+    log_max_events: usize,
     /// Whether the subscriber's pub/sub connection is up.
     connected: watch::Receiver<bool>,
 }
@@ -111,6 +127,7 @@ impl RedisBus {
             RedisBus {
                 pool,
                 publish_timeout: settings.publish_timeout,
+                log_max_events: settings.log_max_events,
                 connected,
             },
             hub,
@@ -140,6 +157,88 @@ impl RedisBus {
             Ok(result) => result.map(|_| ()),
             Err(_) => Err(BusError::Timeout(self.publish_timeout)),
         }
+    }
+}
+
+impl RedisBus {
+    /// Runs a Redis operation on a pooled connection within the publish timeout.
+    async fn with_conn<T, F>(&self, op: F) -> Result<T, BusError>
+    where
+        F: for<'c> FnOnce(
+            &'c mut deadpool_redis::Connection,
+        ) -> std::pin::Pin<
+            Box<dyn std::future::Future<Output = redis::RedisResult<T>> + Send + 'c>,
+        >,
+    {
+        let attempt = async {
+            let mut conn = self.pool.get().await.map_err(BusError::Pool)?;
+            op(&mut conn).await.map_err(BusError::Redis)
+        };
+        match tokio::time::timeout(self.publish_timeout, attempt).await {
+            Ok(result) => result,
+            Err(_) => Err(BusError::Timeout(self.publish_timeout)),
+        }
+    }
+
+    pub(crate) async fn publish_durable(
+        &self,
+        canvas: &CanvasId,
+        header: Vec<u8>,
+        event: Vec<u8>,
+        change: Option<&PixelChange>,
+    ) -> Result<u64, BusError> {
+        let mut call = PUBLISH_SCRIPT.prepare_invoke();
+        call.key(keys::canvas_meta(canvas))
+            .key(keys::canvas_pixels(canvas))
+            .key(keys::canvas_log(canvas))
+            .arg(keys::canvas_channel(canvas))
+            .arg(header)
+            .arg(event)
+            .arg(new_epoch())
+            .arg(self.log_max_events);
+        match change {
+            Some(change) => {
+                call.arg(format!("u{}", change.bits));
+                for &(cell, color) in &change.cells {
+                    call.arg(cell).arg(color);
+                }
+            }
+            None => {
+                call.arg("");
+            }
+        }
+        let (seq, _epoch): (u64, String) = self
+            .with_conn(|conn| Box::pin(async move { call.invoke_async(conn).await }))
+            .await?;
+        Ok(seq)
+    }
+
+    pub(crate) async fn position(&self, canvas: &CanvasId) -> Result<Position, BusError> {
+        let mut call = POSITION_SCRIPT.prepare_invoke();
+        call.key(keys::canvas_meta(canvas)).arg(new_epoch());
+        let (seq, epoch): (u64, String) = self
+            .with_conn(|conn| Box::pin(async move { call.invoke_async(conn).await }))
+            .await?;
+        Ok(Position { seq, epoch })
+    }
+
+    pub(crate) async fn snapshot(
+        &self,
+        canvas: &CanvasId,
+        bits: u8,
+        cell_count: usize,
+    ) -> Result<Snapshot, BusError> {
+        let mut call = SNAPSHOT_SCRIPT.prepare_invoke();
+        call.key(keys::canvas_meta(canvas))
+            .key(keys::canvas_pixels(canvas));
+        let (seq, epoch, packed): (u64, Option<String>, Vec<u8>) = self
+            .with_conn(|conn| Box::pin(async move { call.invoke_async(conn).await }))
+            .await?;
+        Ok(Snapshot {
+            seq,
+            epoch,
+            cells: unpack_cells(&packed, bits, cell_count),
+        })
     }
 }
 
@@ -208,6 +307,10 @@ impl Subscriber {
             self.connected.send_replace(true);
             backoff.reset();
             if ever_connected {
+                self.hub
+                    .stats()
+                    .bus_reconnects
+                    .fetch_add(1, Ordering::Relaxed);
                 let canvases: Vec<CanvasId> = self.actual.iter().cloned().collect();
                 tracing::warn!(
                     canvases = canvases.len(),
@@ -271,10 +374,21 @@ impl Subscriber {
                     }
                 }
                 _ = health.tick() => {
-                    let ping = tokio::time::timeout(self.health_interval, sink.ping::<String>()).await;
-                    if !matches!(ping, Ok(Ok(_))) {
-                        tracing::warn!("redis pub/sub ping failed");
-                        return Ended::Lost;
+                    // In subscribed mode (RESP2) the reply is the array
+                    // ["pong", ""], not +PONG: any reply proves the link.
+                    let ping = tokio::time::timeout(self.health_interval, sink.ping::<redis::Value>()).await;
+                    match ping {
+                        Ok(Ok(_)) => {
+                            self.hub.stats().bus_pings.fetch_add(1, Ordering::Relaxed);
+                        }
+                        Ok(Err(err)) => {
+                            tracing::warn!(error = %err, "redis pub/sub ping failed");
+                            return Ended::Lost;
+                        }
+                        Err(_) => {
+                            tracing::warn!("redis pub/sub ping timed out");
+                            return Ended::Lost;
+                        }
                     }
                 }
             }

@@ -2,7 +2,7 @@
 
 #![allow(clippy::unwrap_used)]
 
-use fanout::{ConnControl, Fanout, Member, Outbound, RedisSettings};
+use fanout::{ConnControl, Fanout, JoinGate, Member, Outbound, PixelChange, RedisSettings};
 use shared::busframe::BusHeader;
 use shared::codec::{self, Encoding};
 use shared::protocol::{Author, ChatEvent, ResyncReason, ServerMessage};
@@ -22,7 +22,11 @@ fn settings(redis: &RedisServer) -> RedisSettings {
 }
 
 fn member(conn: u64) -> (Member, Arc<Outbound>) {
-    let tx = Arc::new(Outbound::new(64));
+    member_with_queue(conn, 64)
+}
+
+fn member_with_queue(conn: u64, queue: usize) -> (Member, Arc<Outbound>) {
+    let tx = Arc::new(Outbound::new(queue));
     let rx = tx.clone();
     (
         Member {
@@ -31,6 +35,7 @@ fn member(conn: u64) -> (Member, Arc<Outbound>) {
             echo: false,
             tx,
             control: Arc::new(ConnControl::new()),
+            gate: JoinGate::open(),
         },
         rx,
     )
@@ -39,6 +44,7 @@ fn member(conn: u64) -> (Member, Arc<Outbound>) {
 fn chat(canvas: &CanvasId, text: &str) -> ServerMessage {
     ServerMessage::Chat(ChatEvent {
         canvas: canvas.clone(),
+        seq: None,
         author: Author {
             id: "u".into(),
             name: None,
@@ -188,6 +194,13 @@ async fn a_redis_restart_resubscribes_and_tells_members_to_resync() {
         }
         other => panic!("expected resync, got {other:?}"),
     }
+    assert_eq!(
+        b.hub()
+            .stats()
+            .bus_reconnects
+            .load(std::sync::atomic::Ordering::Relaxed),
+        1
+    );
     eventually(Duration::from_secs(5), "resubscribed", || async {
         numsub(&redis, &canvas).await == 1
     })
@@ -240,4 +253,144 @@ async fn startup_fails_clearly_without_redis() {
         .err()
         .expect("must fail");
     assert!(!err.to_string().is_empty());
+}
+
+fn draw(canvas: &CanvasId, x: u32, color: u8) -> ServerMessage {
+    ServerMessage::Draw(shared::protocol::DrawEvent {
+        canvas: canvas.clone(),
+        seq: None,
+        author: Author {
+            id: "u".into(),
+            name: None,
+        },
+        ts: 0,
+        pixels: vec![shared::protocol::Pixel { x, y: 0, color }],
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn durable_events_get_gapless_sequence_numbers_and_the_state_matches() {
+    let redis = RedisServer::start();
+    let shutdown = CancellationToken::new();
+    let a = Arc::new(
+        Fanout::redis("node-a", settings(&redis), shutdown.clone())
+            .await
+            .unwrap(),
+    );
+    let b = Arc::new(
+        Fanout::redis("node-b", settings(&redis), shutdown.clone())
+            .await
+            .unwrap(),
+    );
+    let canvas = CanvasId::new("durable").unwrap();
+    let start = a.position(&canvas).await.unwrap();
+    assert_eq!(start.seq, 0);
+    assert_eq!(
+        b.position(&canvas).await.unwrap().epoch,
+        start.epoch,
+        "one epoch per canvas"
+    );
+    let (watcher, rx) = member_with_queue(99, 1000);
+    b.join(&canvas, watcher).await.unwrap();
+
+    // Two nodes publish concurrently, 16 cells wide, 32 colours.
+    const PER_NODE: u32 = 200;
+    let mut tasks = Vec::new();
+    for (node, fanout) in [("node-a", a.clone()), ("node-b", b.clone())] {
+        let canvas = canvas.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut seqs = Vec::new();
+            for i in 0..PER_NODE {
+                let x = (i * 7 + node.len() as u32) % 16;
+                let color = (i % 32) as u8;
+                let change = PixelChange {
+                    bits: 5,
+                    cell_count: 16,
+                    cells: vec![(x, color)],
+                };
+                let seq = fanout
+                    .publish_durable(
+                        &canvas,
+                        &header(node, 1),
+                        &draw(&canvas, x, color),
+                        Some(&change),
+                    )
+                    .await
+                    .unwrap();
+                seqs.push(seq);
+            }
+            seqs
+        }));
+    }
+    let mut acked = Vec::new();
+    for t in tasks {
+        let seqs = t.await.unwrap();
+        assert!(
+            seqs.windows(2).all(|w| w[0] < w[1]),
+            "one publisher's seqs must increase"
+        );
+        acked.extend(seqs);
+    }
+    acked.sort_unstable();
+    assert_eq!(
+        acked,
+        (1..=u64::from(2 * PER_NODE)).collect::<Vec<_>>(),
+        "gapless and unique"
+    );
+
+    // The watcher sees every event once, in sequence order; replaying them
+    // gives the state Redis holds.
+    let mut cells = vec![0u8; 16];
+    for expected in 1..=u64::from(2 * PER_NODE) {
+        match next_message(&rx).await {
+            ServerMessage::Draw(d) => {
+                assert_eq!(d.seq, Some(expected));
+                for p in d.pixels {
+                    cells[p.x as usize] = p.color;
+                }
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    let snap = a.snapshot(&canvas, 5, 16).await.unwrap();
+    assert_eq!(snap.seq, u64::from(2 * PER_NODE));
+    assert_eq!(snap.epoch.as_deref(), Some(start.epoch.as_str()));
+    assert_eq!(snap.cells, cells);
+    shutdown.cancel();
+}
+
+#[tokio::test]
+async fn a_healthy_connection_is_pinged_but_never_reconnected() {
+    let redis = RedisServer::start();
+    let shutdown = CancellationToken::new();
+    let mut s = settings(&redis);
+    s.health_interval = Duration::from_millis(20);
+    let a = Fanout::redis("node-a", s, shutdown.clone()).await.unwrap();
+    let canvas = CanvasId::new("steady").unwrap();
+    let (m, rx) = member(1);
+    a.join(&canvas, m).await.unwrap();
+    eventually(
+        Duration::from_secs(5),
+        "ten health pings answered",
+        || async {
+            a.hub()
+                .stats()
+                .bus_pings
+                .load(std::sync::atomic::Ordering::Relaxed)
+                >= 10
+        },
+    )
+    .await;
+    assert_eq!(
+        a.hub()
+            .stats()
+            .bus_reconnects
+            .load(std::sync::atomic::Ordering::Relaxed),
+        0
+    );
+    assert!(
+        rx.try_take().is_none(),
+        "a healthy member was told to resync"
+    );
+    shutdown.cancel();
 }

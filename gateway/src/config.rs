@@ -103,6 +103,10 @@ pub struct Config {
     #[arg(long, env = "EASEL_READ_BUFFER_BYTES", default_value_t = 2048)]
     pub read_buffer_bytes: usize,
 
+    /// Events kept per canvas log (Redis stream, or memory when standalone).
+    #[arg(long, env = "EASEL_LOG_MAX_EVENTS", default_value_t = 100_000)]
+    pub log_max_events: usize,
+
     /// Width of every canvas, pixels (until canvases are stored with their own size).
     #[arg(long, env = "EASEL_CANVAS_WIDTH", default_value_t = 1024)]
     pub canvas_width: u32,
@@ -206,6 +210,7 @@ pub struct Settings {
     pub idle_timeout: Duration,
     pub shutdown_grace: Duration,
     pub read_buffer_bytes: usize,
+    pub log_max_events: usize,
     pub canvas: CanvasGeometry,
 }
 
@@ -268,6 +273,7 @@ impl Config {
                 redis::Client::open(url.as_str())
                     .map_err(|e| bad("EASEL_REDIS_URL (--redis-url)", e.to_string()))?;
                 let mut r = RedisSettings::new(&url);
+                r.log_max_events = self.log_max_events;
                 r.pool_size = check_range(
                     "EASEL_REDIS_POOL_SIZE (--redis-pool-size)",
                     self.redis_pool_size,
@@ -444,6 +450,12 @@ impl Config {
                 self.read_buffer_bytes,
                 256,
                 1 << 20,
+            )?,
+            log_max_events: check_range(
+                "EASEL_LOG_MAX_EVENTS (--log-max-events)",
+                self.log_max_events,
+                100,
+                100_000_000,
             )?,
             canvas,
         })

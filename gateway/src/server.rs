@@ -67,7 +67,7 @@ pub async fn run(
         Some(redis) => {
             Fanout::redis(&settings.node_id, redis.clone(), bus_shutdown.clone()).await?
         }
-        None => Fanout::memory(&settings.node_id),
+        None => Fanout::memory(&settings.node_id, settings.log_max_events),
     };
     let verifier = TokenVerifier::new(&settings.auth)?;
     let ws_config = WebSocketConfig::default()

@@ -5,11 +5,12 @@
 
 use crate::connection::Outbox;
 use crate::server::AppState;
-use fanout::Member;
+use fanout::{JoinGate, Member, PixelChange};
+use shared::CloseCode;
 use shared::auth::Identity;
 use shared::busframe::BusHeader;
 use shared::protocol::{
-    AckResult, Author, ChatEvent, ClientMessage, CursorEvent, DrawEvent, Joined, Pong,
+    AckResult, Author, ChatEvent, ClientMessage, CursorEvent, DrawEvent, Joined, Pong, Published,
     ServerMessage,
 };
 use shared::validate::{self, CanvasGeometry, CommandLimits};
@@ -74,13 +75,23 @@ impl<'a> Session<'a> {
                 };
                 match validate::draw(&d, &geometry, &limits) {
                     Ok(pixels) => {
+                        let change = PixelChange {
+                            bits: PixelChange::bits_for(geometry.palette_size),
+                            cell_count: geometry.width as usize * geometry.height as usize,
+                            cells: pixels
+                                .iter()
+                                .map(|p| (p.y * geometry.width + p.x, p.color))
+                                .collect(),
+                        };
                         let event = ServerMessage::Draw(DrawEvent {
                             canvas: d.canvas.clone(),
+                            seq: None,
                             author: self.author.clone(),
                             ts: shared::now_ms(),
                             pixels,
                         });
-                        self.publish(d.id, &d.canvas, &event).await;
+                        self.publish_durable(d.id, &d.canvas, &event, Some(&change))
+                            .await;
                     }
                     Err(invalid) => self.out.error(d.id, invalid.code, invalid.message),
                 }
@@ -111,11 +122,12 @@ impl<'a> Session<'a> {
                     Ok(()) => {
                         let event = ServerMessage::Chat(ChatEvent {
                             canvas: c.canvas.clone(),
+                            seq: None,
                             author: self.author.clone(),
                             ts: shared::now_ms(),
                             text: c.text,
                         });
-                        self.publish(c.id, &c.canvas, &event).await;
+                        self.publish_durable(c.id, &c.canvas, &event, None).await;
                     }
                     Err(invalid) => self.out.error(c.id, invalid.code, invalid.message),
                 }
@@ -141,20 +153,29 @@ impl<'a> Session<'a> {
             );
             return;
         }
+        // Subscribe first with the gate holding live events, then read the
+        // position, queue the ack, and release what came after it: the
+        // client sees every event after `seq` once and in order.
+        let gate = JoinGate::holding();
         let member = Member {
             conn: self.conn,
             encoding: self.out.encoding,
             echo,
             tx: self.out.queue(),
             control: self.out.control.clone(),
+            gate: gate.clone(),
         };
-        match self.state.fanout.join(&canvas, member).await {
-            Ok(()) => {
+        let joined = match self.state.fanout.join(&canvas, member).await {
+            Ok(()) => self.state.fanout.position(&canvas).await,
+            Err(err) => Err(err),
+        };
+        match joined {
+            Ok(position) => {
                 if !already {
                     self.joined.push(canvas.clone());
                 }
                 let geometry = self.geometry(&canvas);
-                tracing::debug!(%canvas, echo, "joined");
+                tracing::debug!(%canvas, echo, seq = position.seq, "joined");
                 self.out.ack(
                     id,
                     Some(AckResult::Joined(Joined {
@@ -163,11 +184,18 @@ impl<'a> Session<'a> {
                         height: geometry.height,
                         palette_size: geometry.palette_size,
                         echo,
+                        seq: position.seq,
+                        epoch: position.epoch,
                     })),
                 );
+                if gate.release(position.seq, &self.out.queue()).is_err() {
+                    self.out.control.close(CloseCode::SlowConsumer);
+                }
             }
             Err(err) => {
-                // The hub removed the member again; forget it here too.
+                // Undo the membership (the hub may have kept it if only the
+                // position read failed) and forget it here too.
+                self.state.fanout.leave(&canvas, self.conn);
                 self.forget(&canvas);
                 tracing::warn!(%canvas, error = %err, "join failed");
                 self.out.error(
@@ -216,6 +244,40 @@ impl<'a> Session<'a> {
         }
     }
 
+    /// Publishes a durable event and acks with its sequence number.
+    async fn publish_durable(
+        &self,
+        id: Option<RequestId>,
+        canvas: &CanvasId,
+        event: &ServerMessage,
+        change: Option<&PixelChange>,
+    ) {
+        let header = BusHeader {
+            node: self.state.settings.node_id.clone(),
+            conn: self.conn,
+            ingest_us: shared::now_us(),
+        };
+        match self
+            .state
+            .fanout
+            .publish_durable(canvas, &header, event, change)
+            .await
+        {
+            Ok(seq) => self
+                .out
+                .ack(id, Some(AckResult::Published(Published { seq }))),
+            Err(err) => {
+                tracing::warn!(%canvas, error = %err, "durable publish failed");
+                self.out.error(
+                    id,
+                    ErrorCode::Unavailable,
+                    "canvas log unavailable; the operation was not applied",
+                );
+            }
+        }
+    }
+
+    /// Publishes an ephemeral event and acks without a result.
     async fn publish(&self, id: Option<RequestId>, canvas: &CanvasId, event: &ServerMessage) {
         let header = BusHeader {
             node: self.state.settings.node_id.clone(),

@@ -44,9 +44,20 @@ async fn exchange(a: SocketAddr, b: SocketAddr) {
         ] {
             alice.send(&msg).await;
         }
-        for k in 0..3 {
-            assert_eq!(expect_ack(&mut alice, id + k).await, None);
-        }
+        // Draw and chat are durable: their acks carry consecutive sequence
+        // numbers. The cursor is ephemeral: no sequence number.
+        let seqs: Vec<Option<u64>> = [
+            expect_ack(&mut alice, id).await,
+            expect_ack(&mut alice, id + 1).await,
+        ]
+        .into_iter()
+        .map(|r| match r {
+            Some(AckResult::Published(p)) => Some(p.seq),
+            other => panic!("durable ack without seq: {other:?}"),
+        })
+        .collect();
+        assert_eq!(seqs, vec![Some(2 * i as u64 + 1), Some(2 * i as u64 + 2)]);
+        assert_eq!(expect_ack(&mut alice, id + 2).await, None);
         id += 3;
     }
     // Every other member of the board gets all 30, in the sender's order, once.
@@ -54,6 +65,7 @@ async fn exchange(a: SocketAddr, b: SocketAddr) {
         for i in 0..10i64 {
             match receiver.recv().await {
                 ServerMessage::Draw(d) => {
+                    assert_eq!(d.seq, Some(2 * i as u64 + 1));
                     assert_eq!(d.canvas.as_str(), "board");
                     assert_eq!(d.author.id, "alice");
                     assert_eq!(d.author.name.as_deref(), Some("alice name"));
@@ -70,7 +82,10 @@ async fn exchange(a: SocketAddr, b: SocketAddr) {
                 other => panic!("expected draw {i}, got {other:?}"),
             }
             match receiver.recv().await {
-                ServerMessage::Chat(c) => assert_eq!(c.text, format!("message {i}")),
+                ServerMessage::Chat(c) => {
+                    assert_eq!(c.text, format!("message {i}"));
+                    assert_eq!(c.seq, Some(2 * i as u64 + 2));
+                }
                 other => panic!("expected chat {i}, got {other:?}"),
             }
             match receiver.recv().await {
@@ -121,8 +136,14 @@ async fn exchange(a: SocketAddr, b: SocketAddr) {
     let mut got_echo = false;
     for _ in 0..2 {
         match erin.recv().await {
-            ServerMessage::Ack(a) if a.id == RequestId::Num(2) => got_ack = true,
-            ServerMessage::Chat(c) if c.text == "hello me" => got_echo = true,
+            ServerMessage::Ack(a) if a.id == RequestId::Num(2) => {
+                assert_eq!(a.result, Some(AckResult::Published(Published { seq: 1 })));
+                got_ack = true;
+            }
+            ServerMessage::Chat(c) if c.text == "hello me" => {
+                assert_eq!(c.seq, Some(1), "the echo carries the acked seq");
+                got_echo = true;
+            }
             other => panic!("unexpected {other:?}"),
         }
     }

@@ -1,10 +1,15 @@
 //! The frame gateways exchange over the bus (Redis pub/sub or in-memory).
 //!
-//! Layout: a MessagePack header map, immediately followed by the event as a
-//! MessagePack-encoded [`ServerMessage`] — byte for byte the frame a
-//! MessagePack client receives. A receiving node can therefore hand the tail
-//! of the bus payload to its MessagePack members without re-encoding, and
-//! decodes it only once to produce the JSON frame.
+//! Layout: a MessagePack header map, then the event's sequence number (a
+//! MessagePack unsigned integer for durable events, `nil` for ephemeral
+//! ones), then the event as a MessagePack-encoded [`ServerMessage`].
+//!
+//! For an ephemeral event (cursor) the tail is byte for byte the frame a
+//! MessagePack client receives, so a receiving node hands it on without
+//! re-encoding. A durable event's sequence number is assigned inside Redis
+//! by the publish script, which writes it between header and event; the
+//! receiving node decodes the event once, sets `seq`, and encodes it once
+//! per wire encoding.
 
 use crate::protocol::ServerMessage;
 use bytes::Bytes;
@@ -33,27 +38,73 @@ pub enum BusFrameError {
     Encode(#[source] rmp_serde::encode::Error),
 }
 
-/// Encodes a header and an event into one bus payload.
-pub fn encode(header: &BusHeader, event: &ServerMessage) -> Result<Vec<u8>, BusFrameError> {
-    let mut out = Vec::with_capacity(128);
+/// Encodes the header alone: the prefix the durable publish script puts
+/// before the sequence number it assigns.
+pub fn encode_header(header: &BusHeader) -> Result<Vec<u8>, BusFrameError> {
+    let mut out = Vec::with_capacity(64);
     rmp_serde::encode::write_named(&mut out, header).map_err(BusFrameError::Encode)?;
-    rmp_serde::encode::write_named(&mut out, event).map_err(BusFrameError::Encode)?;
     Ok(out)
 }
 
-/// Splits a bus payload into its header and the event's MessagePack bytes
-/// (a zero-copy slice of `payload`).
-pub fn split(payload: &Bytes) -> Result<(BusHeader, Bytes), BusFrameError> {
+/// Encodes an event alone (the suffix after the sequence number).
+pub fn encode_event(event: &ServerMessage) -> Result<Vec<u8>, BusFrameError> {
+    rmp_serde::to_vec_named(event).map_err(BusFrameError::Encode)
+}
+
+/// The MessagePack form of a sequence number as the publish script writes
+/// it: `0xcf` and eight big-endian bytes (`None` is `nil`).
+pub fn encode_seq(seq: Option<u64>) -> Vec<u8> {
+    match seq {
+        Some(seq) => {
+            let mut out = Vec::with_capacity(9);
+            out.push(0xcf);
+            out.extend_from_slice(&seq.to_be_bytes());
+            out
+        }
+        None => vec![0xc0],
+    }
+}
+
+/// Encodes a whole bus payload.
+pub fn encode(
+    header: &BusHeader,
+    seq: Option<u64>,
+    event: &ServerMessage,
+) -> Result<Vec<u8>, BusFrameError> {
+    let mut out = encode_header(header)?;
+    out.extend_from_slice(&encode_seq(seq));
+    out.extend_from_slice(&encode_event(event)?);
+    Ok(out)
+}
+
+/// A bus payload taken apart.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Parts {
+    pub header: BusHeader,
+    /// The sequence number of a durable event.
+    pub seq: Option<u64>,
+    /// The event's MessagePack bytes (a zero-copy slice of the payload).
+    pub event: Bytes,
+}
+
+/// Splits a bus payload into header, sequence number and event bytes.
+pub fn split(payload: &Bytes) -> Result<Parts, BusFrameError> {
     let mut cursor = std::io::Cursor::new(payload.as_ref());
-    let header: BusHeader = {
+    let (header, seq): (BusHeader, Option<u64>) = {
         let mut de = rmp_serde::Deserializer::new(&mut cursor);
-        Deserialize::deserialize(&mut de).map_err(BusFrameError::Header)?
+        let header = Deserialize::deserialize(&mut de).map_err(BusFrameError::Header)?;
+        let seq = Deserialize::deserialize(&mut de).map_err(BusFrameError::Header)?;
+        (header, seq)
     };
     let at = cursor.position() as usize;
     if at >= payload.len() {
         return Err(BusFrameError::Empty);
     }
-    Ok((header, payload.slice(at..)))
+    Ok(Parts {
+        header,
+        seq,
+        event: payload.slice(at..),
+    })
 }
 
 #[cfg(test)]
@@ -64,6 +115,32 @@ mod tests {
     use crate::protocol::{Author, ChatEvent};
 
     #[test]
+    fn sequence_numbers_survive_the_frame_in_every_width() {
+        let header = BusHeader {
+            node: "n".into(),
+            conn: 1,
+            ingest_us: 2,
+        };
+        let event = ServerMessage::Resync(crate::protocol::Resync {
+            canvas: CanvasId::new("c").expect("valid"),
+            reason: crate::protocol::ResyncReason::BusReconnected,
+        });
+        for seq in [
+            None,
+            Some(0),
+            Some(1),
+            Some(200),
+            Some(70_000),
+            Some(u64::MAX),
+        ] {
+            let payload = Bytes::from(encode(&header, seq, &event).expect("encodes"));
+            let parts = split(&payload).expect("splits");
+            assert_eq!(parts.seq, seq);
+            assert_eq!(parts.header, header);
+        }
+    }
+
+    #[test]
     fn the_tail_is_exactly_the_msgpack_client_frame() {
         let header = BusHeader {
             node: "gw-a".into(),
@@ -72,6 +149,7 @@ mod tests {
         };
         let event = ServerMessage::Chat(ChatEvent {
             canvas: CanvasId::new("c").expect("valid"),
+            seq: None,
             author: Author {
                 id: "u".into(),
                 name: None,
@@ -79,9 +157,14 @@ mod tests {
             ts: 3,
             text: "hello".into(),
         });
-        let payload = Bytes::from(encode(&header, &event).expect("encodes"));
-        let (h, tail) = split(&payload).expect("splits");
+        let payload = Bytes::from(encode(&header, None, &event).expect("encodes"));
+        let Parts {
+            header: h,
+            seq,
+            event: tail,
+        } = split(&payload).expect("splits");
         assert_eq!(h, header);
+        assert_eq!(seq, None);
         assert_eq!(
             tail.as_ref(),
             encode_msg(Encoding::Msgpack, &event)
@@ -105,8 +188,11 @@ mod tests {
             ingest_us: 2,
         })
         .expect("encodes");
+        assert!(split(&Bytes::from(header_only.clone())).is_err());
+        let mut no_event = header_only;
+        no_event.push(0xc0);
         assert!(matches!(
-            split(&Bytes::from(header_only)),
+            split(&Bytes::from(no_event)),
             Err(BusFrameError::Empty)
         ));
     }

@@ -286,7 +286,13 @@ mod tests {
                     height: 20,
                     palette_size: 32,
                     echo: false,
+                    seq: 41,
+                    epoch: "e1".into(),
                 })),
+            }),
+            ServerMessage::Ack(Ack {
+                id: RequestId::Num(3),
+                result: Some(AckResult::Published(Published { seq: 42 })),
             }),
             ServerMessage::Error(ErrorReply {
                 id: None,
@@ -296,6 +302,7 @@ mod tests {
             }),
             ServerMessage::Draw(DrawEvent {
                 canvas: canvas(),
+                seq: Some(42),
                 author: author(),
                 ts: 5,
                 pixels: vec![Pixel {
@@ -313,6 +320,7 @@ mod tests {
             }),
             ServerMessage::Chat(ChatEvent {
                 canvas: canvas(),
+                seq: Some(43),
                 author: author(),
                 ts: 5,
                 text: "hi".into(),

@@ -19,6 +19,22 @@ pub fn canvas_channel(canvas: &CanvasId) -> String {
     format!("{PREFIX}:{{c:{canvas}}}:live")
 }
 
+/// Hash with the canvas's `seq` (last sequence number) and `epoch`.
+pub fn canvas_meta(canvas: &CanvasId) -> String {
+    format!("{PREFIX}:{{c:{canvas}}}:meta")
+}
+
+/// The canvas's pixels: a BITFIELD of palette indexes, row-major.
+pub fn canvas_pixels(canvas: &CanvasId) -> String {
+    format!("{PREFIX}:{{c:{canvas}}}:pixels")
+}
+
+/// The canvas's event log: a stream whose entry ids are `<seq>-0`, each with
+/// one field `p` holding the bus payload.
+pub fn canvas_log(canvas: &CanvasId) -> String {
+    format!("{PREFIX}:{{c:{canvas}}}:log")
+}
+
 /// The canvas a channel name belongs to, if it is a canvas channel.
 pub fn canvas_from_channel(channel: &str) -> Option<CanvasId> {
     let inner = channel
@@ -38,6 +54,9 @@ mod tests {
         let ch = canvas_channel(&c);
         assert_eq!(ch, "easel:{c:board-1.x_y}:live");
         assert!(ch.contains(&canvas_tag(&c)));
+        for key in [canvas_meta(&c), canvas_pixels(&c), canvas_log(&c)] {
+            assert!(key.contains(&canvas_tag(&c)), "{key} lacks the hash tag");
+        }
         assert_eq!(canvas_from_channel(&ch), Some(c));
         assert_eq!(canvas_from_channel("easel:{c:bad id}:live"), None);
         assert_eq!(canvas_from_channel("other:{c:a}:live"), None);

@@ -198,6 +198,15 @@ impl ServerMessage {
             _ => None,
         }
     }
+
+    /// Sets the sequence number of a durable event (no-op for others).
+    pub fn set_seq(&mut self, seq: u64) {
+        match self {
+            ServerMessage::Draw(e) => e.seq = Some(seq),
+            ServerMessage::Chat(e) => e.seq = Some(seq),
+            _ => {}
+        }
+    }
 }
 
 /// The authenticated user, as shown to others.
@@ -260,6 +269,14 @@ pub struct Ack {
 pub enum AckResult {
     /// Result of `join`.
     Joined(Joined),
+    /// Result of a durable operation (`draw`, `chat`).
+    Published(Published),
+}
+
+/// The sequence number a durable operation was given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Published {
+    pub seq: u64,
 }
 
 /// The canvas a `join` entered.
@@ -270,6 +287,12 @@ pub struct Joined {
     pub height: u32,
     pub palette_size: u16,
     pub echo: bool,
+    /// The canvas's position at the join: every durable event after the
+    /// ack has a greater `seq`, starting at `seq + 1`, with no gap.
+    pub seq: u64,
+    /// Changes whenever the canvas's history in Redis is lost; sequence
+    /// numbers are only comparable within one epoch.
+    pub epoch: String,
 }
 
 /// `error`.
@@ -297,6 +320,11 @@ pub struct Author {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DrawEvent {
     pub canvas: CanvasId,
+    /// The canvas's sequence number of this event: gapless and increasing
+    /// per canvas. Always present on delivery; absent only inside the bus
+    /// frame, whose own sequence field is authoritative.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seq: Option<u64>,
     pub author: Author,
     /// Server time of ingest, milliseconds since the Unix epoch.
     pub ts: u64,
@@ -317,6 +345,9 @@ pub struct CursorEvent {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ChatEvent {
     pub canvas: CanvasId,
+    /// See [`DrawEvent::seq`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seq: Option<u64>,
     pub author: Author,
     pub ts: u64,
     pub text: String,

@@ -1,0 +1,220 @@
+//! The durable canvas log: sequence numbers, canvas state and the event
+//! stream, in Redis (cluster) or in memory (standalone).
+//!
+//! A durable operation is one atomic step: take the canvas's next sequence
+//! number, apply the change to the canvas state, append the event to the
+//! canvas log, and publish it. In Redis that step is `scripts/publish.lua`
+//! (loaded once, invoked by SHA); in memory it runs under the canvas's lock.
+//! Either way every member sees a canvas's events in sequence order.
+
+use crate::hub::Hub;
+use bytes::Bytes;
+use parking_lot::Mutex;
+use shared::CanvasId;
+use shared::busframe;
+use std::collections::{HashMap, VecDeque};
+
+/// A canvas's place in its history.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Position {
+    /// The last sequence number assigned (0 before the first event).
+    pub seq: u64,
+    /// The history's epoch; a new one starts when the history is lost.
+    pub epoch: String,
+}
+
+/// The canvas state change a durable operation makes.
+#[derive(Debug, Clone, Default)]
+pub struct PixelChange {
+    /// Bits per cell in the packed state: 5 for palettes of up to 32
+    /// colours, 8 up to 256.
+    pub bits: u8,
+    /// Cells on the canvas (width x height).
+    pub cell_count: usize,
+    /// `(cell index = y * width + x, palette index)`, applied in order.
+    pub cells: Vec<(u32, u8)>,
+}
+
+impl PixelChange {
+    /// Bits per cell for a palette of `palette_size` colours.
+    pub fn bits_for(palette_size: u16) -> u8 {
+        if palette_size <= 32 { 5 } else { 8 }
+    }
+}
+
+/// A canvas's pixels and the position they include.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Snapshot {
+    pub seq: u64,
+    pub epoch: Option<String>,
+    /// Palette index of each cell, row-major; cells never drawn are 0.
+    pub cells: Vec<u8>,
+}
+
+/// Unpacks a Redis BITFIELD of `bits`-wide unsigned cells (most significant
+/// bit first, as Redis stores them) into one byte per cell.
+pub fn unpack_cells(packed: &[u8], bits: u8, count: usize) -> Vec<u8> {
+    let bits = usize::from(bits);
+    (0..count)
+        .map(|i| {
+            let mut v = 0u8;
+            for b in 0..bits {
+                let at = i * bits + b;
+                let byte = packed.get(at / 8).copied().unwrap_or(0);
+                let bit = (byte >> (7 - at % 8)) & 1;
+                v = (v << 1) | bit;
+            }
+            v
+        })
+        .collect()
+}
+
+/// Standalone mode's log: the same semantics in process memory.
+pub(crate) struct MemoryLog {
+    canvases: Mutex<HashMap<CanvasId, CanvasLog>>,
+    /// Events kept per canvas (the stream bound).
+    max_events: usize,
+}
+
+struct CanvasLog {
+    seq: u64,
+    epoch: String,
+    /// One byte per cell, allocated on the first pixel change.
+    cells: Vec<u8>,
+    /// The last `max_events` bus payloads, oldest first.
+    events: VecDeque<(u64, Bytes)>,
+}
+
+impl CanvasLog {
+    fn new() -> Self {
+        CanvasLog {
+            seq: 0,
+            epoch: new_epoch(),
+            cells: Vec::new(),
+            events: VecDeque::new(),
+        }
+    }
+}
+
+/// A fresh epoch id: unique enough to tell two histories apart.
+pub(crate) fn new_epoch() -> String {
+    format!("{:016x}", rand::random::<u64>())
+}
+
+impl MemoryLog {
+    pub(crate) fn new(max_events: usize) -> Self {
+        MemoryLog {
+            canvases: Mutex::new(HashMap::new()),
+            max_events: max_events.max(1),
+        }
+    }
+
+    pub(crate) fn position(&self, canvas: &CanvasId) -> Position {
+        let mut map = self.canvases.lock();
+        let log = map.entry(canvas.clone()).or_insert_with(CanvasLog::new);
+        Position {
+            seq: log.seq,
+            epoch: log.epoch.clone(),
+        }
+    }
+
+    /// Assigns the next sequence number, applies the change, keeps the
+    /// payload, and dispatches it to the hub, all under the lock so that
+    /// dispatch order is sequence order.
+    pub(crate) fn publish(
+        &self,
+        hub: &Hub,
+        canvas: &CanvasId,
+        header: &[u8],
+        event: &[u8],
+        change: Option<&PixelChange>,
+    ) -> u64 {
+        let mut map = self.canvases.lock();
+        let log = map.entry(canvas.clone()).or_insert_with(CanvasLog::new);
+        log.seq += 1;
+        let seq = log.seq;
+        if let Some(change) = change {
+            if log.cells.len() < change.cell_count {
+                log.cells.resize(change.cell_count, 0);
+            }
+            for &(cell, color) in &change.cells {
+                if let Some(slot) = log.cells.get_mut(cell as usize) {
+                    *slot = color;
+                }
+            }
+        }
+        let mut payload = Vec::with_capacity(header.len() + 9 + event.len());
+        payload.extend_from_slice(header);
+        payload.extend_from_slice(&busframe::encode_seq(Some(seq)));
+        payload.extend_from_slice(event);
+        let payload = Bytes::from(payload);
+        log.events.push_back((seq, payload.clone()));
+        while log.events.len() > self.max_events {
+            log.events.pop_front();
+        }
+        hub.dispatch(canvas, &payload);
+        seq
+    }
+
+    pub(crate) fn snapshot(&self, canvas: &CanvasId, cell_count: usize) -> Snapshot {
+        let map = self.canvases.lock();
+        match map.get(canvas) {
+            Some(log) => {
+                let mut cells = log.cells.clone();
+                cells.resize(cell_count, 0);
+                Snapshot {
+                    seq: log.seq,
+                    epoch: Some(log.epoch.clone()),
+                    cells,
+                }
+            }
+            None => Snapshot {
+                seq: 0,
+                epoch: None,
+                cells: vec![0; cell_count],
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unpacks_msb_first_cells_like_redis_bitfield() {
+        // Cells 0..3 as u5: 31, 1, 0 -> 11111 00001 00000 (+ padding)
+        let packed = [0b1111_1000, 0b0100_0000];
+        assert_eq!(unpack_cells(&packed, 5, 3), vec![31, 1, 0]);
+        assert_eq!(unpack_cells(&[7, 255], 8, 3), vec![7, 255, 0]);
+        assert_eq!(unpack_cells(&[], 5, 2), vec![0, 0]);
+    }
+
+    #[test]
+    fn memory_log_numbers_events_gaplessly_and_keeps_state() {
+        let hub = Hub::new("n", None);
+        let log = MemoryLog::new(2);
+        let c = CanvasId::new("c").expect("valid");
+        let p0 = log.position(&c);
+        assert_eq!(p0.seq, 0);
+        let change = PixelChange {
+            bits: 5,
+            cell_count: 4,
+            cells: vec![(3, 7), (0, 1)],
+        };
+        for expected in 1..=3 {
+            assert_eq!(log.publish(&hub, &c, b"", b"", Some(&change)), expected);
+        }
+        let snap = log.snapshot(&c, 4);
+        assert_eq!(snap.seq, 3);
+        assert_eq!(snap.epoch, Some(p0.epoch.clone()));
+        assert_eq!(snap.cells, vec![1, 0, 0, 7]);
+        assert_eq!(
+            log.position(&c),
+            Position {
+                seq: 3,
+                epoch: p0.epoch
+            }
+        );
+    }
+}

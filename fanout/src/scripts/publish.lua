@@ -1,0 +1,48 @@
+-- Durable publish: one atomic step per operation, touching only keys of one
+-- canvas (all under the canvas's hash tag, so it is legal on Redis Cluster).
+--
+-- KEYS[1] meta hash (seq, epoch)   KEYS[2] pixels (BITFIELD)   KEYS[3] log stream
+-- ARGV[1] channel                  ARGV[2] bus frame header (MessagePack)
+-- ARGV[3] event (MessagePack)      ARGV[4] epoch to use if the canvas has none
+-- ARGV[5] stream length bound      ARGV[6] BITFIELD type ('u5', 'u8', or '' for no pixels)
+-- ARGV[7..] pairs of (cell index, palette index)
+--
+-- Returns {seq, epoch}.
+
+local seq = redis.call('HINCRBY', KEYS[1], 'seq', 1)
+local epoch = redis.call('HGET', KEYS[1], 'epoch')
+if not epoch then
+  epoch = ARGV[4]
+  redis.call('HSET', KEYS[1], 'epoch', epoch)
+end
+
+if ARGV[6] ~= '' then
+  local args = {}
+  for i = 7, #ARGV, 2 do
+    args[#args + 1] = 'SET'
+    args[#args + 1] = ARGV[6]
+    args[#args + 1] = '#' .. ARGV[i]
+    args[#args + 1] = ARGV[i + 1]
+    if #args >= 1000 then
+      redis.call('BITFIELD', KEYS[2], unpack(args))
+      args = {}
+    end
+  end
+  if #args > 0 then
+    redis.call('BITFIELD', KEYS[2], unpack(args))
+  end
+end
+
+-- The sequence number as MessagePack uint64 (0xcf + 8 big-endian bytes),
+-- between the frame header and the event; exact below 2^53.
+local n = seq
+local b = {}
+for i = 8, 1, -1 do
+  b[i] = n % 256
+  n = math.floor(n / 256)
+end
+local payload = ARGV[2] .. string.char(0xcf, b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8]) .. ARGV[3]
+
+redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[5], seq .. '-0', 'p', payload)
+redis.call('PUBLISH', ARGV[1], payload)
+return {seq, epoch}
