@@ -74,22 +74,42 @@ impl JoinGate {
     }
 
     /// Queues the held events with a sequence number above `position` (and
-    /// all ephemeral ones), in arrival order, and opens the gate.
-    pub fn release(&self, position: u64, queue: &Outbound) -> Result<(), Full> {
-        let mut held = self.held.lock();
+    /// all ephemeral ones), in arrival order, waiting for room in `queue`,
+    /// then opens the gate. Events at or below `position` are dropped from
+    /// now on, including ones that arrive after the gate opens.
+    ///
+    /// Held events are moved out in batches and queued outside the lock, so
+    /// the hub never waits for this member; the gate opens only once it is
+    /// empty, under the lock, so nothing overtakes a held event.
+    pub async fn release(&self, position: u64, queue: &Outbound) {
         self.floor.store(position, Ordering::Release);
-        let mut result = Ok(());
-        for (seq, frame) in held.drain(..) {
-            if seq.is_none_or(|s| s > position) && result.is_ok() {
-                result = queue.offer(frame);
+        loop {
+            let batch = {
+                let mut held = self.held.lock();
+                if held.is_empty() {
+                    held.shrink_to_fit();
+                    self.holding.store(false, Ordering::Release);
+                    return;
+                }
+                std::mem::take(&mut *held)
+            };
+            for (seq, frame) in batch {
+                if seq.is_none_or(|s| s > position) {
+                    queue.offer_wait(frame).await;
+                }
             }
         }
-        held.shrink_to_fit();
-        // Under the lock: a dispatch that saw `holding` waits for the lock,
-        // then finds the gate open and queues after the released frames.
-        self.holding.store(false, Ordering::Release);
-        result
     }
+}
+
+/// A held join gate takes up to this many times the queue's capacity.
+const GATE_SLACK: usize = 4;
+
+/// Turns a bus payload (for example one read back from the canvas log) into
+/// the frame a client with `encoding` receives.
+pub fn client_frame(payload: &Bytes, encoding: Encoding) -> Option<Message> {
+    let parts = busframe::split(payload).ok()?;
+    Frames::new(parts.event, parts.seq).get(encoding, &HubStats::default())
 }
 
 /// Requests from the hub to the bus's subscriber, sent in membership order.
@@ -283,7 +303,8 @@ impl Hub {
         if member.gate.holding.load(Ordering::Acquire) {
             let mut held = member.gate.held.lock();
             if member.gate.holding.load(Ordering::Acquire) {
-                if held.len() < member.tx.capacity() {
+                // Room for a resume replay's worth of live traffic.
+                if held.len() < member.tx.capacity() * GATE_SLACK {
                     held.push((seq, frame));
                     return true;
                 }
@@ -524,8 +545,8 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_join_gate_releases_only_events_after_the_position_in_order() {
+    #[tokio::test]
+    async fn a_join_gate_releases_only_events_after_the_position_in_order() {
         let hub = Hub::new("n1", None);
         let c = canvas("c");
         let (mut m, rx) = member(1, Encoding::Json, false, 8);
@@ -538,7 +559,7 @@ mod tests {
         assert!(rx.try_take().is_none(), "held events leaked before release");
         // The join read position 5: only 6 is new to this member.
         rx.offer(Message::Text("ack".into())).expect("room");
-        gate.release(5, &rx).expect("room");
+        gate.release(5, &rx).await;
         // An event at or below the position that arrives late is dropped too.
         hub.dispatch(&c, &seq_payload("n2", 9, "c", "x", Some(5)));
         hub.dispatch(&c, &seq_payload("n2", 9, "c", "x", Some(7)));
@@ -546,6 +567,33 @@ mod tests {
         assert_eq!(chat_seq(rx.try_take()), Some(6));
         assert_eq!(chat_seq(rx.try_take()), Some(7));
         assert!(rx.try_take().is_none());
+    }
+
+    #[tokio::test]
+    async fn releasing_more_than_the_queue_holds_waits_for_the_reader() {
+        let hub = Hub::new("n1", None);
+        let c = canvas("c");
+        let (mut m, rx) = member(1, Encoding::Json, false, 2);
+        let gate = JoinGate::holding();
+        m.gate = gate.clone();
+        hub.add(&c, m);
+        for seq in 1..=6 {
+            hub.dispatch(&c, &seq_payload("n2", 9, "c", "x", Some(seq)));
+        }
+        let releasing = {
+            let gate = gate.clone();
+            let rx = rx.clone();
+            tokio::spawn(async move { gate.release(0, &rx).await })
+        };
+        for seq in 1..=6 {
+            let frame = tokio::time::timeout(std::time::Duration::from_secs(5), rx.take())
+                .await
+                .expect("released");
+            assert_eq!(chat_seq(Some(frame)), Some(seq));
+        }
+        releasing.await.expect("release finished");
+        hub.dispatch(&c, &seq_payload("n2", 9, "c", "x", Some(7)));
+        assert_eq!(chat_seq(rx.try_take()), Some(7));
     }
 
     #[test]
@@ -556,7 +604,7 @@ mod tests {
         m.gate = JoinGate::holding();
         let control = m.control.clone();
         hub.add(&c, m);
-        for seq in 1..=3 {
+        for seq in 1..=(2 * GATE_SLACK as u64 + 1) {
             hub.dispatch(&c, &seq_payload("n2", 9, "c", "x", Some(seq)));
         }
         assert_eq!(control.reason(), Some(CloseCode::SlowConsumer));

@@ -15,7 +15,7 @@ mod redis_bus;
 
 pub use backoff::Backoff;
 pub use control::ConnControl;
-pub use hub::{Hub, HubStats, JoinGate, Member, frame_for};
+pub use hub::{Hub, HubStats, JoinGate, Member, client_frame, frame_for};
 pub use log::{PixelChange, Position, Snapshot, unpack_cells};
 pub use queue::{Full, Outbound};
 pub use redis_bus::RedisSettings;
@@ -186,6 +186,25 @@ impl Fanout {
         match &self.bus {
             Bus::Memory(log) => Ok(log.position(canvas)),
             Bus::Redis(r) => r.position(canvas).await,
+        }
+    }
+
+    /// The kept events of a canvas with `after < seq <= until`, oldest
+    /// first, at most `limit`, as bus payloads. Fewer than asked for means
+    /// the older ones were trimmed (or never existed).
+    pub async fn events(
+        &self,
+        canvas: &CanvasId,
+        after: u64,
+        until: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, Bytes)>, BusError> {
+        if until <= after || limit == 0 {
+            return Ok(Vec::new());
+        }
+        match &self.bus {
+            Bus::Memory(log) => Ok(log.events(canvas, after, until, limit)),
+            Bus::Redis(r) => r.events(canvas, after, until, limit).await,
         }
     }
 

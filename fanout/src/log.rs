@@ -156,6 +156,26 @@ impl MemoryLog {
         seq
     }
 
+    /// Kept events with `after < seq <= until`, oldest first, at most `limit`.
+    pub(crate) fn events(
+        &self,
+        canvas: &CanvasId,
+        after: u64,
+        until: u64,
+        limit: usize,
+    ) -> Vec<(u64, Bytes)> {
+        let map = self.canvases.lock();
+        let Some(log) = map.get(canvas) else {
+            return Vec::new();
+        };
+        log.events
+            .iter()
+            .filter(|(seq, _)| *seq > after && *seq <= until)
+            .take(limit)
+            .cloned()
+            .collect()
+    }
+
     pub(crate) fn snapshot(&self, canvas: &CanvasId, cell_count: usize) -> Snapshot {
         let map = self.canvases.lock();
         match map.get(canvas) {

@@ -18,7 +18,10 @@ const KEEP_SLOTS: usize = 16;
 #[derive(Debug)]
 pub struct Outbound {
     frames: Mutex<VecDeque<Message>>,
+    /// Signalled when a frame is offered (the writer waits on it).
     ready: Notify,
+    /// Signalled when a frame is taken (a replay waits on it).
+    space: Notify,
     capacity: usize,
 }
 
@@ -32,6 +35,7 @@ impl Outbound {
         Outbound {
             frames: Mutex::new(VecDeque::new()),
             ready: Notify::new(),
+            space: Notify::new(),
             capacity: capacity.max(1),
         }
     }
@@ -49,12 +53,33 @@ impl Outbound {
         Ok(())
     }
 
+    /// Queues a frame, waiting for room. Only for a connection's own bulk
+    /// output (a resume replay), never for fan-out: the hub must not wait.
+    pub async fn offer_wait(&self, frame: Message) {
+        let mut frame = frame;
+        loop {
+            match self.offer(frame) {
+                Ok(()) => return,
+                Err(Full(back)) => frame = back,
+            }
+            // notify_one keeps a permit, so a take between offer and here
+            // is not missed; a stale permit only costs one more try.
+            self.space.notified().await;
+        }
+    }
+
     /// Takes the next frame if there is one.
     pub fn try_take(&self) -> Option<Message> {
-        let mut frames = self.frames.lock();
-        let frame = frames.pop_front();
-        if frames.is_empty() && frames.capacity() > KEEP_SLOTS {
-            frames.shrink_to(KEEP_SLOTS);
+        let frame = {
+            let mut frames = self.frames.lock();
+            let frame = frames.pop_front();
+            if frames.is_empty() && frames.capacity() > KEEP_SLOTS {
+                frames.shrink_to(KEEP_SLOTS);
+            }
+            frame
+        };
+        if frame.is_some() {
+            self.space.notify_one();
         }
         frame
     }
@@ -134,6 +159,24 @@ mod tests {
             .await
             .expect("woken");
         assert_eq!(got, text("late"));
+    }
+
+    #[tokio::test]
+    async fn offer_wait_waits_for_room_and_keeps_order() {
+        let q = Arc::new(Outbound::new(2));
+        let producer = q.clone();
+        let task = tokio::spawn(async move {
+            for i in 0..10 {
+                producer.offer_wait(text(&i.to_string())).await;
+            }
+        });
+        for i in 0..10 {
+            let got = tokio::time::timeout(Duration::from_secs(5), q.take())
+                .await
+                .expect("frame");
+            assert_eq!(got, text(&i.to_string()));
+        }
+        task.await.expect("producer finished");
     }
 
     #[tokio::test]

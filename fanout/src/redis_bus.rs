@@ -213,6 +213,42 @@ impl RedisBus {
         Ok(seq)
     }
 
+    pub(crate) async fn events(
+        &self,
+        canvas: &CanvasId,
+        after: u64,
+        until: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, Bytes)>, BusError> {
+        let key = keys::canvas_log(canvas);
+        let reply: redis::streams::StreamRangeReply = self
+            .with_conn(|conn| {
+                Box::pin(async move {
+                    redis::cmd("XRANGE")
+                        .arg(key)
+                        .arg(format!("{}-0", after + 1))
+                        .arg(format!("{until}-0"))
+                        .arg("COUNT")
+                        .arg(limit)
+                        .query_async(conn)
+                        .await
+                })
+            })
+            .await?;
+        let mut out = Vec::with_capacity(reply.ids.len());
+        for entry in reply.ids {
+            let seq = entry
+                .id
+                .split_once('-')
+                .and_then(|(ms, _)| ms.parse::<u64>().ok());
+            let payload: Option<Vec<u8>> = entry.get("p");
+            if let (Some(seq), Some(payload)) = (seq, payload) {
+                out.push((seq, Bytes::from(payload)));
+            }
+        }
+        Ok(out)
+    }
+
     pub(crate) async fn position(&self, canvas: &CanvasId) -> Result<Position, BusError> {
         let mut call = POSITION_SCRIPT.prepare_invoke();
         call.key(keys::canvas_meta(canvas)).arg(new_epoch());

@@ -107,6 +107,10 @@ pub struct Config {
     #[arg(long, env = "EASEL_LOG_MAX_EVENTS", default_value_t = 100_000)]
     pub log_max_events: usize,
 
+    /// Most events a resuming client is sent; further behind, it reloads the snapshot instead.
+    #[arg(long, env = "EASEL_MAX_REPLAY_EVENTS", default_value_t = 10_000)]
+    pub max_replay_events: usize,
+
     /// Width of every canvas, pixels (until canvases are stored with their own size).
     #[arg(long, env = "EASEL_CANVAS_WIDTH", default_value_t = 1024)]
     pub canvas_width: u32,
@@ -211,6 +215,7 @@ pub struct Settings {
     pub shutdown_grace: Duration,
     pub read_buffer_bytes: usize,
     pub log_max_events: usize,
+    pub max_replay_events: usize,
     pub canvas: CanvasGeometry,
 }
 
@@ -456,6 +461,12 @@ impl Config {
                 self.log_max_events,
                 100,
                 100_000_000,
+            )?,
+            max_replay_events: check_range(
+                "EASEL_MAX_REPLAY_EVENTS (--max-replay-events)",
+                self.max_replay_events,
+                1,
+                1_000_000,
             )?,
             canvas,
         })

@@ -372,7 +372,15 @@ async fn read_loop(
                 // future in the connection; inline, its state would be
                 // allocated for the connection's whole life (~10 KiB), boxed
                 // only while a command runs.
-                Ok(cmd) => Box::pin(session.handle(cmd)).await,
+                // A command can wait (a resume replay waits for the client to
+                // read); a close request must not wait for it.
+                Ok(cmd) => {
+                    tokio::select! {
+                        biased;
+                        _ = out.control.closed() => return,
+                        _ = Box::pin(session.handle(cmd)) => {}
+                    }
+                }
                 Err(err) => out.error(err.id, ErrorCode::InvalidMessage, err.message),
             },
             Inbound::WrongKind => {

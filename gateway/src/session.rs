@@ -11,8 +11,13 @@ use shared::auth::Identity;
 use shared::busframe::BusHeader;
 use shared::protocol::{
     AckResult, Author, ChatEvent, ClientMessage, CursorEvent, DrawEvent, Joined, Pong, Published,
-    ServerMessage,
+    ResumeOutcome, ServerMessage,
 };
+use std::time::Duration;
+
+/// Longest a resume replay may take to be queued (the client must read it);
+/// a client that stalls longer is closed as a slow consumer.
+const REPLAY_TIMEOUT: Duration = Duration::from_secs(10);
 use shared::validate::{self, CanvasGeometry, CommandLimits};
 use shared::{CanvasId, ErrorCode, RequestId};
 
@@ -57,7 +62,21 @@ impl<'a> Session<'a> {
                 ts: p.ts,
                 server_time: shared::now_ms(),
             })),
-            ClientMessage::Join(j) => self.join(j.id, j.canvas, j.echo).await,
+            ClientMessage::Join(j) => {
+                let resume = match (j.since, j.epoch) {
+                    (None, None) => None,
+                    (Some(since), Some(epoch)) => Some((since, epoch)),
+                    _ => {
+                        self.out.error(
+                            j.id,
+                            ErrorCode::InvalidValue,
+                            "resume needs both since and epoch",
+                        );
+                        return;
+                    }
+                };
+                self.join(j.id, j.canvas, j.echo, resume).await
+            }
             ClientMessage::Leave(l) => {
                 if self.forget(&l.canvas) {
                     self.state.fanout.leave(&l.canvas, self.conn);
@@ -142,7 +161,13 @@ impl<'a> Session<'a> {
         }
     }
 
-    async fn join(&mut self, id: Option<RequestId>, canvas: CanvasId, echo: bool) {
+    async fn join(
+        &mut self,
+        id: Option<RequestId>,
+        canvas: CanvasId,
+        echo: bool,
+        resume: Option<(u64, String)>,
+    ) {
         let already = self.joined.contains(&canvas);
         let max = self.state.settings.max_canvases_per_connection;
         if !already && self.joined.len() >= max {
@@ -169,13 +194,23 @@ impl<'a> Session<'a> {
             Ok(()) => self.state.fanout.position(&canvas).await,
             Err(err) => Err(err),
         };
+        let joined = match joined {
+            Ok(position) => match &resume {
+                None => Ok((position, None, Vec::new())),
+                Some((since, epoch)) => self
+                    .replay_plan(&canvas, &position, *since, epoch)
+                    .await
+                    .map(|(outcome, events)| (position, Some(outcome), events)),
+            },
+            Err(err) => Err(err),
+        };
         match joined {
-            Ok(position) => {
+            Ok((position, resume, replay)) => {
                 if !already {
                     self.joined.push(canvas.clone());
                 }
                 let geometry = self.geometry(&canvas);
-                tracing::debug!(%canvas, echo, seq = position.seq, "joined");
+                tracing::debug!(%canvas, echo, seq = position.seq, ?resume, replay = replay.len(), "joined");
                 self.out.ack(
                     id,
                     Some(AckResult::Joined(Joined {
@@ -186,9 +221,23 @@ impl<'a> Session<'a> {
                         echo,
                         seq: position.seq,
                         epoch: position.epoch,
+                        resume,
                     })),
                 );
-                if gate.release(position.seq, &self.out.queue()).is_err() {
+                // The replay and then the held live events wait for room in
+                // the queue (the client reads at its own pace, bounded by
+                // REPLAY_TIMEOUT); new live events meanwhile wait at the gate.
+                let queue = self.out.queue();
+                let delivered = tokio::time::timeout(REPLAY_TIMEOUT, async {
+                    for (_, payload) in &replay {
+                        if let Some(frame) = fanout::client_frame(payload, self.out.encoding) {
+                            queue.offer_wait(frame).await;
+                        }
+                    }
+                    gate.release(position.seq, &queue).await;
+                })
+                .await;
+                if delivered.is_err() {
                     self.out.control.close(CloseCode::SlowConsumer);
                 }
             }
@@ -204,6 +253,46 @@ impl<'a> Session<'a> {
                     "could not subscribe to the canvas; try again",
                 );
             }
+        }
+    }
+
+    /// Decides whether a resume can replay the events after `since`, and
+    /// reads them if so.
+    async fn replay_plan(
+        &self,
+        canvas: &CanvasId,
+        position: &fanout::Position,
+        since: u64,
+        epoch: &str,
+    ) -> Result<(ResumeOutcome, Vec<(u64, bytes::Bytes)>), fanout::BusError> {
+        if epoch != position.epoch {
+            return Ok((ResumeOutcome::EpochChanged, Vec::new()));
+        }
+        if since > position.seq {
+            return Ok((ResumeOutcome::Ahead, Vec::new()));
+        }
+        let missed = position.seq - since;
+        if missed == 0 {
+            return Ok((ResumeOutcome::Replayed, Vec::new()));
+        }
+        if missed > self.state.settings.max_replay_events as u64 {
+            return Ok((ResumeOutcome::HistoryUnavailable, Vec::new()));
+        }
+        let events = self
+            .state
+            .fanout
+            .events(canvas, since, position.seq, missed as usize)
+            .await?;
+        // Complete and gapless, or not at all: the log may have been trimmed.
+        let complete = events.len() as u64 == missed
+            && events
+                .iter()
+                .zip(since + 1..)
+                .all(|((seq, _), expected)| *seq == expected);
+        if complete {
+            Ok((ResumeOutcome::Replayed, events))
+        } else {
+            Ok((ResumeOutcome::HistoryUnavailable, Vec::new()))
         }
     }
 

@@ -51,6 +51,47 @@ async fn shutdown_closes_every_client_with_1012_and_returns() {
     );
 }
 
+/// Opens a WebSocket by hand and reads frames without ever writing one (no
+/// pongs), until the server's close frame; returns its code.
+async fn silent_client_close_code(addr: SocketAddr) -> u16 {
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let req = format!(
+        "GET /ws?token={} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+        token("silent")
+    );
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        assert!(Instant::now() < deadline, "no close frame");
+        let n = tokio::time::timeout(Duration::from_secs(20), s.read(&mut chunk)).await.unwrap().unwrap();
+        assert!(n > 0, "connection ended without a close frame");
+        buf.extend_from_slice(&chunk[..n]);
+        // Skip the HTTP response, then walk the (unmasked) server frames.
+        let Some(body) = buf.windows(4).position(|w| w == b"\r\n\r\n").map(|at| at + 4) else {
+            continue;
+        };
+        let mut at = body;
+        while at + 2 <= buf.len() {
+            let opcode = buf[at] & 0x0f;
+            let (len, header) = match buf[at + 1] & 0x7f {
+                126 if at + 4 <= buf.len() => (usize::from(u16::from_be_bytes([buf[at + 2], buf[at + 3]])), 4),
+                126 => break,
+                n => (usize::from(n), 2),
+            };
+            if at + header + len > buf.len() {
+                break;
+            }
+            if opcode == 0x8 {
+                return u16::from_be_bytes([buf[at + header], buf[at + header + 1]]);
+            }
+            at += header + len;
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_silent_peer_is_closed_after_the_idle_timeout_but_a_live_one_stays() {
     let g = Gateway::start(settings(
@@ -61,15 +102,13 @@ async fn a_silent_peer_is_closed_after_the_idle_timeout_but_a_live_one_stays() {
     .await;
     // This client reads (so it answers the server's pings automatically).
     let mut live = g.client("live").await;
-    // This one never reads, so never answers a ping.
-    let silent = g.client("silent").await;
+    // This one reads raw bytes and never writes, so never answers a ping.
     let started = Instant::now();
+    let silent = tokio::spawn(silent_client_close_code(g.addr));
     // Four seconds of reading, past the idle timeout: pings arrive and are
     // answered; no close.
     assert!(live.recv_within(Duration::from_secs(4)).await.is_none());
-    let mut silent = silent;
-    let closed = silent.closed().await;
-    assert_eq!(closed.code, Some(4009));
+    assert_eq!(silent.await.unwrap(), 4009);
     assert!(started.elapsed() >= Duration::from_secs(3));
     // The live client is still served.
     live.send(&shared::protocol::ClientMessage::Ping(

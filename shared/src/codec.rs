@@ -221,6 +221,8 @@ mod tests {
                 id: Some(RequestId::Str("j".into())),
                 canvas: canvas(),
                 echo: true,
+                since: Some(40),
+                epoch: Some("e1".into()),
             }),
             ClientMessage::Leave(Leave {
                 id: None,
@@ -288,6 +290,7 @@ mod tests {
                     echo: false,
                     seq: 41,
                     epoch: "e1".into(),
+                    resume: Some(ResumeOutcome::Replayed),
                 })),
             }),
             ServerMessage::Ack(Ack {
@@ -360,6 +363,8 @@ mod tests {
             id: Some(RequestId::Num(1)),
             canvas: canvas(),
             echo: false,
+            since: None,
+            epoch: None,
         });
         let json: serde_json::Value =
             serde_json::from_slice(&encode(Encoding::Json, &msg).expect("encodes")).expect("json");

@@ -88,6 +88,14 @@ pub struct Join {
     /// Also deliver this connection's own draw/cursor/chat events back to it.
     #[serde(default)]
     pub echo: bool,
+    /// Resume: the last sequence number this client has applied. The events
+    /// after it are replayed before live ones.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<u64>,
+    /// The epoch `since` belongs to; a different current epoch means the
+    /// history was lost and the client must reload the snapshot.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub epoch: Option<String>,
 }
 
 /// `leave`: unsubscribe this connection from a canvas.
@@ -293,6 +301,34 @@ pub struct Joined {
     /// Changes whenever the canvas's history in Redis is lost; sequence
     /// numbers are only comparable within one epoch.
     pub epoch: String,
+    /// Present when the join asked to resume (`since`): what happened.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resume: Option<ResumeOutcome>,
+}
+
+/// The outcome of a join with `since`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ResumeOutcome {
+    /// The events after `since` up to the ack's `seq` follow the ack, in
+    /// order, then live events: nothing missed, nothing twice.
+    Replayed,
+    /// The canvas's epoch is not the one given: its history was lost.
+    /// Reload the snapshot; live events after the ack's `seq` follow.
+    EpochChanged,
+    /// The events after `since` are no longer kept. Reload the snapshot;
+    /// live events after the ack's `seq` follow.
+    HistoryUnavailable,
+    /// `since` is beyond the canvas's last sequence number (a client bug or
+    /// a different history). Reload the snapshot.
+    Ahead,
+}
+
+impl ResumeOutcome {
+    /// Whether the missed events are being replayed.
+    pub fn replayed(self) -> bool {
+        self == ResumeOutcome::Replayed
+    }
 }
 
 /// `error`.

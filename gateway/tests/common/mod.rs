@@ -85,7 +85,28 @@ pub fn join(id: u64, c: &str, echo: bool) -> ClientMessage {
         id: Some(RequestId::Num(id)),
         canvas: canvas(c),
         echo,
+        since: None,
+        epoch: None,
     })
+}
+
+/// A join that resumes after `since` in `epoch`.
+pub fn resume(id: u64, c: &str, since: u64, epoch: &str) -> ClientMessage {
+    ClientMessage::Join(Join {
+        id: Some(RequestId::Num(id)),
+        canvas: canvas(c),
+        echo: false,
+        since: Some(since),
+        epoch: Some(epoch.to_owned()),
+    })
+}
+
+/// Expects a join ack; returns what it says.
+pub async fn expect_joined(client: &mut WsClient, id: u64) -> Joined {
+    match expect_ack(client, id).await {
+        Some(AckResult::Joined(j)) => j,
+        other => panic!("expected a join result, got {other:?}"),
+    }
 }
 
 pub fn leave(id: u64, c: &str) -> ClientMessage {
