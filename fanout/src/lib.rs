@@ -18,7 +18,7 @@ pub use control::ConnControl;
 pub use hub::{Hub, HubStats, JoinGate, Member, client_frame, frame_for};
 pub use log::{PixelChange, Position, Snapshot, unpack_cells};
 pub use queue::{Full, Outbound};
-pub use redis_bus::RedisSettings;
+pub use redis_bus::{RedisSettings, snapshot_packed};
 
 use bytes::Bytes;
 use shared::CanvasId;
@@ -43,6 +43,10 @@ pub enum BusError {
     Stopped,
     #[error("the bus is disconnected from redis")]
     Disconnected,
+    #[error(
+        "{backlog} events are waiting to be persisted; durable writes are refused until the persister catches up"
+    )]
+    BacklogFull { backlog: u64 },
     #[error("the event could not be framed")]
     Frame(#[source] busframe::BusFrameError),
 }

@@ -41,8 +41,12 @@ pub struct RedisSettings {
     pub subscribe_timeout: Duration,
     /// How often the pub/sub connection is pinged to detect a dead server.
     pub health_interval: Duration,
-    /// Events kept per canvas stream (approximate, trimmed by Redis).
+    /// Events kept per canvas stream (approximate, trimmed by Redis), when
+    /// no persister runs (`backlog_limit` 0).
     pub log_max_events: usize,
+    /// With a persister: refuse durable writes while this many events await
+    /// it, and leave trimming to it. 0: no persister, trim by length.
+    pub backlog_limit: usize,
 }
 
 impl RedisSettings {
@@ -55,6 +59,7 @@ impl RedisSettings {
             subscribe_timeout: Duration::from_secs(5),
             health_interval: Duration::from_secs(5),
             log_max_events: 100_000,
+            backlog_limit: 0,
         }
     }
 }
@@ -73,6 +78,7 @@ pub(crate) struct RedisBus {
     pool: deadpool_redis::Pool,
     publish_timeout: Duration,
     log_max_events: usize,
+    backlog_limit: usize,
     /// Whether the subscriber's pub/sub connection is up.
     connected: watch::Receiver<bool>,
 }
@@ -128,6 +134,7 @@ impl RedisBus {
                 pool,
                 publish_timeout: settings.publish_timeout,
                 log_max_events: settings.log_max_events,
+                backlog_limit: settings.backlog_limit,
                 connected,
             },
             hub,
@@ -195,7 +202,12 @@ impl RedisBus {
             .arg(header)
             .arg(event)
             .arg(new_epoch())
-            .arg(self.log_max_events);
+            .arg(if self.backlog_limit > 0 {
+                0
+            } else {
+                self.log_max_events
+            })
+            .arg(self.backlog_limit);
         match change {
             Some(change) => {
                 call.arg(format!("u{}", change.bits));
@@ -207,10 +219,20 @@ impl RedisBus {
                 call.arg("");
             }
         }
-        let (seq, _epoch): (u64, String) = self
+        let result: Result<(u64, String), BusError> = self
             .with_conn(|conn| Box::pin(async move { call.invoke_async(conn).await }))
-            .await?;
-        Ok(seq)
+            .await;
+        match result {
+            Ok((seq, _epoch)) => Ok(seq),
+            Err(BusError::Redis(err)) if err.code() == Some("BACKLOG") => {
+                let backlog = err
+                    .detail()
+                    .and_then(|d| d.trim().parse().ok())
+                    .unwrap_or(self.backlog_limit as u64);
+                Err(BusError::BacklogFull { backlog })
+            }
+            Err(err) => Err(err),
+        }
     }
 
     pub(crate) async fn events(
@@ -264,11 +286,9 @@ impl RedisBus {
         bits: u8,
         cell_count: usize,
     ) -> Result<Snapshot, BusError> {
-        let mut call = SNAPSHOT_SCRIPT.prepare_invoke();
-        call.key(keys::canvas_meta(canvas))
-            .key(keys::canvas_pixels(canvas));
-        let (seq, epoch, packed): (u64, Option<String>, Vec<u8>) = self
-            .with_conn(|conn| Box::pin(async move { call.invoke_async(conn).await }))
+        let canvas = canvas.clone();
+        let (seq, epoch, packed) = self
+            .with_conn(|conn| Box::pin(async move { snapshot_packed(conn, &canvas).await }))
             .await?;
         Ok(Snapshot {
             seq,
@@ -276,6 +296,19 @@ impl RedisBus {
             cells: unpack_cells(&packed, bits, cell_count),
         })
     }
+}
+
+/// Reads a canvas's packed cells and the position they include, atomically:
+/// `(seq, epoch, packed BITFIELD bytes)`. Shared with the persister, which
+/// stores these as canvas snapshots.
+pub async fn snapshot_packed<C: redis::aio::ConnectionLike + Send>(
+    conn: &mut C,
+    canvas: &CanvasId,
+) -> redis::RedisResult<(u64, Option<String>, Vec<u8>)> {
+    let mut call = SNAPSHOT_SCRIPT.prepare_invoke();
+    call.key(keys::canvas_meta(canvas))
+        .key(keys::canvas_pixels(canvas));
+    call.invoke_async(conn).await
 }
 
 type Waiter = oneshot::Sender<Result<(), BusError>>;

@@ -107,6 +107,12 @@ pub struct Config {
     #[arg(long, env = "EASEL_LOG_MAX_EVENTS", default_value_t = 100_000)]
     pub log_max_events: usize,
 
+    /// With a persister: refuse durable writes on a canvas while this many of
+    /// its events await the persister (and let the persister trim). 0: no
+    /// persister; the log is trimmed to EASEL_LOG_MAX_EVENTS.
+    #[arg(long, env = "EASEL_BACKLOG_LIMIT", default_value_t = 0)]
+    pub backlog_limit: usize,
+
     /// Most events a resuming client is sent; further behind, it reloads the snapshot instead.
     #[arg(long, env = "EASEL_MAX_REPLAY_EVENTS", default_value_t = 10_000)]
     pub max_replay_events: usize,
@@ -279,6 +285,7 @@ impl Config {
                     .map_err(|e| bad("EASEL_REDIS_URL (--redis-url)", e.to_string()))?;
                 let mut r = RedisSettings::new(&url);
                 r.log_max_events = self.log_max_events;
+                r.backlog_limit = self.backlog_limit;
                 r.pool_size = check_range(
                     "EASEL_REDIS_POOL_SIZE (--redis-pool-size)",
                     self.redis_pool_size,

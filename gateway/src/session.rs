@@ -18,6 +18,9 @@ use std::time::Duration;
 /// Longest a resume replay may take to be queued (the client must read it);
 /// a client that stalls longer is closed as a slow consumer.
 const REPLAY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Suggested wait after `E013`: about one persister batch.
+const BACKLOG_RETRY_MS: u64 = 1000;
 use shared::validate::{self, CanvasGeometry, CommandLimits};
 use shared::{CanvasId, ErrorCode, RequestId};
 
@@ -355,6 +358,17 @@ impl<'a> Session<'a> {
             Ok(seq) => self
                 .out
                 .ack(id, Some(AckResult::Published(Published { seq }))),
+            Err(fanout::BusError::BacklogFull { backlog }) => {
+                tracing::warn!(%canvas, backlog, "durable write refused: backlog full");
+                self.out.send(&ServerMessage::Error(shared::protocol::ErrorReply {
+                    id,
+                    code: ErrorCode::BacklogFull,
+                    message: format!(
+                        "{backlog} events on this canvas are waiting to be persisted; not applied, retry later"
+                    ),
+                    retry_after_ms: Some(BACKLOG_RETRY_MS),
+                }));
+            }
             Err(err) => {
                 tracing::warn!(%canvas, error = %err, "durable publish failed");
                 self.out.error(

@@ -66,18 +66,28 @@ async fn silent_client_close_code(addr: SocketAddr) -> u16 {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         assert!(Instant::now() < deadline, "no close frame");
-        let n = tokio::time::timeout(Duration::from_secs(20), s.read(&mut chunk)).await.unwrap().unwrap();
+        let n = tokio::time::timeout(Duration::from_secs(20), s.read(&mut chunk))
+            .await
+            .unwrap()
+            .unwrap();
         assert!(n > 0, "connection ended without a close frame");
         buf.extend_from_slice(&chunk[..n]);
         // Skip the HTTP response, then walk the (unmasked) server frames.
-        let Some(body) = buf.windows(4).position(|w| w == b"\r\n\r\n").map(|at| at + 4) else {
+        let Some(body) = buf
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .map(|at| at + 4)
+        else {
             continue;
         };
         let mut at = body;
         while at + 2 <= buf.len() {
             let opcode = buf[at] & 0x0f;
             let (len, header) = match buf[at + 1] & 0x7f {
-                126 if at + 4 <= buf.len() => (usize::from(u16::from_be_bytes([buf[at + 2], buf[at + 3]])), 4),
+                126 if at + 4 <= buf.len() => (
+                    usize::from(u16::from_be_bytes([buf[at + 2], buf[at + 3]])),
+                    4,
+                ),
                 126 => break,
                 n => (usize::from(n), 2),
             };

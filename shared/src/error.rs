@@ -45,11 +45,15 @@ pub enum ErrorCode {
     /// A backend the operation needs (Redis) is unavailable; the operation was not applied.
     #[serde(rename = "E012")]
     Unavailable,
+    /// The canvas's unpersisted backlog is at its limit; the durable
+    /// operation was not applied. Retry after `retry_after_ms`.
+    #[serde(rename = "E013")]
+    BacklogFull,
 }
 
 impl ErrorCode {
     /// Every code, in order; used by docs tests and the load tester.
-    pub const ALL: [ErrorCode; 12] = [
+    pub const ALL: [ErrorCode; 13] = [
         ErrorCode::ConnectionFailed,
         ErrorCode::AuthFailed,
         ErrorCode::MessageTooLarge,
@@ -62,6 +66,7 @@ impl ErrorCode {
         ErrorCode::NotJoined,
         ErrorCode::LimitReached,
         ErrorCode::Unavailable,
+        ErrorCode::BacklogFull,
     ];
 
     /// The wire form, e.g. `"E006"`.
@@ -79,6 +84,7 @@ impl ErrorCode {
             ErrorCode::NotJoined => "E010",
             ErrorCode::LimitReached => "E011",
             ErrorCode::Unavailable => "E012",
+            ErrorCode::BacklogFull => "E013",
         }
     }
 
@@ -97,6 +103,7 @@ impl ErrorCode {
             ErrorCode::NotJoined => "not_joined",
             ErrorCode::LimitReached => "limit_reached",
             ErrorCode::Unavailable => "unavailable",
+            ErrorCode::BacklogFull => "backlog_full",
         }
     }
 }

@@ -1,0 +1,183 @@
+//! Persister configuration: flags with matching `EASEL_*` environment
+//! variables, validated at start.
+
+use clap::Parser;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// Command-line flags and environment variables.
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "persister",
+    version,
+    about = "Easel persister: canvas logs from Redis into Postgres"
+)]
+pub struct Config {
+    /// Redis holding the canvas logs.
+    #[arg(long, env = "EASEL_REDIS_URL")]
+    pub redis_url: String,
+
+    /// Postgres to write to, e.g. postgres://user@host:5432/easel.
+    #[arg(long, env = "EASEL_DATABASE_URL", hide_env_values = true)]
+    pub database_url: String,
+
+    /// Address for /metrics, /healthz and /readyz.
+    #[arg(long, env = "EASEL_ADMIN_LISTEN", default_value = "127.0.0.1:9091")]
+    pub admin_listen: SocketAddr,
+
+    /// This replica's consumer name in the Redis consumer groups; defaults to
+    /// the host name plus a random suffix. Keep it stable across restarts of
+    /// one replica so it picks up its own pending entries at once.
+    #[arg(long, env = "EASEL_CONSUMER")]
+    pub consumer: Option<String>,
+
+    /// Most events read and committed in one batch.
+    #[arg(long, env = "EASEL_BATCH_SIZE", default_value_t = 2000)]
+    pub batch_size: usize,
+
+    /// How long one blocking read waits for new events, ms.
+    #[arg(long, env = "EASEL_BLOCK_MS", default_value_t = 500)]
+    pub block_ms: u64,
+
+    /// How often Redis is scanned for canvas logs this replica has not seen, ms.
+    #[arg(long, env = "EASEL_DISCOVER_INTERVAL_MS", default_value_t = 1000)]
+    pub discover_interval_ms: u64,
+
+    /// Entries another replica read but did not acknowledge for this long are
+    /// claimed (that replica is presumed dead), ms.
+    #[arg(long, env = "EASEL_CLAIM_IDLE_MS", default_value_t = 30_000)]
+    pub claim_idle_ms: u64,
+
+    /// Persisted events kept in each Redis stream for fast resume.
+    #[arg(long, env = "EASEL_KEEP_EVENTS", default_value_t = 10_000)]
+    pub keep_events: u64,
+
+    /// Take a canvas snapshot into Postgres every this many persisted events.
+    #[arg(long, env = "EASEL_SNAPSHOT_EVERY", default_value_t = 10_000)]
+    pub snapshot_every: u64,
+
+    /// Connections in the Postgres pool.
+    #[arg(long, env = "EASEL_DATABASE_POOL_SIZE", default_value_t = 4)]
+    pub database_pool_size: usize,
+
+    /// Log format: plain or json.
+    #[arg(long, env = "EASEL_LOG_FORMAT", default_value = "plain")]
+    pub log_format: String,
+}
+
+/// A configuration value that cannot work, naming the setting.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration: {setting}: {message}")]
+pub struct ConfigError {
+    pub setting: &'static str,
+    pub message: String,
+}
+
+/// Validated settings.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub redis_url: String,
+    pub database: tokio_postgres::Config,
+    pub consumer: String,
+    pub batch_size: usize,
+    pub block: Duration,
+    pub discover_interval: Duration,
+    pub claim_idle: Duration,
+    pub keep_events: u64,
+    pub snapshot_every: u64,
+    pub database_pool_size: usize,
+}
+
+fn bad(setting: &'static str, message: impl Into<String>) -> ConfigError {
+    ConfigError {
+        setting,
+        message: message.into(),
+    }
+}
+
+fn in_range<T: PartialOrd + std::fmt::Display + Copy>(
+    setting: &'static str,
+    v: T,
+    min: T,
+    max: T,
+) -> Result<T, ConfigError> {
+    if v < min || v > max {
+        return Err(bad(setting, format!("{v} is outside {min}..={max}")));
+    }
+    Ok(v)
+}
+
+impl Config {
+    /// Validates everything.
+    pub fn into_settings(self) -> Result<Settings, ConfigError> {
+        redis::Client::open(self.redis_url.as_str())
+            .map_err(|e| bad("EASEL_REDIS_URL (--redis-url)", e.to_string()))?;
+        let database: tokio_postgres::Config =
+            self.database_url
+                .parse()
+                .map_err(|e: tokio_postgres::Error| {
+                    bad("EASEL_DATABASE_URL (--database-url)", e.to_string())
+                })?;
+        let consumer = match self.consumer {
+            Some(c) if !c.is_empty() && c.len() <= 64 => c,
+            Some(_) => {
+                return Err(bad(
+                    "EASEL_CONSUMER (--consumer)",
+                    "must be 1-64 characters",
+                ));
+            }
+            None => format!(
+                "{}-{:06x}",
+                std::env::var("HOSTNAME").unwrap_or_else(|_| "persister".into()),
+                rand::random::<u32>() & 0xff_ffff
+            ),
+        };
+        Ok(Settings {
+            redis_url: self.redis_url,
+            database,
+            consumer,
+            batch_size: in_range(
+                "EASEL_BATCH_SIZE (--batch-size)",
+                self.batch_size,
+                1,
+                100_000,
+            )?,
+            block: Duration::from_millis(in_range(
+                "EASEL_BLOCK_MS (--block-ms)",
+                self.block_ms,
+                1,
+                60_000,
+            )?),
+            discover_interval: Duration::from_millis(in_range(
+                "EASEL_DISCOVER_INTERVAL_MS (--discover-interval-ms)",
+                self.discover_interval_ms,
+                10,
+                3_600_000,
+            )?),
+            claim_idle: Duration::from_millis(in_range(
+                "EASEL_CLAIM_IDLE_MS (--claim-idle-ms)",
+                self.claim_idle_ms,
+                100,
+                86_400_000,
+            )?),
+            keep_events: in_range(
+                "EASEL_KEEP_EVENTS (--keep-events)",
+                self.keep_events,
+                0,
+                100_000_000,
+            )?,
+            snapshot_every: in_range(
+                "EASEL_SNAPSHOT_EVERY (--snapshot-every)",
+                self.snapshot_every,
+                1,
+                1_000_000_000,
+            )?,
+            database_pool_size: in_range(
+                "EASEL_DATABASE_POOL_SIZE (--database-pool-size)",
+                self.database_pool_size,
+                1,
+                256,
+            )?,
+        })
+    }
+}

@@ -1,0 +1,50 @@
+//! Schema migrations, embedded in the binary and applied at start.
+//!
+//! Each migration runs once, in its own transaction, recorded in
+//! `schema_migrations`. A transaction-scoped advisory lock serialises
+//! replicas that start at the same time.
+
+use tokio_postgres::Client;
+
+/// Every migration, in order. Never edit one that has shipped; add a new one.
+const MIGRATIONS: &[(i32, &str)] = &[(1, include_str!("migrations/0001_events.sql"))];
+
+/// An arbitrary constant identifying Easel's migration lock.
+const LOCK_KEY: i64 = 0x000e_a5e1_0001;
+
+/// Applies the migrations this database has not seen; returns how many ran.
+pub async fn migrate(client: &mut Client) -> Result<usize, tokio_postgres::Error> {
+    client
+        .batch_execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (
+                 version    integer     PRIMARY KEY,
+                 applied_at timestamptz NOT NULL DEFAULT now()
+             )",
+        )
+        .await?;
+    let mut applied = 0;
+    for (version, sql) in MIGRATIONS {
+        let tx = client.transaction().await?;
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&LOCK_KEY])
+            .await?;
+        let done = tx
+            .query_opt(
+                "SELECT 1 FROM schema_migrations WHERE version = $1",
+                &[version],
+            )
+            .await?
+            .is_some();
+        if !done {
+            tx.batch_execute(sql).await?;
+            tx.execute(
+                "INSERT INTO schema_migrations (version) VALUES ($1)",
+                &[version],
+            )
+            .await?;
+            applied += 1;
+            tracing::info!(version, "applied migration");
+        }
+        tx.commit().await?;
+    }
+    Ok(applied)
+}

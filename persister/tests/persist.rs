@@ -1,0 +1,375 @@
+//! The persister against private Redis and Postgres processes.
+
+#![allow(clippy::unwrap_used)]
+
+use fanout::{Fanout, PixelChange, RedisSettings};
+use shared::busframe::BusHeader;
+use shared::protocol::{Author, DrawEvent, Pixel, ServerMessage};
+use shared::{CanvasId, keys};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+use testkit::{PostgresServer, RedisServer, eventually};
+use tokio_util::sync::CancellationToken;
+
+fn draw_event(canvas: &CanvasId, x: u32) -> ServerMessage {
+    ServerMessage::Draw(DrawEvent {
+        canvas: canvas.clone(),
+        seq: None,
+        author: Author {
+            id: "tester".into(),
+            name: None,
+        },
+        ts: 0,
+        pixels: vec![Pixel {
+            x,
+            y: 0,
+            color: (x % 32) as u8,
+        }],
+    })
+}
+
+async fn publisher(redis: &RedisServer, backlog_limit: usize) -> Arc<Fanout> {
+    let mut s = RedisSettings::new(&redis.url());
+    s.backlog_limit = backlog_limit;
+    Arc::new(
+        Fanout::redis("test-node", s, CancellationToken::new())
+            .await
+            .unwrap(),
+    )
+}
+
+/// Publishes `n` durable events on `canvas`; returns the acked seqs.
+async fn publish(f: &Fanout, canvas: &CanvasId, n: u32) -> Vec<u64> {
+    let header = BusHeader {
+        node: "test-node".into(),
+        conn: 1,
+        ingest_us: shared::now_us(),
+    };
+    let mut seqs = Vec::new();
+    for i in 0..n {
+        let x = i % 64;
+        let change = PixelChange {
+            bits: 5,
+            cell_count: 64,
+            cells: vec![(x, (x % 32) as u8)],
+        };
+        seqs.push(
+            f.publish_durable(canvas, &header, &draw_event(canvas, x), Some(&change))
+                .await
+                .unwrap(),
+        );
+    }
+    seqs
+}
+
+fn count(pg: &PostgresServer, canvas: &str) -> u64 {
+    let exists = pg.psql("SELECT to_regclass('public.events') IS NOT NULL");
+    if exists != "t" {
+        return 0;
+    }
+    pg.psql(&format!(
+        "SELECT count(*) FROM events WHERE canvas_id = '{canvas}'"
+    ))
+    .parse()
+    .unwrap()
+}
+
+/// The stored seqs of a canvas, in order.
+fn stored_seqs(pg: &PostgresServer, canvas: &str) -> Vec<u64> {
+    pg.psql(&format!(
+        "SELECT seq FROM events WHERE canvas_id = '{canvas}' ORDER BY seq"
+    ))
+    .lines()
+    .map(|l| l.parse().unwrap())
+    .collect()
+}
+
+fn args(redis: &RedisServer, pg: &PostgresServer, consumer: &str, extra: &[&str]) -> Vec<String> {
+    let mut a = vec![
+        "persister".to_owned(),
+        format!("--redis-url={}", redis.url()),
+        format!("--database-url={}", pg.url()),
+        format!("--consumer={consumer}"),
+        "--discover-interval-ms=100".to_owned(),
+        "--block-ms=100".to_owned(),
+        "--batch-size=200".to_owned(),
+    ];
+    a.extend(extra.iter().map(|s| s.to_string()));
+    a
+}
+
+/// Runs the persister in this process.
+async fn start_in_process(
+    redis: &RedisServer,
+    pg: &PostgresServer,
+    consumer: &str,
+    extra: &[&str],
+) -> (CancellationToken, tokio::task::JoinHandle<()>) {
+    use clap::Parser;
+    let settings = persister::Config::try_parse_from(args(redis, pg, consumer, extra))
+        .unwrap()
+        .into_settings()
+        .unwrap();
+    let admin = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let shutdown = CancellationToken::new();
+    let token = shutdown.clone();
+    let handle = tokio::spawn(async move { persister::run(settings, admin, token).await.unwrap() });
+    (shutdown, handle)
+}
+
+/// Runs the persister binary (so it can be killed with SIGKILL).
+fn start_process(
+    redis: &RedisServer,
+    pg: &PostgresServer,
+    consumer: &str,
+    extra: &[&str],
+) -> Child {
+    let a = args(redis, pg, consumer, extra);
+    Command::new(env!("CARGO_BIN_EXE_persister"))
+        .args(&a[1..])
+        .arg(format!("--admin-listen=127.0.0.1:{}", testkit::free_port()))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+fn kill9(child: &mut Child) {
+    let _ = Command::new("kill")
+        .args(["-9", &child.id().to_string()])
+        .status();
+    let _ = child.wait();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_event_is_persisted_once_and_the_stream_trimmed_below_it() {
+    let redis = RedisServer::start();
+    let pg = PostgresServer::start();
+    let f = publisher(&redis, 0).await;
+    let canvases: Vec<CanvasId> = ["a", "b", "c"]
+        .iter()
+        .map(|c| CanvasId::new(c).unwrap())
+        .collect();
+    for c in &canvases {
+        publish(&f, c, 300).await;
+    }
+    let (stop, handle) = start_in_process(
+        &redis,
+        &pg,
+        "p1",
+        &["--keep-events=50", "--snapshot-every=100"],
+    )
+    .await;
+    for c in &canvases {
+        eventually(Duration::from_secs(30), "all events persisted", || async {
+            count(&pg, c.as_str()) == 300
+        })
+        .await;
+        assert_eq!(
+            stored_seqs(&pg, c.as_str()),
+            (1..=300).collect::<Vec<u64>>()
+        );
+    }
+    // The mark reaches the head; the stream keeps about `keep` events.
+    let client = redis::Client::open(redis.url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    for c in &canvases {
+        eventually(
+            Duration::from_secs(10),
+            "persisted mark at the head",
+            || {
+                let mut conn = conn.clone();
+                let c = c.clone();
+                async move {
+                    let p: Option<u64> = redis::cmd("HGET")
+                        .arg(keys::canvas_meta(&c))
+                        .arg("persisted")
+                        .query_async(&mut conn)
+                        .await
+                        .unwrap();
+                    p == Some(300)
+                }
+            },
+        )
+        .await;
+        let len: u64 = redis::cmd("XLEN")
+            .arg(keys::canvas_log(c))
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        assert!((50..300).contains(&len), "stream holds {len} entries");
+    }
+    // A snapshot was stored with the state Redis holds.
+    let snap_seq: u64 = pg
+        .psql("SELECT seq FROM canvas_snapshots WHERE canvas_id = 'a'")
+        .parse()
+        .unwrap();
+    assert!(snap_seq >= 100);
+    // Stored payloads decode back to the events.
+    let kinds = pg.psql("SELECT DISTINCT kind FROM events");
+    assert_eq!(kinds, "draw");
+    stop.cancel();
+    handle.await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_persister_loses_and_duplicates_nothing() {
+    let redis = RedisServer::start();
+    let pg = PostgresServer::start();
+    let f = publisher(&redis, 0).await;
+    let canvas = CanvasId::new("burst").unwrap();
+    let mut p = start_process(&redis, &pg, "solo", &[]);
+    let writer = {
+        let f = f.clone();
+        let canvas = canvas.clone();
+        tokio::spawn(async move { publish(&f, &canvas, 3000).await })
+    };
+    eventually(Duration::from_secs(30), "persisting has begun", || async {
+        count(&pg, "burst") > 100
+    })
+    .await;
+    kill9(&mut p);
+    let acked = writer.await.unwrap();
+    // Same consumer name: it reads its own pending entries first.
+    let mut p = start_process(&redis, &pg, "solo", &[]);
+    eventually(
+        Duration::from_secs(60),
+        "every acked event persisted",
+        || async { count(&pg, "burst") == acked.len() as u64 },
+    )
+    .await;
+    assert_eq!(stored_seqs(&pg, "burst"), acked);
+    kill9(&mut p);
+}
+
+/// Entries of `canvas` delivered to `consumer` and not acknowledged.
+async fn pending_for(redis: &RedisServer, canvas: &CanvasId, consumer: &str) -> u64 {
+    let client = redis::Client::open(redis.url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let entries: redis::RedisResult<Vec<redis::Value>> = redis::cmd("XPENDING")
+        .arg(keys::canvas_log(canvas))
+        .arg(persister::GROUP)
+        .arg("-")
+        .arg("+")
+        .arg(10_000)
+        .arg(consumer)
+        .query_async(&mut conn)
+        .await;
+    entries.map(|e| e.len() as u64).unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_surviving_replica_claims_the_dead_ones_work() {
+    let redis = RedisServer::start();
+    let mut pg = PostgresServer::start();
+    let f = publisher(&redis, 0).await;
+    let canvases: Vec<CanvasId> = (0..4)
+        .map(|i| CanvasId::new(&format!("c{i}")).unwrap())
+        .collect();
+    let mut one = start_process(&redis, &pg, "one", &["--claim-idle-ms=1000"]);
+    let mut two = start_process(&redis, &pg, "two", &["--claim-idle-ms=1000"]);
+    let mut writers = Vec::new();
+    for c in &canvases {
+        let f = f.clone();
+        let c = c.clone();
+        writers.push(tokio::spawn(async move { publish(&f, &c, 800).await }));
+    }
+    eventually(Duration::from_secs(30), "both replicas at work", || async {
+        count(&pg, "c0") > 50
+    })
+    .await;
+    // With Postgres down, each replica holds a batch it read but cannot
+    // commit. Kill "one" while it provably holds one: only a claim by
+    // "two" can get those entries into Postgres.
+    pg.kill();
+    eventually(
+        Duration::from_secs(30),
+        "one holds unacknowledged entries",
+        || async {
+            let mut n = 0;
+            for c in &canvases {
+                n += pending_for(&redis, c, "one").await;
+            }
+            n > 0
+        },
+    )
+    .await;
+    kill9(&mut one);
+    pg.restart();
+    for (c, w) in canvases.iter().zip(writers) {
+        let acked = w.await.unwrap();
+        eventually(
+            Duration::from_secs(60),
+            "all persisted by the survivor",
+            || async { count(&pg, c.as_str()) == acked.len() as u64 },
+        )
+        .await;
+        assert_eq!(stored_seqs(&pg, c.as_str()), acked);
+    }
+    kill9(&mut two);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_down_for_a_while_loses_nothing() {
+    let redis = RedisServer::start();
+    let mut pg = PostgresServer::start();
+    let f = publisher(&redis, 0).await;
+    let canvas = CanvasId::new("pgdown").unwrap();
+    let (stop, handle) = start_in_process(&redis, &pg, "p", &[]).await;
+    publish(&f, &canvas, 100).await;
+    eventually(
+        Duration::from_secs(30),
+        "first events persisted",
+        || async { count(&pg, "pgdown") == 100 },
+    )
+    .await;
+    pg.kill();
+    // Writes go on (acked, kept in Redis) while Postgres is down.
+    let more = publish(&f, &canvas, 400).await;
+    assert_eq!(*more.last().unwrap(), 500);
+    pg.restart();
+    eventually(
+        Duration::from_secs(60),
+        "caught up after the outage",
+        || async { count(&pg, "pgdown") == 500 },
+    )
+    .await;
+    assert_eq!(stored_seqs(&pg, "pgdown"), (1..=500).collect::<Vec<u64>>());
+    stop.cancel();
+    handle.await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_backlog_refuses_writes_until_the_persister_catches_up() {
+    let redis = RedisServer::start();
+    let pg = PostgresServer::start();
+    let f = publisher(&redis, 50).await;
+    let canvas = CanvasId::new("full").unwrap();
+    assert_eq!(publish(&f, &canvas, 50).await.len(), 50);
+    let header = BusHeader {
+        node: "n".into(),
+        conn: 1,
+        ingest_us: 0,
+    };
+    let refused = f
+        .publish_durable(&canvas, &header, &draw_event(&canvas, 1), None)
+        .await;
+    assert!(
+        matches!(refused, Err(fanout::BusError::BacklogFull { backlog: 50 })),
+        "{refused:?}"
+    );
+    // Refused means not applied: the sequence did not move.
+    assert_eq!(f.position(&canvas).await.unwrap().seq, 50);
+    let (stop, handle) = start_in_process(&redis, &pg, "p", &[]).await;
+    eventually(Duration::from_secs(30), "writes accepted again", || async {
+        f.publish_durable(&canvas, &header, &draw_event(&canvas, 1), None)
+            .await
+            .is_ok()
+    })
+    .await;
+    assert!(count(&pg, "full") >= 50);
+    stop.cancel();
+    handle.await.unwrap();
+}
