@@ -16,7 +16,7 @@ mod redis_bus;
 pub use backoff::Backoff;
 pub use control::ConnControl;
 pub use hub::{Hub, HubStats, JoinGate, Member, client_frame, frame_for};
-pub use log::{PixelChange, Position, Snapshot, unpack_cells};
+pub use log::{History, PixelChange, Position, Restored, Snapshot, pack_cell, unpack_cells};
 pub use queue::{Full, Outbound};
 pub use redis_bus::{RedisSettings, snapshot_packed};
 
@@ -49,6 +49,8 @@ pub enum BusError {
     BacklogFull { backlog: u64 },
     #[error("the event could not be framed")]
     Frame(#[source] busframe::BusFrameError),
+    #[error("the canvas history could not be loaded for a rebuild: {0}")]
+    History(String),
 }
 
 /// Which bus a [`Fanout`] runs on.
@@ -94,6 +96,14 @@ impl Fanout {
             bus: Bus::Redis(bus),
             subscribe_timeout,
         })
+    }
+
+    /// Rebuild canvases from `history` when Redis has lost them (Redis bus only).
+    pub fn with_history(mut self, history: Arc<dyn History>) -> Self {
+        if let Bus::Redis(r) = &mut self.bus {
+            r.history = Some(history);
+        }
+        self
     }
 
     /// `"redis"` or `"memory"`, for logs.

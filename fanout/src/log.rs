@@ -69,6 +69,47 @@ pub fn unpack_cells(packed: &[u8], bits: u8, count: usize) -> Vec<u8> {
         .collect()
 }
 
+/// Sets cell `index` to `value` in a packed MSB-first BITFIELD of
+/// `bits`-wide cells (the inverse of [`unpack_cells`]), growing it as needed.
+pub fn pack_cell(packed: &mut Vec<u8>, bits: u8, index: usize, value: u8) {
+    let bits = usize::from(bits);
+    let end_bit = (index + 1) * bits;
+    let need = end_bit.div_ceil(8);
+    if packed.len() < need {
+        packed.resize(need, 0);
+    }
+    for b in 0..bits {
+        let at = index * bits + b;
+        let bit = (value >> (bits - 1 - b)) & 1;
+        let mask = 1u8 << (7 - at % 8);
+        if bit == 1 {
+            packed[at / 8] |= mask;
+        } else {
+            packed[at / 8] &= !mask;
+        }
+    }
+}
+
+/// A canvas's history as read back from durable storage, to rebuild Redis.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Restored {
+    /// The last sequence number the history holds.
+    pub seq: u64,
+    /// The cells after applying it, packed as Redis holds them.
+    pub packed: Vec<u8>,
+}
+
+/// Where a canvas's history can be reloaded from after Redis lost it.
+pub trait History: Send + Sync {
+    /// The canvas's history, or `None` if it has none.
+    fn load<'a>(
+        &'a self,
+        canvas: &'a CanvasId,
+    ) -> std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<Option<Restored>, String>> + Send + 'a>,
+    >;
+}
+
 /// Standalone mode's log: the same semantics in process memory.
 pub(crate) struct MemoryLog {
     canvases: Mutex<HashMap<CanvasId, CanvasLog>>,
@@ -208,6 +249,22 @@ mod tests {
         assert_eq!(unpack_cells(&packed, 5, 3), vec![31, 1, 0]);
         assert_eq!(unpack_cells(&[7, 255], 8, 3), vec![7, 255, 0]);
         assert_eq!(unpack_cells(&[], 5, 2), vec![0, 0]);
+    }
+
+    #[test]
+    fn packing_is_the_inverse_of_unpacking() {
+        for bits in [5u8, 8] {
+            let mut packed = Vec::new();
+            let values: Vec<u8> = (0..37).map(|i| (i * 7 % 32) as u8).collect();
+            for (i, v) in values.iter().enumerate() {
+                pack_cell(&mut packed, bits, i, *v);
+            }
+            // Overwrites clear bits too.
+            pack_cell(&mut packed, bits, 3, 0);
+            let mut expected = values.clone();
+            expected[3] = 0;
+            assert_eq!(unpack_cells(&packed, bits, values.len()), expected);
+        }
     }
 
     #[test]

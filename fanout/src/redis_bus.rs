@@ -70,6 +70,9 @@ static PUBLISH_SCRIPT: std::sync::LazyLock<redis::Script> =
 /// Position read (see `scripts/position.lua`).
 static POSITION_SCRIPT: std::sync::LazyLock<redis::Script> =
     std::sync::LazyLock::new(|| redis::Script::new(include_str!("scripts/position.lua")));
+/// Initialisation or rebuild (see `scripts/restore.lua`).
+static RESTORE_SCRIPT: std::sync::LazyLock<redis::Script> =
+    std::sync::LazyLock::new(|| redis::Script::new(include_str!("scripts/restore.lua")));
 /// Snapshot read (see `scripts/snapshot.lua`).
 static SNAPSHOT_SCRIPT: std::sync::LazyLock<redis::Script> =
     std::sync::LazyLock::new(|| redis::Script::new(include_str!("scripts/snapshot.lua")));
@@ -79,6 +82,8 @@ pub(crate) struct RedisBus {
     publish_timeout: Duration,
     log_max_events: usize,
     backlog_limit: usize,
+    /// Where to rebuild a canvas from when Redis has lost it.
+    pub(crate) history: Option<std::sync::Arc<dyn crate::log::History>>,
     /// Whether the subscriber's pub/sub connection is up.
     connected: watch::Receiver<bool>,
 }
@@ -135,6 +140,7 @@ impl RedisBus {
                 publish_timeout: settings.publish_timeout,
                 log_max_events: settings.log_max_events,
                 backlog_limit: settings.backlog_limit,
+                history: None,
                 connected,
             },
             hub,
@@ -194,6 +200,24 @@ impl RedisBus {
         event: Vec<u8>,
         change: Option<&PixelChange>,
     ) -> Result<u64, BusError> {
+        match self.publish_once(canvas, &header, &event, change).await {
+            // Redis lost the canvas (or never had it): initialise it, from
+            // the durable history if there is one, then publish.
+            Err(BusError::Redis(err)) if err.code() == Some("UNINIT") => {
+                self.initialise(canvas).await?;
+                self.publish_once(canvas, &header, &event, change).await
+            }
+            other => other,
+        }
+    }
+
+    async fn publish_once(
+        &self,
+        canvas: &CanvasId,
+        header: &[u8],
+        event: &[u8],
+        change: Option<&PixelChange>,
+    ) -> Result<u64, BusError> {
         let mut call = PUBLISH_SCRIPT.prepare_invoke();
         call.key(keys::canvas_meta(canvas))
             .key(keys::canvas_pixels(canvas))
@@ -201,7 +225,6 @@ impl RedisBus {
             .arg(keys::canvas_channel(canvas))
             .arg(header)
             .arg(event)
-            .arg(new_epoch())
             .arg(if self.backlog_limit > 0 {
                 0
             } else {
@@ -273,10 +296,38 @@ impl RedisBus {
 
     pub(crate) async fn position(&self, canvas: &CanvasId) -> Result<Position, BusError> {
         let mut call = POSITION_SCRIPT.prepare_invoke();
-        call.key(keys::canvas_meta(canvas)).arg(new_epoch());
+        call.key(keys::canvas_meta(canvas));
+        let (seq, epoch): (u64, Option<String>) = self
+            .with_conn(|conn| Box::pin(async move { call.invoke_async(conn).await }))
+            .await?;
+        match epoch {
+            Some(epoch) => Ok(Position { seq, epoch }),
+            None => self.initialise(canvas).await,
+        }
+    }
+
+    /// Gives a canvas without an epoch its state, sequence counter and a new
+    /// epoch: rebuilt from the durable history when there is one, else empty
+    /// at seq 0. Nothing is served for the canvas until this succeeded.
+    async fn initialise(&self, canvas: &CanvasId) -> Result<Position, BusError> {
+        let restored = match &self.history {
+            Some(history) => history.load(canvas).await.map_err(BusError::History)?,
+            None => None,
+        };
+        let (seq, packed) = match restored {
+            Some(r) => (r.seq, r.packed),
+            None => (0, Vec::new()),
+        };
+        let mut call = RESTORE_SCRIPT.prepare_invoke();
+        call.key(keys::canvas_meta(canvas))
+            .key(keys::canvas_pixels(canvas))
+            .arg(seq)
+            .arg(new_epoch())
+            .arg(packed);
         let (seq, epoch): (u64, String) = self
             .with_conn(|conn| Box::pin(async move { call.invoke_async(conn).await }))
             .await?;
+        tracing::info!(%canvas, seq, %epoch, rebuilt = self.history.is_some(), "canvas initialised in redis");
         Ok(Position { seq, epoch })
     }
 

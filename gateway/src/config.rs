@@ -30,6 +30,11 @@ pub struct Config {
     #[arg(long, env = "EASEL_REDIS_URL")]
     pub redis_url: Option<String>,
 
+    /// Postgres the persister writes to; with it, a canvas Redis has lost is
+    /// rebuilt from its stored history before it is served again.
+    #[arg(long, env = "EASEL_DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+
     /// Connections in the Redis publish pool.
     #[arg(long, env = "EASEL_REDIS_POOL_SIZE", default_value_t = 16)]
     pub redis_pool_size: usize,
@@ -206,6 +211,7 @@ impl OriginPolicy {
 pub struct Settings {
     pub node_id: String,
     pub redis: Option<RedisSettings>,
+    pub database: Option<tokio_postgres::Config>,
     pub auth: AuthSettings,
     /// Set in development mode when the secret was generated, so the token can be logged.
     pub dev_secret: Option<Vec<u8>>,
@@ -294,6 +300,20 @@ impl Config {
                 )?;
                 Some(r)
             }
+        };
+
+        let database = match &self.database_url {
+            None => None,
+            Some(_) if redis.is_none() => {
+                return Err(bad(
+                    "EASEL_DATABASE_URL (--database-url)",
+                    "rebuilding from Postgres needs EASEL_REDIS_URL; standalone mode keeps canvases in memory",
+                ));
+            }
+            Some(url) => Some(
+                url.parse::<tokio_postgres::Config>()
+                    .map_err(|e| bad("EASEL_DATABASE_URL (--database-url)", e.to_string()))?,
+            ),
         };
 
         let mut dev_secret = None;
@@ -410,6 +430,7 @@ impl Config {
         Ok(Settings {
             node_id,
             redis,
+            database,
             auth,
             dev_secret,
             origins,

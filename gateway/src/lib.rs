@@ -6,6 +6,7 @@
 
 mod config;
 mod connection;
+mod history;
 mod server;
 mod session;
 mod upgrade;

@@ -33,6 +33,8 @@ pub enum GatewayError {
     Auth(#[from] AuthConfigError),
     #[error("HTTP server failed")]
     Serve(#[source] std::io::Error),
+    #[error("postgres settings are unusable: {0}")]
+    Database(String),
 }
 
 /// Everything a request or connection handler needs.
@@ -63,12 +65,33 @@ pub async fn run(
     // The bus outlives the listener so that closing connections can still
     // leave their canvases cleanly; it stops after the connections.
     let bus_shutdown = CancellationToken::new();
-    let fanout = match &settings.redis {
+    let mut fanout = match &settings.redis {
         Some(redis) => {
             Fanout::redis(&settings.node_id, redis.clone(), bus_shutdown.clone()).await?
         }
         None => Fanout::memory(&settings.node_id, settings.log_max_events),
     };
+    if let Some(db) = &settings.database {
+        let manager = deadpool_postgres::Manager::from_config(
+            db.clone(),
+            tokio_postgres::NoTls,
+            deadpool_postgres::ManagerConfig {
+                recycling_method: deadpool_postgres::RecyclingMethod::Fast,
+            },
+        );
+        let pool = deadpool_postgres::Pool::builder(manager)
+            .max_size(4)
+            .wait_timeout(Some(std::time::Duration::from_secs(5)))
+            .create_timeout(Some(std::time::Duration::from_secs(5)))
+            .runtime(deadpool_postgres::Runtime::Tokio1)
+            .build()
+            .map_err(|e| GatewayError::Database(e.to_string()))?;
+        fanout = fanout.with_history(Arc::new(crate::history::PgHistory::new(
+            pool,
+            settings.canvas,
+        )));
+        tracing::info!("canvases lost by redis are rebuilt from postgres");
+    }
     let verifier = TokenVerifier::new(&settings.auth)?;
     let ws_config = WebSocketConfig::default()
         .read_buffer_size(settings.read_buffer_bytes)

@@ -1,9 +1,6 @@
--- A canvas's position: {seq, epoch}, creating the epoch (at seq 0) for a
--- canvas that has none yet.
+-- A canvas's position: {seq, epoch}, with epoch false for a canvas that has
+-- none yet (new, or Redis lost its data): it must be initialised first.
 --
--- KEYS[1] meta hash   ARGV[1] epoch to use if the canvas has none
-if redis.call('HSETNX', KEYS[1], 'epoch', ARGV[1]) == 1 then
-  redis.call('HSETNX', KEYS[1], 'seq', 0)
-end
+-- KEYS[1] meta hash
 local v = redis.call('HMGET', KEYS[1], 'seq', 'epoch')
 return {tonumber(v[1]) or 0, v[2]}
