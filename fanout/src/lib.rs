@@ -16,7 +16,9 @@ mod redis_bus;
 pub use backoff::Backoff;
 pub use control::ConnControl;
 pub use hub::{Hub, HubStats, JoinGate, Member, client_frame, frame_for};
-pub use log::{History, PixelChange, Position, Restored, Snapshot, pack_cell, unpack_cells};
+pub use log::{
+    History, HistoryFuture, PixelChange, Position, Restored, Snapshot, pack_cell, unpack_cells,
+};
 pub use queue::{Full, Outbound};
 pub use redis_bus::{RedisSettings, snapshot_packed};
 
@@ -203,9 +205,10 @@ impl Fanout {
         }
     }
 
-    /// The kept events of a canvas with `after < seq <= until`, oldest
-    /// first, at most `limit`, as bus payloads. Fewer than asked for means
-    /// the older ones were trimmed (or never existed).
+    /// The events of a canvas with `after < seq <= until`, oldest first, at
+    /// most `limit`, as bus payloads: from the canvas log, or from the
+    /// durable history when the log has trimmed them. A range that does not
+    /// start at `after + 1` means the older ones are gone.
     pub async fn events(
         &self,
         canvas: &CanvasId,
@@ -218,7 +221,27 @@ impl Fanout {
         }
         match &self.bus {
             Bus::Memory(log) => Ok(log.events(canvas, after, until, limit)),
-            Bus::Redis(r) => r.events(canvas, after, until, limit).await,
+            Bus::Redis(r) => {
+                let kept = r.events(canvas, after, until, limit).await?;
+                // Redis trims below what Postgres holds: a range that does
+                // not start right after `after` is read from the history.
+                let complete = kept.first().is_some_and(|(seq, _)| *seq == after + 1);
+                match &r.history {
+                    Some(history) if !complete => {
+                        // Postgres has what Redis trimmed (it trims only
+                        // below the persisted mark); Redis has the newest.
+                        let mut stored = history
+                            .events(canvas, after, until, limit)
+                            .await
+                            .map_err(BusError::History)?;
+                        let last = stored.last().map_or(after, |(seq, _)| *seq);
+                        stored.extend(kept.into_iter().filter(|(seq, _)| *seq > last));
+                        stored.truncate(limit);
+                        Ok(stored)
+                    }
+                    _ => Ok(kept),
+                }
+            }
         }
     }
 

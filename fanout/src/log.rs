@@ -99,15 +99,24 @@ pub struct Restored {
     pub packed: Vec<u8>,
 }
 
+/// What a [`History`] method returns.
+pub type HistoryFuture<'a, T> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<T, String>> + Send + 'a>>;
+
 /// Where a canvas's history can be reloaded from after Redis lost it.
 pub trait History: Send + Sync {
     /// The canvas's history, or `None` if it has none.
-    fn load<'a>(
+    fn load<'a>(&'a self, canvas: &'a CanvasId) -> HistoryFuture<'a, Option<Restored>>;
+
+    /// Stored events with `after < seq <= until`, oldest first, at most
+    /// `limit`, as bus payloads (for ranges Redis no longer keeps).
+    fn events<'a>(
         &'a self,
         canvas: &'a CanvasId,
-    ) -> std::pin::Pin<
-        Box<dyn std::future::Future<Output = Result<Option<Restored>, String>> + Send + 'a>,
-    >;
+        after: u64,
+        until: u64,
+        limit: usize,
+    ) -> HistoryFuture<'a, Vec<(u64, Bytes)>>;
 }
 
 /// Standalone mode's log: the same semantics in process memory.

@@ -2,14 +2,12 @@
 //! so Redis can be rebuilt after it lost its data: the latest snapshot, then
 //! every later event re-applied to its packed cells.
 
-use fanout::{History, Restored, pack_cell};
+use fanout::{History, HistoryFuture, Restored, pack_cell};
 use shared::CanvasId;
 use shared::busframe;
 use shared::codec::{self, Encoding};
 use shared::protocol::ServerMessage;
 use shared::validate::CanvasGeometry;
-use std::future::Future;
-use std::pin::Pin;
 
 /// Postgres-backed [`History`].
 pub(crate) struct PgHistory {
@@ -21,6 +19,43 @@ pub(crate) struct PgHistory {
 impl PgHistory {
     pub fn new(pool: deadpool_postgres::Pool, geometry: CanvasGeometry) -> Self {
         PgHistory { pool, geometry }
+    }
+
+    async fn events_inner(
+        &self,
+        canvas: &CanvasId,
+        after: u64,
+        until: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, bytes::Bytes)>, String> {
+        let conn = self.pool.get().await.map_err(|e| e.to_string())?;
+        let rows = match conn
+            .query(
+                "SELECT seq, payload FROM events
+                 WHERE canvas_id = $1 AND seq > $2 AND seq <= $3 ORDER BY seq LIMIT $4",
+                &[
+                    &canvas.as_str(),
+                    &(after as i64),
+                    &(until as i64),
+                    &(limit as i64),
+                ],
+            )
+            .await
+        {
+            Ok(rows) => rows,
+            Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::UNDEFINED_TABLE) => {
+                return Ok(Vec::new());
+            }
+            Err(e) => return Err(e.to_string()),
+        };
+        Ok(rows
+            .into_iter()
+            .map(|r| {
+                let seq: i64 = r.get(0);
+                let payload: Vec<u8> = r.get(1);
+                (u64::try_from(seq).unwrap_or(0), bytes::Bytes::from(payload))
+            })
+            .collect())
     }
 
     async fn load_inner(&self, canvas: &CanvasId) -> Result<Option<Restored>, String> {
@@ -78,10 +113,17 @@ impl PgHistory {
 }
 
 impl History for PgHistory {
-    fn load<'a>(
+    fn load<'a>(&'a self, canvas: &'a CanvasId) -> HistoryFuture<'a, Option<Restored>> {
+        Box::pin(self.load_inner(canvas))
+    }
+
+    fn events<'a>(
         &'a self,
         canvas: &'a CanvasId,
-    ) -> Pin<Box<dyn Future<Output = Result<Option<Restored>, String>> + Send + 'a>> {
-        Box::pin(self.load_inner(canvas))
+        after: u64,
+        until: u64,
+        limit: usize,
+    ) -> HistoryFuture<'a, Vec<(u64, bytes::Bytes)>> {
+        Box::pin(self.events_inner(canvas, after, until, limit))
     }
 }

@@ -4,6 +4,7 @@
 //! `main.rs` only parses configuration, sets up tracing and binds; all
 //! behaviour is behind [`run`], which tests call on port 0.
 
+mod api;
 mod config;
 mod connection;
 mod history;

@@ -180,6 +180,8 @@ pub async fn run(
 fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/ws", get(upgrade::websocket))
+        .route("/api/canvases/{id}/snapshot", get(crate::api::snapshot))
+        .route("/api/canvases/{id}/events", get(crate::api::events))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .with_state(state)

@@ -1,0 +1,275 @@
+//! REST endpoints for canvas state and history:
+//!
+//! - `GET /api/canvases/{id}/snapshot`: the canvas's pixels and the `seq`
+//!   they include, read atomically. `?format=packed` (default: the compact
+//!   form Redis holds, `X-Easel-Bits` bits per cell, most significant bit
+//!   first), `cells` (one byte per cell) or `png` (for people).
+//! - `GET /api/canvases/{id}/events?since=&limit=`: durable events after
+//!   `since`, oldest first, from the canvas log or, once trimmed, Postgres.
+//!
+//! Both need a token (`Authorization: Bearer` or `?token=`). Errors are
+//! JSON `{"code": "E0xx", "message": ...}` with an HTTP status.
+
+use crate::server::AppState;
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use shared::codec::{self, Encoding};
+use shared::{CanvasId, ErrorCode};
+use std::sync::Arc;
+
+/// Most events one page returns.
+pub const MAX_PAGE: usize = 1000;
+
+/// An API failure: an HTTP status with a stable code and a message.
+#[derive(Debug)]
+pub(crate) struct ApiError {
+    status: StatusCode,
+    code: ErrorCode,
+    message: String,
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = serde_json::json!({"code": self.code, "message": self.message});
+        (self.status, Json(body)).into_response()
+    }
+}
+
+fn error(status: StatusCode, code: ErrorCode, message: impl Into<String>) -> ApiError {
+    ApiError {
+        status,
+        code,
+        message: message.into(),
+    }
+}
+
+/// Checks the token from the header or the query string.
+fn authorize(
+    state: &AppState,
+    headers: &HeaderMap,
+    query_token: Option<&str>,
+) -> Result<(), ApiError> {
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, t)| t.trim().to_owned())
+        .or_else(|| query_token.map(str::to_owned));
+    let Some(token) = token else {
+        return Err(error(
+            StatusCode::UNAUTHORIZED,
+            ErrorCode::AuthFailed,
+            "a token is required",
+        ));
+    };
+    state.verifier.verify(&token).map(|_| ()).map_err(|e| {
+        error(
+            StatusCode::UNAUTHORIZED,
+            ErrorCode::AuthFailed,
+            e.to_string(),
+        )
+    })
+}
+
+fn canvas_id(id: &str) -> Result<CanvasId, ApiError> {
+    CanvasId::new(id).map_err(|e| {
+        error(
+            StatusCode::BAD_REQUEST,
+            ErrorCode::InvalidMessage,
+            e.to_string(),
+        )
+    })
+}
+
+fn unavailable(err: fanout::BusError) -> ApiError {
+    tracing::warn!(error = %err, "canvas state unavailable");
+    error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        ErrorCode::Unavailable,
+        "canvas state unavailable; retry",
+    )
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct SnapshotQuery {
+    token: Option<String>,
+    format: Option<String>,
+}
+
+/// `GET /api/canvases/{id}/snapshot`.
+pub(crate) async fn snapshot(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    Query(q): Query<SnapshotQuery>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    authorize(&state, &headers, q.token.as_deref())?;
+    let canvas = canvas_id(&id)?;
+    let format = q.format.as_deref().unwrap_or("packed");
+    if !matches!(format, "packed" | "cells" | "png") {
+        return Err(error(
+            StatusCode::BAD_REQUEST,
+            ErrorCode::InvalidValue,
+            "format must be packed, cells or png",
+        ));
+    }
+    let geometry = state.settings.canvas;
+    let bits = fanout::PixelChange::bits_for(geometry.palette_size);
+    let cells = geometry.width as usize * geometry.height as usize;
+    // Initialises (or rebuilds) a canvas Redis does not have, like a join.
+    let position = state.fanout.position(&canvas).await.map_err(unavailable)?;
+    let snap = state
+        .fanout
+        .snapshot(&canvas, bits, cells)
+        .await
+        .map_err(unavailable)?;
+    let (content_type, body) = match format {
+        "cells" => ("application/octet-stream", snap.cells),
+        "png" => match render_png(geometry.width, geometry.height, &snap.cells) {
+            Ok(png) => ("image/png", png),
+            Err(err) => {
+                tracing::error!(error = %err, "png encoding failed");
+                return Err(error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    ErrorCode::Unavailable,
+                    "png encoding failed",
+                ));
+            }
+        },
+        _ => {
+            let mut packed = Vec::new();
+            for (i, c) in snap.cells.iter().enumerate() {
+                if *c != 0 {
+                    fanout::pack_cell(&mut packed, bits, i, *c);
+                }
+            }
+            packed.resize((cells * usize::from(bits)).div_ceil(8), 0);
+            ("application/octet-stream", packed)
+        }
+    };
+    let mut resp = body.into_response();
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    for (name, value) in [
+        ("x-easel-seq", snap.seq.to_string()),
+        ("x-easel-epoch", snap.epoch.unwrap_or(position.epoch)),
+        ("x-easel-width", geometry.width.to_string()),
+        ("x-easel-height", geometry.height.to_string()),
+        ("x-easel-palette-size", geometry.palette_size.to_string()),
+        ("x-easel-bits", bits.to_string()),
+    ] {
+        if let Ok(v) = HeaderValue::from_str(&value) {
+            h.insert(name, v);
+        }
+    }
+    Ok(resp)
+}
+
+/// The palette used to render PNGs: the 32 colours of a classic pixel board;
+/// indexes beyond it get distinct greys.
+fn palette_rgb(index: u8) -> [u8; 3] {
+    const COLOURS: [u32; 32] = [
+        0x6d001a, 0xbe0039, 0xff4500, 0xffa800, 0xffd635, 0xfff8b8, 0x00a368, 0x00cc78, 0x7eed56,
+        0x00756f, 0x009eaa, 0x00ccc0, 0x2450a4, 0x3690ea, 0x51e9f4, 0x493ac1, 0x6a5cff, 0x94b3ff,
+        0x811e9f, 0xb44ac0, 0xe4abff, 0xde107f, 0xff3881, 0xff99aa, 0x6d482f, 0x9c6926, 0xffb470,
+        0x000000, 0x515252, 0x898d90, 0xd4d7d9, 0xffffff,
+    ];
+    let rgb = COLOURS
+        .get(usize::from(index))
+        .copied()
+        .unwrap_or_else(|| u32::from(index) * 0x010101);
+    [(rgb >> 16) as u8, (rgb >> 8) as u8, rgb as u8]
+}
+
+fn render_png(width: u32, height: u32, cells: &[u8]) -> Result<Vec<u8>, png::EncodingError> {
+    let mut out = Vec::new();
+    {
+        let mut encoder = png::Encoder::new(&mut out, width, height);
+        encoder.set_color(png::ColorType::Rgb);
+        encoder.set_depth(png::BitDepth::Eight);
+        let mut writer = encoder.write_header()?;
+        let rgb: Vec<u8> = cells.iter().flat_map(|c| palette_rgb(*c)).collect();
+        writer.write_image_data(&rgb)?;
+    }
+    Ok(out)
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct EventsQuery {
+    token: Option<String>,
+    since: Option<u64>,
+    limit: Option<usize>,
+}
+
+/// `GET /api/canvases/{id}/events?since=&limit=`.
+pub(crate) async fn events(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    Query(q): Query<EventsQuery>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    authorize(&state, &headers, q.token.as_deref())?;
+    let canvas = canvas_id(&id)?;
+    let since = q.since.unwrap_or(0);
+    let limit = q.limit.unwrap_or(100);
+    if limit == 0 || limit > MAX_PAGE {
+        return Err(error(
+            StatusCode::BAD_REQUEST,
+            ErrorCode::InvalidValue,
+            format!("limit must be 1..={MAX_PAGE}"),
+        ));
+    }
+    let position = state.fanout.position(&canvas).await.map_err(unavailable)?;
+    let page = match state
+        .fanout
+        .events(&canvas, since, position.seq, limit)
+        .await
+    {
+        Ok(p) => p,
+        Err(err) => return Err(unavailable(err)),
+    };
+    let complete = since >= position.seq || page.first().is_some_and(|(seq, _)| *seq == since + 1);
+    let mut events = Vec::with_capacity(page.len());
+    for (_, payload) in &page {
+        let Ok(parts) = shared::busframe::split(payload) else {
+            continue;
+        };
+        if let Ok(mut msg) = codec::decode_server(Encoding::Msgpack, &parts.event) {
+            if let Some(seq) = parts.seq {
+                msg.set_seq(seq);
+            }
+            events.push(msg);
+        }
+    }
+    let next = page.last().map_or(since, |(seq, _)| *seq);
+    Ok(Json(serde_json::json!({
+        "canvas": canvas,
+        "epoch": position.epoch,
+        "seq": position.seq,
+        // False when events after `since` are no longer kept anywhere:
+        // reload the snapshot instead.
+        "complete": complete,
+        "events": events,
+        "next_since": next,
+    }))
+    .into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn palette_is_total_and_png_encodes() {
+        assert_eq!(palette_rgb(27), [0, 0, 0]);
+        assert_eq!(palette_rgb(31), [255, 255, 255]);
+        let _ = palette_rgb(255);
+        let png = render_png(3, 2, &[0, 1, 2, 29, 30, 31]).expect("encodes");
+        assert_eq!(&png[1..4], b"PNG");
+    }
+}
