@@ -5,13 +5,14 @@ CARGO ?= cargo
 # processes; fall back to cargo test where it is not installed.
 TEST_RUNNER := $(shell $(CARGO) nextest --version >/dev/null 2>&1 && echo "nextest run" || echo "test")
 
-.PHONY: run test lint fmt bench-idle help
+.PHONY: run test lint fmt bench-idle bench-persister help
 
 help:
 	@echo "make run         standalone gateway on ws://127.0.0.1:8080/ws (in-memory bus, dev token in the log)"
 	@echo "make test        the whole test suite (needs redis-server on PATH)"
 	@echo "make lint        cargo fmt --check and clippy -D warnings"
 	@echo "make bench-idle  gateway memory per idle connection (docs/BENCHMARKS.md)"
+	@echo "make bench-persister  persister throughput and durability lag (local Redis and PostgreSQL)"
 
 run:
 	$(CARGO) run --release -p gateway -- --dev
@@ -32,3 +33,6 @@ fmt:
 
 bench-idle:
 	loadtest/bench/idle.sh 5000
+
+bench-persister:
+	loadtest/bench/persister.sh

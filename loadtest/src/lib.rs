@@ -4,5 +4,6 @@
 
 pub mod client;
 pub mod idle;
+pub mod persist;
 pub mod proc;
 pub mod stats;

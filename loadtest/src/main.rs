@@ -2,6 +2,7 @@
 
 use clap::{Parser, Subcommand};
 use loadtest::idle::{self, IdleOptions};
+use loadtest::persist::{self, PersistOptions};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -21,6 +22,19 @@ struct Cli {
 enum Scenario {
     /// Hold N idle, authenticated connections and measure the gateway's memory per connection.
     Idle(IdleOptions),
+    /// Fill canvas logs through the durable publish script (at --rate, or flat out).
+    PersistFill(PersistOptions),
+    /// Wait for the persister to catch up and report its drain rate.
+    PersistWait(PersistOptions),
+}
+
+fn print_persist(report: &persist::PersistReport, json: bool) -> anyhow::Result<()> {
+    if json {
+        println!("{}", serde_json::to_string(report)?);
+    } else {
+        print!("{}", report.line());
+    }
+    Ok(())
 }
 
 fn main() -> anyhow::Result<()> {
@@ -39,6 +53,14 @@ fn main() -> anyhow::Result<()> {
                 print!("{}", report.table());
             }
             anyhow::ensure!(report.failed == 0, "{} connections failed", report.failed);
+        }
+        Scenario::PersistFill(opts) => {
+            let report = runtime.block_on(persist::fill(&opts))?;
+            print_persist(&report, cli.json)?;
+        }
+        Scenario::PersistWait(opts) => {
+            let report = runtime.block_on(persist::wait(&opts))?;
+            print_persist(&report, cli.json)?;
         }
     }
     Ok(())
