@@ -17,6 +17,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use shared::codec::{self, Encoding};
+use shared::protocol::HistoryPage;
 use shared::{CanvasId, ErrorCode};
 use std::sync::Arc;
 
@@ -224,15 +225,28 @@ pub(crate) async fn events(
             format!("limit must be 1..={MAX_PAGE}"),
         ));
     }
-    let position = state.fanout.position(&canvas).await.map_err(unavailable)?;
-    let page = match state
-        .fanout
-        .events(&canvas, since, position.seq, limit)
+    let page = history_page(&state, &canvas, since, limit)
         .await
-    {
-        Ok(p) => p,
-        Err(err) => return Err(unavailable(err)),
-    };
+        .map_err(unavailable)?;
+    Ok(Json(page).into_response())
+}
+
+/// Durable events of `canvas` after `since`, oldest first, at most `limit`,
+/// with the canvas's position; shared by the REST endpoint and the
+/// WebSocket `history` command.
+pub(crate) async fn history_page(
+    state: &AppState,
+    canvas: &CanvasId,
+    since: u64,
+    limit: usize,
+) -> Result<HistoryPage, fanout::BusError> {
+    let position = state.fanout.position(canvas).await?;
+    let page = state
+        .fanout
+        .events(canvas, since, position.seq, limit)
+        .await?;
+    // False when events after `since` are no longer kept anywhere: reload
+    // the snapshot instead.
     let complete = since >= position.seq || page.first().is_some_and(|(seq, _)| *seq == since + 1);
     let mut events = Vec::with_capacity(page.len());
     for (_, payload) in &page {
@@ -246,18 +260,14 @@ pub(crate) async fn events(
             events.push(msg);
         }
     }
-    let next = page.last().map_or(since, |(seq, _)| *seq);
-    Ok(Json(serde_json::json!({
-        "canvas": canvas,
-        "epoch": position.epoch,
-        "seq": position.seq,
-        // False when events after `since` are no longer kept anywhere:
-        // reload the snapshot instead.
-        "complete": complete,
-        "events": events,
-        "next_since": next,
-    }))
-    .into_response())
+    Ok(HistoryPage {
+        canvas: canvas.clone(),
+        epoch: position.epoch,
+        seq: position.seq,
+        complete,
+        next_since: page.last().map_or(since, |(seq, _)| *seq),
+        events,
+    })
 }
 
 #[cfg(test)]

@@ -136,6 +136,28 @@ impl<'a> Session<'a> {
                     Err(invalid) => self.out.error(c.id, invalid.code, invalid.message),
                 }
             }
+            ClientMessage::History(h) => {
+                if self.geometry_if_joined(&h.id, &h.canvas).is_none() {
+                    return;
+                }
+                let limit = h.limit.unwrap_or(100) as usize;
+                if limit == 0 || limit > crate::api::MAX_PAGE {
+                    self.out.error(
+                        h.id,
+                        ErrorCode::InvalidValue,
+                        format!("limit must be 1..={}", crate::api::MAX_PAGE),
+                    );
+                    return;
+                }
+                match crate::api::history_page(self.state, &h.canvas, h.since, limit).await {
+                    Ok(page) => self.out.ack(h.id, Some(AckResult::History(page))),
+                    Err(err) => {
+                        tracing::warn!(canvas = %h.canvas, error = %err, "history unavailable");
+                        self.out
+                            .error(h.id, ErrorCode::Unavailable, "history unavailable; retry");
+                    }
+                }
+            }
             ClientMessage::Chat(c) => {
                 if self.geometry_if_joined(&c.id, &c.canvas).is_none() {
                     return;

@@ -203,3 +203,61 @@ async fn history_trimmed_from_redis_is_served_from_postgres() {
     persister.await.unwrap().unwrap();
     g.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_can_fetch_a_missing_range_over_the_socket() {
+    let g = Gateway::start(settings("hist", None, &[])).await;
+    let mut c = g.client("gap").await;
+    join_ok(&mut c, 0, "g", false).await;
+    for i in 1..=5 {
+        c.send(&chat(i, "g", &format!("m{i}"))).await;
+        expect_ack(&mut c, i).await;
+    }
+    c.send(&ClientMessage::History(HistoryRequest {
+        id: Some(shared::RequestId::Num(10)),
+        canvas: canvas("g"),
+        since: 1,
+        limit: Some(2),
+    }))
+    .await;
+    match expect_ack(&mut c, 10).await {
+        Some(AckResult::History(page)) => {
+            assert!(page.complete);
+            assert_eq!(page.seq, 5);
+            assert_eq!(page.next_since, 3);
+            let texts: Vec<(Option<u64>, String)> = page
+                .events
+                .into_iter()
+                .map(|e| match e {
+                    ServerMessage::Chat(c) => (c.seq, c.text),
+                    other => panic!("unexpected {other:?}"),
+                })
+                .collect();
+            assert_eq!(texts, vec![(Some(2), "m2".into()), (Some(3), "m3".into())]);
+        }
+        other => panic!("expected a history page, got {other:?}"),
+    }
+    c.send(&ClientMessage::History(HistoryRequest {
+        id: Some(shared::RequestId::Num(11)),
+        canvas: canvas("other"),
+        since: 0,
+        limit: None,
+    }))
+    .await;
+    assert_eq!(
+        expect_error(&mut c).await.code,
+        shared::ErrorCode::NotJoined
+    );
+    c.send(&ClientMessage::History(HistoryRequest {
+        id: Some(shared::RequestId::Num(12)),
+        canvas: canvas("g"),
+        since: 0,
+        limit: Some(0),
+    }))
+    .await;
+    assert_eq!(
+        expect_error(&mut c).await.code,
+        shared::ErrorCode::InvalidValue
+    );
+    g.stop().await;
+}

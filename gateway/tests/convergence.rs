@@ -143,11 +143,54 @@ async fn late_joiner(
     (cells, last, joined_at)
 }
 
+/// The cells obtained by replaying every stored event in sequence order.
+fn rebuilt_from_postgres(pg: &testkit::PostgresServer) -> Vec<u8> {
+    let hex = pg.psql("SELECT string_agg(encode(payload, 'hex'), ',' ORDER BY seq) FROM events WHERE canvas_id = 'conv'");
+    let mut cells = vec![0u8; (SIDE * SIDE) as usize];
+    for h in hex.split(',') {
+        let bytes: Vec<u8> = (0..h.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&h[i..i + 2], 16).unwrap())
+            .collect();
+        let parts = shared::busframe::split(&bytes::Bytes::from(bytes)).unwrap();
+        if let ServerMessage::Draw(d) =
+            shared::codec::decode_server(shared::codec::Encoding::Msgpack, &parts.event).unwrap()
+        {
+            for p in d.pixels {
+                cells[(p.y * SIDE + p.x) as usize] = p.color;
+            }
+        }
+    }
+    cells
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn twenty_clients_on_two_gateways_converge_to_the_redis_state() {
     let redis = RedisServer::start();
+    let pg = testkit::PostgresServer::start();
+    let db = format!("--database-url={}", pg.url());
+    let persister_settings = {
+        use clap::Parser;
+        persister::Config::try_parse_from([
+            "persister".to_owned(),
+            format!("--redis-url={}", redis.url()),
+            db.clone(),
+            "--discover-interval-ms=100".to_owned(),
+            "--block-ms=100".to_owned(),
+        ])
+        .unwrap()
+        .into_settings()
+        .unwrap()
+    };
+    let admin = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let stop = tokio_util::sync::CancellationToken::new();
+    let persister = tokio::spawn(persister::run(persister_settings, admin, stop.clone()));
     // The common settings make every canvas SIDE x SIDE (100 x 100).
-    let extra = ["--outbound-queue=4096"];
+    let extra = [
+        "--outbound-queue=4096",
+        "--backlog-limit=100000",
+        db.as_str(),
+    ];
     let a = Gateway::start(settings("gw-a", Some(&redis), &extra)).await;
     let b = Gateway::start(settings("gw-b", Some(&redis), &extra)).await;
     let canvas = CanvasId::new("conv").unwrap();
@@ -206,6 +249,22 @@ async fn twenty_clients_on_two_gateways_converge_to_the_redis_state() {
         assert_eq!(last, total, "late joiner {n} missed the end");
         assert_eq!(cells, final_cells, "late joiner {n} diverged from Redis");
     }
+    // And the state rebuilt from Postgres is the same.
+    testkit::eventually(
+        std::time::Duration::from_secs(60),
+        "every event persisted",
+        || async {
+            pg.psql("SELECT count(*) FROM events WHERE canvas_id = 'conv'") == total.to_string()
+        },
+    )
+    .await;
+    assert_eq!(
+        rebuilt_from_postgres(&pg),
+        final_cells,
+        "Postgres diverged from Redis"
+    );
+    stop.cancel();
+    persister.await.unwrap().unwrap();
     a.stop().await;
     b.stop().await;
 }

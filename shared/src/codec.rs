@@ -248,6 +248,12 @@ mod tests {
                 canvas: canvas(),
                 text: "héllo <b>".into(),
             }),
+            ClientMessage::History(HistoryRequest {
+                id: Some(RequestId::Num(4)),
+                canvas: canvas(),
+                since: 10,
+                limit: Some(50),
+            }),
         ]
     }
 
@@ -296,6 +302,23 @@ mod tests {
             ServerMessage::Ack(Ack {
                 id: RequestId::Num(3),
                 result: Some(AckResult::Published(Published { seq: 42 })),
+            }),
+            ServerMessage::Ack(Ack {
+                id: RequestId::Num(4),
+                result: Some(AckResult::History(HistoryPage {
+                    canvas: canvas(),
+                    epoch: "e1".into(),
+                    seq: 12,
+                    complete: true,
+                    next_since: 11,
+                    events: vec![ServerMessage::Chat(ChatEvent {
+                        canvas: canvas(),
+                        seq: Some(11),
+                        author: author(),
+                        ts: 5,
+                        text: "old".into(),
+                    })],
+                })),
             }),
             ServerMessage::Error(ErrorReply {
                 id: None,

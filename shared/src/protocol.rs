@@ -28,6 +28,8 @@ pub enum ClientMessage {
     Cursor(CursorMove),
     /// Sends a chat message to a canvas.
     Chat(ChatSend),
+    /// Asks for a range of a joined canvas's durable events (gap repair).
+    History(HistoryRequest),
 }
 
 impl ClientMessage {
@@ -41,6 +43,7 @@ impl ClientMessage {
             ClientMessage::Draw(m) => m.id.as_ref(),
             ClientMessage::Cursor(m) => m.id.as_ref(),
             ClientMessage::Chat(m) => m.id.as_ref(),
+            ClientMessage::History(m) => m.id.as_ref(),
         }
     }
 
@@ -54,8 +57,22 @@ impl ClientMessage {
             ClientMessage::Draw(_) => "draw",
             ClientMessage::Cursor(_) => "cursor",
             ClientMessage::Chat(_) => "chat",
+            ClientMessage::History(_) => "history",
         }
     }
+}
+
+/// `history`: the durable events after `since`, at most `limit` (1 to 1000,
+/// default 100). The reply is an `ack` whose result holds them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HistoryRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<RequestId>,
+    pub canvas: CanvasId,
+    pub since: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u32>,
 }
 
 /// `handshake`: the token, for clients that cannot put it in the URL or a header.
@@ -277,8 +294,25 @@ pub struct Ack {
 pub enum AckResult {
     /// Result of `join`.
     Joined(Joined),
+    /// Result of `history` (before `Published`: untagged decoding tries the
+    /// variants in order, and a page also has a `seq`).
+    History(HistoryPage),
     /// Result of a durable operation (`draw`, `chat`).
     Published(Published),
+}
+
+/// A page of durable events, oldest first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HistoryPage {
+    pub canvas: CanvasId,
+    pub epoch: String,
+    /// The canvas's position when the page was read.
+    pub seq: u64,
+    /// False when events after `since` are no longer kept anywhere.
+    pub complete: bool,
+    /// The `since` to ask for the next page.
+    pub next_since: u64,
+    pub events: Vec<ServerMessage>,
 }
 
 /// The sequence number a durable operation was given.
