@@ -168,21 +168,8 @@ pub enum Command {
     },
 }
 
-/// A configuration value that cannot work, naming the setting.
-#[derive(Debug, thiserror::Error)]
-#[error("invalid configuration: {setting}: {message}")]
-pub struct ConfigError {
-    /// `EASEL_X (--x)`.
-    pub setting: &'static str,
-    pub message: String,
-}
-
-fn bad(setting: &'static str, message: impl Into<String>) -> ConfigError {
-    ConfigError {
-        setting,
-        message: message.into(),
-    }
-}
+pub use shared::config::ConfigError;
+use shared::config::{bad, check_range};
 
 /// Which browser origins may open a WebSocket.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -243,18 +230,6 @@ impl Settings {
             Err(err) => panic!("default settings are invalid: {err}"),
         }
     }
-}
-
-fn check_range<T: PartialOrd + std::fmt::Display + Copy>(
-    setting: &'static str,
-    value: T,
-    min: T,
-    max: T,
-) -> Result<T, ConfigError> {
-    if value < min || value > max {
-        return Err(bad(setting, format!("{value} is outside {min}..={max}")));
-    }
-    Ok(value)
 }
 
 fn normalise_origin(origin: &str) -> Result<String, String> {

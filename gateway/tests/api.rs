@@ -5,7 +5,6 @@
 
 mod common;
 
-use clap::Parser;
 use common::*;
 use shared::protocol::*;
 use std::time::Duration;
@@ -114,20 +113,7 @@ async fn history_trimmed_from_redis_is_served_from_postgres() {
         &["--backlog-limit=10000", &db],
     ))
     .await;
-    let ps = persister::Config::try_parse_from([
-        "persister".to_owned(),
-        format!("--redis-url={}", redis.url()),
-        db.clone(),
-        "--discover-interval-ms=100".to_owned(),
-        "--block-ms=100".to_owned(),
-        "--keep-events=20".to_owned(),
-    ])
-    .unwrap()
-    .into_settings()
-    .unwrap();
-    let admin = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let stop = tokio_util::sync::CancellationToken::new();
-    let persister = tokio::spawn(persister::run(ps, admin, stop.clone()));
+    let persister = RunningPersister::start(&redis, &pg, &["--keep-events=20"]).await;
 
     let mut w = g.client("w").await;
     w.send(&join(0, "h", false)).await;
@@ -199,8 +185,7 @@ async fn history_trimmed_from_redis_is_served_from_postgres() {
             other => panic!("unexpected {other:?}"),
         }
     }
-    stop.cancel();
-    persister.await.unwrap().unwrap();
+    persister.stop().await;
     g.stop().await;
 }
 

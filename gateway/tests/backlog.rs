@@ -6,7 +6,6 @@
 
 mod common;
 
-use clap::Parser;
 use common::*;
 use shared::ErrorCode;
 use shared::protocol::*;
@@ -30,19 +29,7 @@ async fn writes_are_refused_with_e013_while_the_backlog_is_full() {
     assert_eq!(e.id, Some(shared::RequestId::Num(21)));
     assert!(e.retry_after_ms.is_some_and(|ms| ms > 0));
 
-    let settings = persister::Config::try_parse_from([
-        "persister".to_owned(),
-        format!("--redis-url={}", redis.url()),
-        format!("--database-url={}", pg.url()),
-        "--discover-interval-ms=100".to_owned(),
-        "--block-ms=100".to_owned(),
-    ])
-    .unwrap()
-    .into_settings()
-    .unwrap();
-    let admin = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let stop = tokio_util::sync::CancellationToken::new();
-    let handle = tokio::spawn(persister::run(settings, admin, stop.clone()));
+    let persister = RunningPersister::start(&redis, &pg, &[]).await;
 
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     let mut id = 100;
@@ -66,7 +53,6 @@ async fn writes_are_refused_with_e013_while_the_backlog_is_full() {
             other => panic!("unexpected {other:?}"),
         }
     }
-    stop.cancel();
-    handle.await.unwrap().unwrap();
+    persister.stop().await;
     g.stop().await;
 }

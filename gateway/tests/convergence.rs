@@ -10,7 +10,7 @@ mod common;
 use common::*;
 use rand::Rng;
 use shared::protocol::*;
-use shared::{CanvasId, RequestId, keys};
+use shared::{CanvasId, RequestId};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use testkit::RedisServer;
@@ -24,16 +24,7 @@ const DRAWS_PER_WRITER: usize = 625; // 16 x 625 = 10,000 pixels
 
 /// Reads the canvas's cells and the sequence number they include, atomically.
 async fn redis_snapshot(redis_url: &str, canvas: &CanvasId) -> (u64, Vec<u8>) {
-    let client = redis::Client::open(redis_url).unwrap();
-    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
-    let (seq, packed): (Option<u64>, Option<Vec<u8>>) = redis::pipe()
-        .atomic()
-        .hget(keys::canvas_meta(canvas), "seq")
-        .get(keys::canvas_pixels(canvas))
-        .query_async(&mut conn)
-        .await
-        .unwrap();
-    let cells = fanout::unpack_cells(&packed.unwrap_or_default(), 5, (SIDE * SIDE) as usize);
+    let (seq, cells) = redis_cells(redis_url, canvas, SIDE).await;
     (seq.unwrap_or(0), cells)
 }
 
@@ -169,22 +160,7 @@ async fn twenty_clients_on_two_gateways_converge_to_the_redis_state() {
     let redis = RedisServer::start();
     let pg = testkit::PostgresServer::start();
     let db = format!("--database-url={}", pg.url());
-    let persister_settings = {
-        use clap::Parser;
-        persister::Config::try_parse_from([
-            "persister".to_owned(),
-            format!("--redis-url={}", redis.url()),
-            db.clone(),
-            "--discover-interval-ms=100".to_owned(),
-            "--block-ms=100".to_owned(),
-        ])
-        .unwrap()
-        .into_settings()
-        .unwrap()
-    };
-    let admin = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let stop = tokio_util::sync::CancellationToken::new();
-    let persister = tokio::spawn(persister::run(persister_settings, admin, stop.clone()));
+    let persister = RunningPersister::start(&redis, &pg, &[]).await;
     // The common settings make every canvas SIDE x SIDE (100 x 100).
     let extra = [
         "--outbound-queue=4096",
@@ -263,8 +239,7 @@ async fn twenty_clients_on_two_gateways_converge_to_the_redis_state() {
         final_cells,
         "Postgres diverged from Redis"
     );
-    stop.cancel();
-    persister.await.unwrap().unwrap();
+    persister.stop().await;
     a.stop().await;
     b.stop().await;
 }

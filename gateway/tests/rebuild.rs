@@ -7,29 +7,12 @@
 
 mod common;
 
-use clap::Parser;
 use common::*;
 use rand::Rng;
+use shared::CanvasId;
 use shared::protocol::*;
-use shared::{CanvasId, keys};
 use std::time::Duration;
 use testkit::{PostgresServer, RedisServer, eventually};
-
-async fn redis_cells(url: &str, canvas: &CanvasId) -> (Option<u64>, Vec<u8>) {
-    let client = redis::Client::open(url).unwrap();
-    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
-    let (seq, packed): (Option<u64>, Option<Vec<u8>>) = redis::pipe()
-        .atomic()
-        .hget(keys::canvas_meta(canvas), "seq")
-        .get(keys::canvas_pixels(canvas))
-        .query_async(&mut conn)
-        .await
-        .unwrap();
-    (
-        seq,
-        fanout::unpack_cells(&packed.unwrap_or_default(), 5, 100 * 100),
-    )
-}
 
 fn stored(pg: &PostgresServer) -> u64 {
     if pg.psql("SELECT to_regclass('public.events') IS NOT NULL") != "t" {
@@ -51,20 +34,7 @@ async fn a_canvas_lost_by_redis_is_rebuilt_from_postgres() {
         &["--backlog-limit=10000", &db],
     ))
     .await;
-    let persister_settings = persister::Config::try_parse_from([
-        "persister".to_owned(),
-        format!("--redis-url={}", redis.url()),
-        db.clone(),
-        "--discover-interval-ms=100".to_owned(),
-        "--block-ms=100".to_owned(),
-        "--snapshot-every=100".to_owned(),
-    ])
-    .unwrap()
-    .into_settings()
-    .unwrap();
-    let admin = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let stop = tokio_util::sync::CancellationToken::new();
-    let persister = tokio::spawn(persister::run(persister_settings, admin, stop.clone()));
+    let persister = RunningPersister::start(&redis, &pg, &["--snapshot-every=100"]).await;
 
     let canvas = CanvasId::new("rb").unwrap();
     let mut c = g.client("artist").await;
@@ -86,7 +56,7 @@ async fn a_canvas_lost_by_redis_is_rebuilt_from_postgres() {
         stored(&pg) == 250
     })
     .await;
-    let (seq, cells_before) = redis_cells(&redis.url(), &canvas).await;
+    let (seq, cells_before) = redis_cells(&redis.url(), &canvas, 100).await;
     assert_eq!(seq, Some(250));
     assert!(
         pg.psql("SELECT seq FROM canvas_snapshots WHERE canvas_id = 'rb'")
@@ -103,7 +73,7 @@ async fn a_canvas_lost_by_redis_is_rebuilt_from_postgres() {
         other => panic!("expected resync, got {other:?}"),
     }
     assert_eq!(
-        redis_cells(&redis.url(), &canvas).await.0,
+        redis_cells(&redis.url(), &canvas, 100).await.0,
         None,
         "redis really is empty"
     );
@@ -118,7 +88,7 @@ async fn a_canvas_lost_by_redis_is_rebuilt_from_postgres() {
         "a rebuilt history is a new epoch"
     );
     assert_eq!(
-        redis_cells(&redis.url(), &canvas).await.1,
+        redis_cells(&redis.url(), &canvas, 100).await.1,
         cells_before,
         "identical pixels"
     );
@@ -135,7 +105,6 @@ async fn a_canvas_lost_by_redis_is_rebuilt_from_postgres() {
         || async { stored(&pg) == 251 },
     )
     .await;
-    stop.cancel();
-    persister.await.unwrap().unwrap();
+    persister.stop().await;
     g.stop().await;
 }

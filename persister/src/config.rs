@@ -65,13 +65,8 @@ pub struct Config {
     pub log_format: String,
 }
 
-/// A configuration value that cannot work, naming the setting.
-#[derive(Debug, thiserror::Error)]
-#[error("invalid configuration: {setting}: {message}")]
-pub struct ConfigError {
-    pub setting: &'static str,
-    pub message: String,
-}
+pub use shared::config::ConfigError;
+use shared::config::{bad, check_range as in_range};
 
 /// Validated settings.
 #[derive(Debug, Clone)]
@@ -86,25 +81,6 @@ pub struct Settings {
     pub keep_events: u64,
     pub snapshot_every: u64,
     pub database_pool_size: usize,
-}
-
-fn bad(setting: &'static str, message: impl Into<String>) -> ConfigError {
-    ConfigError {
-        setting,
-        message: message.into(),
-    }
-}
-
-fn in_range<T: PartialOrd + std::fmt::Display + Copy>(
-    setting: &'static str,
-    v: T,
-    min: T,
-    max: T,
-) -> Result<T, ConfigError> {
-    if v < min || v > max {
-        return Err(bad(setting, format!("{v} is outside {min}..={max}")));
-    }
-    Ok(v)
 }
 
 impl Config {

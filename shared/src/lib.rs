@@ -8,6 +8,7 @@
 pub mod auth;
 pub mod busframe;
 pub mod codec;
+pub mod config;
 pub mod error;
 pub mod ids;
 pub mod keys;

@@ -205,3 +205,56 @@ pub async fn http_get(
         .collect();
     (status, headers, body)
 }
+
+/// A persister running in this process.
+pub struct RunningPersister {
+    stop: CancellationToken,
+    handle: JoinHandle<Result<(), persister::PersisterError>>,
+}
+
+impl RunningPersister {
+    /// Starts a persister on `redis` and `pg` with quick discovery, plus `extra` flags.
+    pub async fn start(redis: &RedisServer, pg: &testkit::PostgresServer, extra: &[&str]) -> Self {
+        use clap::Parser;
+        let mut args = vec![
+            "persister".to_owned(),
+            format!("--redis-url={}", redis.url()),
+            format!("--database-url={}", pg.url()),
+            "--discover-interval-ms=100".to_owned(),
+            "--block-ms=100".to_owned(),
+        ];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let settings = persister::Config::try_parse_from(args)
+            .unwrap()
+            .into_settings()
+            .unwrap();
+        let admin = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let stop = CancellationToken::new();
+        let handle = tokio::spawn(persister::run(settings, admin, stop.clone()));
+        RunningPersister { stop, handle }
+    }
+
+    /// Stops it and waits for it.
+    pub async fn stop(self) {
+        self.stop.cancel();
+        self.handle.await.unwrap().unwrap();
+    }
+}
+
+/// A canvas's sequence number and cells as Redis holds them, read atomically
+/// (5-bit cells, `side` x `side`).
+pub async fn redis_cells(redis_url: &str, canvas: &CanvasId, side: u32) -> (Option<u64>, Vec<u8>) {
+    let client = redis::Client::open(redis_url).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let (seq, packed): (Option<u64>, Option<Vec<u8>>) = redis::pipe()
+        .atomic()
+        .hget(shared::keys::canvas_meta(canvas), "seq")
+        .get(shared::keys::canvas_pixels(canvas))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    (
+        seq,
+        fanout::unpack_cells(&packed.unwrap_or_default(), 5, (side * side) as usize),
+    )
+}
