@@ -10,6 +10,7 @@
 //! Both need a token (`Authorization: Bearer` or `?token=`). Errors are
 //! JSON `{"code": "E0xx", "message": ...}` with an HTTP status.
 
+use crate::canvases::{CanvasDef, CatalogueError};
 use crate::server::AppState;
 use axum::Json;
 use axum::extract::{Path, Query, State};
@@ -118,7 +119,8 @@ pub(crate) async fn snapshot(
             "format must be packed, cells or png",
         ));
     }
-    let geometry = state.settings.canvas;
+    let def = canvas_def(&state, &canvas).await?;
+    let geometry = def.geometry();
     let bits = fanout::PixelChange::bits_for(geometry.palette_size);
     let cells = geometry.width as usize * geometry.height as usize;
     // Initialises (or rebuilds) a canvas Redis does not have, like a join.
@@ -130,7 +132,7 @@ pub(crate) async fn snapshot(
         .map_err(unavailable)?;
     let (content_type, body) = match format {
         "cells" => ("application/octet-stream", snap.cells),
-        "png" => match render_png(geometry.width, geometry.height, &snap.cells) {
+        "png" => match render_png(geometry.width, geometry.height, &def.palette, &snap.cells) {
             Ok(png) => ("image/png", png),
             Err(err) => {
                 tracing::error!(error = %err, "png encoding failed");
@@ -171,30 +173,22 @@ pub(crate) async fn snapshot(
     Ok(resp)
 }
 
-/// The palette used to render PNGs: the 32 colours of a classic pixel board;
-/// indexes beyond it get distinct greys.
-fn palette_rgb(index: u8) -> [u8; 3] {
-    const COLOURS: [u32; 32] = [
-        0x6d001a, 0xbe0039, 0xff4500, 0xffa800, 0xffd635, 0xfff8b8, 0x00a368, 0x00cc78, 0x7eed56,
-        0x00756f, 0x009eaa, 0x00ccc0, 0x2450a4, 0x3690ea, 0x51e9f4, 0x493ac1, 0x6a5cff, 0x94b3ff,
-        0x811e9f, 0xb44ac0, 0xe4abff, 0xde107f, 0xff3881, 0xff99aa, 0x6d482f, 0x9c6926, 0xffb470,
-        0x000000, 0x515252, 0x898d90, 0xd4d7d9, 0xffffff,
-    ];
-    let rgb = COLOURS
-        .get(usize::from(index))
-        .copied()
-        .unwrap_or_else(|| u32::from(index) * 0x010101);
-    [(rgb >> 16) as u8, (rgb >> 8) as u8, rgb as u8]
-}
-
-fn render_png(width: u32, height: u32, cells: &[u8]) -> Result<Vec<u8>, png::EncodingError> {
+fn render_png(
+    width: u32,
+    height: u32,
+    palette: &[[u8; 3]],
+    cells: &[u8],
+) -> Result<Vec<u8>, png::EncodingError> {
     let mut out = Vec::new();
     {
         let mut encoder = png::Encoder::new(&mut out, width, height);
         encoder.set_color(png::ColorType::Rgb);
         encoder.set_depth(png::BitDepth::Eight);
         let mut writer = encoder.write_header()?;
-        let rgb: Vec<u8> = cells.iter().flat_map(|c| palette_rgb(*c)).collect();
+        let rgb: Vec<u8> = cells
+            .iter()
+            .flat_map(|c| palette.get(usize::from(*c)).copied().unwrap_or([0, 0, 0]))
+            .collect();
         writer.write_image_data(&rgb)?;
     }
     Ok(out)
@@ -225,10 +219,162 @@ pub(crate) async fn events(
             format!("limit must be 1..={MAX_PAGE}"),
         ));
     }
+    canvas_def(&state, &canvas).await?;
     let page = history_page(&state, &canvas, since, limit)
         .await
         .map_err(unavailable)?;
     Ok(Json(page).into_response())
+}
+
+/// The canvas's definition, or 404 `E009`.
+async fn canvas_def(state: &AppState, canvas: &CanvasId) -> Result<Arc<CanvasDef>, ApiError> {
+    match state.canvases.get(canvas).await {
+        Ok(Some(def)) => Ok(def),
+        Ok(None) => Err(error(
+            StatusCode::NOT_FOUND,
+            ErrorCode::NotFound,
+            format!("no canvas {canvas:?}"),
+        )),
+        Err(err) => Err(catalogue_error(err)),
+    }
+}
+
+fn catalogue_error(err: CatalogueError) -> ApiError {
+    match err {
+        CatalogueError::NoCatalogue => error(
+            StatusCode::NOT_IMPLEMENTED,
+            ErrorCode::Unavailable,
+            err.to_string(),
+        ),
+        CatalogueError::Unavailable(detail) => {
+            tracing::warn!(error = %detail, "canvas catalogue unavailable");
+            error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                ErrorCode::Unavailable,
+                "canvas catalogue unavailable; retry",
+            )
+        }
+    }
+}
+
+/// A canvas to create.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct NewCanvas {
+    id: String,
+    width: u32,
+    height: u32,
+    /// `#rrggbb` entries; defaults to the configured palette.
+    palette: Option<Vec<String>>,
+}
+
+/// `POST /api/canvases`.
+pub(crate) async fn create_canvas(
+    State(state): State<Arc<AppState>>,
+    Query(q): Query<AuthOnly>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Result<Response, ApiError> {
+    authorize(&state, &headers, q.token.as_deref())?;
+    let new: NewCanvas = serde_json::from_slice(&body).map_err(|e| {
+        error(
+            StatusCode::BAD_REQUEST,
+            ErrorCode::InvalidMessage,
+            e.to_string(),
+        )
+    })?;
+    let id = canvas_id(&new.id)?;
+    let palette = match new.palette {
+        None => crate::canvases::default_palette(state.settings.canvas.palette_size),
+        Some(list) => list
+            .iter()
+            .map(|c| {
+                crate::canvases::parse_rgb(c).ok_or_else(|| {
+                    error(
+                        StatusCode::BAD_REQUEST,
+                        ErrorCode::InvalidValue,
+                        format!("palette entry {c:?} is not #rrggbb"),
+                    )
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?,
+    };
+    let def = CanvasDef {
+        id,
+        width: new.width,
+        height: new.height,
+        palette,
+    };
+    let geometry = shared::validate::CanvasGeometry {
+        width: def.width,
+        height: def.height,
+        palette_size: u16::try_from(def.palette.len()).unwrap_or(u16::MAX),
+    };
+    geometry
+        .check()
+        .map_err(|m| error(StatusCode::BAD_REQUEST, ErrorCode::InvalidValue, m))?;
+    match state.canvases.create(def.clone()).await {
+        Ok(true) => Ok((StatusCode::CREATED, Json(def.to_json())).into_response()),
+        Ok(false) => Err(error(
+            StatusCode::CONFLICT,
+            ErrorCode::InvalidValue,
+            format!("canvas {:?} already exists", def.id),
+        )),
+        Err(err) => Err(catalogue_error(err)),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct AuthOnly {
+    token: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct ListQuery {
+    token: Option<String>,
+    after: Option<String>,
+    limit: Option<usize>,
+}
+
+/// `GET /api/canvases?after=&limit=`.
+pub(crate) async fn list_canvases(
+    State(state): State<Arc<AppState>>,
+    Query(q): Query<ListQuery>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    authorize(&state, &headers, q.token.as_deref())?;
+    let limit = q.limit.unwrap_or(100);
+    if limit == 0 || limit > MAX_PAGE {
+        return Err(error(
+            StatusCode::BAD_REQUEST,
+            ErrorCode::InvalidValue,
+            format!("limit must be 1..={MAX_PAGE}"),
+        ));
+    }
+    let defs = state
+        .canvases
+        .list(q.after.as_deref(), limit)
+        .await
+        .map_err(catalogue_error)?;
+    let next = defs.last().map(|d| d.id.clone());
+    Ok(Json(serde_json::json!({
+        "canvases": defs.iter().map(CanvasDef::to_json).collect::<Vec<_>>(),
+        "next_after": next,
+    }))
+    .into_response())
+}
+
+/// `GET /api/canvases/{id}`.
+pub(crate) async fn get_canvas(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    Query(q): Query<AuthOnly>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    authorize(&state, &headers, q.token.as_deref())?;
+    let canvas = canvas_id(&id)?;
+    let def = canvas_def(&state, &canvas).await?;
+    Ok(Json(def.to_json()).into_response())
 }
 
 /// Durable events of `canvas` after `since`, oldest first, at most `limit`,
@@ -275,11 +421,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn palette_is_total_and_png_encodes() {
-        assert_eq!(palette_rgb(27), [0, 0, 0]);
-        assert_eq!(palette_rgb(31), [255, 255, 255]);
-        let _ = palette_rgb(255);
-        let png = render_png(3, 2, &[0, 1, 2, 29, 30, 31]).expect("encodes");
+    fn png_encodes_with_any_index() {
+        let palette = crate::canvases::default_palette(32);
+        let png = render_png(3, 2, &palette, &[0, 1, 2, 29, 30, 255]).expect("encodes");
         assert_eq!(&png[1..4], b"PNG");
     }
 }

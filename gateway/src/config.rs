@@ -35,6 +35,11 @@ pub struct Config {
     #[arg(long, env = "EASEL_DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<String>,
 
+    /// With a database: create unknown canvases on first use with the
+    /// configured size and palette, instead of answering "not found".
+    #[arg(long, env = "EASEL_AUTO_CREATE_CANVASES", default_value_t = false)]
+    pub auto_create_canvases: bool,
+
     /// Connections in the Redis publish pool.
     #[arg(long, env = "EASEL_REDIS_POOL_SIZE", default_value_t = 16)]
     pub redis_pool_size: usize,
@@ -199,6 +204,8 @@ pub struct Settings {
     pub node_id: String,
     pub redis: Option<RedisSettings>,
     pub database: Option<tokio_postgres::Config>,
+    /// Create unknown canvases on first use (always on in development mode).
+    pub auto_create_canvases: bool,
     pub auth: AuthSettings,
     /// Set in development mode when the secret was generated, so the token can be logged.
     pub dev_secret: Option<Vec<u8>>,
@@ -406,6 +413,7 @@ impl Config {
             node_id,
             redis,
             database,
+            auto_create_canvases: self.auto_create_canvases || self.dev,
             auth,
             dev_secret,
             origins,

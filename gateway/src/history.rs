@@ -12,7 +12,7 @@ use shared::validate::CanvasGeometry;
 /// Postgres-backed [`History`].
 pub(crate) struct PgHistory {
     pool: deadpool_postgres::Pool,
-    /// Every canvas's geometry (until canvases are stored with their own).
+    /// The geometry of canvases the catalogue does not have.
     geometry: CanvasGeometry,
 }
 
@@ -88,7 +88,23 @@ impl PgHistory {
         if seq == 0 && rows.is_empty() {
             return Ok(None);
         }
-        let bits = fanout::PixelChange::bits_for(self.geometry.palette_size);
+        // The canvas's own size and palette, if the catalogue has it.
+        let geometry = match conn
+            .query_opt(
+                "SELECT width, height, cardinality(palette) FROM canvases WHERE id = $1",
+                &[&canvas.as_str()],
+            )
+            .await
+        {
+            Ok(Some(r)) => CanvasGeometry {
+                width: u32::try_from(r.get::<_, i32>(0)).unwrap_or(self.geometry.width),
+                height: u32::try_from(r.get::<_, i32>(1)).unwrap_or(self.geometry.height),
+                palette_size: u16::try_from(r.get::<_, i32>(2))
+                    .unwrap_or(self.geometry.palette_size),
+            },
+            _ => self.geometry,
+        };
+        let bits = fanout::PixelChange::bits_for(geometry.palette_size);
         for row in rows {
             let event_seq: i64 = row.get(0);
             let payload: Vec<u8> = row.get(1);
@@ -101,8 +117,8 @@ impl PgHistory {
                 codec::decode_server(Encoding::Msgpack, &parts.event)
             {
                 for p in d.pixels {
-                    if p.x < self.geometry.width && p.y < self.geometry.height {
-                        let index = (p.y * self.geometry.width + p.x) as usize;
+                    if p.x < geometry.width && p.y < geometry.height {
+                        let index = (p.y * geometry.width + p.x) as usize;
                         pack_cell(&mut packed, bits, index, p.color);
                     }
                 }

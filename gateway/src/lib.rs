@@ -5,6 +5,7 @@
 //! behaviour is behind [`run`], which tests call on port 0.
 
 mod api;
+mod canvases;
 mod config;
 mod connection;
 mod history;

@@ -5,6 +5,7 @@
 //! first), and `run` waits for the connection tasks, bounded by the grace
 //! period.
 
+use crate::canvases::{CanvasDef, Catalogue};
 use crate::config::Settings;
 use crate::upgrade;
 use axum::Router;
@@ -41,6 +42,8 @@ pub enum GatewayError {
 pub(crate) struct AppState {
     pub settings: Settings,
     pub fanout: Fanout,
+    /// Canvas definitions (size, palette).
+    pub canvases: Catalogue,
     pub verifier: TokenVerifier,
     /// One permit per allowed connection; a connection holds its permit until it ends.
     pub permits: Arc<Semaphore>,
@@ -71,7 +74,7 @@ pub async fn run(
         }
         None => Fanout::memory(&settings.node_id, settings.log_max_events),
     };
-    if let Some(db) = &settings.database {
+    let database = if let Some(db) = &settings.database {
         let manager = deadpool_postgres::Manager::from_config(
             db.clone(),
             tokio_postgres::NoTls,
@@ -86,12 +89,42 @@ pub async fn run(
             .runtime(deadpool_postgres::Runtime::Tokio1)
             .build()
             .map_err(|e| GatewayError::Database(e.to_string()))?;
+        {
+            let mut conn = pool.get().await.map_err(|e| {
+                GatewayError::Database(format!("EASEL_DATABASE_URL (--database-url): {e}"))
+            })?;
+            schema::migrate(&mut conn)
+                .await
+                .map_err(|e| GatewayError::Database(format!("migrations failed: {e}")))?;
+        }
         fanout = fanout.with_history(Arc::new(crate::history::PgHistory::new(
-            pool,
+            pool.clone(),
             settings.canvas,
         )));
         tracing::info!("canvases lost by redis are rebuilt from postgres");
-    }
+        Some(pool)
+    } else {
+        None
+    };
+    let canvases = match database {
+        Some(pool) => {
+            let catalogue = Catalogue::stored(settings.canvas, pool, settings.auto_create_canvases);
+            // A canvas to draw on out of the box (the quickstart's `lobby`).
+            let lobby = CanvasDef {
+                id: shared::CanvasId::new("lobby")
+                    .map_err(|e| GatewayError::Database(e.to_string()))?,
+                width: settings.canvas.width,
+                height: settings.canvas.height,
+                palette: crate::canvases::default_palette(settings.canvas.palette_size),
+            };
+            catalogue
+                .create(lobby)
+                .await
+                .map_err(|e| GatewayError::Database(e.to_string()))?;
+            catalogue
+        }
+        None => Catalogue::implicit(settings.canvas),
+    };
     let verifier = TokenVerifier::new(&settings.auth)?;
     let ws_config = WebSocketConfig::default()
         .read_buffer_size(settings.read_buffer_bytes)
@@ -136,6 +169,7 @@ pub async fn run(
         permits: Arc::new(Semaphore::new(settings.max_connections)),
         settings,
         fanout,
+        canvases,
         verifier,
         tasks: TaskTracker::new(),
         shutdown: shutdown.clone(),
@@ -180,6 +214,11 @@ pub async fn run(
 fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/ws", get(upgrade::websocket))
+        .route(
+            "/api/canvases",
+            get(crate::api::list_canvases).post(crate::api::create_canvas),
+        )
+        .route("/api/canvases/{id}", get(crate::api::get_canvas))
         .route("/api/canvases/{id}/snapshot", get(crate::api::snapshot))
         .route("/api/canvases/{id}/events", get(crate::api::events))
         .route("/healthz", get(healthz))

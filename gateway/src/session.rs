@@ -32,8 +32,9 @@ pub(crate) struct Session<'a> {
     conn: u64,
     /// Stamped on every event this connection causes.
     author: Author,
-    /// Canvases this connection has joined, in join order.
-    joined: Vec<CanvasId>,
+    /// Canvases this connection has joined, in join order, with their size
+    /// and palette.
+    joined: Vec<(CanvasId, CanvasGeometry)>,
 }
 
 impl<'a> Session<'a> {
@@ -181,7 +182,7 @@ impl<'a> Session<'a> {
 
     /// Leaves every joined canvas (the connection is ending).
     pub fn leave_all(&mut self) {
-        for canvas in self.joined.drain(..) {
+        for (canvas, _) in self.joined.drain(..) {
             self.state.fanout.leave(&canvas, self.conn);
         }
     }
@@ -193,7 +194,7 @@ impl<'a> Session<'a> {
         echo: bool,
         resume: Option<(u64, String)>,
     ) {
-        let already = self.joined.contains(&canvas);
+        let already = self.joined.iter().any(|(c, _)| *c == canvas);
         let max = self.state.settings.max_canvases_per_connection;
         if !already && self.joined.len() >= max {
             self.out.error(
@@ -203,6 +204,26 @@ impl<'a> Session<'a> {
             );
             return;
         }
+        let geometry = match self.state.canvases.get(&canvas).await {
+            Ok(Some(def)) => def.geometry(),
+            Ok(None) => {
+                self.out.error(
+                    id,
+                    ErrorCode::NotFound,
+                    format!("no canvas {canvas:?}; create it first"),
+                );
+                return;
+            }
+            Err(err) => {
+                tracing::warn!(%canvas, error = %err, "canvas catalogue unavailable");
+                self.out.error(
+                    id,
+                    ErrorCode::Unavailable,
+                    "canvas catalogue unavailable; try again",
+                );
+                return;
+            }
+        };
         // Subscribe first with the gate holding live events, then read the
         // position, queue the ack, and release what came after it: the
         // client sees every event after `seq` once and in order.
@@ -232,9 +253,8 @@ impl<'a> Session<'a> {
         match joined {
             Ok((position, resume, replay)) => {
                 if !already {
-                    self.joined.push(canvas.clone());
+                    self.joined.push((canvas.clone(), geometry));
                 }
-                let geometry = self.geometry(&canvas);
                 tracing::debug!(%canvas, echo, seq = position.seq, ?resume, replay = replay.len(), "joined");
                 self.out.ack(
                     id,
@@ -321,19 +341,13 @@ impl<'a> Session<'a> {
         }
     }
 
-    /// The canvas's geometry. Every canvas has the configured size and
-    /// palette until canvases are stored with their own.
-    fn geometry(&self, _canvas: &CanvasId) -> CanvasGeometry {
-        self.state.settings.canvas
-    }
-
     fn geometry_if_joined(
         &self,
         id: &Option<RequestId>,
         canvas: &CanvasId,
     ) -> Option<CanvasGeometry> {
-        if self.joined.contains(canvas) {
-            Some(self.geometry(canvas))
+        if let Some((_, geometry)) = self.joined.iter().find(|(c, _)| c == canvas) {
+            Some(*geometry)
         } else {
             self.not_joined(id.clone(), canvas);
             None
@@ -349,7 +363,7 @@ impl<'a> Session<'a> {
     }
 
     fn forget(&mut self, canvas: &CanvasId) -> bool {
-        match self.joined.iter().position(|c| c == canvas) {
+        match self.joined.iter().position(|(c, _)| c == canvas) {
             Some(at) => {
                 self.joined.remove(at);
                 true

@@ -110,7 +110,7 @@ async fn history_trimmed_from_redis_is_served_from_postgres() {
     let g = Gateway::start(settings(
         "gw",
         Some(&redis),
-        &["--backlog-limit=10000", &db],
+        &["--backlog-limit=10000", "--auto-create-canvases", &db],
     ))
     .await;
     let persister = RunningPersister::start(&redis, &pg, &["--keep-events=20"]).await;

@@ -16,7 +16,12 @@ use testkit::{PostgresServer, RedisServer};
 async fn writes_are_refused_with_e013_while_the_backlog_is_full() {
     let redis = RedisServer::start();
     let pg = PostgresServer::start();
-    let g = Gateway::start(settings("bk", Some(&redis), &["--backlog-limit=20"])).await;
+    let g = Gateway::start(settings(
+        "bk",
+        Some(&redis),
+        &["--backlog-limit=20", "--auto-create-canvases"],
+    ))
+    .await;
     let mut c = g.client("u").await;
     join_ok(&mut c, 0, "b", false).await;
     for i in 1..=20 {

@@ -165,6 +165,7 @@ async fn twenty_clients_on_two_gateways_converge_to_the_redis_state() {
     let extra = [
         "--outbound-queue=4096",
         "--backlog-limit=100000",
+        "--auto-create-canvases",
         db.as_str(),
     ];
     let a = Gateway::start(settings("gw-a", Some(&redis), &extra)).await;

@@ -31,7 +31,7 @@ async fn a_canvas_lost_by_redis_is_rebuilt_from_postgres() {
     let g = Gateway::start(settings(
         "gw",
         Some(&redis),
-        &["--backlog-limit=10000", &db],
+        &["--backlog-limit=10000", "--auto-create-canvases", &db],
     ))
     .await;
     let persister = RunningPersister::start(&redis, &pg, &["--snapshot-every=100"]).await;

@@ -7,13 +7,12 @@
 
 mod config;
 mod metrics;
-mod migrations;
 mod store;
 mod worker;
 
 pub use config::{Config, ConfigError, Settings};
 pub use metrics::Metrics;
-pub use migrations::migrate;
+pub use schema::migrate;
 pub use worker::GROUP;
 
 use axum::Router;

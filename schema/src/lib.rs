@@ -1,4 +1,6 @@
-//! Schema migrations, embedded in the binary and applied at start.
+//! Easel's PostgreSQL schema: migrations embedded in every binary that
+//! needs the database (the persister, and gateways with a database), applied
+//! at start.
 //!
 //! Each migration runs once, in its own transaction, recorded in
 //! `schema_migrations`. A transaction-scoped advisory lock serialises
@@ -7,7 +9,10 @@
 use tokio_postgres::Client;
 
 /// Every migration, in order. Never edit one that has shipped; add a new one.
-const MIGRATIONS: &[(i32, &str)] = &[(1, include_str!("migrations/0001_events.sql"))];
+const MIGRATIONS: &[(i32, &str)] = &[
+    (1, include_str!("migrations/0001_events.sql")),
+    (2, include_str!("migrations/0002_canvases.sql")),
+];
 
 /// An arbitrary constant identifying Easel's migration lock.
 const LOCK_KEY: i64 = 0x000e_a5e1_0001;
