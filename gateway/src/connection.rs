@@ -45,6 +45,8 @@ pub(crate) struct Accepted {
 /// The sending side of a connection, used by the reader and the session.
 pub(crate) struct Outbox {
     tx: Arc<Outbound>,
+    /// `easel_gateway_errors_total`, counted where every error is sent.
+    errors: prometheus::IntCounterVec,
     pub control: Arc<ConnControl>,
     pub encoding: Encoding,
 }
@@ -72,8 +74,14 @@ impl Outbox {
         }
     }
 
+    /// Counts an error sent other than through [`Outbox::error`].
+    pub fn count_error(&self, code: ErrorCode) {
+        self.errors.with_label_values(&[code.name()]).inc();
+    }
+
     /// Replies `error`, and closes the connection if the code is fatal.
     pub fn error(&self, id: Option<RequestId>, code: ErrorCode, message: impl Into<String>) {
+        self.errors.with_label_values(&[code.name()]).inc();
         self.send(&ServerMessage::Error(ErrorReply {
             id,
             code,
@@ -134,6 +142,7 @@ async fn serve_inner(
     ));
     let out = Outbox {
         tx,
+        errors: state.metrics.errors.clone(),
         control: control.clone(),
         encoding: accepted.encoding,
     };

@@ -9,6 +9,7 @@ mod canvases;
 mod config;
 mod connection;
 mod history;
+mod metrics;
 mod server;
 mod session;
 mod upgrade;

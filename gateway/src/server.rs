@@ -36,6 +36,8 @@ pub enum GatewayError {
     Serve(#[source] std::io::Error),
     #[error("postgres settings are unusable: {0}")]
     Database(String),
+    #[error("metrics could not be registered")]
+    Metrics(#[source] prometheus::Error),
 }
 
 /// Everything a request or connection handler needs.
@@ -57,6 +59,8 @@ pub(crate) struct AppState {
     pub ws_config: WebSocketConfig,
     /// Open WebSocket connections (for health output and tests).
     pub open_connections: AtomicUsize,
+    /// Prometheus metrics, served at `/metrics`.
+    pub metrics: crate::metrics::Metrics,
 }
 
 /// Runs the gateway on `listener` until `shutdown` is cancelled.
@@ -176,6 +180,7 @@ pub async fn run(
         next_conn: AtomicU64::new(1),
         ws_config,
         open_connections: AtomicUsize::new(0),
+        metrics: crate::metrics::Metrics::new().map_err(GatewayError::Metrics)?,
     });
 
     let app = router(state.clone());
@@ -222,8 +227,24 @@ fn router(state: Arc<AppState>) -> Router {
         .route("/api/canvases/{id}/snapshot", get(crate::api::snapshot))
         .route("/api/canvases/{id}/events", get(crate::api::events))
         .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
         .route("/readyz", get(readyz))
         .with_state(state)
+}
+
+/// Prometheus text exposition.
+async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
+    state
+        .metrics
+        .connections_open
+        .set(state.open_connections.load(Ordering::Relaxed) as i64);
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4",
+        )],
+        state.metrics.render(),
+    )
 }
 
 /// Liveness: the process serves HTTP.

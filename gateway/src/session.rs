@@ -396,6 +396,8 @@ impl<'a> Session<'a> {
                 .ack(id, Some(AckResult::Published(Published { seq }))),
             Err(fanout::BusError::BacklogFull { backlog }) => {
                 tracing::warn!(%canvas, backlog, "durable write refused: backlog full");
+                self.state.metrics.durable_refused.inc();
+                self.out.count_error(ErrorCode::BacklogFull);
                 self.out.send(&ServerMessage::Error(shared::protocol::ErrorReply {
                     id,
                     code: ErrorCode::BacklogFull,
