@@ -1,5 +1,6 @@
 //! The Redis bus against a real, private redis-server.
 
+// Test code: a failed unwrap is a failed test, with its message.
 #![allow(clippy::unwrap_used)]
 
 use fanout::{ConnControl, Fanout, JoinGate, Member, Outbound, PixelChange, RedisSettings};

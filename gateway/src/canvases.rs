@@ -116,6 +116,15 @@ fn row_to_def(id: &CanvasId, width: i32, height: i32, palette: Vec<String>) -> C
     }
 }
 
+impl Stored {
+    async fn conn(&self) -> Result<deadpool_postgres::Object, CatalogueError> {
+        self.pool
+            .get()
+            .await
+            .map_err(|e| CatalogueError::Unavailable(e.to_string()))
+    }
+}
+
 impl Catalogue {
     /// No database: every id is a canvas of `default`.
     pub fn implicit(default: CanvasGeometry) -> Self {
@@ -178,11 +187,7 @@ impl Catalogue {
         store: &Stored,
         id: &CanvasId,
     ) -> Result<Option<Arc<CanvasDef>>, CatalogueError> {
-        let conn = store
-            .pool
-            .get()
-            .await
-            .map_err(|e| CatalogueError::Unavailable(e.to_string()))?;
+        let conn = store.conn().await?;
         let row = conn
             .query_opt(
                 "SELECT width, height, palette FROM canvases WHERE id = $1",
@@ -198,11 +203,7 @@ impl Catalogue {
         let Some(store) = &self.store else {
             return Err(CatalogueError::NoCatalogue);
         };
-        let conn = store
-            .pool
-            .get()
-            .await
-            .map_err(|e| CatalogueError::Unavailable(e.to_string()))?;
+        let conn = store.conn().await?;
         let palette: Vec<String> = def.palette.iter().map(|c| format_rgb(*c)).collect();
         let inserted = conn
             .execute(
@@ -229,11 +230,7 @@ impl Catalogue {
         let Some(store) = &self.store else {
             return Err(CatalogueError::NoCatalogue);
         };
-        let conn = store
-            .pool
-            .get()
-            .await
-            .map_err(|e| CatalogueError::Unavailable(e.to_string()))?;
+        let conn = store.conn().await?;
         let rows = conn
             .query(
                 "SELECT id, width, height, palette FROM canvases WHERE id > $1 ORDER BY id LIMIT $2",

@@ -1,6 +1,7 @@
 //! REST: snapshot and history endpoints, and history served from Postgres
 //! once Redis has trimmed it (for the events page and for resume).
 
+// Test code: a failed unwrap is a failed test, with its message.
 #![allow(clippy::unwrap_used)]
 
 mod common;

@@ -2,6 +2,7 @@
 //! the limit refuses durable writes with E013 (not applied), and accepts
 //! them again once the persister has caught up.
 
+// Test code: a failed unwrap is a failed test, with its message.
 #![allow(clippy::unwrap_used)]
 
 mod common;

@@ -1,6 +1,7 @@
 //! Every kind of bad input over a real socket gets its documented error code
 //! or close code, and a healthy client on the same canvas keeps receiving.
 
+// Test code: a failed unwrap is a failed test, with its message.
 #![allow(clippy::unwrap_used)]
 
 mod common;

@@ -1,6 +1,7 @@
 //! The `gateway` binary itself: configuration errors, standalone start,
 //! SIGTERM.
 
+// Test code: a failed unwrap is a failed test, with its message.
 #![allow(clippy::unwrap_used)]
 
 mod common;

@@ -2,6 +2,7 @@
 //! and validation follow each canvas's own size and palette; unknown
 //! canvases are not found; the quickstart's `lobby` exists.
 
+// Test code: a failed unwrap is a failed test, with its message.
 #![allow(clippy::unwrap_used)]
 
 mod common;

@@ -3,6 +3,7 @@
 //! the state Redis holds, including clients that join mid-stream from a
 //! snapshot.
 
+// Test code: a failed unwrap is a failed test, with its message.
 #![allow(clippy::unwrap_used)]
 
 mod common;

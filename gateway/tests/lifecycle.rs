@@ -1,6 +1,7 @@
 //! Connection and process lifecycle: graceful shutdown, keepalive and idle
 //! timeout, health and readiness.
 
+// Test code: a failed unwrap is a failed test, with its message.
 #![allow(clippy::unwrap_used)]
 
 mod common;

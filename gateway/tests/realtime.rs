@@ -1,6 +1,7 @@
 //! The real-time path end to end: clients on two gateways sharing a private
 //! Redis, and the same scenario on one standalone gateway.
 
+// Test code: a failed unwrap is a failed test, with its message.
 #![allow(clippy::unwrap_used)]
 
 mod common;

@@ -3,6 +3,7 @@
 //! a new epoch, connected clients are told to resync, and the persister
 //! goes on without collisions.
 
+// Test code: a failed unwrap is a failed test, with its message.
 #![allow(clippy::unwrap_used)]
 
 mod common;

@@ -2,6 +2,7 @@
 //! gets exactly the events it missed, in order, then live ones; when that is
 //! impossible it is told so explicitly.
 
+// Test code: a failed unwrap is a failed test, with its message.
 #![allow(clippy::unwrap_used)]
 
 mod common;

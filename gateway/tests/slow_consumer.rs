@@ -1,6 +1,7 @@
 //! One client that stops reading is disconnected with 4008 while a fast
 //! client on the same canvas keeps receiving promptly.
 
+// Test code: a failed unwrap is a failed test, with its message.
 #![allow(clippy::unwrap_used)]
 
 mod common;

@@ -1,5 +1,6 @@
 //! The persister against private Redis and Postgres processes.
 
+// Test code: a failed unwrap is a failed test, with its message.
 #![allow(clippy::unwrap_used)]
 
 use fanout::{Fanout, PixelChange, RedisSettings};

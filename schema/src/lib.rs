@@ -2,9 +2,9 @@
 //! needs the database (the persister, and gateways with a database), applied
 //! at start.
 //!
-//! Each migration runs once, in its own transaction, recorded in
-//! `schema_migrations`. A transaction-scoped advisory lock serialises
-//! replicas that start at the same time.
+//! Each migration runs once, recorded in `schema_migrations`; one
+//! transaction holding an advisory lock applies them, so processes that
+//! start at the same time take turns.
 
 use tokio_postgres::Client;
 
@@ -18,20 +18,25 @@ const MIGRATIONS: &[(i32, &str)] = &[
 const LOCK_KEY: i64 = 0x000e_a5e1_0001;
 
 /// Applies the migrations this database has not seen; returns how many ran.
+///
+/// Everything runs in one transaction that first takes the advisory lock,
+/// including creating `schema_migrations`: two processes migrating a fresh
+/// database at once (a gateway and a persister starting together) would
+/// otherwise race on `CREATE TABLE IF NOT EXISTS`, which PostgreSQL can fail
+/// with a unique violation.
 pub async fn migrate(client: &mut Client) -> Result<usize, tokio_postgres::Error> {
-    client
-        .batch_execute(
-            "CREATE TABLE IF NOT EXISTS schema_migrations (
-                 version    integer     PRIMARY KEY,
-                 applied_at timestamptz NOT NULL DEFAULT now()
-             )",
-        )
+    let tx = client.transaction().await?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&LOCK_KEY])
         .await?;
+    tx.batch_execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (
+             version    integer     PRIMARY KEY,
+             applied_at timestamptz NOT NULL DEFAULT now()
+         )",
+    )
+    .await?;
     let mut applied = 0;
     for (version, sql) in MIGRATIONS {
-        let tx = client.transaction().await?;
-        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&LOCK_KEY])
-            .await?;
         let done = tx
             .query_opt(
                 "SELECT 1 FROM schema_migrations WHERE version = $1",
@@ -49,7 +54,7 @@ pub async fn migrate(client: &mut Client) -> Result<usize, tokio_postgres::Error
             applied += 1;
             tracing::info!(version, "applied migration");
         }
-        tx.commit().await?;
     }
+    tx.commit().await?;
     Ok(applied)
 }

@@ -1,5 +1,7 @@
 //! Starting gateways for integration tests.
 
+// Each test binary uses a different subset of these helpers, and a failed
+// unwrap in test code is a failed test.
 #![allow(dead_code, clippy::unwrap_used)]
 
 use clap::Parser;
