@@ -9,7 +9,7 @@ TEST_RUNNER := $(shell $(CARGO) nextest --version >/dev/null 2>&1 && echo "nexte
 
 help:
 	@echo "make run         standalone gateway on ws://127.0.0.1:8080/ws (in-memory bus, dev token in the log)"
-	@echo "make test        the whole test suite (needs redis-server on PATH)"
+	@echo "make test        the whole test suite (needs redis-server and PostgreSQL's server binaries)"
 	@echo "make lint        cargo fmt --check and clippy -D warnings"
 	@echo "make bench-idle  gateway memory per idle connection (docs/BENCHMARKS.md)"
 	@echo "make bench-persister  persister throughput and durability lag (local Redis and PostgreSQL)"
@@ -21,6 +21,10 @@ test:
 	@command -v redis-server >/dev/null 2>&1 || { \
 	  echo "redis-server not found: the integration tests start private Redis processes."; \
 	  echo "Install it (Debian: apt-get install redis-server) or run .ci/run, which does."; \
+	  exit 1; }
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1 || { \
+	  echo "PostgreSQL server binaries (initdb) not found: the integration tests start private PostgreSQL servers."; \
+	  echo "Install them (Debian: apt-get install postgresql) or run .ci/run, which does."; \
 	  exit 1; }
 	$(CARGO) $(TEST_RUNNER) --workspace
 
