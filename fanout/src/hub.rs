@@ -179,11 +179,6 @@ impl Hub {
         self.canvases.read().get(canvas).map_or(0, Vec::len)
     }
 
-    /// Canvases with local members.
-    pub fn canvases(&self) -> Vec<CanvasId> {
-        self.canvases.read().keys().cloned().collect()
-    }
-
     /// Adds (or replaces) a member. Returns a receiver that completes when
     /// the canvas subscription is confirmed, or `None` when no subscription
     /// is needed (in-memory bus).

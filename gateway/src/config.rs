@@ -225,20 +225,6 @@ pub struct Settings {
     pub canvas: CanvasGeometry,
 }
 
-impl Settings {
-    /// Settings for tests and embedding: standalone, HS256 with `secret`, defaults elsewhere.
-    pub fn standalone(secret: &[u8]) -> Settings {
-        let mut config = Config::parse_from(["gateway"]);
-        config.jwt_secret = Some(String::from_utf8_lossy(secret).into_owned());
-        config.node_id = Some("test".into());
-        // Defaults are valid by construction; a failure here is a bug in them.
-        match config.into_settings() {
-            Ok(settings) => settings,
-            Err(err) => panic!("default settings are invalid: {err}"),
-        }
-    }
-}
-
 fn normalise_origin(origin: &str) -> Result<String, String> {
     let o = origin.trim().trim_end_matches('/').to_ascii_lowercase();
     let (scheme, rest) = o

@@ -20,7 +20,6 @@ use shared::protocol::{
 use shared::{CloseCode, ErrorCode, RequestId};
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::task::JoinHandle;
@@ -74,23 +73,37 @@ impl Outbox {
         }
     }
 
-    /// Counts an error sent other than through [`Outbox::error`].
-    pub fn count_error(&self, code: ErrorCode) {
-        self.errors.with_label_values(&[code.name()]).inc();
-    }
-
     /// Replies `error`, and closes the connection if the code is fatal.
     pub fn error(&self, id: Option<RequestId>, code: ErrorCode, message: impl Into<String>) {
-        self.errors.with_label_values(&[code.name()]).inc();
-        self.send(&ServerMessage::Error(ErrorReply {
+        self.error_retry(id, code, message, None);
+    }
+
+    /// [`Outbox::error`] with a `retry_after_ms` hint.
+    pub fn error_retry(
+        &self,
+        id: Option<RequestId>,
+        code: ErrorCode,
+        message: impl Into<String>,
+        retry_after_ms: Option<u64>,
+    ) {
+        let code = self.reply_error(ErrorReply {
             id,
             code,
             message: message.into(),
-            retry_after_ms: None,
-        }));
+            retry_after_ms,
+        });
         if let Some(close) = CloseCode::for_fatal(code) {
             self.control.close(close);
         }
+    }
+
+    /// Counts and queues an error reply without closing. Every error reply
+    /// goes through here.
+    fn reply_error(&self, reply: ErrorReply) -> ErrorCode {
+        let code = reply.code;
+        self.errors.with_label_values(&[code.name()]).inc();
+        self.send(&ServerMessage::Error(reply));
+        code
     }
 }
 
@@ -99,7 +112,7 @@ struct OpenGuard<'a>(&'a AppState);
 
 impl Drop for OpenGuard<'_> {
     fn drop(&mut self) {
-        self.0.open_connections.fetch_sub(1, Ordering::Relaxed);
+        self.0.metrics.connections_open.dec();
     }
 }
 
@@ -129,7 +142,7 @@ async fn serve_inner(
     accepted: Accepted,
 ) {
     let state = &*state;
-    state.open_connections.fetch_add(1, Ordering::Relaxed);
+    state.metrics.connections_open.inc();
     let _open = OpenGuard(state);
     let started = Instant::now();
     let tx = Arc::new(Outbound::new(state.settings.outbound_queue));
@@ -296,7 +309,7 @@ async fn authenticate(
         };
         let msg = match next {
             Err(_) => {
-                out.send(&ServerMessage::Error(ErrorReply {
+                out.reply_error(ErrorReply {
                     id: None,
                     code: ErrorCode::AuthFailed,
                     message: format!(
@@ -304,7 +317,7 @@ async fn authenticate(
                         state.settings.handshake_timeout.as_millis()
                     ),
                     retry_after_ms: None,
-                }));
+                });
                 out.control.close(CloseCode::AuthTimeout);
                 return None;
             }

@@ -18,7 +18,7 @@ use fanout::{BusError, Fanout};
 use shared::auth::{AuthConfigError, TokenVerifier};
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::AtomicU64;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
@@ -57,8 +57,6 @@ pub(crate) struct AppState {
     pub next_conn: AtomicU64,
     /// WebSocket limits and buffer sizes for every connection.
     pub ws_config: WebSocketConfig,
-    /// Open WebSocket connections (for health output and tests).
-    pub open_connections: AtomicUsize,
     /// Prometheus metrics, served at `/metrics`.
     pub metrics: crate::metrics::Metrics,
 }
@@ -179,7 +177,6 @@ pub async fn run(
         shutdown: shutdown.clone(),
         next_conn: AtomicU64::new(1),
         ws_config,
-        open_connections: AtomicUsize::new(0),
         metrics: crate::metrics::Metrics::new().map_err(GatewayError::Metrics)?,
     });
 
@@ -200,14 +197,14 @@ pub async fn run(
     // The listener is closed; connections see the same token and close with 1012.
     let grace = state.settings.shutdown_grace;
     state.tasks.close();
-    let open = state.open_connections.load(Ordering::Relaxed);
+    let open = state.metrics.connections_open.get();
     tracing::info!(open, ?grace, "shutting down: closing connections");
     if tokio::time::timeout(grace, state.tasks.wait())
         .await
         .is_err()
     {
         tracing::warn!(
-            remaining = state.open_connections.load(Ordering::Relaxed),
+            remaining = state.metrics.connections_open.get(),
             "grace period over; abandoning remaining connections"
         );
     }
@@ -234,10 +231,6 @@ fn router(state: Arc<AppState>) -> Router {
 
 /// Prometheus text exposition.
 async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
-    state
-        .metrics
-        .connections_open
-        .set(state.open_connections.load(Ordering::Relaxed) as i64);
     (
         [(
             axum::http::header::CONTENT_TYPE,

@@ -397,15 +397,14 @@ impl<'a> Session<'a> {
             Err(fanout::BusError::BacklogFull { backlog }) => {
                 tracing::warn!(%canvas, backlog, "durable write refused: backlog full");
                 self.state.metrics.durable_refused.inc();
-                self.out.count_error(ErrorCode::BacklogFull);
-                self.out.send(&ServerMessage::Error(shared::protocol::ErrorReply {
+                self.out.error_retry(
                     id,
-                    code: ErrorCode::BacklogFull,
-                    message: format!(
+                    ErrorCode::BacklogFull,
+                    format!(
                         "{backlog} events on this canvas are waiting to be persisted; not applied, retry later"
                     ),
-                    retry_after_ms: Some(BACKLOG_RETRY_MS),
-                }));
+                    Some(BACKLOG_RETRY_MS),
+                );
             }
             Err(err) => {
                 tracing::warn!(%canvas, error = %err, "durable publish failed");

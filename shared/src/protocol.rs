@@ -358,13 +358,6 @@ pub enum ResumeOutcome {
     Ahead,
 }
 
-impl ResumeOutcome {
-    /// Whether the missed events are being replayed.
-    pub fn replayed(self) -> bool {
-        self == ResumeOutcome::Replayed
-    }
-}
-
 /// `error`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ErrorReply {
