@@ -3,7 +3,11 @@
 //! configured secret, and reports what it measured.
 
 pub mod client;
+pub mod engine;
 pub mod idle;
+pub mod payload;
 pub mod persist;
+pub mod plot;
 pub mod proc;
 pub mod stats;
+pub mod track;

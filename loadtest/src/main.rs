@@ -1,6 +1,8 @@
 //! `loadtest`: flags, then one scenario, then a report.
 
+use clap::Args;
 use clap::{Parser, Subcommand};
+use loadtest::engine::{self, Extra, Load, Report};
 use loadtest::idle::{self, IdleOptions};
 use loadtest::persist::{self, PersistOptions};
 
@@ -20,12 +22,70 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Scenario {
+    /// C canvases x M members, P publishers at a total rate R: delivery
+    /// latency, throughput, and lost/duplicated/out-of-order counts.
+    Fanout(Load),
+    /// The fan-out load plus a steady rate of connect/join/leave/disconnect.
+    Churn(ChurnArgs),
+    /// The highest sustained rate of acked durable writes: publishers keep a
+    /// window of writes in flight; reports acks per second and ack latency.
+    Durable(DurableArgs),
+    /// The fan-out load while members drop and resume with `since` on
+    /// another gateway; checks that no sequence number goes missing.
+    Resume(ResumeArgs),
     /// Hold N idle, authenticated connections and measure the gateway's memory per connection.
     Idle(IdleOptions),
     /// Fill canvas logs through the durable publish script (at --rate, or flat out).
     PersistFill(PersistOptions),
     /// Wait for the persister to catch up and report its drain rate.
     PersistWait(PersistOptions),
+}
+
+#[derive(Debug, Args)]
+struct ChurnArgs {
+    #[command(flatten)]
+    load: Load,
+    /// Connect/join/leave/disconnect cycles per second.
+    #[arg(long, default_value_t = 50.0)]
+    churn_rate: f64,
+}
+
+#[derive(Debug, Args)]
+struct DurableArgs {
+    #[command(flatten)]
+    load: Load,
+    /// Unanswered writes each publisher keeps in flight.
+    #[arg(long, default_value_t = 16)]
+    window: usize,
+}
+
+#[derive(Debug, Args)]
+struct ResumeArgs {
+    #[command(flatten)]
+    load: Load,
+    /// Members dropped (and resumed) per second.
+    #[arg(long, default_value_t = 5.0)]
+    resume_rate: f64,
+}
+
+/// Runs an engine scenario, prints its report, and fails the process when
+/// the run was not clean (so scripts and CI can rely on the exit code).
+fn run_load(
+    runtime: &tokio::runtime::Runtime,
+    name: &'static str,
+    load: &Load,
+    extra: Extra,
+    json: bool,
+) -> anyhow::Result<()> {
+    let progress = !json && std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let report: Report = runtime.block_on(engine::run(name, load, extra, progress))?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", report.table());
+    }
+    anyhow::ensure!(report.is_clean(), "the run was not clean (see the report)");
+    Ok(())
 }
 
 fn print_persist(report: &persist::PersistReport, json: bool) -> anyhow::Result<()> {
@@ -45,6 +105,32 @@ fn main() -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     match cli.scenario {
+        Scenario::Fanout(load) => run_load(&runtime, "fanout", &load, Extra::None, cli.json)?,
+        Scenario::Churn(a) => run_load(
+            &runtime,
+            "churn",
+            &a.load,
+            Extra::Churn {
+                per_sec: a.churn_rate,
+            },
+            cli.json,
+        )?,
+        Scenario::Durable(a) => run_load(
+            &runtime,
+            "durable",
+            &a.load,
+            Extra::ClosedLoop { window: a.window },
+            cli.json,
+        )?,
+        Scenario::Resume(a) => run_load(
+            &runtime,
+            "resume",
+            &a.load,
+            Extra::Resume {
+                per_sec: a.resume_rate,
+            },
+            cli.json,
+        )?,
         Scenario::Idle(opts) => {
             let report = runtime.block_on(idle::run(&opts))?;
             if cli.json {
