@@ -41,10 +41,14 @@ pub(crate) async fn run(
     let start = tokio::time::Instant::now() + ping_interval;
     let mut ping = tokio::time::interval_at(start, ping_interval);
     ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // One close future for the connection's life: building and registering
+    // a fresh one twice per message showed in profiles (the token's lock).
+    let closed = control.closed();
+    tokio::pin!(closed);
     loop {
         let first = tokio::select! {
             biased;
-            _ = control.closed() => break,
+            _ = &mut closed => break,
             m = rx.take() => m,
             _ = ping.tick() => Message::Ping(Bytes::new()),
         };
@@ -54,7 +58,7 @@ pub(crate) async fn run(
             tokio::select! {
                 biased;
                 r = &mut write => Written::Done(r.is_ok()),
-                _ = control.closed() => {
+                _ = &mut closed => {
                     if control.reason() == Some(CloseCode::SlowConsumer) {
                         // The peer is not reading; do not wait for this write.
                         Written::Abandoned

@@ -43,4 +43,4 @@ for i in $(seq "$gateways"); do
   for _ in $(seq 100); do curl -fs "127.0.0.1:$port/readyz" >/dev/null 2>&1 && break; sleep 0.05; done
 done
 join() { local IFS=,; echo "$*"; }
-./target/release/loadtest "$@" --url "$(join "${urls[@]}")" --pid "$(join "${gw_pids[@]}")"
+${LOADTEST_WRAPPER:-} ./target/release/loadtest "$@" --url "$(join "${urls[@]}")" --pid "$(join "${gw_pids[@]}")"

@@ -11,6 +11,7 @@ use std::time::Duration;
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 /// A client connection.
@@ -18,6 +19,9 @@ pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 /// How long a reply to join or leave may take before the attempt fails.
 pub const REPLY_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Bytes read from a socket at once; events are a few hundred bytes.
+const READ_BUFFER: usize = 8 * 1024;
 
 /// Mints a token for load user `n` (`load-<n>`).
 pub fn token(secret: &str, n: usize) -> anyhow::Result<String> {
@@ -42,7 +46,10 @@ pub async fn connect(url: &str, token: &str, encoding: Encoding) -> anyhow::Resu
             .parse()
             .context("subprotocol header")?,
     );
-    let (mut ws, _) = tokio_tungstenite::connect_async(req).await?;
+    // tungstenite zero-fills its whole read buffer before every read: with
+    // the default 128 KiB that memset was a third of the load tester's CPU.
+    let config = WebSocketConfig::default().read_buffer_size(READ_BUFFER);
+    let (mut ws, _) = tokio_tungstenite::connect_async_with_config(req, Some(config), true).await?;
     loop {
         let frame = ws.next().await.context("closed before welcome")??;
         match decode(encoding, &frame) {

@@ -11,8 +11,8 @@
 //! resume on another gateway.
 
 use crate::client::{self, Ws};
-use crate::payload::{self, Geometry, Kind};
-use crate::proc;
+use crate::payload::{self, Event, Geometry, Kind};
+use crate::proc::{self, CpuTime};
 use crate::stats::{Latency, Recorder, Samples, SecondStats, Summary};
 use crate::track::{self, Counts, Stream};
 use anyhow::Context;
@@ -33,6 +33,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use tokio::sync::{Notify, Semaphore};
 use tokio::task::JoinSet;
+use tokio_tungstenite::tungstenite::Message;
 use tokio_util::sync::CancellationToken;
 
 /// Where to connect and how.
@@ -304,8 +305,8 @@ impl ResumeStats {
 }
 
 impl Member {
-    fn observe(&mut self, sh: &Shared, msg: &ServerMessage) -> bool {
-        let Some(tag) = payload::read(msg, sh.geometry) else {
+    fn observe(&mut self, sh: &Shared, ev: &Event<'_>) -> bool {
+        let Some(tag) = payload::read(ev, sh.geometry) else {
             return false;
         };
         let nc = sh.canvases.len();
@@ -367,10 +368,17 @@ async fn member_task(
     let mut out = MemberOutcome::default();
     let never = Notify::new();
     let signal = resume.as_deref().unwrap_or(&never);
+    // Both futures live across iterations: making and registering new ones
+    // for every frame was a measurable share of the load tester's CPU.
+    let stop = sh.stop.cancelled();
+    tokio::pin!(stop);
+    let dropped = signal.notified();
+    tokio::pin!(dropped);
     loop {
         tokio::select! {
-            _ = sh.stop.cancelled() => break,
-            _ = signal.notified() => {
+            _ = &mut stop => break,
+            _ = &mut dropped => {
+                dropped.set(signal.notified());
                 drop(ws);
                 out.resumes.attempted += 1;
                 match resume_member(&mut m, &sh, &urls, &secret, &mut out.resumes).await {
@@ -378,15 +386,19 @@ async fn member_task(
                     None => break,
                 }
             }
-            frame = ws.next() => match frame {
-                Some(Ok(frame)) => match client::decode(sh.encoding, &frame) {
-                    Some(Ok(ServerMessage::Resync(_))) => out.resyncs += 1,
-                    Some(Ok(msg)) => { m.observe(&sh, &msg); }
-                    Some(Err(_)) => { out.disconnects += 1; break; }
-                    None => {}
-                },
-                _ => { out.disconnects += 1; break; }
-            },
+            frame = ws.next() => {
+                let bytes: &[u8] = match &frame {
+                    Some(Ok(Message::Text(t))) => t.as_bytes(),
+                    Some(Ok(Message::Binary(b))) => b,
+                    Some(Ok(_)) => continue,
+                    _ => { out.disconnects += 1; break; }
+                };
+                match Event::decode(sh.encoding, bytes) {
+                    Ok(ev) if ev.kind == "resync" => out.resyncs += 1,
+                    Ok(ev) => { m.observe(&sh, &ev); }
+                    Err(_) => m.streams[0].counts.unexpected += 1,
+                }
+            }
         }
     }
     out.counts = m.finish(&sh);
@@ -658,6 +670,8 @@ pub struct Report {
     pub resume: Option<ResumeStats>,
     pub gateway_cpu_secs: Option<f64>,
     pub cpu_us_per_delivery: Option<f64>,
+    pub user_cpu_us_per_delivery: Option<f64>,
+    pub system_cpu_us_per_delivery: Option<f64>,
     pub gateway_rss_bytes: Option<u64>,
     pub timeline: Vec<SecondStats>,
     #[serde(skip)]
@@ -762,8 +776,15 @@ impl Report {
         if let Some(cpu) = self.gateway_cpu_secs {
             row("gateway CPU", format!("{cpu:.2} s"));
         }
-        if let Some(us) = self.cpu_us_per_delivery {
-            row("gateway CPU / delivery", format!("{us:.2} µs"));
+        if let (Some(us), Some(user), Some(sys)) = (
+            self.cpu_us_per_delivery,
+            self.user_cpu_us_per_delivery,
+            self.system_cpu_us_per_delivery,
+        ) {
+            row(
+                "gateway CPU / delivery",
+                format!("{us:.2} µs (user {user:.2}, system {sys:.2})"),
+            );
         }
         if let Some(rss) = self.gateway_rss_bytes {
             row("gateway RSS", format!("{:.1} MiB", rss as f64 / 1048576.0));
@@ -791,13 +812,13 @@ fn bar(len: u64, visible: bool, template: &str) -> ProgressBar {
     b
 }
 
-fn cpu_secs(pids: &[u32]) -> anyhow::Result<Option<f64>> {
+fn cpu_time(pids: &[u32]) -> anyhow::Result<Option<CpuTime>> {
     if pids.is_empty() {
         return Ok(None);
     }
-    let mut total = 0.0;
+    let mut total = CpuTime::default();
     for &pid in pids {
-        total += proc::cpu_seconds(pid)?;
+        total = total + proc::cpu_time(pid)?;
     }
     Ok(Some(total))
 }
@@ -936,7 +957,7 @@ pub async fn run(
 
     // Publishers.
     let duration = Duration::from_secs_f64(load.duration_secs.max(0.0));
-    let cpu_before = cpu_secs(&target.pids)?;
+    let cpu_before = cpu_time(&target.pids)?;
     let started = Instant::now();
     let until = started + duration;
     let (period, window) = match extra {
@@ -1065,7 +1086,7 @@ pub async fn run(
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let run_secs = started.elapsed().as_secs_f64();
-    let cpu_after = cpu_secs(&target.pids)?;
+    let cpu_after = cpu_time(&target.pids)?;
     let rss = if target.pids.is_empty() {
         None
     } else {
@@ -1122,6 +1143,11 @@ pub async fn run(
         (Some(b), Some(a)) => Some(a - b),
         _ => None,
     };
+    let per_delivery = |part: fn(&CpuTime) -> f64| {
+        cpu.as_ref()
+            .filter(|_| deliveries > 0)
+            .map(|c| part(c) * 1e6 / deliveries as f64)
+    };
     resume.latency_summary = resume.latency.summary();
     let report = Report {
         scenario,
@@ -1155,10 +1181,10 @@ pub async fn run(
         drained,
         churn,
         resume: matches!(extra, Extra::Resume { .. }).then_some(resume),
-        gateway_cpu_secs: cpu,
-        cpu_us_per_delivery: cpu
-            .filter(|_| deliveries > 0)
-            .map(|c| c * 1e6 / deliveries as f64),
+        gateway_cpu_secs: cpu.map(|c| c.total()),
+        cpu_us_per_delivery: per_delivery(|c| c.total()),
+        user_cpu_us_per_delivery: per_delivery(|c| c.user),
+        system_cpu_us_per_delivery: per_delivery(|c| c.system),
         gateway_rss_bytes: rss,
         timeline: sh.deliveries.timeline(),
         distribution: latency.buckets(),
