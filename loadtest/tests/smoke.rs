@@ -1,0 +1,189 @@
+//! One short run of every scenario against a real cluster: a private
+//! redis-server and two gateways. Each must be clean: every connection
+//! opened, nothing lost, duplicated or reordered.
+
+#![allow(clippy::unwrap_used)]
+
+use clap::Parser;
+use loadtest::engine::{self, Extra, Load, Report, Target};
+use loadtest::idle::{self, IdleOptions};
+use loadtest::payload::Kind;
+use std::net::SocketAddr;
+use testkit::RedisServer;
+use tokio_util::sync::CancellationToken;
+
+const SECRET: &str = "smoke-test-secret-0123456789abcdef0123";
+
+struct Cluster {
+    _redis: RedisServer,
+    addrs: Vec<SocketAddr>,
+    shutdown: CancellationToken,
+}
+
+impl Cluster {
+    async fn start() -> Cluster {
+        let redis = RedisServer::start();
+        let shutdown = CancellationToken::new();
+        let mut addrs = Vec::new();
+        for node in ["smoke-a", "smoke-b"] {
+            let settings = gateway::Config::try_parse_from([
+                "gateway".to_owned(),
+                format!("--node-id={node}"),
+                format!("--jwt-secret={SECRET}"),
+                format!("--redis-url={}", redis.url()),
+                "--canvas-width=64".to_owned(),
+                "--canvas-height=64".to_owned(),
+            ])
+            .unwrap()
+            .into_settings()
+            .unwrap();
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            addrs.push(listener.local_addr().unwrap());
+            tokio::spawn(gateway::run(settings, listener, shutdown.clone()));
+        }
+        Cluster {
+            _redis: redis,
+            addrs,
+            shutdown,
+        }
+    }
+
+    fn load(&self, prefix: &str, kind: Kind) -> Load {
+        Load {
+            target: Target {
+                urls: self.addrs.iter().map(|a| format!("ws://{a}/ws")).collect(),
+                secret: SECRET.into(),
+                msgpack: false,
+                connect_rate: 1000,
+                concurrency: 64,
+                pids: vec![std::process::id()],
+                canvas_prefix: prefix.into(),
+            },
+            canvases: 2,
+            members: 20,
+            publishers: 2,
+            rate: 100.0,
+            kind,
+            duration_secs: 1.5,
+            drain_secs: 10.0,
+            plot: None,
+        }
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+fn assert_clean(report: &Report) {
+    assert!(report.is_clean(), "{}", report.table());
+    assert!(report.sent > 0, "{}", report.table());
+    assert_eq!(
+        report.deliveries,
+        report.expected_deliveries,
+        "{}",
+        report.table()
+    );
+    assert!(report.deliveries > 0, "{}", report.table());
+    assert!(report.latency.is_some(), "{}", report.table());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fanout_of_every_kind_and_encoding_is_clean() {
+    let cluster = Cluster::start().await;
+    for (i, kind) in [Kind::Draw, Kind::Chat, Kind::Cursor]
+        .into_iter()
+        .enumerate()
+    {
+        for msgpack in [false, true] {
+            let mut load = cluster.load(&format!("fan{i}{msgpack}"), kind);
+            load.target.msgpack = msgpack;
+            let report = engine::run("fanout", &load, Extra::None, false)
+                .await
+                .unwrap();
+            assert_clean(&report);
+            // Two canvases, each with 20 members and one publisher.
+            assert_eq!(report.connections_opened, 42);
+            assert_eq!(report.expected_deliveries, report.sent * 20);
+            assert!(report.cpu_us_per_delivery.is_some());
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn churn_is_clean_and_cycles() {
+    let cluster = Cluster::start().await;
+    let load = cluster.load("churn", Kind::Draw);
+    let report = engine::run("churn", &load, Extra::Churn { per_sec: 20.0 }, false)
+        .await
+        .unwrap();
+    assert_clean(&report);
+    let churn = report.churn.as_ref().unwrap();
+    assert!(churn.cycles >= 10, "{}", report.table());
+    assert_eq!(churn.failed, 0, "{}", report.table());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn durable_closed_loop_acks_every_write() {
+    let cluster = Cluster::start().await;
+    let mut load = cluster.load("durable", Kind::Chat);
+    load.members = 2;
+    let report = engine::run("durable", &load, Extra::ClosedLoop { window: 8 }, false)
+        .await
+        .unwrap();
+    assert_clean(&report);
+    assert_eq!(report.acked, report.sent, "{}", report.table());
+    assert!(report.ack_latency.is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resume_on_the_other_gateway_loses_nothing() {
+    let cluster = Cluster::start().await;
+    let load = cluster.load("resume", Kind::Draw);
+    let report = engine::run("resume", &load, Extra::Resume { per_sec: 10.0 }, false)
+        .await
+        .unwrap();
+    assert_clean(&report);
+    let resume = report.resume.as_ref().unwrap();
+    assert!(resume.attempted >= 5, "{}", report.table());
+    assert_eq!(resume.replayed, resume.attempted, "{}", report.table());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_connections_all_open() {
+    let cluster = Cluster::start().await;
+    let opts = IdleOptions {
+        url: format!("ws://{}/ws", cluster.addrs[0]),
+        secret: SECRET.into(),
+        connections: 200,
+        rate: 2000,
+        concurrency: 64,
+        hold_secs: 1,
+        pid: Some(std::process::id()),
+        msgpack: false,
+    };
+    let report = idle::run(&opts).await.unwrap();
+    assert_eq!(
+        (report.opened, report.failed),
+        (200, 0),
+        "{}",
+        report.table()
+    );
+    assert!(report.rss_per_connection_bytes.is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_with_failed_connections_is_not_clean() {
+    // The verdict must be able to fail: a third "gateway" that refuses
+    // connections takes a share of members and publishers with it.
+    let cluster = Cluster::start().await;
+    let mut load = cluster.load("lossy", Kind::Draw);
+    load.target.urls.push("ws://127.0.0.1:1/ws".into());
+    let report = engine::run("fanout", &load, Extra::None, false)
+        .await
+        .unwrap();
+    assert!(!report.is_clean(), "{}", report.table());
+    assert!(report.connections_failed > 0);
+}
