@@ -5,12 +5,14 @@ CARGO ?= cargo
 # processes; fall back to cargo test where it is not installed.
 TEST_RUNNER := $(shell $(CARGO) nextest --version >/dev/null 2>&1 && echo "nextest run" || echo "test")
 
-.PHONY: run test lint fmt bench-idle bench-persister help
+.PHONY: run test lint fmt bench bench-micro bench-idle bench-persister help
 
 help:
 	@echo "make run         standalone gateway on ws://127.0.0.1:8080/ws (in-memory bus, dev token in the log)"
 	@echo "make test        the whole test suite (needs redis-server and PostgreSQL's server binaries)"
 	@echo "make lint        cargo fmt --check and clippy -D warnings"
+	@echo "make bench       the load targets: fan-out, durable, resume, churn (docs/BENCHMARKS.md)"
+	@echo "make bench-micro criterion: codec, hub dispatch, Redis publish"
 	@echo "make bench-idle  gateway memory per idle connection (docs/BENCHMARKS.md)"
 	@echo "make bench-persister  persister throughput and durability lag (local Redis and PostgreSQL)"
 
@@ -34,6 +36,13 @@ lint:
 
 fmt:
 	$(CARGO) fmt --all
+
+bench:
+	loadtest/bench/targets.sh
+
+bench-micro:
+	$(CARGO) bench -p shared --bench codec
+	$(CARGO) bench -p fanout --bench dispatch --bench publish
 
 bench-idle:
 	loadtest/bench/idle.sh 5000
