@@ -54,8 +54,11 @@ fn bench_dispatch(c: &mut Criterion) {
     });
     let mut group = c.benchmark_group("dispatch_1000_members");
     group.throughput(Throughput::Elements(MEMBERS as u64));
-    for (mix, msgpack_share) in [("json", 0), ("msgpack", MEMBERS), ("half_and_half", MEMBERS / 2)]
-    {
+    for (mix, msgpack_share) in [
+        ("json", 0),
+        ("msgpack", MEMBERS),
+        ("half_and_half", MEMBERS / 2),
+    ] {
         let fanout = Fanout::memory("bench-node", 1000);
         let queues: Vec<Arc<Outbound>> = (0..MEMBERS)
             .map(|i| {

@@ -147,6 +147,12 @@ pub struct Config {
     /// Log format.
     #[arg(long, env = "EASEL_LOG_FORMAT", default_value = "plain")]
     pub log_format: LogFormat,
+
+    /// Async runtime worker threads; 0 for one per available core (which
+    /// honours a cgroup CPU quota). Set it when several processes share
+    /// the cores, e.g. two gateways and a load tester on one machine.
+    #[arg(long, env = "EASEL_WORKER_THREADS", default_value_t = 0)]
+    pub worker_threads: usize,
 }
 
 /// Log output format.

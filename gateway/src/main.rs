@@ -36,7 +36,11 @@ fn main() -> anyhow::Result<()> {
             std::process::exit(2);
         }
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if config.worker_threads > 0 {
+        builder.worker_threads(config.worker_threads);
+    }
+    let runtime = builder
         .enable_all()
         .build()
         .context("starting the async runtime")?;
