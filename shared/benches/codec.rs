@@ -231,36 +231,40 @@ fn encodings() -> [(&'static str, Encoding); 2] {
     [("json", Encoding::Json), ("msgpack", Encoding::Msgpack)]
 }
 
-fn bench_client(c: &mut Criterion) {
-    let mut group = c.benchmark_group("client");
-    for (name, msg) in client_messages() {
+/// Encode and decode of each message in both encodings; `decode` checks
+/// that the bytes decode (into the direction's message type).
+fn bench_messages<M: serde::Serialize>(
+    c: &mut Criterion,
+    group: &str,
+    messages: Vec<(&'static str, M)>,
+    decode: fn(Encoding, &[u8]) -> bool,
+) {
+    let mut group = c.benchmark_group(group);
+    for (name, msg) in messages {
         for (enc_name, enc) in encodings() {
             let bytes = codec::encode(enc, &msg).expect("encodes");
+            assert!(decode(enc, &bytes), "{name} decodes");
             group.bench_function(format!("encode/{enc_name}/{name}"), |b| {
                 b.iter(|| codec::encode(enc, black_box(&msg)).expect("encodes"))
             });
             group.bench_function(format!("decode/{enc_name}/{name}"), |b| {
-                b.iter(|| codec::decode_client(enc, black_box(&bytes)).expect("decodes"))
+                b.iter(|| decode(enc, black_box(&bytes)))
             });
         }
     }
     group.finish();
 }
 
+fn bench_client(c: &mut Criterion) {
+    bench_messages(c, "client", client_messages(), |enc, bytes| {
+        codec::decode_client(enc, bytes).is_ok()
+    });
+}
+
 fn bench_server(c: &mut Criterion) {
-    let mut group = c.benchmark_group("server");
-    for (name, msg) in server_messages() {
-        for (enc_name, enc) in encodings() {
-            let bytes = codec::encode(enc, &msg).expect("encodes");
-            group.bench_function(format!("encode/{enc_name}/{name}"), |b| {
-                b.iter(|| codec::encode(enc, black_box(&msg)).expect("encodes"))
-            });
-            group.bench_function(format!("decode/{enc_name}/{name}"), |b| {
-                b.iter(|| codec::decode_server(enc, black_box(&bytes)).expect("decodes"))
-            });
-        }
-    }
-    group.finish();
+    bench_messages(c, "server", server_messages(), |enc, bytes| {
+        codec::decode_server(enc, bytes).is_ok()
+    });
 }
 
 criterion_group!(benches, bench_client, bench_server);
