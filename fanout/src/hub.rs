@@ -174,6 +174,11 @@ impl Hub {
         self.canvases.read().len()
     }
 
+    /// Memberships on this node: each connection counted once per canvas.
+    pub fn membership_count(&self) -> usize {
+        self.canvases.read().values().map(Vec::len).sum()
+    }
+
     /// Number of local members of a canvas.
     pub fn member_count(&self, canvas: &CanvasId) -> usize {
         self.canvases.read().get(canvas).map_or(0, Vec::len)

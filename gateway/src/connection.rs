@@ -143,6 +143,7 @@ async fn serve_inner(
 ) {
     let state = &*state;
     state.metrics.connections_open.inc();
+    state.metrics.connections_opened.inc();
     let _open = OpenGuard(state);
     let started = Instant::now();
     let tx = Arc::new(Outbound::new(state.settings.outbound_queue));
@@ -195,6 +196,11 @@ async fn serve_inner(
         Box::pin(linger(stream, sink)).await;
     }
     let reason = control.reason().unwrap_or(CloseCode::Normal);
+    state
+        .metrics
+        .connections_closed
+        .with_label_values(&[reason.name()])
+        .inc();
     tracing::info!(
         reason = reason.name(),
         close_code = reason.code(),
@@ -397,6 +403,11 @@ async fn read_loop(
                 // A command can wait (a resume replay waits for the client to
                 // read); a close request must not wait for it.
                 Ok(cmd) => {
+                    state
+                        .metrics
+                        .messages_received
+                        .with_label_values(&[cmd.kind()])
+                        .inc();
                     tokio::select! {
                         biased;
                         _ = out.control.closed() => return,

@@ -1,49 +1,179 @@
 //! The gateway's Prometheus metrics. Labels have bounded cardinality: never
 //! a canvas id or user id.
 
+use fanout::Hub;
+use parking_lot::Mutex;
 use prometheus::{IntCounter, IntCounterVec, IntGauge, Opts, Registry};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// The gateway's metrics.
 pub(crate) struct Metrics {
     registry: Registry,
     /// Open WebSocket connections.
     pub connections_open: IntGauge,
+    /// WebSocket connections accepted (upgraded), in all.
+    pub connections_opened: IntCounter,
+    /// Connections closed, by close reason.
+    pub connections_closed: IntCounterVec,
+    /// Decoded client messages, by type.
+    pub messages_received: IntCounterVec,
+    /// Joins with `since`, by outcome.
+    pub resumes: IntCounterVec,
     /// Durable writes refused because the canvas's unpersisted backlog was full.
     pub durable_refused: IntCounter,
     /// Error replies sent, by error code name.
     pub errors: IntCounterVec,
+    hub: HubMetrics,
+}
+
+/// The hub's own counters and gauges, copied in at each scrape.
+struct HubMetrics {
+    deliveries: IntCounter,
+    slow_consumers: IntCounter,
+    bad_frames: IntCounter,
+    resyncs: IntCounter,
+    bus_reconnects: IntCounter,
+    joined_canvases: IntGauge,
+    local_members: IntGauge,
+    bus_connected: IntGauge,
+    /// Serialises scrapes so two at once do not both add the same delta.
+    sync: Mutex<()>,
+}
+
+fn counter(name: &str, help: &str) -> Result<IntCounter, prometheus::Error> {
+    IntCounter::new(name, help)
+}
+
+fn gauge(name: &str, help: &str) -> Result<IntGauge, prometheus::Error> {
+    IntGauge::new(name, help)
+}
+
+fn counter_vec(name: &str, help: &str, label: &str) -> Result<IntCounterVec, prometheus::Error> {
+    IntCounterVec::new(Opts::new(name, help), &[label])
+}
+
+/// Brings a Prometheus counter up to a monotonic source counter.
+fn catch_up(counter: &IntCounter, source: &AtomicU64) {
+    let now = source.load(Ordering::Relaxed);
+    let seen = counter.get();
+    if now > seen {
+        counter.inc_by(now - seen);
+    }
 }
 
 impl Metrics {
     pub fn new() -> Result<Self, prometheus::Error> {
         let registry = Registry::new();
+        let hub = HubMetrics {
+            deliveries: counter(
+                "easel_gateway_deliveries_total",
+                "Event frames queued to local members",
+            )?,
+            slow_consumers: counter(
+                "easel_gateway_slow_consumer_disconnects_total",
+                "Members closed with 4008 because their outbound queue was full",
+            )?,
+            bad_frames: counter(
+                "easel_gateway_bad_bus_frames_total",
+                "Bus payloads that could not be decoded and were dropped",
+            )?,
+            resyncs: counter(
+                "easel_gateway_resyncs_total",
+                "resync notices queued to members after a bus reconnect",
+            )?,
+            bus_reconnects: counter(
+                "easel_gateway_bus_reconnects_total",
+                "Times the Redis pub/sub connection was re-established after a loss",
+            )?,
+            joined_canvases: gauge(
+                "easel_gateway_joined_canvases",
+                "Canvases with at least one member on this gateway",
+            )?,
+            local_members: gauge(
+                "easel_gateway_local_members",
+                "Canvas memberships of this gateway's connections",
+            )?,
+            bus_connected: gauge(
+                "easel_gateway_bus_connected",
+                "1 while the bus can deliver events (Redis pub/sub connected; always 1 standalone)",
+            )?,
+            sync: Mutex::new(()),
+        };
         let m = Metrics {
-            connections_open: IntGauge::new(
+            connections_open: gauge(
                 "easel_gateway_connections_open",
                 "Open WebSocket connections",
             )?,
-            durable_refused: IntCounter::new(
+            connections_opened: counter(
+                "easel_gateway_connections_opened_total",
+                "WebSocket connections accepted (upgraded)",
+            )?,
+            connections_closed: counter_vec(
+                "easel_gateway_connections_closed_total",
+                "WebSocket connections closed, by close reason",
+                "reason",
+            )?,
+            messages_received: counter_vec(
+                "easel_gateway_messages_received_total",
+                "Client messages decoded, by type",
+                "type",
+            )?,
+            resumes: counter_vec(
+                "easel_gateway_resumes_total",
+                "Joins with since (resumes), by outcome",
+                "outcome",
+            )?,
+            durable_refused: counter(
                 "easel_gateway_durable_writes_refused_total",
                 "Durable writes refused with E013 because the canvas's unpersisted backlog was full",
             )?,
-            errors: IntCounterVec::new(
-                Opts::new("easel_gateway_errors_total", "Error replies sent, by code"),
-                &["code"],
+            errors: counter_vec(
+                "easel_gateway_errors_total",
+                "Error replies sent, by code",
+                "code",
             )?,
+            hub,
             registry,
         };
-        m.registry.register(Box::new(m.connections_open.clone()))?;
-        m.registry.register(Box::new(m.durable_refused.clone()))?;
-        m.registry.register(Box::new(m.errors.clone()))?;
+        let r = &m.registry;
+        r.register(Box::new(m.connections_open.clone()))?;
+        r.register(Box::new(m.connections_opened.clone()))?;
+        r.register(Box::new(m.connections_closed.clone()))?;
+        r.register(Box::new(m.messages_received.clone()))?;
+        r.register(Box::new(m.resumes.clone()))?;
+        r.register(Box::new(m.durable_refused.clone()))?;
+        r.register(Box::new(m.errors.clone()))?;
+        let h = &m.hub;
+        r.register(Box::new(h.deliveries.clone()))?;
+        r.register(Box::new(h.slow_consumers.clone()))?;
+        r.register(Box::new(h.bad_frames.clone()))?;
+        r.register(Box::new(h.resyncs.clone()))?;
+        r.register(Box::new(h.bus_reconnects.clone()))?;
+        r.register(Box::new(h.joined_canvases.clone()))?;
+        r.register(Box::new(h.local_members.clone()))?;
+        r.register(Box::new(h.bus_connected.clone()))?;
         #[cfg(target_os = "linux")]
-        m.registry.register(Box::new(
+        r.register(Box::new(
             prometheus::process_collector::ProcessCollector::for_self(),
         ))?;
         Ok(m)
     }
 
-    /// The text exposition.
-    pub fn render(&self) -> String {
+    /// The text exposition, with the hub's figures as of now.
+    pub fn render(&self, hub: &Hub, bus_connected: bool) -> String {
+        {
+            let h = &self.hub;
+            let _one_at_a_time = h.sync.lock();
+            let stats = hub.stats();
+            catch_up(&h.deliveries, &stats.delivered);
+            catch_up(&h.slow_consumers, &stats.slow_consumers);
+            catch_up(&h.bad_frames, &stats.bad_frames);
+            catch_up(&h.resyncs, &stats.resyncs);
+            catch_up(&h.bus_reconnects, &stats.bus_reconnects);
+            h.joined_canvases.set(hub.canvas_count() as i64);
+            h.local_members.set(hub.membership_count() as i64);
+            h.bus_connected.set(i64::from(bus_connected));
+        }
         let mut out = String::new();
         if let Err(err) =
             prometheus::TextEncoder::new().encode_utf8(&self.registry.gather(), &mut out)

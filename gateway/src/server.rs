@@ -236,7 +236,9 @@ async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
             axum::http::header::CONTENT_TYPE,
             "text/plain; version=0.0.4",
         )],
-        state.metrics.render(),
+        state
+            .metrics
+            .render(state.fanout.hub(), state.fanout.is_connected()),
     )
 }
 

@@ -256,6 +256,13 @@ impl<'a> Session<'a> {
                     self.joined.push((canvas.clone(), geometry));
                 }
                 tracing::debug!(%canvas, echo, seq = position.seq, ?resume, replay = replay.len(), "joined");
+                if let Some(outcome) = resume {
+                    self.state
+                        .metrics
+                        .resumes
+                        .with_label_values(&[outcome.name()])
+                        .inc();
+                }
                 self.out.ack(
                     id,
                     Some(AckResult::Joined(Joined {

@@ -358,6 +358,18 @@ pub enum ResumeOutcome {
     Ahead,
 }
 
+impl ResumeOutcome {
+    /// The wire name, also a bounded metric label.
+    pub fn name(self) -> &'static str {
+        match self {
+            ResumeOutcome::Replayed => "replayed",
+            ResumeOutcome::EpochChanged => "epoch_changed",
+            ResumeOutcome::HistoryUnavailable => "history_unavailable",
+            ResumeOutcome::Ahead => "ahead",
+        }
+    }
+}
+
 /// `error`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ErrorReply {
@@ -430,4 +442,22 @@ pub enum ResyncReason {
 pub struct Resync {
     pub canvas: CanvasId,
     pub reason: ResyncReason,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resume_outcome_names_are_the_wire_names() {
+        for o in [
+            ResumeOutcome::Replayed,
+            ResumeOutcome::EpochChanged,
+            ResumeOutcome::HistoryUnavailable,
+            ResumeOutcome::Ahead,
+        ] {
+            let wire = serde_json::to_string(&o).expect("serializes");
+            assert_eq!(wire, format!("\"{}\"", o.name()));
+        }
+    }
 }
