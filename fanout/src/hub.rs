@@ -53,7 +53,8 @@ pub struct Member {
 #[derive(Debug, Default)]
 pub struct JoinGate {
     holding: AtomicBool,
-    held: Mutex<Vec<(Option<u64>, Message)>>,
+    /// (sequence number, frame, ingest stamp) in arrival order.
+    held: Mutex<Vec<(Option<u64>, Message, u64)>>,
     /// Durable events at or below this are already in the member's view.
     floor: AtomicU64,
 }
@@ -93,9 +94,9 @@ impl JoinGate {
                 }
                 std::mem::take(&mut *held)
             };
-            for (seq, frame) in batch {
+            for (seq, frame, ingest_us) in batch {
                 if seq.is_none_or(|s| s > position) {
-                    queue.offer_wait(frame).await;
+                    queue.offer_wait(frame, ingest_us).await;
                 }
             }
         }
@@ -243,6 +244,7 @@ impl Hub {
         let own = *parts.header.node == *self.node;
         let sender = parts.header.conn;
         let seq = parts.seq;
+        let ingest_us = parts.header.ingest_us;
         let mut frames = Frames::new(parts.event, seq);
         let mut delivered = 0u64;
         let map = self.canvases.read();
@@ -256,7 +258,7 @@ impl Hub {
             let Some(frame) = frames.get(member.encoding, &self.stats) else {
                 continue;
             };
-            if self.offer(member, seq, frame) {
+            if self.offer(member, seq, frame, ingest_us) {
                 delivered += 1;
             }
         }
@@ -282,7 +284,7 @@ impl Hub {
                     *slot = frame_for(member.encoding, &notice);
                 }
                 if let Some(frame) = slot.clone()
-                    && self.offer(member, None, frame)
+                    && self.offer(member, None, frame, 0)
                 {
                     self.stats.resyncs.fetch_add(1, Ordering::Relaxed);
                 }
@@ -292,7 +294,7 @@ impl Hub {
 
     /// Queues a frame without waiting (or holds it at a closed join gate);
     /// a full queue or gate closes the member.
-    fn offer(&self, member: &Member, seq: Option<u64>, frame: Message) -> bool {
+    fn offer(&self, member: &Member, seq: Option<u64>, frame: Message, ingest_us: u64) -> bool {
         // A closing connection (its reader removes it soon) takes nothing.
         if member.control.is_closed() {
             return false;
@@ -305,7 +307,7 @@ impl Hub {
             if member.gate.holding.load(Ordering::Acquire) {
                 // Room for a resume replay's worth of live traffic.
                 if held.len() < member.tx.capacity() * GATE_SLACK {
-                    held.push((seq, frame));
+                    held.push((seq, frame, ingest_us));
                     return true;
                 }
                 drop(held);
@@ -313,7 +315,7 @@ impl Hub {
                 return false;
             }
         }
-        match member.tx.offer(frame) {
+        match member.tx.offer_at(frame, ingest_us) {
             Ok(()) => true,
             Err(Full(_)) => {
                 self.slow(member);
@@ -438,10 +440,13 @@ mod tests {
         let header = BusHeader {
             node: node.into(),
             conn,
-            ingest_us: 0,
+            ingest_us: INGEST_US,
         };
         Bytes::from(busframe::encode(&header, seq, &event).expect("encodes"))
     }
+
+    /// The ingest stamp every test payload carries.
+    const INGEST_US: u64 = 1_700_000_000_000_000;
 
     #[test]
     fn one_event_reaches_every_member_once_in_their_encoding() {
@@ -586,10 +591,13 @@ mod tests {
             tokio::spawn(async move { gate.release(0, &rx).await })
         };
         for seq in 1..=6 {
-            let frame = tokio::time::timeout(std::time::Duration::from_secs(5), rx.take())
-                .await
-                .expect("released");
+            let (frame, ingest_us) =
+                tokio::time::timeout(std::time::Duration::from_secs(5), rx.take())
+                    .await
+                    .expect("released");
             assert_eq!(chat_seq(Some(frame)), Some(seq));
+            // Held live events keep their ingest stamp through the gate.
+            assert_eq!(ingest_us, INGEST_US);
         }
         releasing.await.expect("release finished");
         hub.dispatch(&c, &seq_payload("n2", 9, "c", "x", Some(7)));

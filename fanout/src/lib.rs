@@ -19,7 +19,7 @@ pub use hub::{Hub, HubStats, JoinGate, Member, client_frame, frame_for};
 pub use log::{
     History, HistoryFuture, PixelChange, Position, Restored, Snapshot, pack_cell, unpack_cells,
 };
-pub use queue::{Full, Outbound};
+pub use queue::{Full, Outbound, Stamped};
 pub use redis_bus::{RedisSettings, snapshot_packed};
 
 use bytes::Bytes;

@@ -14,10 +14,15 @@ use tungstenite::Message;
 /// Spare capacity kept when the queue drains; more is released.
 const KEEP_SLOTS: usize = 16;
 
+/// A queued frame and, for a live event, when its origin gateway took it
+/// in (microseconds since the Unix epoch; 0 for anything else), so the
+/// writer can measure end-to-end fan-out latency.
+pub type Stamped = (Message, u64);
+
 /// See the module documentation.
 #[derive(Debug)]
 pub struct Outbound {
-    frames: Mutex<VecDeque<Message>>,
+    frames: Mutex<VecDeque<Stamped>>,
     /// Signalled when a frame is offered (the writer waits on it).
     ready: Notify,
     /// Signalled when a frame is taken (a replay waits on it).
@@ -42,12 +47,18 @@ impl Outbound {
 
     /// Queues a frame unless the queue is full.
     pub fn offer(&self, frame: Message) -> Result<(), Full> {
+        self.offer_at(frame, 0)
+    }
+
+    /// Queues a live event's frame, ingested at `ingest_us` on its origin
+    /// gateway, unless the queue is full.
+    pub fn offer_at(&self, frame: Message, ingest_us: u64) -> Result<(), Full> {
         {
             let mut frames = self.frames.lock();
             if frames.len() >= self.capacity {
                 return Err(Full(frame));
             }
-            frames.push_back(frame);
+            frames.push_back((frame, ingest_us));
         }
         self.ready.notify_one();
         Ok(())
@@ -55,10 +66,10 @@ impl Outbound {
 
     /// Queues a frame, waiting for room. Only for a connection's own bulk
     /// output (a resume replay), never for fan-out: the hub must not wait.
-    pub async fn offer_wait(&self, frame: Message) {
+    pub async fn offer_wait(&self, frame: Message, ingest_us: u64) {
         let mut frame = frame;
         loop {
-            match self.offer(frame) {
+            match self.offer_at(frame, ingest_us) {
                 Ok(()) => return,
                 Err(Full(back)) => frame = back,
             }
@@ -70,6 +81,11 @@ impl Outbound {
 
     /// Takes the next frame if there is one.
     pub fn try_take(&self) -> Option<Message> {
+        self.try_take_stamped().map(|(frame, _)| frame)
+    }
+
+    /// Takes the next frame, with its ingest stamp, if there is one.
+    pub fn try_take_stamped(&self) -> Option<Stamped> {
         let frame = {
             let mut frames = self.frames.lock();
             let frame = frames.pop_front();
@@ -87,9 +103,9 @@ impl Outbound {
     /// Waits for the next frame. Only one task may take from a queue.
     ///
     /// Cancel-safe: a frame is only removed when this returns it.
-    pub async fn take(&self) -> Message {
+    pub async fn take(&self) -> Stamped {
         loop {
-            if let Some(frame) = self.try_take() {
+            if let Some(frame) = self.try_take_stamped() {
                 return frame;
             }
             // notify_one stores a permit when nobody waits, so a frame
@@ -158,7 +174,7 @@ mod tests {
         let got = tokio::time::timeout(Duration::from_secs(5), q.take())
             .await
             .expect("woken");
-        assert_eq!(got, text("late"));
+        assert_eq!(got, (text("late"), 0));
     }
 
     #[tokio::test]
@@ -167,16 +183,25 @@ mod tests {
         let producer = q.clone();
         let task = tokio::spawn(async move {
             for i in 0..10 {
-                producer.offer_wait(text(&i.to_string())).await;
+                producer.offer_wait(text(&i.to_string()), 0).await;
             }
         });
         for i in 0..10 {
             let got = tokio::time::timeout(Duration::from_secs(5), q.take())
                 .await
                 .expect("frame");
-            assert_eq!(got, text(&i.to_string()));
+            assert_eq!(got, (text(&i.to_string()), 0));
         }
         task.await.expect("producer finished");
+    }
+
+    #[tokio::test]
+    async fn stamps_travel_with_their_frames() {
+        let q = Outbound::new(4);
+        q.offer_at(text("live"), 1_234).expect("room");
+        q.offer(text("reply")).expect("room");
+        assert_eq!(q.take().await, (text("live"), 1_234));
+        assert_eq!(q.try_take_stamped(), Some((text("reply"), 0)));
     }
 
     #[tokio::test]
@@ -185,6 +210,6 @@ mod tests {
         // Cancel a waiting take, then offer: the next take still gets it.
         let _ = tokio::time::timeout(Duration::from_millis(5), q.take()).await;
         q.offer(text("x")).expect("room");
-        assert_eq!(q.take().await, text("x"));
+        assert_eq!(q.take().await, (text("x"), 0));
     }
 }

@@ -64,7 +64,7 @@ fn header(node: &str, conn: u64) -> BusHeader {
 }
 
 async fn next_message(rx: &Arc<Outbound>) -> ServerMessage {
-    let frame = tokio::time::timeout(Duration::from_secs(5), rx.take())
+    let (frame, _ingest_us) = tokio::time::timeout(Duration::from_secs(5), rx.take())
         .await
         .expect("no frame within 5 s");
     let Message::Text(text) = frame else {

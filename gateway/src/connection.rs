@@ -153,6 +153,7 @@ async fn serve_inner(
         tx.clone(),
         control.clone(),
         state.settings.ping_interval,
+        state.metrics.fanout_latency.clone(),
     ));
     let out = Outbox {
         tx,

@@ -3,7 +3,7 @@
 
 use fanout::Hub;
 use parking_lot::Mutex;
-use prometheus::{IntCounter, IntCounterVec, IntGauge, Opts, Registry};
+use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// The gateway's metrics.
@@ -23,6 +23,9 @@ pub(crate) struct Metrics {
     pub durable_refused: IntCounter,
     /// Error replies sent, by error code name.
     pub errors: IntCounterVec,
+    /// From a live event's ingest on its origin gateway to this gateway
+    /// writing it to a member's socket, seconds.
+    pub fanout_latency: Histogram,
     hub: HubMetrics,
 }
 
@@ -39,6 +42,14 @@ struct HubMetrics {
     /// Serialises scrapes so two at once do not both add the same delta.
     sync: Mutex<()>,
 }
+
+/// Fan-out latency buckets: doubling from 0.1 ms to 13 s, so that
+/// `histogram_quantile` interpolates within a factor of two anywhere from
+/// 0.1 ms to 10 s.
+const FANOUT_BUCKETS: [f64; 18] = [
+    0.0001, 0.0002, 0.0004, 0.0008, 0.0016, 0.0032, 0.0064, 0.0128, 0.0256, 0.0512, 0.1024, 0.2048,
+    0.4096, 0.8192, 1.6384, 3.2768, 6.5536, 13.1072,
+];
 
 fn counter(name: &str, help: &str) -> Result<IntCounter, prometheus::Error> {
     IntCounter::new(name, help)
@@ -132,6 +143,14 @@ impl Metrics {
                 "Error replies sent, by code",
                 "code",
             )?,
+            fanout_latency: Histogram::with_opts(
+                HistogramOpts::new(
+                    "easel_gateway_fanout_latency_seconds",
+                    "From a live event's ingest on its origin gateway to a member's socket on this one \
+                     (wall clocks of both nodes, assumed synchronised)",
+                )
+                .buckets(FANOUT_BUCKETS.to_vec()),
+            )?,
             hub,
             registry,
         };
@@ -143,6 +162,7 @@ impl Metrics {
         r.register(Box::new(m.resumes.clone()))?;
         r.register(Box::new(m.durable_refused.clone()))?;
         r.register(Box::new(m.errors.clone()))?;
+        r.register(Box::new(m.fanout_latency.clone()))?;
         let h = &m.hub;
         r.register(Box::new(h.deliveries.clone()))?;
         r.register(Box::new(h.slow_consumers.clone()))?;

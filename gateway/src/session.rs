@@ -283,7 +283,8 @@ impl<'a> Session<'a> {
                 let delivered = tokio::time::timeout(REPLAY_TIMEOUT, async {
                     for (_, payload) in &replay {
                         if let Some(frame) = fanout::client_frame(payload, self.out.encoding) {
-                            queue.offer_wait(frame).await;
+                            // Replays are history: no fan-out latency.
+                            queue.offer_wait(frame, 0).await;
                         }
                     }
                     gate.release(position.seq, &queue).await;

@@ -6,10 +6,11 @@
 //! problem) and sends the close frame, all bounded by [`CLOSE_TIMEOUT`].
 
 use bytes::Bytes;
-use fanout::{ConnControl, Outbound};
+use fanout::{ConnControl, Outbound, Stamped};
 use futures_util::SinkExt;
 use futures_util::stream::SplitSink;
 use hyper_util::rt::TokioIo;
+use prometheus::Histogram;
 use shared::CloseCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -37,6 +38,7 @@ pub(crate) async fn run(
     rx: Arc<Outbound>,
     control: Arc<ConnControl>,
     ping_interval: Duration,
+    fanout_latency: Histogram,
 ) -> WsSink {
     let start = tokio::time::Instant::now() + ping_interval;
     let mut ping = tokio::time::interval_at(start, ping_interval);
@@ -50,10 +52,10 @@ pub(crate) async fn run(
             biased;
             _ = &mut closed => break,
             m = rx.take() => m,
-            _ = ping.tick() => Message::Ping(Bytes::new()),
+            _ = ping.tick() => (Message::Ping(Bytes::new()), 0),
         };
         let outcome = {
-            let write = write_batch(&mut sink, &rx, first);
+            let write = write_batch(&mut sink, &rx, first, &fanout_latency);
             tokio::pin!(write);
             tokio::select! {
                 biased;
@@ -110,14 +112,25 @@ enum Written {
 }
 
 /// Feeds `first` and everything else already queued, then flushes once.
+///
+/// The socket has no write buffer (`write_buffer_size` 0), so a frame is on
+/// the socket when `feed` returns: that is when a live event's end-to-end
+/// fan-out latency (from its ingest on the origin gateway, by the wall
+/// clocks of both nodes) is observed.
 async fn write_batch(
     sink: &mut WsSink,
     rx: &Outbound,
-    first: Message,
+    first: Stamped,
+    fanout_latency: &Histogram,
 ) -> Result<(), tokio_tungstenite::tungstenite::Error> {
-    sink.feed(first).await?;
-    while let Some(m) = rx.try_take() {
-        sink.feed(m).await?;
+    let mut next = Some(first);
+    while let Some((frame, ingest_us)) = next {
+        sink.feed(frame).await?;
+        if ingest_us != 0 {
+            let waited_us = shared::now_us().saturating_sub(ingest_us);
+            fanout_latency.observe(waited_us as f64 / 1e6);
+        }
+        next = rx.try_take_stamped();
     }
     sink.flush().await
 }

@@ -127,6 +127,12 @@ async fn counters_and_gauges_match_the_traffic_on_two_gateways() {
         ("easel_gateway_local_members", 4.0),
         ("easel_gateway_bus_connected", 1.0),
         ("easel_gateway_slow_consumer_disconnects_total", 0.0),
+        // Every live delivery is timed from its ingest, all within 13 s.
+        ("easel_gateway_fanout_latency_seconds_count", 12.0),
+        (
+            r#"easel_gateway_fanout_latency_seconds_bucket{le="13.1072"}"#,
+            12.0,
+        ),
     ] {
         assert_eq!(sample(&text, series), Some(want), "{series} in:\n{text}");
     }
@@ -146,10 +152,14 @@ async fn counters_and_gauges_match_the_traffic_on_two_gateways() {
             r#"easel_gateway_connections_closed_total{reason="normal"}"#,
             1.0,
         ),
+        // Live events only: the resume's replay is history, not fan-out.
+        ("easel_gateway_fanout_latency_seconds_count", 12.0),
     ] {
         assert_eq!(sample(&text, series), Some(want), "{series} in:\n{text}");
     }
     assert!(text.contains("process_resident_memory_bytes"), "{text}");
+    let sum = sample(&text, "easel_gateway_fanout_latency_seconds_sum").expect("sum");
+    assert!(sum > 0.0 && sum < 12.0 * 13.0, "{sum}");
     drop((on_a, on_b, r, probe));
     a.stop().await;
     b.stop().await;
