@@ -21,6 +21,11 @@ pub struct Config {
     #[arg(long, env = "EASEL_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
 
+    /// Address for `/healthz`, `/readyz` and `/metrics` (keep it private:
+    /// probes and Prometheus only).
+    #[arg(long, env = "EASEL_ADMIN_LISTEN", default_value = "127.0.0.1:9090")]
+    pub admin_listen: SocketAddr,
+
     /// This node's id (letters, digits, `_ - .`); defaults to the host name
     /// plus a random suffix.
     #[arg(long, env = "EASEL_NODE_ID")]

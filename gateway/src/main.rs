@@ -47,9 +47,17 @@ fn main() -> anyhow::Result<()> {
     runtime.block_on(async move {
         let listener = bind(config.listen)
             .with_context(|| format!("binding EASEL_LISTEN (--listen) {}", config.listen))?;
+        let admin = tokio::net::TcpListener::bind(config.admin_listen)
+            .await
+            .with_context(|| {
+                format!(
+                    "binding EASEL_ADMIN_LISTEN (--admin-listen) {}",
+                    config.admin_listen
+                )
+            })?;
         let shutdown = CancellationToken::new();
         tokio::spawn(signal_shutdown(shutdown.clone()));
-        gateway::run(settings, listener, shutdown).await?;
+        gateway::run(settings, listener, admin, shutdown).await?;
         Ok(())
     })
 }

@@ -61,10 +61,13 @@ pub(crate) struct AppState {
     pub metrics: crate::metrics::Metrics,
 }
 
-/// Runs the gateway on `listener` until `shutdown` is cancelled.
+/// Runs the gateway until `shutdown` is cancelled: clients on `listener`,
+/// and `/healthz`, `/readyz` and `/metrics` on `admin`, which keeps
+/// answering (readiness 503) while the gateway drains.
 pub async fn run(
     settings: Settings,
     listener: TcpListener,
+    admin: TcpListener,
     shutdown: CancellationToken,
 ) -> Result<(), GatewayError> {
     // The bus outlives the listener so that closing connections can still
@@ -180,6 +183,12 @@ pub async fn run(
         metrics: crate::metrics::Metrics::new().map_err(GatewayError::Metrics)?,
     });
 
+    let admin_stop = CancellationToken::new();
+    let admin_server = tokio::spawn(
+        axum::serve(admin, admin_router(state.clone()))
+            .with_graceful_shutdown(admin_stop.clone().cancelled_owned())
+            .into_future(),
+    );
     let app = router(state.clone());
     // Small frames must not wait for Nagle's algorithm.
     let listener = listener.tap_io(|tcp| {
@@ -209,8 +218,13 @@ pub async fn run(
         );
     }
     bus_shutdown.cancel();
+    admin_stop.cancel();
+    let admin_served = match admin_server.await {
+        Ok(r) => r,
+        Err(join) => Err(std::io::Error::other(join)),
+    };
     tracing::info!("gateway stopped");
-    served.map_err(GatewayError::Serve)
+    served.and(admin_served).map_err(GatewayError::Serve)
 }
 
 fn router(state: Arc<AppState>) -> Router {
@@ -223,6 +237,13 @@ fn router(state: Arc<AppState>) -> Router {
         .route("/api/canvases/{id}", get(crate::api::get_canvas))
         .route("/api/canvases/{id}/snapshot", get(crate::api::snapshot))
         .route("/api/canvases/{id}/events", get(crate::api::events))
+        .with_state(state)
+}
+
+/// The admin port: probes and metrics, apart from client traffic so they
+/// can stay private and answer during a drain.
+fn admin_router(state: Arc<AppState>) -> Router {
+    Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .route("/readyz", get(readyz))

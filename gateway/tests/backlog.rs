@@ -35,7 +35,7 @@ async fn writes_are_refused_with_e013_while_the_backlog_is_full() {
     assert_eq!(e.id, Some(shared::RequestId::Num(21)));
     assert!(e.retry_after_ms.is_some_and(|ms| ms > 0));
     // The refusal is a metric as well as an error.
-    let (_, _, metrics) = http_get(g.addr, "/metrics", None).await;
+    let (_, _, metrics) = http_get(g.admin, "/metrics", None).await;
     let metrics = String::from_utf8(metrics).unwrap();
     assert!(
         metrics.contains("easel_gateway_durable_writes_refused_total 1"),

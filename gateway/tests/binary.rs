@@ -81,6 +81,7 @@ async fn sigterm_closes_clients_with_1012_and_exits_cleanly() {
     let mut child = gateway()
         .env("EASEL_JWT_SECRET", SECRET)
         .env("EASEL_LISTEN", format!("127.0.0.1:{port}"))
+        .env("EASEL_ADMIN_LISTEN", "127.0.0.1:0")
         .env("EASEL_SHUTDOWN_GRACE_SECS", "5")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())

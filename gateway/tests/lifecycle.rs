@@ -31,7 +31,12 @@ async fn shutdown_closes_every_client_with_1012_and_returns() {
     let mut a = g.client("a").await;
     let mut b = g.client("b").await;
     join_ok(&mut a, 1, "board", false).await;
-    assert_eq!(http_status(g.addr, "/readyz").await, Some(200));
+    assert_eq!(http_status(g.admin, "/readyz").await, Some(200));
+    // Probes and metrics live on the admin port only.
+    for path in ["/readyz", "/healthz", "/metrics"] {
+        assert_eq!(http_status(g.addr, path).await, Some(404), "{path}");
+    }
+    assert_eq!(http_status(g.admin, "/metrics").await, Some(200));
     let addr = g.addr;
     let started = Instant::now();
     g.shutdown.cancel();
@@ -135,17 +140,17 @@ async fn readiness_follows_redis_and_health_does_not() {
     let mut redis = RedisServer::start();
     let g = Gateway::start(settings("ready", Some(&redis), &[])).await;
     eventually(Duration::from_secs(5), "ready with redis up", || async {
-        http_status(g.addr, "/readyz").await == Some(200)
+        http_status(g.admin, "/readyz").await == Some(200)
     })
     .await;
     redis.kill();
     eventually(
         Duration::from_secs(15),
         "unready with redis down",
-        || async { http_status(g.addr, "/readyz").await == Some(503) },
+        || async { http_status(g.admin, "/readyz").await == Some(503) },
     )
     .await;
-    assert_eq!(http_status(g.addr, "/healthz").await, Some(200));
+    assert_eq!(http_status(g.admin, "/healthz").await, Some(200));
     // A join now fails with a code instead of hanging.
     let mut c = g.client("u").await;
     c.send(&join(1, "board", false)).await;
@@ -153,7 +158,7 @@ async fn readiness_follows_redis_and_health_does_not() {
     assert_eq!(e.code, shared::ErrorCode::Unavailable);
     redis.restart();
     eventually(Duration::from_secs(15), "ready again", || async {
-        http_status(g.addr, "/readyz").await == Some(200)
+        http_status(g.admin, "/readyz").await == Some(200)
     })
     .await;
     join_ok(&mut c, 2, "board", false).await;
@@ -168,8 +173,14 @@ async fn a_gateway_refuses_to_start_without_its_redis() {
         "redis://127.0.0.1:{port}"
     )));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let err = gateway::run(s, listener, tokio_util::sync::CancellationToken::new())
-        .await
-        .unwrap_err();
+    let admin = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let err = gateway::run(
+        s,
+        listener,
+        admin,
+        tokio_util::sync::CancellationToken::new(),
+    )
+    .await
+    .unwrap_err();
     assert!(err.to_string().contains("redis"), "{err}");
 }

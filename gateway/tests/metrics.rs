@@ -16,14 +16,14 @@ fn sample(text: &str, series: &str) -> Option<f64> {
         .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
 }
 
-async fn scrape(addr: SocketAddr) -> String {
-    let (status, _, body) = http_get(addr, "/metrics", None).await;
+async fn scrape(admin: SocketAddr) -> String {
+    let (status, _, body) = http_get(admin, "/metrics", None).await;
     assert_eq!(status, 200);
     String::from_utf8(body).expect("utf-8 exposition")
 }
 
-async fn value(addr: SocketAddr, series: &str) -> f64 {
-    let text = scrape(addr).await;
+async fn value(admin: SocketAddr, series: &str) -> f64 {
+    let text = scrape(admin).await;
     sample(&text, series).unwrap_or_else(|| panic!("no {series} in:\n{text}"))
 }
 
@@ -103,7 +103,7 @@ async fn counters_and_gauges_match_the_traffic_on_two_gateways() {
     let deadline = Duration::from_secs(10);
     eventually(deadline, "B counts the closed connection", || async {
         sample(
-            &scrape(b.addr).await,
+            &scrape(b.admin).await,
             r#"easel_gateway_connections_closed_total{reason="normal"}"#,
         ) == Some(1.0)
     })
@@ -112,11 +112,11 @@ async fn counters_and_gauges_match_the_traffic_on_two_gateways() {
     // A: 3 opened, 3 open, messages by type, the error, deliveries to its
     // 2 other members (12), 2 canvases, 4 memberships.
     assert_eq!(
-        value(a.addr, "easel_gateway_connections_opened_total").await,
+        value(a.admin, "easel_gateway_connections_opened_total").await,
         3.0
     );
-    assert_eq!(value(a.addr, "easel_gateway_connections_open").await, 3.0);
-    let text = scrape(a.addr).await;
+    assert_eq!(value(a.admin, "easel_gateway_connections_open").await, 3.0);
+    let text = scrape(a.admin).await;
     for (series, want) in [
         (r#"easel_gateway_messages_received_total{type="join"}"#, 4.0),
         (r#"easel_gateway_messages_received_total{type="draw"}"#, 5.0),
@@ -140,7 +140,7 @@ async fn counters_and_gauges_match_the_traffic_on_two_gateways() {
     // B: 2 + resume client + probe = 4 opened, 1 closed, 3 open; its 2
     // original members got 6 events each (nothing was published after the
     // others joined); one resume, replayed.
-    let text = scrape(b.addr).await;
+    let text = scrape(b.admin).await;
     for (series, want) in [
         ("easel_gateway_connections_opened_total", 4.0),
         ("easel_gateway_connections_open", 3.0),

@@ -32,15 +32,16 @@ urls=()
 gw_pids=()
 for i in $(seq "$gateways"); do
   port=$(free_port)
+  admin=$(free_port)
   # shellcheck disable=SC2086
-  ./target/release/gateway --listen "127.0.0.1:$port" --node-id "bench-$i" \
+  ./target/release/gateway --listen "127.0.0.1:$port" --admin-listen "127.0.0.1:$admin" --node-id "bench-$i" \
     --redis-url "redis://127.0.0.1:$redis_port" --max-connections 30000 \
     --canvas-width 256 --canvas-height 256 --log-format json ${GATEWAY_FLAGS:-} \
     2>"$state/gateway-$i.log" &
   pids+=($!)
   gw_pids+=($!)
   urls+=("ws://127.0.0.1:$port/ws")
-  for _ in $(seq 100); do curl -fs "127.0.0.1:$port/readyz" >/dev/null 2>&1 && break; sleep 0.05; done
+  for _ in $(seq 100); do curl -fs "127.0.0.1:$admin/readyz" >/dev/null 2>&1 && break; sleep 0.05; done
 done
 join() { local IFS=,; echo "$*"; }
 ${LOADTEST_WRAPPER:-} ./target/release/loadtest "$@" --url "$(join "${urls[@]}")" --pid "$(join "${gw_pids[@]}")"

@@ -12,13 +12,15 @@ connections=${1:-5000}
 shift || true
 cargo build --release -q -p gateway -p loadtest
 export EASEL_JWT_SECRET=bench-secret-0123456789abcdef0123456789
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+port=$(free_port)
+admin=$(free_port)
 log=$(mktemp)
-./target/release/gateway --listen "127.0.0.1:$port" --node-id bench --max-connections $((connections + 100)) "$@" 2>"$log" &
+./target/release/gateway --listen "127.0.0.1:$port" --admin-listen "127.0.0.1:$admin" --node-id bench --max-connections $((connections + 100)) "$@" 2>"$log" &
 pid=$!
 trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -f "$log"' EXIT
 for _ in $(seq 100); do
-  if curl -fs "127.0.0.1:$port/healthz" >/dev/null 2>&1; then break; fi
+  if curl -fs "127.0.0.1:$admin/healthz" >/dev/null 2>&1; then break; fi
   sleep 0.1
 done
 ./target/release/loadtest idle --url "ws://127.0.0.1:$port/ws" --connections "$connections" \

@@ -38,8 +38,9 @@ impl Cluster {
             .into_settings()
             .unwrap();
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let admin = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
             addrs.push(listener.local_addr().unwrap());
-            tokio::spawn(gateway::run(settings, listener, shutdown.clone()));
+            tokio::spawn(gateway::run(settings, listener, admin, shutdown.clone()));
         }
         Cluster {
             _redis: redis,

@@ -17,9 +17,12 @@ use tokio_util::sync::CancellationToken;
 
 pub const SECRET: &str = "integration-test-secret-0123456789abcdef";
 
-/// A gateway running in this process on a loopback port.
+/// A gateway running in this process on loopback ports.
 pub struct Gateway {
+    /// Clients: `/ws` and the REST API.
     pub addr: SocketAddr,
+    /// `/healthz`, `/readyz`, `/metrics`.
+    pub admin: SocketAddr,
     pub shutdown: CancellationToken,
     pub handle: JoinHandle<Result<(), GatewayError>>,
 }
@@ -29,10 +32,18 @@ impl Gateway {
     pub async fn start(settings: Settings) -> Gateway {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
+        let admin_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let admin = admin_listener.local_addr().unwrap();
         let shutdown = CancellationToken::new();
-        let handle = tokio::spawn(gateway::run(settings, listener, shutdown.clone()));
+        let handle = tokio::spawn(gateway::run(
+            settings,
+            listener,
+            admin_listener,
+            shutdown.clone(),
+        ));
         Gateway {
             addr,
+            admin,
             shutdown,
             handle,
         }
