@@ -3,6 +3,7 @@
 
 use fanout::Hub;
 use parking_lot::Mutex;
+use prometheus::core::Collector;
 use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -51,16 +52,31 @@ const FANOUT_BUCKETS: [f64; 18] = [
     0.4096, 0.8192, 1.6384, 3.2768, 6.5536, 13.1072,
 ];
 
-fn counter(name: &str, help: &str) -> Result<IntCounter, prometheus::Error> {
-    IntCounter::new(name, help)
+/// Registers `metric` with `r` and hands it back, so a metric cannot be
+/// created and then forgotten by the registry.
+fn registered<M: Collector + Clone + 'static>(
+    r: &Registry,
+    metric: M,
+) -> Result<M, prometheus::Error> {
+    r.register(Box::new(metric.clone()))?;
+    Ok(metric)
 }
 
-fn gauge(name: &str, help: &str) -> Result<IntGauge, prometheus::Error> {
-    IntGauge::new(name, help)
+fn counter(r: &Registry, name: &str, help: &str) -> Result<IntCounter, prometheus::Error> {
+    registered(r, IntCounter::new(name, help)?)
 }
 
-fn counter_vec(name: &str, help: &str, label: &str) -> Result<IntCounterVec, prometheus::Error> {
-    IntCounterVec::new(Opts::new(name, help), &[label])
+fn gauge(r: &Registry, name: &str, help: &str) -> Result<IntGauge, prometheus::Error> {
+    registered(r, IntGauge::new(name, help)?)
+}
+
+fn counter_vec(
+    r: &Registry,
+    name: &str,
+    help: &str,
+    label: &str,
+) -> Result<IntCounterVec, prometheus::Error> {
+    registered(r, IntCounterVec::new(Opts::new(name, help), &[label])?)
 }
 
 /// Brings a Prometheus counter up to a monotonic source counter.
@@ -75,36 +91,45 @@ fn catch_up(counter: &IntCounter, source: &AtomicU64) {
 impl Metrics {
     pub fn new() -> Result<Self, prometheus::Error> {
         let registry = Registry::new();
+        let r = &registry;
         let hub = HubMetrics {
             deliveries: counter(
+                r,
                 "easel_gateway_deliveries_total",
                 "Event frames queued to local members",
             )?,
             slow_consumers: counter(
+                r,
                 "easel_gateway_slow_consumer_disconnects_total",
                 "Members closed with 4008 because their outbound queue was full",
             )?,
             bad_frames: counter(
+                r,
                 "easel_gateway_bad_bus_frames_total",
                 "Bus payloads that could not be decoded and were dropped",
             )?,
             resyncs: counter(
+                r,
                 "easel_gateway_resyncs_total",
                 "resync notices queued to members after a bus reconnect",
             )?,
             bus_reconnects: counter(
+                r,
                 "easel_gateway_bus_reconnects_total",
                 "Times the Redis pub/sub connection was re-established after a loss",
             )?,
             joined_canvases: gauge(
+                r,
                 "easel_gateway_joined_canvases",
                 "Canvases with at least one member on this gateway",
             )?,
             local_members: gauge(
+                r,
                 "easel_gateway_local_members",
                 "Canvas memberships of this gateway's connections",
             )?,
             bus_connected: gauge(
+                r,
                 "easel_gateway_bus_connected",
                 "1 while the bus can deliver events (Redis pub/sub connected; always 1 standalone)",
             )?,
@@ -112,68 +137,60 @@ impl Metrics {
         };
         let m = Metrics {
             connections_open: gauge(
+                r,
                 "easel_gateway_connections_open",
                 "Open WebSocket connections",
             )?,
             connections_opened: counter(
+                r,
                 "easel_gateway_connections_opened_total",
                 "WebSocket connections accepted (upgraded)",
             )?,
             connections_closed: counter_vec(
+                r,
                 "easel_gateway_connections_closed_total",
                 "WebSocket connections closed, by close reason",
                 "reason",
             )?,
             messages_received: counter_vec(
+                r,
                 "easel_gateway_messages_received_total",
                 "Client messages decoded, by type",
                 "type",
             )?,
             resumes: counter_vec(
+                r,
                 "easel_gateway_resumes_total",
                 "Joins with since (resumes), by outcome",
                 "outcome",
             )?,
             durable_refused: counter(
+                r,
                 "easel_gateway_durable_writes_refused_total",
                 "Durable writes refused with E013 because the canvas's unpersisted backlog was full",
             )?,
             errors: counter_vec(
+                r,
                 "easel_gateway_errors_total",
                 "Error replies sent, by code",
                 "code",
             )?,
-            fanout_latency: Histogram::with_opts(
-                HistogramOpts::new(
-                    "easel_gateway_fanout_latency_seconds",
-                    "From a live event's ingest on its origin gateway to a member's socket on this one \
-                     (wall clocks of both nodes, assumed synchronised)",
-                )
-                .buckets(FANOUT_BUCKETS.to_vec()),
+            fanout_latency: registered(
+                r,
+                Histogram::with_opts(
+                    HistogramOpts::new(
+                        "easel_gateway_fanout_latency_seconds",
+                        "From a live event's ingest on its origin gateway to a member's socket \
+                         on this one (wall clocks of both nodes, assumed synchronised)",
+                    )
+                    .buckets(FANOUT_BUCKETS.to_vec()),
+                )?,
             )?,
             hub,
             registry,
         };
-        let r = &m.registry;
-        r.register(Box::new(m.connections_open.clone()))?;
-        r.register(Box::new(m.connections_opened.clone()))?;
-        r.register(Box::new(m.connections_closed.clone()))?;
-        r.register(Box::new(m.messages_received.clone()))?;
-        r.register(Box::new(m.resumes.clone()))?;
-        r.register(Box::new(m.durable_refused.clone()))?;
-        r.register(Box::new(m.errors.clone()))?;
-        r.register(Box::new(m.fanout_latency.clone()))?;
-        let h = &m.hub;
-        r.register(Box::new(h.deliveries.clone()))?;
-        r.register(Box::new(h.slow_consumers.clone()))?;
-        r.register(Box::new(h.bad_frames.clone()))?;
-        r.register(Box::new(h.resyncs.clone()))?;
-        r.register(Box::new(h.bus_reconnects.clone()))?;
-        r.register(Box::new(h.joined_canvases.clone()))?;
-        r.register(Box::new(h.local_members.clone()))?;
-        r.register(Box::new(h.bus_connected.clone()))?;
         #[cfg(target_os = "linux")]
-        r.register(Box::new(
+        m.registry.register(Box::new(
             prometheus::process_collector::ProcessCollector::for_self(),
         ))?;
         Ok(m)
