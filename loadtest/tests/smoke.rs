@@ -2,6 +2,7 @@
 //! redis-server and two gateways. Each must be clean: every connection
 //! opened, nothing lost, duplicated or reordered.
 
+// Test code: a failed unwrap is a failed test, with its message.
 #![allow(clippy::unwrap_used)]
 
 use clap::Parser;
