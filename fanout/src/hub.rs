@@ -139,6 +139,9 @@ pub struct HubStats {
     pub bus_pings: AtomicU64,
     /// Times the pub/sub connection was re-established after a loss.
     pub bus_reconnects: AtomicU64,
+    /// Canvas channels the pub/sub connection has confirmed (a gauge; 0
+    /// while disconnected and on the in-memory bus).
+    pub subscriptions: AtomicU64,
 }
 
 /// See the module documentation.

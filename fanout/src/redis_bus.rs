@@ -444,6 +444,7 @@ impl Subscriber {
 
             let ended = self.connected_loop(&mut sink, &mut stream, &shutdown).await;
             self.connected.send_replace(false);
+            self.set_subscriptions(0);
             match ended {
                 Ended::Shutdown => return,
                 Ended::Lost => {
@@ -451,6 +452,13 @@ impl Subscriber {
                 }
             }
         }
+    }
+
+    fn set_subscriptions(&self, n: usize) {
+        self.hub
+            .stats()
+            .subscriptions
+            .store(n as u64, Ordering::Relaxed);
     }
 
     /// Waits out one backoff step; false if shutdown came first.
@@ -558,6 +566,7 @@ impl Subscriber {
             }
         }
         self.actual = self.desired.clone();
+        self.set_subscriptions(self.actual.len());
         let ready: Vec<CanvasId> = self
             .waiters
             .keys()

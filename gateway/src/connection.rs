@@ -46,6 +46,8 @@ pub(crate) struct Outbox {
     tx: Arc<Outbound>,
     /// `easel_gateway_errors_total`, counted where every error is sent.
     errors: prometheus::IntCounterVec,
+    /// `easel_gateway_messages_sent_total`, counted where every reply is queued.
+    sent: Arc<crate::metrics::ByKind>,
     pub control: Arc<ConnControl>,
     pub encoding: Encoding,
 }
@@ -61,6 +63,7 @@ impl Outbox {
         let Some(frame) = fanout::frame_for(self.encoding, msg) else {
             return;
         };
+        self.sent.inc(msg.kind());
         if self.tx.offer(frame).is_err() {
             self.control.close(CloseCode::SlowConsumer);
         }
@@ -154,10 +157,12 @@ async fn serve_inner(
         control.clone(),
         state.settings.ping_interval,
         state.metrics.fanout_latency.clone(),
+        state.metrics.bytes_sent.clone(),
     ));
     let out = Outbox {
         tx,
         errors: state.metrics.errors.clone(),
+        sent: state.metrics.messages_sent.clone(),
         control: control.clone(),
         encoding: accepted.encoding,
     };
@@ -296,6 +301,11 @@ async fn authenticate(
         Ok(identity) => Some((identity, id)),
         Err(err) => {
             tracing::info!(reason = err.reason(), "authentication failed");
+            state
+                .metrics
+                .auth_failures
+                .with_label_values(&[err.reason()])
+                .inc();
             out.error(id, ErrorCode::AuthFailed, err.to_string());
             None
         }
@@ -316,6 +326,11 @@ async fn authenticate(
         };
         let msg = match next {
             Err(_) => {
+                state
+                    .metrics
+                    .auth_failures
+                    .with_label_values(&["handshake_timeout"])
+                    .inc();
                 out.reply_error(ErrorReply {
                     id: None,
                     code: ErrorCode::AuthFailed,
@@ -335,10 +350,16 @@ async fn authenticate(
             }
             Ok(Some(Ok(msg))) => msg,
         };
+        state.metrics.bytes_received.inc_by(msg.len() as u64);
         match classify(&msg, out.encoding) {
             Inbound::Data(bytes) => match codec::decode_client(out.encoding, bytes) {
                 Ok(ClientMessage::Handshake(h)) => return verify(&h.token, h.id),
                 Ok(other) => {
+                    state
+                        .metrics
+                        .auth_failures
+                        .with_label_values(&["no_handshake"])
+                        .inc();
                     out.error(
                         other.id().cloned(),
                         ErrorCode::InvalidSession,
@@ -395,6 +416,7 @@ async fn read_loop(
             }
             Ok(Some(Ok(msg))) => msg,
         };
+        state.metrics.bytes_received.inc_by(msg.len() as u64);
         match classify(&msg, out.encoding) {
             Inbound::Data(bytes) => match codec::decode_client(out.encoding, bytes) {
                 // Boxed: the command path (publish, join) is the deepest
@@ -404,11 +426,7 @@ async fn read_loop(
                 // A command can wait (a resume replay waits for the client to
                 // read); a close request must not wait for it.
                 Ok(cmd) => {
-                    state
-                        .metrics
-                        .messages_received
-                        .with_label_values(&[cmd.kind()])
-                        .inc();
+                    state.metrics.messages_received.inc(cmd.kind());
                     tokio::select! {
                         biased;
                         _ = out.control.closed() => return,

@@ -4,7 +4,9 @@
 use fanout::Hub;
 use parking_lot::Mutex;
 use prometheus::core::Collector;
-use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry};
+use prometheus::{
+    Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
+};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// The gateway's metrics.
@@ -17,7 +19,25 @@ pub(crate) struct Metrics {
     /// Connections closed, by close reason.
     pub connections_closed: IntCounterVec,
     /// Decoded client messages, by type.
-    pub messages_received: IntCounterVec,
+    pub messages_received: ByKind,
+    /// Messages a connection queued for its own client (replies, welcome,
+    /// pongs, replays), by type; fan-out deliveries are counted apart.
+    pub messages_sent: std::sync::Arc<ByKind>,
+    /// WebSocket payload bytes read from clients.
+    pub bytes_received: IntCounter,
+    /// WebSocket payload bytes written to clients.
+    pub bytes_sent: IntCounter,
+    /// Failed authentications (token or handshake), by reason.
+    pub auth_failures: IntCounterVec,
+    /// Upgrade requests answered with an HTTP error instead of 101, by reason.
+    pub upgrades_refused: IntCounterVec,
+    /// One publish to the bus (Redis round trip), durable events.
+    pub publish_durable: Histogram,
+    /// The same for ephemeral events.
+    pub publish_ephemeral: Histogram,
+    /// EASEL_BACKLOG_LIMIT, so alerts can compare the persister's backlog
+    /// with it.
+    pub backlog_limit: IntGauge,
     /// Joins with `since`, by outcome.
     pub resumes: IntCounterVec,
     /// Durable writes refused because the canvas's unpersisted backlog was full.
@@ -40,6 +60,7 @@ struct HubMetrics {
     joined_canvases: IntGauge,
     local_members: IntGauge,
     bus_connected: IntGauge,
+    subscriptions: IntGauge,
     /// Serialises scrapes so two at once do not both add the same delta.
     sync: Mutex<()>,
 }
@@ -51,6 +72,53 @@ const FANOUT_BUCKETS: [f64; 18] = [
     0.0001, 0.0002, 0.0004, 0.0008, 0.0016, 0.0032, 0.0064, 0.0128, 0.0256, 0.0512, 0.1024, 0.2048,
     0.4096, 0.8192, 1.6384, 3.2768, 6.5536, 13.1072,
 ];
+
+/// Redis publish buckets: doubling from 50 µs to 3.3 s.
+const PUBLISH_BUCKETS: [f64; 17] = [
+    0.00005, 0.0001, 0.0002, 0.0004, 0.0008, 0.0016, 0.0032, 0.0064, 0.0128, 0.0256, 0.0512,
+    0.1024, 0.2048, 0.4096, 0.8192, 1.6384, 3.2768,
+];
+
+/// Client message types, resolved to counters once.
+const RECEIVED_KINDS: [&str; 8] = [
+    "handshake",
+    "ping",
+    "join",
+    "leave",
+    "draw",
+    "cursor",
+    "chat",
+    "history",
+];
+
+/// Server message types a connection sends itself.
+const SENT_KINDS: [&str; 8] = [
+    "welcome", "pong", "ack", "error", "draw", "cursor", "chat", "resync",
+];
+
+/// A counter per message type, looked up without the label map's lock on
+/// the hot path; a type missing from the list still counts, through it.
+pub(crate) struct ByKind {
+    vec: IntCounterVec,
+    known: Vec<(&'static str, IntCounter)>,
+}
+
+impl ByKind {
+    fn new(vec: IntCounterVec, kinds: &[&'static str]) -> Self {
+        let known = kinds
+            .iter()
+            .map(|k| (*k, vec.with_label_values(&[*k])))
+            .collect();
+        ByKind { vec, known }
+    }
+
+    pub fn inc(&self, kind: &str) {
+        match self.known.iter().find(|(k, _)| *k == kind) {
+            Some((_, counter)) => counter.inc(),
+            None => self.vec.with_label_values(&[kind]).inc(),
+        }
+    }
+}
 
 /// Registers `metric` with `r` and hands it back, so a metric cannot be
 /// created and then forgotten by the registry.
@@ -133,9 +201,27 @@ impl Metrics {
                 "easel_gateway_bus_connected",
                 "1 while the bus can deliver events (Redis pub/sub connected; always 1 standalone)",
             )?,
+            subscriptions: gauge(
+                r,
+                "easel_gateway_bus_subscriptions",
+                "Canvas channels subscribed on the Redis pub/sub connection",
+            )?,
             sync: Mutex::new(()),
         };
+        let publish_seconds = registered(
+            r,
+            HistogramVec::new(
+                HistogramOpts::new(
+                    "easel_gateway_bus_publish_seconds",
+                    "One publish to the bus, from the call to Redis's reply, by durability",
+                )
+                .buckets(PUBLISH_BUCKETS.to_vec()),
+                &["durability"],
+            )?,
+        )?;
         let m = Metrics {
+            publish_durable: publish_seconds.with_label_values(&["durable"]),
+            publish_ephemeral: publish_seconds.with_label_values(&["ephemeral"]),
             connections_open: gauge(
                 r,
                 "easel_gateway_connections_open",
@@ -152,11 +238,51 @@ impl Metrics {
                 "WebSocket connections closed, by close reason",
                 "reason",
             )?,
-            messages_received: counter_vec(
+            messages_received: ByKind::new(
+                counter_vec(
+                    r,
+                    "easel_gateway_messages_received_total",
+                    "Client messages decoded, by type",
+                    "type",
+                )?,
+                &RECEIVED_KINDS,
+            ),
+            messages_sent: std::sync::Arc::new(ByKind::new(
+                counter_vec(
+                    r,
+                    "easel_gateway_messages_sent_total",
+                    "Messages queued by a connection for its own client, by type \
+                     (fan-out deliveries: easel_gateway_deliveries_total)",
+                    "type",
+                )?,
+                &SENT_KINDS,
+            )),
+            bytes_received: counter(
                 r,
-                "easel_gateway_messages_received_total",
-                "Client messages decoded, by type",
-                "type",
+                "easel_gateway_received_bytes_total",
+                "WebSocket message payload bytes read from clients",
+            )?,
+            bytes_sent: counter(
+                r,
+                "easel_gateway_sent_bytes_total",
+                "WebSocket message payload bytes written to clients",
+            )?,
+            auth_failures: counter_vec(
+                r,
+                "easel_gateway_auth_failures_total",
+                "Connections refused because the token or handshake failed, by reason",
+                "reason",
+            )?,
+            upgrades_refused: counter_vec(
+                r,
+                "easel_gateway_upgrades_refused_total",
+                "WebSocket upgrade requests refused with an HTTP error, by reason",
+                "reason",
+            )?,
+            backlog_limit: gauge(
+                r,
+                "easel_gateway_backlog_limit_events",
+                "EASEL_BACKLOG_LIMIT: unpersisted events per canvas at which durable writes are refused (0: none)",
             )?,
             resumes: counter_vec(
                 r,
@@ -210,6 +336,8 @@ impl Metrics {
             h.joined_canvases.set(hub.canvas_count() as i64);
             h.local_members.set(hub.membership_count() as i64);
             h.bus_connected.set(i64::from(bus_connected));
+            h.subscriptions
+                .set(stats.subscriptions.load(Ordering::Relaxed) as i64);
         }
         let mut out = String::new();
         if let Err(err) =

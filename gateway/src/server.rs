@@ -170,6 +170,13 @@ pub async fn run(
         }
     }
 
+    let metrics = crate::metrics::Metrics::new().map_err(GatewayError::Metrics)?;
+    metrics.backlog_limit.set(
+        settings
+            .redis
+            .as_ref()
+            .map_or(0, |r| r.backlog_limit as i64),
+    );
     let state = Arc::new(AppState {
         permits: Arc::new(Semaphore::new(settings.max_connections)),
         settings,
@@ -180,7 +187,7 @@ pub async fn run(
         shutdown: shutdown.clone(),
         next_conn: AtomicU64::new(1),
         ws_config,
-        metrics: crate::metrics::Metrics::new().map_err(GatewayError::Metrics)?,
+        metrics,
     });
 
     let admin_stop = CancellationToken::new();

@@ -393,12 +393,17 @@ impl<'a> Session<'a> {
             conn: self.conn,
             ingest_us: shared::now_us(),
         };
-        match self
+        let started = std::time::Instant::now();
+        let published = self
             .state
             .fanout
             .publish_durable(canvas, &header, event, change)
-            .await
-        {
+            .await;
+        self.state
+            .metrics
+            .publish_durable
+            .observe(started.elapsed().as_secs_f64());
+        match published {
             Ok(seq) => self
                 .out
                 .ack(id, Some(AckResult::Published(Published { seq }))),
@@ -432,7 +437,13 @@ impl<'a> Session<'a> {
             conn: self.conn,
             ingest_us: shared::now_us(),
         };
-        match self.state.fanout.publish(canvas, &header, event).await {
+        let started = std::time::Instant::now();
+        let published = self.state.fanout.publish(canvas, &header, event).await;
+        self.state
+            .metrics
+            .publish_ephemeral
+            .observe(started.elapsed().as_secs_f64());
+        match published {
             Ok(()) => self.out.ack(id, None),
             Err(err) => {
                 tracing::warn!(%canvas, error = %err, "publish failed");

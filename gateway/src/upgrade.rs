@@ -20,7 +20,20 @@ use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::Role;
 
-fn refuse(status: StatusCode, code: ErrorCode, message: impl Into<String>) -> Response {
+/// An HTTP refusal, counted in `easel_gateway_upgrades_refused_total` by
+/// `reason` (a fixed label).
+fn refuse(
+    state: &AppState,
+    reason: &'static str,
+    status: StatusCode,
+    code: ErrorCode,
+    message: impl Into<String>,
+) -> Response {
+    state
+        .metrics
+        .upgrades_refused
+        .with_label_values(&[reason])
+        .inc();
     let body = serde_json::json!({"code": code, "message": message.into()});
     (status, Json(body)).into_response()
 }
@@ -104,6 +117,8 @@ pub(crate) async fn websocket(
         || !header_has_token(headers, header::CONNECTION, "upgrade")
     {
         return refuse(
+            &state,
+            "not_websocket",
             StatusCode::UPGRADE_REQUIRED,
             ErrorCode::InvalidMessage,
             "this endpoint speaks WebSocket only (Upgrade: websocket)",
@@ -114,6 +129,8 @@ pub(crate) async fn websocket(
         .is_none_or(|v| v.as_bytes() != b"13")
     {
         let mut resp = refuse(
+            &state,
+            "bad_version",
             StatusCode::UPGRADE_REQUIRED,
             ErrorCode::InvalidMessage,
             "Sec-WebSocket-Version must be 13",
@@ -126,6 +143,8 @@ pub(crate) async fn websocket(
     }
     let Some(key) = headers.get(header::SEC_WEBSOCKET_KEY).cloned() else {
         return refuse(
+            &state,
+            "no_key",
             StatusCode::BAD_REQUEST,
             ErrorCode::InvalidMessage,
             "Sec-WebSocket-Key is missing",
@@ -137,6 +156,8 @@ pub(crate) async fn websocket(
     if !state.settings.origins.allows(origin) {
         tracing::info!(%peer, origin = origin.unwrap_or_default(), "origin refused");
         return refuse(
+            &state,
+            "origin",
             StatusCode::FORBIDDEN,
             ErrorCode::Forbidden,
             "origin not allowed",
@@ -149,6 +170,8 @@ pub(crate) async fn websocket(
         Ok(n) => n,
         Err(err) => {
             return refuse(
+                &state,
+                "subprotocol",
                 StatusCode::BAD_REQUEST,
                 ErrorCode::InvalidMessage,
                 err.to_string(),
@@ -157,10 +180,20 @@ pub(crate) async fn websocket(
     };
     let token = match token_from(&req) {
         Ok(t) => t,
-        Err(message) => return refuse(StatusCode::UNAUTHORIZED, ErrorCode::AuthFailed, message),
+        Err(message) => {
+            state
+                .metrics
+                .auth_failures
+                .with_label_values(&["bad_authorization_header"])
+                .inc();
+            let body = serde_json::json!({"code": ErrorCode::AuthFailed, "message": message});
+            return (StatusCode::UNAUTHORIZED, Json(body)).into_response();
+        }
     };
     if state.shutdown.is_cancelled() {
         return refuse(
+            &state,
+            "draining",
             StatusCode::SERVICE_UNAVAILABLE,
             ErrorCode::ConnectionFailed,
             "gateway is shutting down; connect to another",
@@ -168,6 +201,8 @@ pub(crate) async fn websocket(
     }
     let Ok(permit) = state.permits.clone().try_acquire_owned() else {
         let mut resp = refuse(
+            &state,
+            "capacity",
             StatusCode::SERVICE_UNAVAILABLE,
             ErrorCode::ConnectionFailed,
             "gateway is at its connection limit; try another or retry later",
@@ -178,6 +213,8 @@ pub(crate) async fn websocket(
     };
     let Some(on_upgrade) = req.extensions_mut().remove::<hyper::upgrade::OnUpgrade>() else {
         return refuse(
+            &state,
+            "not_upgradable",
             StatusCode::BAD_REQUEST,
             ErrorCode::InvalidMessage,
             "connection cannot be upgraded (HTTP/1.1 required)",

@@ -10,7 +10,7 @@ use fanout::{ConnControl, Outbound, Stamped};
 use futures_util::SinkExt;
 use futures_util::stream::SplitSink;
 use hyper_util::rt::TokioIo;
-use prometheus::Histogram;
+use prometheus::{Histogram, IntCounter};
 use shared::CloseCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -39,6 +39,7 @@ pub(crate) async fn run(
     control: Arc<ConnControl>,
     ping_interval: Duration,
     fanout_latency: Histogram,
+    bytes_sent: IntCounter,
 ) -> WsSink {
     let start = tokio::time::Instant::now() + ping_interval;
     let mut ping = tokio::time::interval_at(start, ping_interval);
@@ -55,7 +56,7 @@ pub(crate) async fn run(
             _ = ping.tick() => (Message::Ping(Bytes::new()), 0),
         };
         let outcome = {
-            let write = write_batch(&mut sink, &rx, first, &fanout_latency);
+            let write = write_batch(&mut sink, &rx, first, &fanout_latency, &bytes_sent);
             tokio::pin!(write);
             tokio::select! {
                 biased;
@@ -122,15 +123,26 @@ async fn write_batch(
     rx: &Outbound,
     first: Stamped,
     fanout_latency: &Histogram,
+    bytes_sent: &IntCounter,
 ) -> Result<(), tokio_tungstenite::tungstenite::Error> {
     let mut next = Some(first);
-    while let Some((frame, ingest_us)) = next {
-        sink.feed(frame).await?;
-        if ingest_us != 0 {
-            let waited_us = shared::now_us().saturating_sub(ingest_us);
-            fanout_latency.observe(waited_us as f64 / 1e6);
+    // Counted once per batch: one shared atomic add per flush, not per frame.
+    let mut bytes = 0u64;
+    let fed = async {
+        while let Some((frame, ingest_us)) = next {
+            let len = frame.len() as u64;
+            sink.feed(frame).await?;
+            bytes += len;
+            if ingest_us != 0 {
+                let waited_us = shared::now_us().saturating_sub(ingest_us);
+                fanout_latency.observe(waited_us as f64 / 1e6);
+            }
+            next = rx.try_take_stamped();
         }
-        next = rx.try_take_stamped();
+        Ok::<(), tokio_tungstenite::tungstenite::Error>(())
     }
+    .await;
+    bytes_sent.inc_by(bytes);
+    fed?;
     sink.flush().await
 }

@@ -8,37 +8,23 @@ use common::*;
 use shared::protocol::{AckResult, ServerMessage};
 use std::net::SocketAddr;
 use std::time::Duration;
+use testkit::http::{sample, scrape};
 use testkit::{RedisServer, eventually};
-
-/// The value of one sample line (`name{labels} value`) in an exposition.
-fn sample(text: &str, series: &str) -> Option<f64> {
-    text.lines()
-        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
-}
-
-async fn scrape(admin: SocketAddr) -> String {
-    let (status, _, body) = http_get(admin, "/metrics", None).await;
-    assert_eq!(status, 200);
-    String::from_utf8(body).expect("utf-8 exposition")
-}
 
 async fn value(admin: SocketAddr, series: &str) -> f64 {
     let text = scrape(admin).await;
     sample(&text, series).unwrap_or_else(|| panic!("no {series} in:\n{text}"))
 }
 
-#[test]
-fn sample_reads_exact_series_only() {
-    let text = "a_total 3\na_total{code=\"x\"} 4\nab_total 5\n";
-    assert_eq!(sample(text, "a_total"), Some(3.0));
-    assert_eq!(sample(text, "a_total{code=\"x\"}"), Some(4.0));
-    assert_eq!(sample(text, "b_total"), None);
-}
-
 #[tokio::test]
 async fn counters_and_gauges_match_the_traffic_on_two_gateways() {
     let redis = RedisServer::start();
-    let a = Gateway::start(settings("metrics-a", Some(&redis), &[])).await;
+    let a = Gateway::start(settings(
+        "metrics-a",
+        Some(&redis),
+        &["--backlog-limit=5000"],
+    ))
+    .await;
     let b = Gateway::start(settings("metrics-b", Some(&redis), &[])).await;
 
     // Three connections on A, two on B, all on one canvas; one of A's also
@@ -79,6 +65,15 @@ async fn counters_and_gauges_match_the_traffic_on_two_gateways() {
     on_a[1].send(&draw(30, "metrics", 5000, 1, 2)).await;
     expect_error(&mut on_a[1]).await;
 
+    // On A: a plain GET of /ws (refused upgrade) and a bad token (an auth
+    // failure after the upgrade, closed with 4001).
+    let (status, _, _) = http_get(a.addr, "/ws", None).await;
+    assert_eq!(status, 426);
+    let mut bad = testkit::ws::WsClient::connect(a.addr, testkit::ws::Connect::token("not-a-jwt"))
+        .await
+        .expect("upgrade");
+    assert_eq!(bad.closed().await.code, Some(4001));
+
     // A resume on B after the first event.
     let mut r = b.client("ub-resume").await;
     join_ok(&mut r, 1, "metrics", false).await;
@@ -109,11 +104,19 @@ async fn counters_and_gauges_match_the_traffic_on_two_gateways() {
     })
     .await;
 
-    // A: 3 opened, 3 open, messages by type, the error, deliveries to its
+    // A: 4 opened, 3 open, messages by type, the error, deliveries to its
     // 2 other members (12), 2 canvases, 4 memberships.
+    // The bad token's connection was opened, then closed.
+    eventually(deadline, "A counts the refused token's close", || async {
+        sample(
+            &scrape(a.admin).await,
+            r#"easel_gateway_connections_closed_total{reason="auth_failed"}"#,
+        ) == Some(1.0)
+    })
+    .await;
     assert_eq!(
         value(a.admin, "easel_gateway_connections_opened_total").await,
-        3.0
+        4.0
     );
     assert_eq!(value(a.admin, "easel_gateway_connections_open").await, 3.0);
     let text = scrape(a.admin).await;
@@ -126,7 +129,28 @@ async fn counters_and_gauges_match_the_traffic_on_two_gateways() {
         ("easel_gateway_joined_canvases", 2.0),
         ("easel_gateway_local_members", 4.0),
         ("easel_gateway_bus_connected", 1.0),
+        ("easel_gateway_bus_subscriptions", 2.0),
         ("easel_gateway_slow_consumer_disconnects_total", 0.0),
+        // Replies: 4 connections welcomed (the bad token's was not), acks
+        // for 4 joins and 6 events, the invalid draw's and bad token's errors.
+        (r#"easel_gateway_messages_sent_total{type="welcome"}"#, 3.0),
+        (r#"easel_gateway_messages_sent_total{type="ack"}"#, 10.0),
+        (r#"easel_gateway_messages_sent_total{type="error"}"#, 2.0),
+        (r#"easel_gateway_errors_total{code="auth_failed"}"#, 1.0),
+        (
+            r#"easel_gateway_auth_failures_total{reason="malformed"}"#,
+            1.0,
+        ),
+        (
+            r#"easel_gateway_upgrades_refused_total{reason="not_websocket"}"#,
+            1.0,
+        ),
+        // One Redis round trip per published event.
+        (
+            r#"easel_gateway_bus_publish_seconds_count{durability="durable"}"#,
+            6.0,
+        ),
+        ("easel_gateway_backlog_limit_events", 5000.0),
         // Every live delivery is timed from its ingest, all within 13 s.
         ("easel_gateway_fanout_latency_seconds_count", 12.0),
         (
@@ -158,6 +182,13 @@ async fn counters_and_gauges_match_the_traffic_on_two_gateways() {
         assert_eq!(sample(&text, series), Some(want), "{series} in:\n{text}");
     }
     assert!(text.contains("process_resident_memory_bytes"), "{text}");
+    assert_eq!(sample(&text, "easel_gateway_bus_subscriptions"), Some(1.0));
+    // Bytes: at least the events B wrote to its two members (each frame
+    // over 20 bytes), and what its clients sent.
+    let sent = sample(&text, "easel_gateway_sent_bytes_total").expect("sent bytes");
+    assert!(sent > 12.0 * 20.0, "{sent}");
+    let received = sample(&text, "easel_gateway_received_bytes_total").expect("received");
+    assert!(received > 0.0, "{received}");
     let sum = sample(&text, "easel_gateway_fanout_latency_seconds_sum").expect("sum");
     assert!(sum > 0.0 && sum < 12.0 * 13.0, "{sum}");
     drop((on_a, on_b, r, probe));

@@ -13,6 +13,7 @@ pub struct Metrics {
     pub batch_size: Histogram,
     pub commit_seconds: Histogram,
     pub backlog: IntGauge,
+    pub backlog_max: IntGauge,
     pub lag_seconds: prometheus::Gauge,
     pub errors: IntCounterVec,
     pub claimed: IntCounter,
@@ -48,9 +49,14 @@ impl Metrics {
                 "easel_persister_backlog_events",
                 "Events in the canvas logs this replica touched last that are not yet persisted",
             )?,
+            backlog_max: IntGauge::new(
+                "easel_persister_backlog_max_events",
+                "The largest unpersisted backlog of one canvas log this replica touched last \
+                 (gateways refuse durable writes at easel_gateway_backlog_limit_events)",
+            )?,
             lag_seconds: prometheus::Gauge::new(
                 "easel_persister_lag_seconds",
-                "Age of the oldest event in the last committed batch",
+                "Age of the oldest event in the last committed batch; 0 once caught up",
             )?,
             errors: IntCounterVec::new(
                 Opts::new("easel_persister_errors_total", "Errors by kind"),
@@ -76,6 +82,7 @@ impl Metrics {
         m.registry.register(Box::new(m.batch_size.clone()))?;
         m.registry.register(Box::new(m.commit_seconds.clone()))?;
         m.registry.register(Box::new(m.backlog.clone()))?;
+        m.registry.register(Box::new(m.backlog_max.clone()))?;
         m.registry.register(Box::new(m.lag_seconds.clone()))?;
         m.registry.register(Box::new(m.errors.clone()))?;
         m.registry.register(Box::new(m.claimed.clone()))?;

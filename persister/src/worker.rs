@@ -50,6 +50,15 @@ struct CanvasState {
 
 type Entries = Vec<(String, Vec<StreamId>)>;
 
+/// Unpersisted events in the canvas logs one batch touched.
+#[derive(Default)]
+struct Backlog {
+    total: i64,
+    /// The largest single log's: durable writes on a canvas are refused
+    /// when its own backlog reaches the gateways' limit.
+    max: i64,
+}
+
 impl Worker {
     pub fn new(
         settings: crate::Settings,
@@ -103,9 +112,11 @@ impl Worker {
                 Ok(entries) => {
                     backoff.reset();
                     if entries.iter().all(|(_, ids)| ids.is_empty()) {
-                        if !self.own_pending_done {
-                            self.own_pending_done = true;
+                        if self.own_pending_done {
+                            // Caught up: a blocking read found nothing new.
+                            self.metrics.lag_seconds.set(0.0);
                         }
+                        self.own_pending_done = true;
                         continue;
                     }
                     self.persist(entries, &shutdown).await;
@@ -299,7 +310,7 @@ impl Worker {
             let age = shared::now_us().saturating_sub(oldest_us) as f64 / 1e6;
             self.metrics.lag_seconds.set(age);
         }
-        let mut backlog = 0i64;
+        let mut backlog = Backlog::default();
         for (key, ids) in &entries {
             if let Err(err) = self.acknowledge(key, ids, &mut backlog).await {
                 // Committed but not acknowledged: read again later, inserted as a no-op.
@@ -307,14 +318,15 @@ impl Worker {
                 tracing::warn!(stream = %key, error = %err, "acknowledging failed");
             }
         }
-        self.metrics.backlog.set(backlog);
+        self.metrics.backlog.set(backlog.total);
+        self.metrics.backlog_max.set(backlog.max);
     }
 
     async fn acknowledge(
         &mut self,
         key: &str,
         ids: &[StreamId],
-        backlog: &mut i64,
+        backlog: &mut Backlog,
     ) -> redis::RedisResult<()> {
         if ids.is_empty() {
             return Ok(());
@@ -335,7 +347,9 @@ impl Worker {
             .arg(self.settings.keep_events)
             .invoke_async(&mut self.ops)
             .await?;
-        *backlog += head.saturating_sub(mark) as i64;
+        let waiting = head.saturating_sub(mark) as i64;
+        backlog.total += waiting;
+        backlog.max = backlog.max.max(waiting);
         let due = {
             let state = self.streams.entry(key.to_owned()).or_default();
             mark >= state.last_snapshot + self.settings.snapshot_every

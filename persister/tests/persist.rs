@@ -107,16 +107,32 @@ async fn start_in_process(
     consumer: &str,
     extra: &[&str],
 ) -> (CancellationToken, tokio::task::JoinHandle<()>) {
+    let (stop, handle, _) = start_with_admin(redis, pg, consumer, extra).await;
+    (stop, handle)
+}
+
+/// [`start_in_process`], also returning the admin address.
+async fn start_with_admin(
+    redis: &RedisServer,
+    pg: &PostgresServer,
+    consumer: &str,
+    extra: &[&str],
+) -> (
+    CancellationToken,
+    tokio::task::JoinHandle<()>,
+    std::net::SocketAddr,
+) {
     use clap::Parser;
     let settings = persister::Config::try_parse_from(args(redis, pg, consumer, extra))
         .unwrap()
         .into_settings()
         .unwrap();
     let admin = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let admin_addr = admin.local_addr().unwrap();
     let shutdown = CancellationToken::new();
     let token = shutdown.clone();
     let handle = tokio::spawn(async move { persister::run(settings, admin, token).await.unwrap() });
-    (shutdown, handle)
+    (shutdown, handle, admin_addr)
 }
 
 /// Runs the persister binary (so it can be killed with SIGKILL).
@@ -371,6 +387,46 @@ async fn a_full_backlog_refuses_writes_until_the_persister_catches_up() {
     })
     .await;
     assert!(count(&pg, "full") >= 50);
+    stop.cancel();
+    handle.await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_count_what_was_persisted() {
+    use testkit::http::{sample, scrape};
+    let redis = RedisServer::start();
+    let pg = PostgresServer::start();
+    let f = publisher(&redis, 0).await;
+    let canvas = CanvasId::new("metered").unwrap();
+    publish(&f, &canvas, 250).await;
+    let (stop, handle, admin) = start_with_admin(&redis, &pg, "p1", &[]).await;
+    eventually(Duration::from_secs(30), "all events persisted", || async {
+        count(&pg, "metered") == 250
+    })
+    .await;
+    // Caught up: a blocking read found nothing more, so lag reads 0.
+    eventually(Duration::from_secs(10), "lag back to 0", || async {
+        sample(&scrape(admin).await, "easel_persister_lag_seconds") == Some(0.0)
+    })
+    .await;
+    let text = scrape(admin).await;
+    let get =
+        |series: &str| sample(&text, series).unwrap_or_else(|| panic!("no {series} in:\n{text}"));
+    assert_eq!(get("easel_persister_events_persisted_total"), 250.0);
+    assert_eq!(get("easel_persister_events_duplicate_total"), 0.0);
+    // Batches of at most 200 (--batch-size): at least two.
+    let batches = get("easel_persister_batches_total");
+    assert!(batches >= 2.0, "{batches}");
+    assert_eq!(get("easel_persister_batch_size_count"), batches);
+    assert_eq!(get("easel_persister_batch_size_sum"), 250.0);
+    assert_eq!(get("easel_persister_commit_seconds_count"), batches);
+    assert_eq!(get("easel_persister_backlog_events"), 0.0);
+    assert_eq!(get("easel_persister_backlog_max_events"), 0.0);
+    assert_eq!(get("easel_persister_streams"), 1.0);
+    assert!(!text.contains("easel_persister_errors_total{"), "{text}");
+    assert!(text.contains("process_open_fds"), "{text}");
+    let (status, _, _) = testkit::http::get(admin, "/readyz", None).await;
+    assert_eq!(status, 200);
     stop.cancel();
     handle.await.unwrap();
 }

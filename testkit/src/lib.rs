@@ -8,6 +8,7 @@
 // Test support may panic: a failed precondition is a failed test.
 #![allow(clippy::unwrap_used)]
 
+pub mod http;
 mod postgres;
 mod redis;
 pub mod ws;

@@ -1,0 +1,73 @@
+//! Minimal HTTP for tests: one request per connection, and reading
+//! Prometheus expositions.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+
+/// A plain HTTP/1.1 GET with an optional bearer token; returns the status,
+/// the lower-cased headers and the body.
+pub async fn get(
+    addr: SocketAddr,
+    path: &str,
+    bearer: Option<&str>,
+) -> (u16, HashMap<String, String>, Vec<u8>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let auth = bearer
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    s.write_all(
+        format!("GET {path} HTTP/1.1\r\nHost: x\r\n{auth}Connection: close\r\n\r\n").as_bytes(),
+    )
+    .await
+    .unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).await.unwrap();
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("http head");
+    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
+    let body = raw[split + 4..].to_vec();
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    (status, headers, body)
+}
+
+/// The value of one sample line (`name{labels} value`) in a Prometheus
+/// text exposition; `series` must match up to the value exactly.
+pub fn sample(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+}
+
+/// `GET /metrics` on `admin`, which must answer 200.
+pub async fn scrape(admin: SocketAddr) -> String {
+    let (status, _, body) = get(admin, "/metrics", None).await;
+    assert_eq!(status, 200, "GET /metrics");
+    String::from_utf8(body).expect("utf-8 exposition")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sample;
+
+    #[test]
+    fn sample_reads_exact_series_only() {
+        let text = "a_total 3\na_total{code=\"x\"} 4\nab_total 5\n";
+        assert_eq!(sample(text, "a_total"), Some(3.0));
+        assert_eq!(sample(text, "a_total{code=\"x\"}"), Some(4.0));
+        assert_eq!(sample(text, "b_total"), None);
+    }
+}
