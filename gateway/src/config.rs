@@ -110,9 +110,22 @@ pub struct Config {
     #[arg(long, env = "EASEL_IDLE_TIMEOUT_SECS", default_value_t = 60)]
     pub idle_timeout_secs: u64,
 
-    /// After SIGTERM, how long connections get to close before the process exits, seconds.
-    #[arg(long, env = "EASEL_SHUTDOWN_GRACE_SECS", default_value_t = 10)]
+    /// After SIGTERM: the longest the whole drain may take before the process
+    /// exits, seconds. Must exceed the drain delay plus the drain window.
+    #[arg(long, env = "EASEL_SHUTDOWN_GRACE_SECS", default_value_t = 25)]
     pub shutdown_grace_secs: u64,
+
+    /// After SIGTERM the gateway reports unready at once but keeps serving
+    /// (new connections too) this long, so load balancers stop sending it
+    /// clients first, milliseconds. Default 5000; 0 with --dev.
+    #[arg(long, env = "EASEL_DRAIN_DELAY_MS")]
+    pub drain_delay_ms: Option<u64>,
+
+    /// Then connections are closed with 1012 at random moments spread over
+    /// this window, so their reconnects do not arrive at once, milliseconds.
+    /// Default 15000; 0 with --dev.
+    #[arg(long, env = "EASEL_DRAIN_WINDOW_MS")]
+    pub drain_window_ms: Option<u64>,
 
     /// WebSocket read buffer per connection, bytes (allocated up front; small keeps idle connections cheap).
     #[arg(long, env = "EASEL_READ_BUFFER_BYTES", default_value_t = 2048)]
@@ -230,6 +243,10 @@ pub struct Settings {
     pub ping_interval: Duration,
     pub idle_timeout: Duration,
     pub shutdown_grace: Duration,
+    /// Serving on after SIGTERM, while unready.
+    pub drain_delay: Duration,
+    /// Closes spread over this window after the delay.
+    pub drain_window: Duration,
     pub read_buffer_bytes: usize,
     pub log_max_events: usize,
     pub max_replay_events: usize,
@@ -406,6 +423,38 @@ impl Config {
             )
         })?;
 
+        let shutdown_grace = Duration::from_secs(check_range(
+            "EASEL_SHUTDOWN_GRACE_SECS (--shutdown-grace-secs)",
+            self.shutdown_grace_secs,
+            1,
+            3600,
+        )?);
+        let (default_delay, default_window) = if self.dev { (0, 0) } else { (5_000, 15_000) };
+        let drain_delay = Duration::from_millis(check_range(
+            "EASEL_DRAIN_DELAY_MS (--drain-delay-ms)",
+            self.drain_delay_ms.unwrap_or(default_delay),
+            0,
+            600_000,
+        )?);
+        let drain_window = Duration::from_millis(check_range(
+            "EASEL_DRAIN_WINDOW_MS (--drain-window-ms)",
+            self.drain_window_ms.unwrap_or(default_window),
+            0,
+            600_000,
+        )?);
+        if drain_delay + drain_window >= shutdown_grace {
+            return Err(bad(
+                "EASEL_SHUTDOWN_GRACE_SECS (--shutdown-grace-secs)",
+                format!(
+                    "{} s leaves no time to flush after the drain delay ({} ms) and window ({} ms); \
+                     raise it or shorten those",
+                    shutdown_grace.as_secs(),
+                    drain_delay.as_millis(),
+                    drain_window.as_millis()
+                ),
+            ));
+        }
+
         Ok(Settings {
             node_id,
             redis,
@@ -452,12 +501,9 @@ impl Config {
             )?,
             ping_interval,
             idle_timeout,
-            shutdown_grace: Duration::from_secs(check_range(
-                "EASEL_SHUTDOWN_GRACE_SECS (--shutdown-grace-secs)",
-                self.shutdown_grace_secs,
-                1,
-                3600,
-            )?),
+            shutdown_grace,
+            drain_delay,
+            drain_window,
             read_buffer_bytes: check_range(
                 "EASEL_READ_BUFFER_BYTES (--read-buffer-bytes)",
                 self.read_buffer_bytes,
@@ -533,6 +579,11 @@ mod tests {
                 "EASEL_MAX_MESSAGE_BYTES",
             ),
             (&[SECRET, "--outbound-queue=0"], "EASEL_OUTBOUND_QUEUE"),
+            (
+                &[SECRET, "--drain-window-ms=30000"],
+                "EASEL_SHUTDOWN_GRACE_SECS",
+            ),
+            (&[SECRET, "--drain-delay-ms=700000"], "EASEL_DRAIN_DELAY_MS"),
             (
                 &[SECRET, "--idle-timeout-secs=10", "--ping-interval-secs=20"],
                 "EASEL_IDLE_TIMEOUT_SECS",

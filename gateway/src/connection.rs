@@ -43,6 +43,8 @@ pub(crate) struct Accepted {
 
 /// The sending side of a connection, used by the reader and the session.
 pub(crate) struct Outbox {
+    /// This node's number for the connection.
+    pub conn: u64,
     tx: Arc<Outbound>,
     /// `easel_gateway_errors_total`, counted where every error is sent.
     errors: prometheus::IntCounterVec,
@@ -160,6 +162,7 @@ async fn serve_inner(
         state.metrics.bytes_sent.clone(),
     ));
     let out = Outbox {
+        conn: accepted.conn,
         tx,
         errors: state.metrics.errors.clone(),
         sent: state.metrics.messages_sent.clone(),
@@ -318,7 +321,7 @@ async fn authenticate(
         let next = tokio::select! {
             biased;
             _ = out.control.closed() => return None,
-            _ = state.shutdown.cancelled() => {
+            _ = state.drain.turn(out.conn) => {
                 out.control.close(CloseCode::ServiceRestart);
                 return None;
             }
@@ -392,7 +395,7 @@ async fn read_loop(
         let next = tokio::select! {
             biased;
             _ = out.control.closed() => return,
-            _ = state.shutdown.cancelled() => {
+            _ = state.drain.turn(out.conn) => {
                 out.control.close(CloseCode::ServiceRestart);
                 return;
             }

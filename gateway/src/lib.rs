@@ -8,6 +8,7 @@ mod api;
 mod canvases;
 mod config;
 mod connection;
+mod drain;
 mod history;
 mod metrics;
 mod server;

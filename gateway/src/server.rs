@@ -1,9 +1,10 @@
 //! The HTTP server: routes, shared state, and shutdown.
 //!
-//! Shutdown: when the token is cancelled the listener stops accepting, every
-//! WebSocket connection is closed with 1012 (its queued frames flushed
-//! first), and `run` waits for the connection tasks, bounded by the grace
-//! period.
+//! Shutdown is a drain (see [`crate::drain`]): when the token is cancelled
+//! the gateway turns unready, serves on for the drain delay, then stops
+//! accepting and closes every connection with 1012 at a random moment in the
+//! drain window (its queued frames flushed first), and `run` waits for the
+//! connection tasks until the grace period, counted from the cancel, ends.
 
 use crate::canvases::{CanvasDef, Catalogue};
 use crate::config::Settings;
@@ -51,8 +52,10 @@ pub(crate) struct AppState {
     pub permits: Arc<Semaphore>,
     /// Connection tasks, so shutdown can wait for them.
     pub tasks: TaskTracker,
-    /// Cancelled when the gateway shuts down; connections close with 1012.
+    /// Cancelled when the drain begins: readiness fails at once.
     pub shutdown: CancellationToken,
+    /// After the drain delay: connections close with 1012, spread out.
+    pub drain: crate::drain::Drain,
     /// Source of per-node connection numbers.
     pub next_conn: AtomicU64,
     /// WebSocket limits and buffer sizes for every connection.
@@ -179,6 +182,7 @@ pub async fn run(
     );
     let state = Arc::new(AppState {
         permits: Arc::new(Semaphore::new(settings.max_connections)),
+        drain: crate::drain::Drain::new(settings.drain_window),
         settings,
         fanout,
         canvases,
@@ -203,19 +207,48 @@ pub async fn run(
             tracing::debug!(error = %err, "could not set TCP_NODELAY");
         }
     });
+    // SIGTERM (the token) starts the drain; the delay runs here, beside
+    // the server, which keeps accepting until the drain begins.
+    let (deadline_tx, deadline_rx) = tokio::sync::oneshot::channel();
+    let drain_timer = tokio::spawn({
+        let state = state.clone();
+        async move {
+            shutdown.cancelled().await;
+            let settings = &state.settings;
+            let _ = deadline_tx.send(tokio::time::Instant::now() + settings.shutdown_grace);
+            tracing::info!(
+                delay = ?settings.drain_delay,
+                window = ?settings.drain_window,
+                open = state.metrics.connections_open.get(),
+                "draining: unready; serving on for the drain delay"
+            );
+            tokio::time::sleep(settings.drain_delay).await;
+            tracing::info!("drain delay over: closing connections over the drain window");
+            state.drain.begin();
+        }
+    });
     let served = axum::serve(
         listener,
         app.into_make_service_with_connect_info::<SocketAddr>(),
     )
-    .with_graceful_shutdown(shutdown.clone().cancelled_owned())
+    .with_graceful_shutdown({
+        let state = state.clone();
+        async move { state.drain.closing().await }
+    })
     .await;
 
-    // The listener is closed; connections see the same token and close with 1012.
-    let grace = state.settings.shutdown_grace;
+    // The listener is closed; each connection closes with 1012 at its turn.
+    let grace_over = match &served {
+        // The drain began, so the timer has set the deadline.
+        Ok(()) => deadline_rx.await.ok(),
+        // The server failed on its own: close everyone now.
+        Err(_) => None,
+    }
+    .unwrap_or_else(|| tokio::time::Instant::now() + state.settings.shutdown_grace);
+    drain_timer.abort();
+    state.drain.begin();
     state.tasks.close();
-    let open = state.metrics.connections_open.get();
-    tracing::info!(open, ?grace, "shutting down: closing connections");
-    if tokio::time::timeout(grace, state.tasks.wait())
+    if tokio::time::timeout_at(grace_over, state.tasks.wait())
         .await
         .is_err()
     {

@@ -190,7 +190,7 @@ pub(crate) async fn websocket(
             return (StatusCode::UNAUTHORIZED, Json(body)).into_response();
         }
     };
-    if state.shutdown.is_cancelled() {
+    if state.drain.is_closing() {
         return refuse(
             &state,
             "draining",

@@ -83,6 +83,8 @@ async fn sigterm_closes_clients_with_1012_and_exits_cleanly() {
         .env("EASEL_LISTEN", format!("127.0.0.1:{port}"))
         .env("EASEL_ADMIN_LISTEN", "127.0.0.1:0")
         .env("EASEL_SHUTDOWN_GRACE_SECS", "5")
+        .env("EASEL_DRAIN_DELAY_MS", "0")
+        .env("EASEL_DRAIN_WINDOW_MS", "0")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()

@@ -10,20 +10,10 @@ use common::*;
 use shared::protocol::ServerMessage;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
+use testkit::http::status as http_status;
 use testkit::ws::{Connect, WsClient};
 use testkit::{RedisServer, eventually};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-async fn http_status(addr: SocketAddr, path: &str) -> Option<u16> {
-    let mut s = tokio::net::TcpStream::connect(addr).await.ok()?;
-    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes())
-        .await
-        .ok()?;
-    let mut buf = Vec::new();
-    s.read_to_end(&mut buf).await.ok()?;
-    let head = String::from_utf8_lossy(&buf);
-    head.split_whitespace().nth(1)?.parse().ok()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_closes_every_client_with_1012_and_returns() {

@@ -36,7 +36,8 @@ for i in $(seq "$gateways"); do
   # shellcheck disable=SC2086
   ./target/release/gateway --listen "127.0.0.1:$port" --admin-listen "127.0.0.1:$admin" --node-id "bench-$i" \
     --redis-url "redis://127.0.0.1:$redis_port" --max-connections 30000 \
-    --canvas-width 256 --canvas-height 256 --log-format json ${GATEWAY_FLAGS:-} \
+    --canvas-width 256 --canvas-height 256 --log-format json \
+    --drain-delay-ms 0 --drain-window-ms 0 ${GATEWAY_FLAGS:-} \
     2>"$state/gateway-$i.log" &
   pids+=($!)
   gw_pids+=($!)

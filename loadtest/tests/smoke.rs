@@ -34,6 +34,8 @@ impl Cluster {
                 format!("--redis-url={}", redis.url()),
                 "--canvas-width=64".to_owned(),
                 "--canvas-height=64".to_owned(),
+                "--drain-delay-ms=0".to_owned(),
+                "--drain-window-ms=0".to_owned(),
             ])
             .unwrap()
             .into_settings()

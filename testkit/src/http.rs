@@ -45,6 +45,19 @@ pub async fn get(
     (status, headers, body)
 }
 
+/// The status of a GET, or `None` when nothing answers (refused, reset).
+pub async fn status(addr: SocketAddr, path: &str) -> Option<u16> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.ok()?;
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes())
+        .await
+        .ok()?;
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).await.ok()?;
+    let head = String::from_utf8_lossy(&buf);
+    head.split_whitespace().nth(1)?.parse().ok()
+}
+
 /// The value of one sample line (`name{labels} value`) in a Prometheus
 /// text exposition; `series` must match up to the value exactly.
 pub fn sample(text: &str, series: &str) -> Option<f64> {

@@ -76,6 +76,12 @@ pub fn settings(node: &str, redis: Option<&RedisServer>, extra: &[&str]) -> Sett
     if let Some(r) = redis {
         args.push(format!("--redis-url={}", r.url()));
     }
+    // Tests stop gateways at once unless they test the drain itself.
+    for flag in ["--drain-delay-ms", "--drain-window-ms"] {
+        if !extra.iter().any(|e| e.starts_with(flag)) {
+            args.push(format!("{flag}=0"));
+        }
+    }
     args.extend(extra.iter().map(|s| s.to_string()));
     Config::try_parse_from(args)
         .unwrap()
