@@ -182,6 +182,8 @@ async fn counters_and_gauges_match_the_traffic_on_two_gateways() {
         assert_eq!(sample(&text, series), Some(want), "{series} in:\n{text}");
     }
     assert!(text.contains("process_resident_memory_bytes"), "{text}");
+    assert!(sample(&text, "easel_process_cpu_limit_cores").is_some_and(|c| c >= 1.0));
+    assert!(sample(&text, "easel_process_memory_limit_bytes").is_some_and(|b| b > 0.0));
     assert_eq!(sample(&text, "easel_gateway_bus_subscriptions"), Some(1.0));
     // Bytes: at least the events B wrote to its two members (each frame
     // over 20 bytes), and what its clients sent.

@@ -92,6 +92,7 @@ impl Metrics {
         m.registry.register(Box::new(
             prometheus::process_collector::ProcessCollector::for_self(),
         ))?;
+        shared::limits::register(&m.registry)?;
         Ok(m)
     }
 

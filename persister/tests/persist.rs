@@ -425,6 +425,8 @@ async fn metrics_count_what_was_persisted() {
     assert_eq!(get("easel_persister_streams"), 1.0);
     assert!(!text.contains("easel_persister_errors_total{"), "{text}");
     assert!(text.contains("process_open_fds"), "{text}");
+    assert!(get("easel_process_cpu_limit_cores") >= 1.0);
+    assert!(get("easel_process_memory_limit_bytes") > 0.0);
     let (status, _, _) = testkit::http::get(admin, "/readyz", None).await;
     assert_eq!(status, 200);
     stop.cancel();

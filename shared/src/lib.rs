@@ -12,6 +12,7 @@ pub mod config;
 pub mod error;
 pub mod ids;
 pub mod keys;
+pub mod limits;
 pub mod protocol;
 pub mod validate;
 
