@@ -79,6 +79,18 @@ const PUBLISH_BUCKETS: [f64; 17] = [
     0.1024, 0.2048, 0.4096, 0.8192, 1.6384, 3.2768,
 ];
 
+/// The `reason` labels of `easel_gateway_upgrades_refused_total`.
+pub(crate) const UPGRADE_REFUSALS: [&str; 8] = [
+    "not_websocket",
+    "bad_version",
+    "no_key",
+    "origin",
+    "subprotocol",
+    "draining",
+    "capacity",
+    "not_upgradable",
+];
+
 /// Client message types, resolved to counters once.
 const RECEIVED_KINDS: [&str; 8] = [
     "handshake",
@@ -315,6 +327,20 @@ impl Metrics {
             hub,
             registry,
         };
+        // Every label value from zero, so rates and dashboards show 0
+        // rather than no data before the first occurrence.
+        for code in shared::ErrorCode::ALL {
+            m.errors.with_label_values(&[code.name()]);
+        }
+        for code in shared::CloseCode::ALL {
+            m.connections_closed.with_label_values(&[code.name()]);
+        }
+        for outcome in shared::protocol::ResumeOutcome::ALL {
+            m.resumes.with_label_values(&[outcome.name()]);
+        }
+        for reason in UPGRADE_REFUSALS {
+            m.upgrades_refused.with_label_values(&[reason]);
+        }
         #[cfg(target_os = "linux")]
         m.registry.register(Box::new(
             prometheus::process_collector::ProcessCollector::for_self(),

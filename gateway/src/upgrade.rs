@@ -29,6 +29,7 @@ fn refuse(
     code: ErrorCode,
     message: impl Into<String>,
 ) -> Response {
+    debug_assert!(crate::metrics::UPGRADE_REFUSALS.contains(&reason));
     state
         .metrics
         .upgrades_refused

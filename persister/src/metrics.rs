@@ -92,6 +92,9 @@ impl Metrics {
         m.registry.register(Box::new(
             prometheus::process_collector::ProcessCollector::for_self(),
         ))?;
+        for kind in ["redis", "postgres"] {
+            m.errors.with_label_values(&[kind]);
+        }
         shared::limits::register(&m.registry)?;
         Ok(m)
     }

@@ -423,7 +423,8 @@ async fn metrics_count_what_was_persisted() {
     assert_eq!(get("easel_persister_backlog_events"), 0.0);
     assert_eq!(get("easel_persister_backlog_max_events"), 0.0);
     assert_eq!(get("easel_persister_streams"), 1.0);
-    assert!(!text.contains("easel_persister_errors_total{"), "{text}");
+    assert_eq!(get(r#"easel_persister_errors_total{kind="redis"}"#), 0.0);
+    assert_eq!(get(r#"easel_persister_errors_total{kind="postgres"}"#), 0.0);
     assert!(text.contains("process_open_fds"), "{text}");
     assert!(get("easel_process_cpu_limit_cores") >= 1.0);
     assert!(get("easel_process_memory_limit_bytes") > 0.0);

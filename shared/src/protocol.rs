@@ -359,6 +359,14 @@ pub enum ResumeOutcome {
 }
 
 impl ResumeOutcome {
+    /// Every outcome, for metrics that start each label at zero.
+    pub const ALL: [ResumeOutcome; 4] = [
+        ResumeOutcome::Replayed,
+        ResumeOutcome::EpochChanged,
+        ResumeOutcome::HistoryUnavailable,
+        ResumeOutcome::Ahead,
+    ];
+
     /// The wire name, also a bounded metric label.
     pub fn name(self) -> &'static str {
         match self {
