@@ -91,6 +91,14 @@ pub(crate) const UPGRADE_REFUSALS: [&str; 8] = [
     "not_upgradable",
 ];
 
+/// `reason` labels of `easel_gateway_auth_failures_total` beside the
+/// token's own ([`shared::auth::AuthError::REASONS`]).
+pub(crate) const CONNECTION_AUTH_FAILURES: [&str; 3] = [
+    "handshake_timeout",
+    "no_handshake",
+    "bad_authorization_header",
+];
+
 /// Client message types, resolved to counters once.
 const RECEIVED_KINDS: [&str; 8] = [
     "handshake",
@@ -340,6 +348,12 @@ impl Metrics {
         }
         for reason in UPGRADE_REFUSALS {
             m.upgrades_refused.with_label_values(&[reason]);
+        }
+        for reason in shared::auth::AuthError::REASONS
+            .iter()
+            .chain(&CONNECTION_AUTH_FAILURES)
+        {
+            m.auth_failures.with_label_values(&[reason]);
         }
         #[cfg(target_os = "linux")]
         m.registry.register(Box::new(

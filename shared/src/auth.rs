@@ -150,6 +150,20 @@ pub enum AuthError {
 }
 
 impl AuthError {
+    /// Every [`AuthError::reason`], for metrics that start each label at zero.
+    pub const REASONS: [&'static str; 10] = [
+        "malformed",
+        "too_long",
+        "wrong_algorithm",
+        "bad_signature",
+        "expired",
+        "not_yet_valid",
+        "wrong_audience",
+        "wrong_issuer",
+        "missing_claim",
+        "invalid_claims",
+    ];
+
     /// A bounded label for metrics and logs.
     pub fn reason(&self) -> &'static str {
         match self {
@@ -369,6 +383,24 @@ pub fn mint_hs256(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn every_reason_is_listed() {
+        let all = [
+            AuthError::Malformed,
+            AuthError::TooLong,
+            AuthError::WrongAlgorithm { expected: "HS256" },
+            AuthError::BadSignature,
+            AuthError::Expired,
+            AuthError::NotYetValid,
+            AuthError::WrongAudience,
+            AuthError::WrongIssuer,
+            AuthError::MissingClaim("sub".into()),
+            AuthError::InvalidClaims("x".into()),
+        ];
+        let reasons: Vec<&str> = all.iter().map(AuthError::reason).collect();
+        assert_eq!(reasons, AuthError::REASONS);
+    }
+
     use super::*;
 
     const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef";
