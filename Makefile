@@ -5,11 +5,15 @@ CARGO ?= cargo
 # processes; fall back to cargo test where it is not installed.
 TEST_RUNNER := $(shell $(CARGO) nextest --version >/dev/null 2>&1 && echo "nextest run" || echo "test")
 
-.PHONY: run test lint fmt bench bench-micro bench-idle bench-persister help
+.PHONY: run cluster cluster-status cluster-down test check-deploy verify-cluster lint fmt bench bench-micro bench-idle bench-persister help
 
 help:
 	@echo "make run         standalone gateway on ws://127.0.0.1:8080/ws (in-memory bus, dev token in the log)"
-	@echo "make test        the whole test suite (needs redis-server and PostgreSQL's server binaries)"
+	@echo "make cluster     local cluster: Redis, Postgres, 2 gateways, persister, nginx on :8080, Prometheus"
+	@echo "make cluster-status / cluster-down   its state; stop it (data kept; deploy/local/cluster.sh down --purge deletes it)"
+	@echo "make test        the whole test suite: cargo tests, deploy checks, the loaded local cluster against the dashboards"
+	@echo "make check-deploy  alert rules (promtool), kustomize overlays (schemas), Compose and nginx configs"
+	@echo "make verify-cluster  local cluster under load: every dashboard query returns data"
 	@echo "make lint        cargo fmt --check and clippy -D warnings"
 	@echo "make bench       the load targets: fan-out, durable, resume, churn (docs/BENCHMARKS.md)"
 	@echo "make bench-micro criterion: codec, hub dispatch, Redis publish"
@@ -18,6 +22,15 @@ help:
 
 run:
 	$(CARGO) run --release -p gateway -- --dev
+
+cluster:
+	deploy/local/cluster.sh up --prometheus
+
+cluster-status:
+	deploy/local/cluster.sh status
+
+cluster-down:
+	deploy/local/cluster.sh down
 
 test:
 	@command -v redis-server >/dev/null 2>&1 || { \
@@ -28,7 +41,21 @@ test:
 	  echo "PostgreSQL server binaries (initdb) not found: the integration tests start private PostgreSQL servers."; \
 	  echo "Install them (Debian: apt-get install postgresql) or run .ci/run, which does."; \
 	  exit 1; }
+	@for t in promtool:prometheus nginx:nginx-light kubectl:kubectl; do \
+	  command -v $${t%%:*} >/dev/null 2>&1 || { \
+	    echo "$${t%%:*} not found: the deployment checks need it (Debian: apt-get install $${t#*:}), or run .ci/run"; \
+	    exit 1; }; done
+	@command -v kubernetes-validate >/dev/null 2>&1 || { \
+	  echo "kubernetes-validate not found: pip install kubernetes-validate (or run .ci/run)"; exit 1; }
 	$(CARGO) $(TEST_RUNNER) --workspace
+	deploy/check.sh
+	deploy/local/verify.sh
+
+check-deploy:
+	deploy/check.sh
+
+verify-cluster:
+	deploy/local/verify.sh
 
 lint:
 	$(CARGO) fmt --all -- --check
