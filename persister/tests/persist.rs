@@ -232,6 +232,53 @@ async fn every_event_is_persisted_once_and_the_stream_trimmed_below_it() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_finishes_the_batch_and_exits_and_a_successor_loses_nothing() {
+    let redis = RedisServer::start();
+    let pg = PostgresServer::start();
+    let f = publisher(&redis, 0).await;
+    let canvas = CanvasId::new("term").unwrap();
+    let mut p = start_process(&redis, &pg, "first", &[]);
+    let writer = {
+        let f = f.clone();
+        let canvas = canvas.clone();
+        tokio::spawn(async move { publish(&f, &canvas, 2000).await })
+    };
+    eventually(Duration::from_secs(30), "persisting has begun", || async {
+        count(&pg, "term") > 100
+    })
+    .await;
+    let term = Command::new("kill")
+        .args(["-TERM", &p.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let exit = loop {
+        if let Some(status) = p.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "persister did not exit after SIGTERM"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert!(exit.success(), "exit status {exit}");
+    let acked = writer.await.unwrap();
+    // Another replica (another consumer) claims what the first left pending.
+    let (stop, handle) = start_in_process(&redis, &pg, "second", &["--claim-idle-ms=200"]).await;
+    eventually(
+        Duration::from_secs(60),
+        "every acked event persisted",
+        || async { count(&pg, "term") == acked.len() as u64 },
+    )
+    .await;
+    assert_eq!(stored_seqs(&pg, "term"), acked);
+    stop.cancel();
+    handle.await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_persister_loses_and_duplicates_nothing() {
     let redis = RedisServer::start();
     let pg = PostgresServer::start();
