@@ -98,6 +98,12 @@ pub struct Config {
     #[arg(long, env = "EASEL_MAX_PIXELS_PER_DRAW", default_value_t = 256)]
     pub max_pixels_per_draw: usize,
 
+    /// Most cursor updates per second a connection publishes per canvas;
+    /// faster ones are coalesced (the latest position wins and is always
+    /// sent). 0 publishes every update.
+    #[arg(long, env = "EASEL_CURSOR_HZ", default_value_t = 30)]
+    pub cursor_hz: u32,
+
     /// Outbound queue length per connection, in messages; a client that lets it fill is disconnected (4008).
     #[arg(long, env = "EASEL_OUTBOUND_QUEUE", default_value_t = 256)]
     pub outbound_queue: usize,
@@ -239,6 +245,9 @@ pub struct Settings {
     pub max_connections: usize,
     pub max_canvases_per_connection: usize,
     pub max_pixels_per_draw: usize,
+    /// Shortest interval between two published cursor updates of one
+    /// connection on one canvas; zero: no coalescing.
+    pub cursor_interval: Duration,
     pub outbound_queue: usize,
     pub ping_interval: Duration,
     pub idle_timeout: Duration,
@@ -493,6 +502,15 @@ impl Config {
                 1,
                 10_000,
             )?,
+            cursor_interval: match check_range(
+                "EASEL_CURSOR_HZ (--cursor-hz)",
+                self.cursor_hz,
+                0,
+                1000,
+            )? {
+                0 => Duration::ZERO,
+                hz => Duration::from_secs(1) / hz,
+            },
             outbound_queue: check_range(
                 "EASEL_OUTBOUND_QUEUE (--outbound-queue)",
                 self.outbound_queue,

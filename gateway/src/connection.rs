@@ -392,9 +392,14 @@ async fn read_loop(
 ) {
     let idle = state.settings.idle_timeout;
     loop {
+        let cursor_due = session.cursor_due();
         let next = tokio::select! {
             biased;
             _ = out.control.closed() => return,
+            _ = sleep_until_some(cursor_due) => {
+                session.flush_cursors().await;
+                continue;
+            }
             _ = state.drain.turn(out.conn) => {
                 out.control.close(CloseCode::ServiceRestart);
                 return;
@@ -447,6 +452,14 @@ async fn read_loop(
                 return;
             }
         }
+    }
+}
+
+/// Sleeps until `at`; never completes for `None`.
+async fn sleep_until_some(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
     }
 }
 

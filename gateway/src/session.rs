@@ -14,6 +14,7 @@ use shared::protocol::{
     ResumeOutcome, ServerMessage,
 };
 use std::time::Duration;
+use tokio::time::Instant;
 
 /// Longest a resume replay may take to be queued (the client must read it);
 /// a client that stalls longer is closed as a slow consumer.
@@ -35,6 +36,18 @@ pub(crate) struct Session<'a> {
     /// Canvases this connection has joined, in join order, with their size
     /// and palette.
     joined: Vec<(CanvasId, CanvasGeometry)>,
+    /// Cursor coalescing, per canvas this connection has moved a cursor on.
+    cursors: Vec<(CanvasId, CursorSlot)>,
+}
+
+/// The cursor updates of one connection on one canvas: at most one is
+/// published per `EASEL_CURSOR_HZ` interval; one arriving sooner waits,
+/// replaced by any later one, and goes out when the interval is over.
+#[derive(Default)]
+struct CursorSlot {
+    last_published: Option<Instant>,
+    /// The latest update not yet published: position and receive time.
+    pending: Option<(f32, f32, u64)>,
 }
 
 impl<'a> Session<'a> {
@@ -48,7 +61,71 @@ impl<'a> Session<'a> {
                 name: identity.name.clone(),
             },
             joined: Vec::new(),
+            cursors: Vec::new(),
         }
+    }
+
+    /// When the next coalesced cursor update is due, if one waits.
+    pub fn cursor_due(&self) -> Option<Instant> {
+        let interval = self.state.settings.cursor_interval;
+        self.cursors
+            .iter()
+            .filter(|(_, slot)| slot.pending.is_some())
+            .filter_map(|(_, slot)| slot.last_published.map(|t| t + interval))
+            .min()
+    }
+
+    /// Publishes the waiting cursor updates whose interval is over.
+    pub async fn flush_cursors(&mut self) {
+        let now = Instant::now();
+        let interval = self.state.settings.cursor_interval;
+        let mut due = Vec::new();
+        for (canvas, slot) in &mut self.cursors {
+            if slot.last_published.is_some_and(|t| t + interval <= now)
+                && let Some(update) = slot.pending.take()
+            {
+                slot.last_published = Some(now);
+                due.push((canvas.clone(), update));
+            }
+        }
+        for (canvas, (x, y, ts)) in due {
+            let event = self.cursor_event(&canvas, x, y, ts);
+            self.publish(None, &canvas, &event).await;
+        }
+    }
+
+    fn cursor_event(&self, canvas: &CanvasId, x: f32, y: f32, ts: u64) -> ServerMessage {
+        ServerMessage::Cursor(CursorEvent {
+            canvas: canvas.clone(),
+            author: self.author.clone(),
+            ts,
+            x,
+            y,
+        })
+    }
+
+    /// Publishes a cursor update now, or keeps it for the end of the
+    /// canvas's interval (acked at once: accepted, to be sent).
+    async fn cursor(&mut self, id: Option<RequestId>, canvas: CanvasId, x: f32, y: f32) {
+        let now = Instant::now();
+        let ts = shared::now_ms();
+        let interval = self.state.settings.cursor_interval;
+        let slot = match self.cursors.iter().position(|(c, _)| *c == canvas) {
+            Some(at) => &mut self.cursors[at].1,
+            None => {
+                self.cursors.push((canvas.clone(), CursorSlot::default()));
+                &mut self.cursors.last_mut().expect("just pushed").1
+            }
+        };
+        if slot.last_published.is_some_and(|t| now < t + interval) {
+            slot.pending = Some((x, y, ts));
+            self.out.ack(id, None);
+            return;
+        }
+        slot.last_published = Some(now);
+        slot.pending = None;
+        let event = self.cursor_event(&canvas, x, y, ts);
+        self.publish(id, &canvas, &event).await;
     }
 
     /// Handles one decoded command.
@@ -124,16 +201,7 @@ impl<'a> Session<'a> {
                     return;
                 };
                 match validate::cursor(&c, &geometry) {
-                    Ok((x, y)) => {
-                        let event = ServerMessage::Cursor(CursorEvent {
-                            canvas: c.canvas.clone(),
-                            author: self.author.clone(),
-                            ts: shared::now_ms(),
-                            x,
-                            y,
-                        });
-                        self.publish(c.id, &c.canvas, &event).await;
-                    }
+                    Ok((x, y)) => self.cursor(c.id, c.canvas, x, y).await,
                     Err(invalid) => self.out.error(c.id, invalid.code, invalid.message),
                 }
             }
@@ -371,6 +439,7 @@ impl<'a> Session<'a> {
     }
 
     fn forget(&mut self, canvas: &CanvasId) -> bool {
+        self.cursors.retain(|(c, _)| c != canvas);
         match self.joined.iter().position(|(c, _)| c == canvas) {
             Some(at) => {
                 self.joined.remove(at);

@@ -154,8 +154,9 @@ async fn exchange(a: SocketAddr, b: SocketAddr) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_gateways_share_events_through_redis() {
     let redis = RedisServer::start();
-    let a = Gateway::start(settings("gw-a", Some(&redis), &[])).await;
-    let b = Gateway::start(settings("gw-b", Some(&redis), &[])).await;
+    // Every cursor is checked in order here; coalescing is tested in cursors.rs.
+    let a = Gateway::start(settings("gw-a", Some(&redis), &["--cursor-hz=0"])).await;
+    let b = Gateway::start(settings("gw-b", Some(&redis), &["--cursor-hz=0"])).await;
     exchange(a.addr, b.addr).await;
     a.stop().await;
     b.stop().await;
@@ -163,7 +164,7 @@ async fn two_gateways_share_events_through_redis() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn standalone_gateway_behaves_the_same_on_one_node() {
-    let g = Gateway::start(settings("solo", None, &[])).await;
+    let g = Gateway::start(settings("solo", None, &["--cursor-hz=0"])).await;
     exchange(g.addr, g.addr).await;
     g.stop().await;
 }

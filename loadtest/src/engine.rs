@@ -344,13 +344,14 @@ impl Member {
             let end = sh.canvas_end[self.canvas].load(Ordering::Relaxed);
             counts.add(self.streams[0].finish(end));
         } else {
+            // Cursors may be coalesced by the gateway: gaps are expected,
+            // but the last position must arrive. Rejected sends were never
+            // delivered to anyone.
             for (local, p) in sh.publishers_of(self.canvas).enumerate() {
-                let mut c = self.streams[local].finish(sh.sent[p].load(Ordering::Relaxed));
-                // Rejected sends were never delivered to anyone.
-                c.lost = c
-                    .lost
-                    .saturating_sub(sh.rejected[p].load(Ordering::Relaxed));
-                counts.add(c);
+                counts.add(self.streams[local].finish_coalesced(
+                    sh.sent[p].load(Ordering::Relaxed),
+                    sh.rejected[p].load(Ordering::Relaxed),
+                ));
             }
         }
         counts
@@ -742,11 +743,12 @@ impl Report {
         row(
             "lost/dup/out-of-order",
             format!(
-                "{} / {} / {} (unexpected {})",
+                "{} / {} / {} (unexpected {}, coalesced {})",
                 self.correctness.lost,
                 self.correctness.duplicated,
                 self.correctness.out_of_order,
-                self.correctness.unexpected
+                self.correctness.unexpected,
+                self.correctness.coalesced
             ),
         );
         row(
@@ -1078,12 +1080,32 @@ pub async fn run(
         }
     };
     let mut drained = answered();
-    while drained && sh.delivered.load(Ordering::Relaxed) < expected() {
-        if Instant::now() >= drain_deadline {
-            drained = false;
-            break;
+    if load.kind.durable() {
+        while drained && sh.delivered.load(Ordering::Relaxed) < expected() {
+            if Instant::now() >= drain_deadline {
+                drained = false;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        tokio::time::sleep(Duration::from_millis(10)).await;
+    } else {
+        // Coalesced cursors make the count unknowable in advance: wait for
+        // deliveries to stop (every gateway sends a connection's last
+        // position within 1/EASEL_CURSOR_HZ, well under the quiet period).
+        let quiet = Duration::from_millis(500);
+        let mut last = sh.delivered.load(Ordering::Relaxed);
+        let mut since = Instant::now();
+        while drained && since.elapsed() < quiet {
+            if Instant::now() >= drain_deadline {
+                drained = false;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            let now = sh.delivered.load(Ordering::Relaxed);
+            if now != last {
+                (last, since) = (now, Instant::now());
+            }
+        }
     }
     let run_secs = started.elapsed().as_secs_f64();
     let cpu_after = cpu_time(&target.pids)?;
@@ -1172,7 +1194,8 @@ pub async fn run(
         errors,
         ack_latency: ack_latency.summary(),
         deliveries,
-        expected_deliveries: expected(),
+        // Coalesced cursors were never meant to arrive.
+        expected_deliveries: expected() - correctness.coalesced,
         deliveries_per_sec: deliveries as f64 / run_secs.max(1e-9),
         latency: latency.summary(),
         correctness,

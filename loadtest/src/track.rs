@@ -40,6 +40,9 @@ pub struct Counts {
     pub duplicated: u64,
     pub out_of_order: u64,
     pub unexpected: u64,
+    /// Cursor updates the gateway merged into a later one (EASEL_CURSOR_HZ):
+    /// skipped on purpose, not lost.
+    pub coalesced: u64,
 }
 
 impl Counts {
@@ -49,11 +52,15 @@ impl Counts {
         self.duplicated += other.duplicated;
         self.out_of_order += other.out_of_order;
         self.unexpected += other.unexpected;
+        self.coalesced += other.coalesced;
     }
 
     /// Whether nothing was lost, duplicated, reordered or unexpected.
     pub fn is_clean(&self) -> bool {
-        *self == Counts::default()
+        Counts {
+            coalesced: 0,
+            ..*self
+        } == Counts::default()
     }
 }
 
@@ -77,6 +84,31 @@ impl Stream {
     /// Counters received once each.
     pub fn unique(&self) -> u64 {
         self.unique
+    }
+
+    /// Whether counter `n` arrived.
+    pub fn has(&self, n: u64) -> bool {
+        let Some(i) = n.checked_sub(self.start) else {
+            return false;
+        };
+        let i = i as usize;
+        self.seen
+            .get(i / 64)
+            .is_some_and(|w| w & (1u64 << (i % 64)) != 0)
+    }
+
+    /// Final counts of a coalesced stream (cursors) once the sender says
+    /// `end` (exclusive) was its last and `rejected` of its sends were
+    /// refused: skipped counters are coalesced, and only a missing last
+    /// one is lost, since the latest position must always arrive.
+    pub fn finish_coalesced(&self, end: u64, rejected: u64) -> Counts {
+        let gaps = self.finish(end).lost.saturating_sub(rejected);
+        let lost = u64::from(end > self.start && !self.has(end - 1)).min(gaps);
+        Counts {
+            lost,
+            coalesced: gaps - lost,
+            ..self.counts
+        }
     }
 
     /// Records counter `n`.
@@ -159,6 +191,24 @@ pub fn unwrap(raw: u64, modulus: u64, reference: u64) -> u64 {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn coalesced_streams_lose_only_a_missing_last_counter() {
+        let mut s = Stream::starting_at(0);
+        for n in [0, 3, 7, 9] {
+            s.observe(n);
+        }
+        assert!(s.has(7) && !s.has(8) && !s.has(100));
+        let c = s.finish_coalesced(10, 0);
+        assert_eq!((c.lost, c.coalesced), (0, 6));
+        assert!(c.is_clean());
+        let c = s.finish_coalesced(12, 0);
+        assert_eq!((c.lost, c.coalesced), (1, 7));
+        assert!(!c.is_clean());
+        // A rejected last send is not expected to arrive.
+        let c = s.finish_coalesced(11, 1);
+        assert_eq!((c.lost, c.coalesced), (1, 5));
+    }
+
     use super::*;
 
     #[test]
@@ -241,6 +291,7 @@ mod tests {
             out_of_order: 3,
             unexpected: 4,
             lost: 5,
+            coalesced: 6,
         });
         assert_eq!(
             a,
@@ -248,7 +299,8 @@ mod tests {
                 lost: 6,
                 duplicated: 2,
                 out_of_order: 3,
-                unexpected: 4
+                unexpected: 4,
+                coalesced: 6,
             }
         );
     }

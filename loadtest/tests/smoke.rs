@@ -110,7 +110,16 @@ async fn fanout_of_every_kind_and_encoding_is_clean() {
             assert_clean(&report);
             // Two canvases, each with 20 members and one publisher.
             assert_eq!(report.connections_opened, 42);
-            assert_eq!(report.expected_deliveries, report.sent * 20);
+            // Cursors at 50 Hz per publisher are coalesced to 30 Hz by
+            // the gateways (EASEL_CURSOR_HZ): what is not expected is
+            // counted as coalesced, never as lost.
+            assert_eq!(
+                report.expected_deliveries + report.correctness.coalesced,
+                report.sent * 20
+            );
+            if kind == Kind::Cursor {
+                assert!(report.correctness.coalesced > 0, "{}", report.table());
+            }
             assert!(report.cpu_us_per_delivery.is_some());
         }
     }
