@@ -172,6 +172,43 @@ pub struct Config {
     #[arg(long, env = "EASEL_LOG_FORMAT", default_value = "plain")]
     pub log_format: LogFormat,
 
+    /// Per-connection rate limits, `CLASS=RATE/s:BURST` for pixels (one
+    /// token per pixel), chat and cursors; unnamed classes keep the default.
+    #[arg(
+        long,
+        env = "EASEL_RATE_LIMITS",
+        default_value = "pixels=1000/s:2000,chat=5/s:20,cursors=300/s:300"
+    )]
+    pub rate_limits: String,
+
+    /// Per-user rate limits on this gateway, shared by the user's
+    /// connections to it; the same form.
+    #[arg(
+        long,
+        env = "EASEL_USER_RATE_LIMITS",
+        default_value = "pixels=2000/s:4000,chat=10/s:30,cursors=600/s:600"
+    )]
+    pub user_rate_limits: String,
+
+    /// Refused operations within 10 s after which the connection is closed
+    /// with 4029; 0 never closes.
+    #[arg(long, env = "EASEL_RATE_ABUSE_LIMIT", default_value_t = 100)]
+    pub rate_abuse_limit: u32,
+
+    /// New connections per client IP, `RATE/s:BURST`, or `off`.
+    #[arg(long, env = "EASEL_IP_CONNECT_RATE", default_value = "50/s:200")]
+    pub ip_connect_rate: String,
+
+    /// Proxies (addresses or CIDR blocks, comma-separated) whose
+    /// X-Forwarded-For names the client, for the per-IP limit and logs.
+    #[arg(long, env = "EASEL_TRUSTED_PROXIES", default_value = "")]
+    pub trusted_proxies: String,
+
+    /// Most connections one user may hold on this gateway; more are
+    /// closed with 4011 after authentication.
+    #[arg(long, env = "EASEL_MAX_CONNECTIONS_PER_USER", default_value_t = 16)]
+    pub max_connections_per_user: usize,
+
     /// Async runtime worker threads; 0 for one per available core (which
     /// honours a cgroup CPU quota). Set it when several processes share
     /// the cores, e.g. two gateways and a load tester on one machine.
@@ -203,6 +240,7 @@ pub enum Command {
     },
 }
 
+use crate::limits::{ClassRates, OpClass, Rate, TrustedProxies};
 pub use shared::config::ConfigError;
 use shared::config::{bad, check_range};
 
@@ -248,6 +286,16 @@ pub struct Settings {
     /// Shortest interval between two published cursor updates of one
     /// connection on one canvas; zero: no coalescing.
     pub cursor_interval: Duration,
+    /// Per-connection buckets by operation class.
+    pub rate_limits: ClassRates,
+    /// Per-user buckets (on this gateway) by operation class.
+    pub user_rate_limits: ClassRates,
+    /// Refusals in the abuse window before closing with 4029 (0: never).
+    pub rate_abuse_limit: u32,
+    /// New connections per client IP; `None`: unlimited.
+    pub ip_connect_rate: Option<Rate>,
+    pub trusted_proxies: TrustedProxies,
+    pub max_connections_per_user: usize,
     pub outbound_queue: usize,
     pub ping_interval: Duration,
     pub idle_timeout: Duration,
@@ -464,8 +512,49 @@ impl Config {
             ));
         }
 
+        let rate_limits = ClassRates::parse(&self.rate_limits, ClassRates::CONNECTION_DEFAULTS)
+            .map_err(|m| bad("EASEL_RATE_LIMITS (--rate-limits)", m))?;
+        let user_rate_limits = ClassRates::parse(&self.user_rate_limits, ClassRates::USER_DEFAULTS)
+            .map_err(|m| bad("EASEL_USER_RATE_LIMITS (--user-rate-limits)", m))?;
+        for (setting, rates) in [
+            ("EASEL_RATE_LIMITS (--rate-limits)", &rate_limits),
+            (
+                "EASEL_USER_RATE_LIMITS (--user-rate-limits)",
+                &user_rate_limits,
+            ),
+        ] {
+            if rates.get(OpClass::Pixels).burst < self.max_pixels_per_draw as f64 {
+                return Err(bad(
+                    setting,
+                    format!(
+                        "the pixels burst must be at least EASEL_MAX_PIXELS_PER_DRAW ({}), or the largest draw could never pass",
+                        self.max_pixels_per_draw
+                    ),
+                ));
+            }
+        }
+        let ip_connect_rate = match self.ip_connect_rate.trim() {
+            "off" => None,
+            r => Some(
+                Rate::parse(r).map_err(|m| bad("EASEL_IP_CONNECT_RATE (--ip-connect-rate)", m))?,
+            ),
+        };
+        let trusted_proxies = TrustedProxies::parse(&self.trusted_proxies)
+            .map_err(|m| bad("EASEL_TRUSTED_PROXIES (--trusted-proxies)", m))?;
+
         Ok(Settings {
             node_id,
+            rate_limits,
+            user_rate_limits,
+            rate_abuse_limit: self.rate_abuse_limit,
+            ip_connect_rate,
+            trusted_proxies,
+            max_connections_per_user: check_range(
+                "EASEL_MAX_CONNECTIONS_PER_USER (--max-connections-per-user)",
+                self.max_connections_per_user,
+                1,
+                1_000_000,
+            )?,
             redis,
             database,
             auto_create_canvases: self.auto_create_canvases || self.dev,
@@ -597,6 +686,20 @@ mod tests {
                 "EASEL_MAX_MESSAGE_BYTES",
             ),
             (&[SECRET, "--outbound-queue=0"], "EASEL_OUTBOUND_QUEUE"),
+            (&[SECRET, "--rate-limits=chat=5"], "EASEL_RATE_LIMITS"),
+            (
+                &[SECRET, "--user-rate-limits=pixels=10/s:10"],
+                "EASEL_USER_RATE_LIMITS",
+            ),
+            (&[SECRET, "--ip-connect-rate=fast"], "EASEL_IP_CONNECT_RATE"),
+            (
+                &[SECRET, "--trusted-proxies=10.0.0.0/40"],
+                "EASEL_TRUSTED_PROXIES",
+            ),
+            (
+                &[SECRET, "--max-connections-per-user=0"],
+                "EASEL_MAX_CONNECTIONS_PER_USER",
+            ),
             (
                 &[SECRET, "--drain-window-ms=30000"],
                 "EASEL_SHUTDOWN_GRACE_SECS",

@@ -178,19 +178,33 @@ async fn serve_inner(
     {
         tracing::Span::current().record("user", identity.user_id.as_str());
         tracing::debug!("authenticated");
-        out.ack(handshake_id, None);
-        out.send(&welcome(state, accepted.conn, &identity, accepted.encoding));
-        let mut session = Session::new(state, &out, accepted.conn, &identity);
-        read_loop(
-            state,
-            &mut stream,
-            &out,
-            &mut session,
-            &mut writer,
-            &mut writer_done,
-        )
-        .await;
-        session.leave_all();
+        match state.users.enter(&identity.user_id) {
+            Some(user) => {
+                out.ack(handshake_id, None);
+                out.send(&welcome(state, accepted.conn, &identity, accepted.encoding));
+                let mut session = Session::new(state, &out, accepted.conn, &identity, &user.limits);
+                read_loop(
+                    state,
+                    &mut stream,
+                    &out,
+                    &mut session,
+                    &mut writer,
+                    &mut writer_done,
+                )
+                .await;
+                session.leave_all();
+            }
+            None => {
+                let max = state.settings.max_connections_per_user;
+                tracing::info!(max, "refused: the user's connection cap on this gateway");
+                out.error(
+                    handshake_id,
+                    ErrorCode::LimitReached,
+                    format!("this user already holds {max} connections on this gateway, the most allowed"),
+                );
+                out.control.close(CloseCode::TooManyConnections);
+            }
+        }
     }
     // Whatever ended the connection, make sure the writer stops.
     control.close(CloseCode::Normal);

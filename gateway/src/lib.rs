@@ -10,6 +10,7 @@ mod config;
 mod connection;
 mod drain;
 mod history;
+mod limits;
 mod metrics;
 mod server;
 mod session;

@@ -31,6 +31,8 @@ pub(crate) struct Metrics {
     pub auth_failures: IntCounterVec,
     /// Upgrade requests answered with an HTTP error instead of 101, by reason.
     pub upgrades_refused: IntCounterVec,
+    /// Operations (and new connections) refused by a rate limit, by class.
+    pub rate_limited: IntCounterVec,
     /// One publish to the bus (Redis round trip), durable events.
     pub publish_durable: Histogram,
     /// The same for ephemeral events.
@@ -80,7 +82,7 @@ const PUBLISH_BUCKETS: [f64; 17] = [
 ];
 
 /// The `reason` labels of `easel_gateway_upgrades_refused_total`.
-pub(crate) const UPGRADE_REFUSALS: [&str; 8] = [
+pub(crate) const UPGRADE_REFUSALS: [&str; 9] = [
     "not_websocket",
     "bad_version",
     "no_key",
@@ -89,6 +91,7 @@ pub(crate) const UPGRADE_REFUSALS: [&str; 8] = [
     "draining",
     "capacity",
     "not_upgradable",
+    "rate_limited",
 ];
 
 /// `reason` labels of `easel_gateway_auth_failures_total` beside the
@@ -287,6 +290,12 @@ impl Metrics {
                 "easel_gateway_sent_bytes_total",
                 "WebSocket message payload bytes written to clients",
             )?,
+            rate_limited: counter_vec(
+                r,
+                "easel_gateway_rate_limited_total",
+                "Operations refused with E004 by a rate limit, by class (connections: new connections per IP)",
+                "class",
+            )?,
             auth_failures: counter_vec(
                 r,
                 "easel_gateway_auth_failures_total",
@@ -346,6 +355,10 @@ impl Metrics {
         for outcome in shared::protocol::ResumeOutcome::ALL {
             m.resumes.with_label_values(&[outcome.name()]);
         }
+        for class in crate::limits::OpClass::ALL {
+            m.rate_limited.with_label_values(&[class.name()]);
+        }
+        m.rate_limited.with_label_values(&["connections"]);
         for reason in UPGRADE_REFUSALS {
             m.upgrades_refused.with_label_values(&[reason]);
         }

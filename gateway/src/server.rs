@@ -62,6 +62,10 @@ pub(crate) struct AppState {
     pub ws_config: WebSocketConfig,
     /// Prometheus metrics, served at `/metrics`.
     pub metrics: crate::metrics::Metrics,
+    /// Users with connections here: shared rate limits and the connection cap.
+    pub users: Arc<crate::limits::Users>,
+    /// New connections per client IP, when limited.
+    pub ip_limiter: Option<crate::limits::IpLimiter>,
 }
 
 /// Runs the gateway until `shutdown` is cancelled: clients on `listener`,
@@ -181,6 +185,11 @@ pub async fn run(
             .map_or(0, |r| r.backlog_limit as i64),
     );
     let state = Arc::new(AppState {
+        users: crate::limits::Users::new(
+            settings.user_rate_limits,
+            settings.max_connections_per_user,
+        ),
+        ip_limiter: settings.ip_connect_rate.map(crate::limits::IpLimiter::new),
         permits: Arc::new(Semaphore::new(settings.max_connections)),
         drain: crate::drain::Drain::new(settings.drain_window),
         settings,

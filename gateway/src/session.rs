@@ -4,6 +4,7 @@
 //! that carried an id.
 
 use crate::connection::Outbox;
+use crate::limits::{ConnLimits, OpClass, UserLimits};
 use crate::server::AppState;
 use fanout::{JoinGate, Member, PixelChange};
 use shared::CloseCode;
@@ -38,6 +39,10 @@ pub(crate) struct Session<'a> {
     joined: Vec<(CanvasId, CanvasGeometry)>,
     /// Cursor coalescing, per canvas this connection has moved a cursor on.
     cursors: Vec<(CanvasId, CursorSlot)>,
+    /// This connection's rate limit buckets.
+    limits: ConnLimits,
+    /// Its user's, shared with the user's other connections here.
+    user: &'a UserLimits,
 }
 
 /// The cursor updates of one connection on one canvas: at most one is
@@ -51,8 +56,16 @@ struct CursorSlot {
 }
 
 impl<'a> Session<'a> {
-    pub fn new(state: &'a AppState, out: &'a Outbox, conn: u64, identity: &Identity) -> Self {
+    pub fn new(
+        state: &'a AppState,
+        out: &'a Outbox,
+        conn: u64,
+        identity: &Identity,
+        user: &'a UserLimits,
+    ) -> Self {
         Session {
+            limits: ConnLimits::new(&state.settings.rate_limits),
+            user,
             state,
             out,
             conn,
@@ -63,6 +76,45 @@ impl<'a> Session<'a> {
             joined: Vec::new(),
             cursors: Vec::new(),
         }
+    }
+
+    /// Pays for an operation from the rate limit buckets; on refusal
+    /// replies E004 with `retry_after_ms` (and closes with 4029 after too
+    /// many refusals) and returns false.
+    fn pay(&mut self, id: &Option<RequestId>, class: OpClass, cost: usize) -> bool {
+        let settings = &self.state.settings;
+        let rates = (&settings.rate_limits, &settings.user_rate_limits);
+        let Err(refused) = self.limits.take(rates, self.user, class, cost as f64) else {
+            return true;
+        };
+        self.state
+            .metrics
+            .rate_limited
+            .with_label_values(&[class.name()])
+            .inc();
+        let ms = refused.retry_after.as_millis() as u64 + 1;
+        self.out.error_retry(
+            id.clone(),
+            ErrorCode::RateLimited,
+            format!(
+                "{} rate limit{}: not applied; retry in {ms} ms",
+                class.name(),
+                if refused.by_user {
+                    " (shared by this user's connections)"
+                } else {
+                    ""
+                }
+            ),
+            Some(ms),
+        );
+        if self.limits.refused(settings.rate_abuse_limit) {
+            tracing::info!(
+                class = class.name(),
+                "closing: rate limits refused repeatedly"
+            );
+            self.out.control.close(CloseCode::RateLimited);
+        }
+        false
     }
 
     /// When the next coalesced cursor update is due, if one waits.
@@ -175,6 +227,9 @@ impl<'a> Session<'a> {
                 };
                 match validate::draw(&d, &geometry, &limits) {
                     Ok(pixels) => {
+                        if !self.pay(&d.id, OpClass::Pixels, pixels.len()) {
+                            return;
+                        }
                         let change = PixelChange {
                             bits: PixelChange::bits_for(geometry.palette_size),
                             cell_count: geometry.width as usize * geometry.height as usize,
@@ -201,7 +256,11 @@ impl<'a> Session<'a> {
                     return;
                 };
                 match validate::cursor(&c, &geometry) {
-                    Ok((x, y)) => self.cursor(c.id, c.canvas, x, y).await,
+                    Ok((x, y)) => {
+                        if self.pay(&c.id, OpClass::Cursors, 1) {
+                            self.cursor(c.id, c.canvas, x, y).await
+                        }
+                    }
                     Err(invalid) => self.out.error(c.id, invalid.code, invalid.message),
                 }
             }
@@ -233,6 +292,9 @@ impl<'a> Session<'a> {
                 }
                 match validate::chat(&c) {
                     Ok(()) => {
+                        if !self.pay(&c.id, OpClass::Chat, 1) {
+                            return;
+                        }
                         let event = ServerMessage::Chat(ChatEvent {
                             canvas: c.canvas.clone(),
                             seq: None,

@@ -191,6 +191,36 @@ pub(crate) async fn websocket(
             return (StatusCode::UNAUTHORIZED, Json(body)).into_response();
         }
     };
+    let client_ip = state.settings.trusted_proxies.client_ip(
+        peer.ip(),
+        req.headers()
+            .get("x-forwarded-for")
+            .and_then(|v| v.to_str().ok()),
+    );
+    if let Some(limiter) = &state.ip_limiter
+        && let Err(wait) = limiter.admit(client_ip)
+    {
+        state
+            .metrics
+            .rate_limited
+            .with_label_values(&["connections"])
+            .inc();
+        tracing::info!(%client_ip, "new connection refused: too many from this address");
+        let mut resp = refuse(
+            &state,
+            "rate_limited",
+            StatusCode::TOO_MANY_REQUESTS,
+            ErrorCode::RateLimited,
+            format!(
+                "too many new connections from your address; retry in {} ms",
+                wait.as_millis() + 1
+            ),
+        );
+        if let Ok(v) = HeaderValue::from_str(&wait.as_secs_f64().ceil().max(1.0).to_string()) {
+            resp.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+        return resp;
+    }
     if state.drain.is_closing() {
         return refuse(
             &state,

@@ -28,6 +28,11 @@ redis-server --port "$redis_port" --bind 127.0.0.1 --save "" --appendonly no \
   --dir "$state" --logfile "$state/redis.log" &
 pids+=($!)
 for _ in $(seq 100); do redis-cli -p "$redis_port" ping >/dev/null 2>&1 && break; sleep 0.05; done
+# The load tester is one address sending as fast as asked: the gateways'
+# rate limits would measure themselves, not the fan-out. GATEWAY_RATE_FLAGS
+# replaces these (the flood benchmark sets real limits).
+unlimited="pixels=1000000/s:1000000,chat=1000000/s:1000000,cursors=1000000/s:1000000"
+rate_flags=${GATEWAY_RATE_FLAGS-"--ip-connect-rate off --rate-limits $unlimited --user-rate-limits $unlimited"}
 urls=()
 gw_pids=()
 for i in $(seq "$gateways"); do
@@ -37,7 +42,7 @@ for i in $(seq "$gateways"); do
   ./target/release/gateway --listen "127.0.0.1:$port" --admin-listen "127.0.0.1:$admin" --node-id "bench-$i" \
     --redis-url "redis://127.0.0.1:$redis_port" --max-connections 30000 \
     --canvas-width 256 --canvas-height 256 --log-format json \
-    --drain-delay-ms 0 --drain-window-ms 0 ${GATEWAY_FLAGS:-} \
+    --drain-delay-ms 0 --drain-window-ms 0 $rate_flags ${GATEWAY_FLAGS:-} \
     2>"$state/gateway-$i.log" &
   pids+=($!)
   gw_pids+=($!)

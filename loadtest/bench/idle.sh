@@ -16,7 +16,7 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 port=$(free_port)
 admin=$(free_port)
 log=$(mktemp)
-./target/release/gateway --listen "127.0.0.1:$port" --admin-listen "127.0.0.1:$admin" --node-id bench --drain-delay-ms 0 --drain-window-ms 0 --max-connections $((connections + 100)) "$@" 2>"$log" &
+./target/release/gateway --listen "127.0.0.1:$port" --admin-listen "127.0.0.1:$admin" --node-id bench --drain-delay-ms 0 --drain-window-ms 0 --ip-connect-rate off --max-connections $((connections + 100)) "$@" 2>"$log" &
 pid=$!
 trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -f "$log"' EXIT
 for _ in $(seq 100); do

@@ -15,6 +15,9 @@ use tokio_util::sync::CancellationToken;
 
 const SECRET: &str = "smoke-test-secret-0123456789abcdef0123";
 
+/// Rate limits no load in these runs reaches.
+const UNLIMITED: &str = "pixels=1000000/s:1000000,chat=1000000/s:1000000,cursors=1000000/s:1000000";
+
 struct Cluster {
     _redis: RedisServer,
     addrs: Vec<SocketAddr>,
@@ -36,6 +39,10 @@ impl Cluster {
                 "--canvas-height=64".to_owned(),
                 "--drain-delay-ms=0".to_owned(),
                 "--drain-window-ms=0".to_owned(),
+                // A load generator is one address and sends as fast as asked.
+                format!("--rate-limits={UNLIMITED}"),
+                format!("--user-rate-limits={UNLIMITED}"),
+                "--ip-connect-rate=off".to_owned(),
             ])
             .unwrap()
             .into_settings()

@@ -137,11 +137,15 @@ pub enum CloseCode {
     SlowConsumer,
     /// 4009: nothing was received from the client within the idle timeout (ping unanswered).
     IdleTimeout,
+    /// 4011: the user already holds the most connections allowed on this gateway.
+    TooManyConnections,
+    /// 4029: the client kept sending operations that were refused with E004.
+    RateLimited,
 }
 
 impl CloseCode {
     /// Every close code the server sends.
-    pub const ALL: [CloseCode; 10] = [
+    pub const ALL: [CloseCode; 12] = [
         CloseCode::Normal,
         CloseCode::ProtocolError,
         CloseCode::InvalidPayload,
@@ -152,6 +156,8 @@ impl CloseCode {
         CloseCode::InvalidSession,
         CloseCode::SlowConsumer,
         CloseCode::IdleTimeout,
+        CloseCode::TooManyConnections,
+        CloseCode::RateLimited,
     ];
 
     /// The numeric close code.
@@ -167,6 +173,8 @@ impl CloseCode {
             CloseCode::InvalidSession => 4005,
             CloseCode::SlowConsumer => 4008,
             CloseCode::IdleTimeout => 4009,
+            CloseCode::TooManyConnections => 4011,
+            CloseCode::RateLimited => 4029,
         }
     }
 
@@ -183,6 +191,8 @@ impl CloseCode {
             CloseCode::InvalidSession => "command before handshake",
             CloseCode::SlowConsumer => "slow consumer: outbound queue full",
             CloseCode::IdleTimeout => "idle timeout: no frames received",
+            CloseCode::TooManyConnections => "too many connections for this user",
+            CloseCode::RateLimited => "rate limit exceeded repeatedly",
         }
     }
 
@@ -199,6 +209,8 @@ impl CloseCode {
             CloseCode::InvalidSession => "invalid_session",
             CloseCode::SlowConsumer => "slow_consumer",
             CloseCode::IdleTimeout => "idle_timeout",
+            CloseCode::TooManyConnections => "too_many_connections",
+            CloseCode::RateLimited => "rate_limited",
         }
     }
 

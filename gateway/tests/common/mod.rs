@@ -76,10 +76,18 @@ pub fn settings(node: &str, redis: Option<&RedisServer>, extra: &[&str]) -> Sett
     if let Some(r) = redis {
         args.push(format!("--redis-url={}", r.url()));
     }
-    // Tests stop gateways at once unless they test the drain itself.
-    for flag in ["--drain-delay-ms", "--drain-window-ms"] {
+    // Tests stop gateways at once unless they test the drain itself, and
+    // send as fast as they like unless they test the rate limits.
+    let unlimited = "pixels=1000000/s:1000000,chat=1000000/s:1000000,cursors=1000000/s:1000000";
+    for (flag, value) in [
+        ("--drain-delay-ms", "0"),
+        ("--drain-window-ms", "0"),
+        ("--rate-limits", unlimited),
+        ("--user-rate-limits", unlimited),
+        ("--ip-connect-rate", "off"),
+    ] {
         if !extra.iter().any(|e| e.starts_with(flag)) {
-            args.push(format!("{flag}=0"));
+            args.push(format!("{flag}={value}"));
         }
     }
     args.extend(extra.iter().map(|s| s.to_string()));

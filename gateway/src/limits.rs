@@ -1,0 +1,526 @@
+//! Rate limits: token buckets per connection and per user for each class of
+//! operation, a per-IP limit on new connections, and a per-user cap on
+//! connections to this gateway.
+//!
+//! A bucket holds up to `burst` tokens and refills at `per_sec`; an
+//! operation costs tokens (one per pixel for draws, one per message
+//! otherwise). An operation the bucket cannot pay for is refused with E004
+//! and told how long until it could be paid (`retry_after_ms`); nothing is
+//! taken from a bucket for a refused operation.
+
+use parking_lot::Mutex;
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// A refill rate and capacity.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Rate {
+    pub per_sec: f64,
+    pub burst: f64,
+}
+
+impl Rate {
+    /// Parses `RATE/s:BURST` (e.g. `600/s:1200`); `RATE/s` alone has a
+    /// burst of one second's worth.
+    pub fn parse(text: &str) -> Result<Rate, String> {
+        let (rate, burst) = match text.split_once(':') {
+            Some((r, b)) => (r, Some(b)),
+            None => (text, None),
+        };
+        let per_sec: f64 = rate
+            .trim()
+            .strip_suffix("/s")
+            .ok_or_else(|| format!("{text:?}: expected RATE/s or RATE/s:BURST, e.g. 600/s:1200"))?
+            .trim()
+            .parse()
+            .map_err(|_| format!("{text:?}: the rate is not a number"))?;
+        let burst: f64 = match burst {
+            Some(b) => b
+                .trim()
+                .parse()
+                .map_err(|_| format!("{text:?}: the burst is not a number"))?,
+            None => per_sec,
+        };
+        if !(per_sec.is_finite() && per_sec > 0.0) {
+            return Err(format!("{text:?}: the rate must be above 0"));
+        }
+        if !(burst.is_finite() && burst >= 1.0) {
+            return Err(format!("{text:?}: the burst must be at least 1"));
+        }
+        Ok(Rate { per_sec, burst })
+    }
+}
+
+/// Classes of operation, each with its own buckets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpClass {
+    /// `draw`, costing one token per pixel.
+    Pixels = 0,
+    Chat = 1,
+    Cursors = 2,
+}
+
+impl OpClass {
+    pub const ALL: [OpClass; 3] = [OpClass::Pixels, OpClass::Chat, OpClass::Cursors];
+
+    /// The name in settings and the metric label.
+    pub fn name(self) -> &'static str {
+        match self {
+            OpClass::Pixels => "pixels",
+            OpClass::Chat => "chat",
+            OpClass::Cursors => "cursors",
+        }
+    }
+}
+
+/// One rate per operation class.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ClassRates(pub [Rate; 3]);
+
+const fn rate(per_sec: f64, burst: f64) -> Rate {
+    Rate { per_sec, burst }
+}
+
+impl ClassRates {
+    /// Per connection, when EASEL_RATE_LIMITS does not name a class.
+    pub const CONNECTION_DEFAULTS: ClassRates =
+        ClassRates([rate(1000.0, 2000.0), rate(5.0, 20.0), rate(300.0, 300.0)]);
+    /// Per user, when EASEL_USER_RATE_LIMITS does not name a class.
+    pub const USER_DEFAULTS: ClassRates =
+        ClassRates([rate(2000.0, 4000.0), rate(10.0, 30.0), rate(600.0, 600.0)]);
+
+    /// Parses `pixels=600/s:1200,chat=5/s:10,cursors=300/s:300`; classes
+    /// not named keep their rate from `defaults`.
+    pub fn parse(text: &str, defaults: ClassRates) -> Result<ClassRates, String> {
+        let mut rates = defaults;
+        for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let (name, rate) = part
+                .split_once('=')
+                .ok_or_else(|| format!("{part:?}: expected CLASS=RATE/s:BURST"))?;
+            let class = OpClass::ALL
+                .into_iter()
+                .find(|c| c.name() == name.trim())
+                .ok_or_else(|| format!("{name:?}: not a class (pixels, chat, cursors)"))?;
+            rates.0[class as usize] = Rate::parse(rate)?;
+        }
+        Ok(rates)
+    }
+
+    pub fn get(&self, class: OpClass) -> Rate {
+        self.0[class as usize]
+    }
+}
+
+/// A token bucket; its rate is kept by the owner.
+#[derive(Debug, Clone, Copy)]
+pub struct Bucket {
+    tokens: f64,
+    at: Instant,
+}
+
+impl Bucket {
+    pub fn full(rate: Rate, now: Instant) -> Self {
+        Bucket {
+            tokens: rate.burst,
+            at: now,
+        }
+    }
+
+    fn refill(&mut self, rate: Rate, now: Instant) {
+        let elapsed = now.saturating_duration_since(self.at).as_secs_f64();
+        self.tokens = (self.tokens + elapsed * rate.per_sec).min(rate.burst);
+        self.at = now;
+    }
+
+    /// `Ok` if `cost` tokens are there now, else how long until they are.
+    pub fn check(&mut self, rate: Rate, cost: f64, now: Instant) -> Result<(), Duration> {
+        self.refill(rate, now);
+        if self.tokens >= cost {
+            Ok(())
+        } else {
+            Err(Duration::from_secs_f64((cost - self.tokens) / rate.per_sec))
+        }
+    }
+
+    /// Takes `cost` tokens if they are there (see [`Bucket::check`]).
+    pub fn take(&mut self, rate: Rate, cost: f64, now: Instant) -> Result<(), Duration> {
+        self.check(rate, cost, now)?;
+        self.tokens -= cost;
+        Ok(())
+    }
+
+    /// Whether the bucket is full again, i.e. indistinguishable from a new one.
+    fn is_full(&mut self, rate: Rate, now: Instant) -> bool {
+        self.refill(rate, now);
+        self.tokens >= rate.burst
+    }
+}
+
+/// One user's shared buckets on this gateway, held by each of its
+/// connections.
+pub struct UserLimits {
+    buckets: Mutex<[Bucket; 3]>,
+    /// This user's connections on this gateway.
+    connections: Mutex<usize>,
+}
+
+/// Users with connections on this gateway.
+pub struct Users {
+    rates: ClassRates,
+    max_connections: usize,
+    map: Mutex<HashMap<String, Arc<UserLimits>>>,
+}
+
+/// A connection's registration with its user's limits; leaving releases it.
+pub struct UserSlot {
+    users: Arc<Users>,
+    user: String,
+    pub limits: Arc<UserLimits>,
+}
+
+impl Users {
+    pub fn new(rates: ClassRates, max_connections: usize) -> Arc<Users> {
+        Arc::new(Users {
+            rates,
+            max_connections,
+            map: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Registers a connection of `user`; `None` when the user already has
+    /// the most connections allowed on this gateway.
+    pub fn enter(self: &Arc<Self>, user: &str) -> Option<UserSlot> {
+        let mut map = self.map.lock();
+        let limits = map
+            .entry(user.to_owned())
+            .or_insert_with(|| {
+                let now = Instant::now();
+                Arc::new(UserLimits {
+                    buckets: Mutex::new(self.rates.0.map(|r| Bucket::full(r, now))),
+                    connections: Mutex::new(0),
+                })
+            })
+            .clone();
+        let mut n = limits.connections.lock();
+        if *n >= self.max_connections {
+            return None;
+        }
+        *n += 1;
+        drop(n);
+        Some(UserSlot {
+            users: self.clone(),
+            user: user.to_owned(),
+            limits,
+        })
+    }
+
+    /// Users with connections here.
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.map.lock().len()
+    }
+}
+
+impl Drop for UserSlot {
+    fn drop(&mut self) {
+        let mut map = self.users.map.lock();
+        let mut n = self.limits.connections.lock();
+        *n -= 1;
+        if *n == 0 {
+            map.remove(&self.user);
+        }
+    }
+}
+
+/// Why an operation was refused.
+pub struct Refused {
+    pub retry_after: Duration,
+    /// Whether the user's shared bucket (not the connection's) refused.
+    pub by_user: bool,
+}
+
+/// A connection's own buckets, checked together with its user's. The
+/// rates live in the settings, not here: this is per-connection memory.
+pub struct ConnLimits {
+    buckets: [Bucket; 3],
+    /// Refusals in the current abuse window, and when it began.
+    refusals: u32,
+    window_start: Instant,
+}
+
+/// The window over which refusals are counted for the abuse limit.
+pub const ABUSE_WINDOW: Duration = Duration::from_secs(10);
+
+impl ConnLimits {
+    pub fn new(rates: &ClassRates) -> Self {
+        let now = Instant::now();
+        ConnLimits {
+            buckets: rates.0.map(|r| Bucket::full(r, now)),
+            refusals: 0,
+            window_start: now,
+        }
+    }
+
+    /// Pays for an operation from the connection's buckets (at `rates`) and
+    /// the user's (at `user_rates`), or takes nothing and says how long to
+    /// wait.
+    pub fn take(
+        &mut self,
+        (rates, user_rates): (&ClassRates, &ClassRates),
+        user: &UserLimits,
+        class: OpClass,
+        cost: f64,
+    ) -> Result<(), Refused> {
+        let now = Instant::now();
+        let i = class as usize;
+        let own = &mut self.buckets[i];
+        if let Err(wait) = own.check(rates.0[i], cost, now) {
+            return Err(Refused {
+                retry_after: wait,
+                by_user: false,
+            });
+        }
+        if let Err(wait) = user.buckets.lock()[i].take(user_rates.0[i], cost, now) {
+            return Err(Refused {
+                retry_after: wait,
+                by_user: true,
+            });
+        }
+        let _paid = own.take(rates.0[i], cost, now);
+        Ok(())
+    }
+
+    /// Counts a refusal; true once more than `limit` fell in one window
+    /// (the connection should be closed). A limit of 0 never closes.
+    pub fn refused(&mut self, limit: u32) -> bool {
+        let now = Instant::now();
+        if now.duration_since(self.window_start) >= ABUSE_WINDOW {
+            self.window_start = now;
+            self.refusals = 0;
+        }
+        self.refusals += 1;
+        limit > 0 && self.refusals > limit
+    }
+}
+
+/// New connections per client IP.
+pub struct IpLimiter {
+    rate: Rate,
+    map: Mutex<HashMap<IpAddr, Bucket>>,
+}
+
+/// Entries kept before full (idle) buckets are swept.
+const IP_SWEEP_AT: usize = 10_000;
+
+impl IpLimiter {
+    pub fn new(rate: Rate) -> Self {
+        IpLimiter {
+            rate,
+            map: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Admits a new connection from `ip`, or says how long to wait.
+    pub fn admit(&self, ip: IpAddr) -> Result<(), Duration> {
+        let now = Instant::now();
+        let mut map = self.map.lock();
+        if map.len() >= IP_SWEEP_AT && !map.contains_key(&ip) {
+            // A full bucket is the same as none: forget those.
+            let rate = self.rate;
+            map.retain(|_, b| !b.is_full(rate, now));
+        }
+        map.entry(ip)
+            .or_insert_with(|| Bucket::full(self.rate, now))
+            .take(self.rate, 1.0, now)
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.map.lock().len()
+    }
+}
+
+/// Proxies whose `X-Forwarded-For` is believed.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TrustedProxies(Vec<ipnet::IpNet>);
+
+impl TrustedProxies {
+    /// Parses a comma-separated list of addresses and CIDR blocks.
+    pub fn parse(text: &str) -> Result<TrustedProxies, String> {
+        text.split(',')
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+            .map(|p| {
+                p.parse::<ipnet::IpNet>()
+                    .or_else(|_| p.parse::<IpAddr>().map(ipnet::IpNet::from))
+                    .map_err(|_| format!("{p:?} is not an IP address or CIDR block"))
+            })
+            .collect::<Result<_, _>>()
+            .map(TrustedProxies)
+    }
+
+    fn trusts(&self, ip: IpAddr) -> bool {
+        self.0.iter().any(|net| net.contains(&ip))
+    }
+
+    /// The client's address: the peer's, unless the peer is a trusted
+    /// proxy, in which case the nearest `X-Forwarded-For` entry that is not
+    /// itself a trusted proxy (entries are appended by each proxy, so the
+    /// rightmost untrusted one is the first the client could not forge).
+    pub fn client_ip(&self, peer: IpAddr, forwarded_for: Option<&str>) -> IpAddr {
+        if !self.trusts(peer) {
+            return peer;
+        }
+        let Some(chain) = forwarded_for else {
+            return peer;
+        };
+        let mut client = peer;
+        for entry in chain.rsplit(',') {
+            match entry.trim().parse::<IpAddr>() {
+                Ok(ip) => {
+                    client = ip;
+                    if !self.trusts(ip) {
+                        break;
+                    }
+                }
+                // Garbage: stop at the last address we could read.
+                Err(_) => break,
+            }
+        }
+        client
+    }
+}
+
+#[cfg(test)]
+// Test code: a failed unwrap is a failed test.
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn rate(per_sec: f64, burst: f64) -> Rate {
+        Rate { per_sec, burst }
+    }
+
+    #[test]
+    fn rates_parse_with_and_without_a_burst_and_bad_ones_say_why() {
+        assert_eq!(Rate::parse("600/s:1200"), Ok(rate(600.0, 1200.0)));
+        assert_eq!(Rate::parse(" 2.5/s "), Ok(rate(2.5, 2.5)));
+        for bad in ["600", "x/s", "5/s:y", "0/s", "5/s:0", "-1/s:3", "inf/s"] {
+            assert!(Rate::parse(bad).is_err(), "{bad}");
+        }
+        let defaults = ClassRates([rate(1.0, 1.0); 3]);
+        let r = ClassRates::parse("chat=5/s:10, cursors=300/s", defaults).unwrap();
+        assert_eq!(r.get(OpClass::Pixels), rate(1.0, 1.0));
+        assert_eq!(r.get(OpClass::Chat), rate(5.0, 10.0));
+        assert_eq!(r.get(OpClass::Cursors), rate(300.0, 300.0));
+        assert!(ClassRates::parse("objects=1/s", defaults).is_err());
+        assert!(ClassRates::parse("chat", defaults).is_err());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn buckets_refill_over_time_and_say_how_long_to_wait() {
+        let r = rate(10.0, 5.0);
+        let mut b = Bucket::full(r, Instant::now());
+        for _ in 0..5 {
+            assert!(b.take(r, 1.0, Instant::now()).is_ok());
+        }
+        let wait = b.take(r, 2.0, Instant::now()).unwrap_err();
+        assert_eq!(wait, Duration::from_millis(200));
+        // A refused take took nothing.
+        tokio::time::advance(Duration::from_millis(100)).await;
+        assert!(b.take(r, 1.0, Instant::now()).is_ok());
+        tokio::time::advance(Duration::from_secs(60)).await;
+        assert!(b.take(r, 5.0, Instant::now()).is_ok());
+        assert!(b.take(r, 0.5, Instant::now()).is_err());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_users_connections_share_its_bucket_and_its_cap() {
+        let users = Users::new(ClassRates([rate(1.0, 3.0); 3]), 2);
+        let own = ClassRates([rate(100.0, 100.0); 3]);
+        let user_rates = ClassRates([rate(1.0, 3.0); 3]);
+        let r = (&own, &user_rates);
+        let a = users.enter("u").unwrap();
+        let b = users.enter("u").unwrap();
+        assert!(users.enter("u").is_none(), "third connection over the cap");
+        let _v = users.enter("v").unwrap();
+        let (mut ca, mut cb) = (ConnLimits::new(&own), ConnLimits::new(&own));
+        assert!(ca.take(r, &a.limits, OpClass::Chat, 2.0).is_ok());
+        assert!(cb.take(r, &b.limits, OpClass::Chat, 1.0).is_ok());
+        let refused = cb.take(r, &b.limits, OpClass::Chat, 1.0).err().unwrap();
+        assert!(refused.by_user);
+        assert_eq!(refused.retry_after, Duration::from_secs(1));
+        // Other classes have their own buckets.
+        assert!(cb.take(r, &b.limits, OpClass::Pixels, 3.0).is_ok());
+        // The connection's own bucket refuses first when it is the smaller.
+        let tight = ClassRates([rate(1.0, 1.0); 3]);
+        let mut cc = ConnLimits::new(&tight);
+        let c = users.enter("w").unwrap();
+        assert!(
+            cc.take((&tight, &user_rates), &c.limits, OpClass::Chat, 1.0)
+                .is_ok()
+        );
+        let refused = cc
+            .take((&tight, &user_rates), &c.limits, OpClass::Chat, 1.0)
+            .err()
+            .unwrap();
+        assert!(!refused.by_user);
+        drop(a);
+        assert!(users.enter("u").is_some(), "a slot was freed");
+        drop(b);
+        drop(c);
+        assert_eq!(users.len(), 1, "only v remains");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn abuse_is_counted_per_window() {
+        let own = ClassRates([rate(1.0, 1.0); 3]);
+        let mut c = ConnLimits::new(&own);
+        for _ in 0..3 {
+            assert!(!c.refused(3));
+        }
+        assert!(c.refused(3));
+        tokio::time::advance(ABUSE_WINDOW).await;
+        assert!(!c.refused(3), "a new window starts from zero");
+        assert!(!c.refused(0));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn ip_limits_are_per_address_and_idle_entries_are_swept() {
+        let limiter = IpLimiter::new(rate(1.0, 2.0));
+        let a: IpAddr = "192.0.2.1".parse().unwrap();
+        let b: IpAddr = "192.0.2.2".parse().unwrap();
+        assert!(limiter.admit(a).is_ok() && limiter.admit(a).is_ok());
+        assert_eq!(limiter.admit(a), Err(Duration::from_secs(1)));
+        assert!(limiter.admit(b).is_ok());
+        for i in 0..IP_SWEEP_AT as u32 {
+            let _ = limiter.admit(IpAddr::from(i.to_be_bytes()));
+        }
+        tokio::time::advance(Duration::from_secs(5)).await;
+        let _ = limiter.admit("198.51.100.1".parse().unwrap());
+        assert!(limiter.len() < 10, "{}", limiter.len());
+    }
+
+    #[test]
+    fn forwarded_for_is_believed_only_from_trusted_proxies() {
+        let t = TrustedProxies::parse("10.0.0.0/8, 127.0.0.1").unwrap();
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        // From a trusted proxy: the rightmost untrusted entry.
+        assert_eq!(
+            t.client_ip(ip("127.0.0.1"), Some("203.0.113.9, 198.51.100.7, 10.1.2.3")),
+            ip("198.51.100.7")
+        );
+        assert_eq!(t.client_ip(ip("127.0.0.1"), None), ip("127.0.0.1"));
+        assert_eq!(t.client_ip(ip("127.0.0.1"), Some("junk")), ip("127.0.0.1"));
+        // From anyone else the header is ignored.
+        assert_eq!(
+            t.client_ip(ip("198.51.100.7"), Some("203.0.113.9")),
+            ip("198.51.100.7")
+        );
+        assert!(TrustedProxies::parse("10.0.0.0/33").is_err());
+        assert_eq!(TrustedProxies::parse(""), Ok(TrustedProxies::default()));
+    }
+}
