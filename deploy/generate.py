@@ -237,6 +237,12 @@ def overview():
         unit="ops",
     )
     b.panel(
+        "Rate-limited operations /s by class",
+        [q(f"sum by (class) (rate(easel_gateway_rate_limited_total[{RATE}]))", "{{class}}")],
+        unit="ops",
+        desc="Refused with E004 (connections: new connections per client address, HTTP 429).",
+    )
+    b.panel(
         "Resumes /s by outcome",
         [q(f"sum by (outcome) (rate(easel_gateway_resumes_total[{RATE}]))", "{{outcome}}")],
         unit="ops",

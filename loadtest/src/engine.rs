@@ -112,6 +112,9 @@ pub enum Extra {
     ClosedLoop { window: usize },
     /// Drop this many members per second; each resumes on the next gateway.
     Resume { per_sec: f64 },
+    /// This many abusive connections flood the first gateway with draws on
+    /// a canvas of their own (crate::flood).
+    Flood { connections: usize, per_sec: f64 },
 }
 
 /// Send times kept per publisher: a ring indexed by counter. Messages in
@@ -669,6 +672,7 @@ pub struct Report {
     pub drained: bool,
     pub churn: Option<ChurnStats>,
     pub resume: Option<ResumeStats>,
+    pub flood: Option<crate::flood::FloodStats>,
     pub gateway_cpu_secs: Option<f64>,
     pub cpu_us_per_delivery: Option<f64>,
     pub user_cpu_us_per_delivery: Option<f64>,
@@ -687,6 +691,10 @@ impl Report {
             && self.connections_failed == 0
             && self.member_disconnects == 0
             && self.drained
+            && self
+                .flood
+                .as_ref()
+                .is_none_or(|f| f.missing_retry_after == 0)
     }
 
     /// A human-readable summary table.
@@ -755,6 +763,23 @@ impl Report {
             "resyncs / disconnects",
             format!("{} / {}", self.resyncs, self.member_disconnects),
         );
+        if let Some(f) = &self.flood {
+            row(
+                "flood sent/acked",
+                format!("{} / {} ({} connections)", f.sent, f.acked, f.connections),
+            );
+            row(
+                "flood refused (E004)",
+                format!(
+                    "{} (without retry_after_ms: {}; other errors: {})",
+                    f.rate_limited, f.missing_retry_after, f.other_errors
+                ),
+            );
+            row(
+                "flood closed 4029/other",
+                format!("{} / {}", f.closed_for_abuse, f.other_closes),
+            );
+        }
         if let Some(c) = &self.churn {
             row(
                 "churn cycles/failed",
@@ -995,6 +1020,21 @@ pub async fn run(
         ))),
         _ => None,
     };
+    let flood = match extra {
+        Extra::Flood {
+            connections,
+            per_sec,
+        } => Some(tokio::spawn(crate::flood::run(
+            target.urls[0].clone(),
+            Arc::new(target.secret.to_string()),
+            encoding,
+            CanvasId::new(&format!("{}-flood", target.canvas_prefix))?,
+            connections,
+            per_sec,
+            until.into(),
+        ))),
+        _ => None,
+    };
     let resumer = match extra {
         Extra::Resume { per_sec } if !signals.is_empty() => {
             let stop = sh.stop.clone();
@@ -1126,6 +1166,10 @@ pub async fn run(
         }
         None => None,
     };
+    let flood = match flood {
+        Some(h) => Some(h.await?),
+        None => None,
+    };
     sh.stop.cancel();
     if let Some(r) = resumer {
         r.await?;
@@ -1204,6 +1248,7 @@ pub async fn run(
         drained,
         churn,
         resume: matches!(extra, Extra::Resume { .. }).then_some(resume),
+        flood,
         gateway_cpu_secs: cpu.map(|c| c.total()),
         cpu_us_per_delivery: per_delivery(|c| c.total()),
         user_cpu_us_per_delivery: per_delivery(|c| c.user),

@@ -4,6 +4,7 @@
 
 pub mod client;
 pub mod engine;
+pub mod flood;
 pub mod idle;
 pub mod payload;
 pub mod persist;

@@ -33,6 +33,9 @@ enum Scenario {
     /// The fan-out load while members drop and resume with `since` on
     /// another gateway; checks that no sequence number goes missing.
     Resume(ResumeArgs),
+    /// The fan-out load while abusive connections flood the first gateway
+    /// with draws: the neighbours' latency beside the flooders' refusals.
+    Flood(FloodArgs),
     /// Hold N idle, authenticated connections and measure the gateway's memory per connection.
     Idle(IdleOptions),
     /// Fill canvas logs through the durable publish script (at --rate, or flat out).
@@ -48,6 +51,19 @@ struct ChurnArgs {
     /// Connect/join/leave/disconnect cycles per second.
     #[arg(long, default_value_t = 50.0)]
     churn_rate: f64,
+}
+
+#[derive(Debug, Args)]
+struct FloodArgs {
+    #[command(flatten)]
+    load: Load,
+    /// Flooding connections (on the first --url).
+    #[arg(long, default_value_t = 1)]
+    flooders: usize,
+    /// Draws per second each flooder sends (64 pixels each); 0: as fast as
+    /// the socket takes them.
+    #[arg(long, default_value_t = 0.0)]
+    flood_rate: f64,
 }
 
 #[derive(Debug, Args)]
@@ -128,6 +144,16 @@ fn main() -> anyhow::Result<()> {
             &a.load,
             Extra::Resume {
                 per_sec: a.resume_rate,
+            },
+            cli.json,
+        )?,
+        Scenario::Flood(a) => run_load(
+            &runtime,
+            "flood",
+            &a.load,
+            Extra::Flood {
+                connections: a.flooders,
+                per_sec: a.flood_rate,
             },
             cli.json,
         )?,
