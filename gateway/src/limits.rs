@@ -194,6 +194,10 @@ impl Users {
     /// the most connections allowed on this gateway.
     pub fn enter(self: &Arc<Self>, user: &str) -> Option<UserSlot> {
         let mut map = self.map.lock();
+        if map.len() >= USER_SWEEP_AT && !map.contains_key(user) {
+            let now = Instant::now();
+            map.retain(|_, u| !u.is_idle(&self.rates, now));
+        }
         let limits = map
             .entry(user.to_owned())
             .or_insert_with(|| {
@@ -224,12 +228,29 @@ impl Users {
     }
 }
 
+/// Users kept before idle ones (no connection, full buckets) are swept.
+const USER_SWEEP_AT: usize = 10_000;
+
+impl UserLimits {
+    /// No connection and every bucket full: the same as a new entry.
+    fn is_idle(&self, rates: &ClassRates, now: Instant) -> bool {
+        *self.connections.lock() == 0
+            && self
+                .buckets
+                .lock()
+                .iter_mut()
+                .zip(rates.0)
+                .all(|(b, r)| b.is_full(r, now))
+    }
+}
+
 impl Drop for UserSlot {
     fn drop(&mut self) {
         let mut map = self.users.map.lock();
-        let mut n = self.limits.connections.lock();
-        *n -= 1;
-        if *n == 0 {
+        *self.limits.connections.lock() -= 1;
+        // A user who drained a bucket keeps it past its last connection, so
+        // reconnecting does not refill it; it goes once full again.
+        if self.limits.is_idle(&self.users.rates, Instant::now()) {
             map.remove(&self.user);
         }
     }
@@ -472,7 +493,22 @@ mod tests {
         assert!(users.enter("u").is_some(), "a slot was freed");
         drop(b);
         drop(c);
-        assert_eq!(users.len(), 1, "only v remains");
+        // u and w spent chat tokens: their entries stay (with v's), so
+        // reconnecting gains nothing.
+        assert_eq!(users.len(), 3, "{}", users.len());
+        let again = users.enter("u").unwrap();
+        let mut fresh = ConnLimits::new(&own);
+        assert!(
+            fresh.take(r, &again.limits, OpClass::Chat, 1.0).is_err(),
+            "a reconnect must not refill the user's bucket"
+        );
+        drop(again);
+        // Once the buckets are full again the entries go.
+        tokio::time::advance(Duration::from_secs(10)).await;
+        let _x = users.enter("x").unwrap();
+        let now = Instant::now();
+        users.map.lock().retain(|_, u| !u.is_idle(&users.rates, now));
+        assert_eq!(users.len(), 2, "v and x remain");
     }
 
     #[tokio::test(start_paused = true)]
