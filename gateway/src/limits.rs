@@ -507,7 +507,10 @@ mod tests {
         tokio::time::advance(Duration::from_secs(10)).await;
         let _x = users.enter("x").unwrap();
         let now = Instant::now();
-        users.map.lock().retain(|_, u| !u.is_idle(&users.rates, now));
+        users
+            .map
+            .lock()
+            .retain(|_, u| !u.is_idle(&users.rates, now));
         assert_eq!(users.len(), 2, "v and x remain");
     }
 
