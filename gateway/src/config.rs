@@ -204,6 +204,11 @@ pub struct Config {
     #[arg(long, env = "EASEL_TRUSTED_PROXIES", default_value = "")]
     pub trusted_proxies: String,
 
+    /// Role on a canvas for tokens that name none (neither in `roles` for
+    /// that canvas nor `role`): spectator, player or gm.
+    #[arg(long, env = "EASEL_DEFAULT_ROLE", default_value = "player")]
+    pub default_role: String,
+
     /// Most connections one user may hold on this gateway; more are
     /// closed with 4011 after authentication.
     #[arg(long, env = "EASEL_MAX_CONNECTIONS_PER_USER", default_value_t = 16)]
@@ -296,6 +301,8 @@ pub struct Settings {
     pub ip_connect_rate: Option<Rate>,
     pub trusted_proxies: TrustedProxies,
     pub max_connections_per_user: usize,
+    /// Role for tokens that name none for a canvas.
+    pub default_role: shared::auth::Role,
     pub outbound_queue: usize,
     pub ping_interval: Duration,
     pub idle_timeout: Duration,
@@ -547,6 +554,11 @@ impl Config {
             rate_limits,
             user_rate_limits,
             rate_abuse_limit: self.rate_abuse_limit,
+            default_role: self
+                .default_role
+                .trim()
+                .parse()
+                .map_err(|m| bad("EASEL_DEFAULT_ROLE (--default-role)", m))?,
             ip_connect_rate,
             trusted_proxies,
             max_connections_per_user: check_range(
@@ -687,6 +699,7 @@ mod tests {
             ),
             (&[SECRET, "--outbound-queue=0"], "EASEL_OUTBOUND_QUEUE"),
             (&[SECRET, "--rate-limits=chat=5"], "EASEL_RATE_LIMITS"),
+            (&[SECRET, "--default-role=admin"], "EASEL_DEFAULT_ROLE"),
             (
                 &[SECRET, "--user-rate-limits=pixels=10/s:10"],
                 "EASEL_USER_RATE_LIMITS",

@@ -8,7 +8,7 @@ use crate::limits::{ConnLimits, OpClass, UserLimits};
 use crate::server::AppState;
 use fanout::{JoinGate, Member, PixelChange};
 use shared::CloseCode;
-use shared::auth::Identity;
+use shared::auth::{Identity, Role};
 use shared::busframe::BusHeader;
 use shared::protocol::{
     AckResult, Author, ChatEvent, ClientMessage, CursorEvent, DrawEvent, Joined, Pong, Published,
@@ -36,7 +36,10 @@ pub(crate) struct Session<'a> {
     author: Author,
     /// Canvases this connection has joined, in join order, with their size
     /// and palette.
-    joined: Vec<(CanvasId, CanvasGeometry)>,
+    joined: Vec<(CanvasId, CanvasGeometry, Role)>,
+    /// The token's roles: per canvas, then its default (else the gateway's).
+    canvas_roles: std::collections::BTreeMap<String, Role>,
+    token_role: Option<Role>,
     /// Cursor coalescing, per canvas this connection has moved a cursor on.
     cursors: Vec<(CanvasId, CursorSlot)>,
     /// This connection's rate limit buckets.
@@ -74,6 +77,8 @@ impl<'a> Session<'a> {
                 name: identity.name.clone(),
             },
             joined: Vec::new(),
+            canvas_roles: identity.canvas_roles.clone(),
+            token_role: identity.default_role,
             cursors: Vec::new(),
         }
     }
@@ -219,7 +224,7 @@ impl<'a> Session<'a> {
                 }
             }
             ClientMessage::Draw(d) => {
-                let Some(geometry) = self.geometry_if_joined(&d.id, &d.canvas) else {
+                let Some(geometry) = self.joined_as(&d.id, &d.canvas, "draw", Role::Player) else {
                     return;
                 };
                 let limits = CommandLimits {
@@ -252,7 +257,8 @@ impl<'a> Session<'a> {
                 }
             }
             ClientMessage::Cursor(c) => {
-                let Some(geometry) = self.geometry_if_joined(&c.id, &c.canvas) else {
+                let Some(geometry) = self.joined_as(&c.id, &c.canvas, "cursor", Role::Spectator)
+                else {
                     return;
                 };
                 match validate::cursor(&c, &geometry) {
@@ -265,7 +271,10 @@ impl<'a> Session<'a> {
                 }
             }
             ClientMessage::History(h) => {
-                if self.geometry_if_joined(&h.id, &h.canvas).is_none() {
+                if self
+                    .joined_as(&h.id, &h.canvas, "history", Role::Spectator)
+                    .is_none()
+                {
                     return;
                 }
                 let limit = h.limit.unwrap_or(100) as usize;
@@ -287,7 +296,10 @@ impl<'a> Session<'a> {
                 }
             }
             ClientMessage::Chat(c) => {
-                if self.geometry_if_joined(&c.id, &c.canvas).is_none() {
+                if self
+                    .joined_as(&c.id, &c.canvas, "chat", Role::Spectator)
+                    .is_none()
+                {
                     return;
                 }
                 match validate::chat(&c) {
@@ -312,7 +324,7 @@ impl<'a> Session<'a> {
 
     /// Leaves every joined canvas (the connection is ending).
     pub fn leave_all(&mut self) {
-        for (canvas, _) in self.joined.drain(..) {
+        for (canvas, _, _) in self.joined.drain(..) {
             self.state.fanout.leave(&canvas, self.conn);
         }
     }
@@ -324,7 +336,13 @@ impl<'a> Session<'a> {
         echo: bool,
         resume: Option<(u64, String)>,
     ) {
-        let already = self.joined.iter().any(|(c, _)| *c == canvas);
+        let already = self.joined.iter().any(|(c, _, _)| *c == canvas);
+        let role = self
+            .canvas_roles
+            .get(canvas.as_str())
+            .copied()
+            .or(self.token_role)
+            .unwrap_or(self.state.settings.default_role);
         let max = self.state.settings.max_canvases_per_connection;
         if !already && self.joined.len() >= max {
             self.out.error(
@@ -383,7 +401,7 @@ impl<'a> Session<'a> {
         match joined {
             Ok((position, resume, replay)) => {
                 if !already {
-                    self.joined.push((canvas.clone(), geometry));
+                    self.joined.push((canvas.clone(), geometry, role));
                 }
                 tracing::debug!(%canvas, echo, seq = position.seq, ?resume, replay = replay.len(), "joined");
                 if let Some(outcome) = resume {
@@ -404,6 +422,7 @@ impl<'a> Session<'a> {
                         seq: position.seq,
                         epoch: position.epoch,
                         resume,
+                        role,
                     })),
                 );
                 // The replay and then the held live events wait for room in
@@ -479,17 +498,32 @@ impl<'a> Session<'a> {
         }
     }
 
-    fn geometry_if_joined(
+    /// The canvas's geometry if this connection joined it with at least
+    /// the role `op` needs; otherwise replies E010 or E008 and returns None.
+    fn joined_as(
         &self,
         id: &Option<RequestId>,
         canvas: &CanvasId,
+        op: &str,
+        needed: Role,
     ) -> Option<CanvasGeometry> {
-        if let Some((_, geometry)) = self.joined.iter().find(|(c, _)| c == canvas) {
-            Some(*geometry)
-        } else {
+        let Some((_, geometry, role)) = self.joined.iter().find(|(c, _, _)| c == canvas) else {
             self.not_joined(id.clone(), canvas);
-            None
+            return None;
+        };
+        if *role < needed {
+            self.out.error(
+                id.clone(),
+                ErrorCode::Forbidden,
+                format!(
+                    "{op} needs the {} role on canvas {canvas:?}; this connection is {}",
+                    needed.name(),
+                    role.name()
+                ),
+            );
+            return None;
         }
+        Some(*geometry)
     }
 
     fn not_joined(&self, id: Option<RequestId>, canvas: &CanvasId) {
@@ -502,7 +536,7 @@ impl<'a> Session<'a> {
 
     fn forget(&mut self, canvas: &CanvasId) -> bool {
         self.cursors.retain(|(c, _)| c != canvas);
-        match self.joined.iter().position(|(c, _)| c == canvas) {
+        match self.joined.iter().position(|(c, _, _)| c == canvas) {
             Some(at) => {
                 self.joined.remove(at);
                 true

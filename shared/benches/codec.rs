@@ -170,6 +170,7 @@ fn server_messages() -> Vec<(&'static str, ServerMessage)> {
                     seq: 1200,
                     epoch: "0b5f3c".into(),
                     resume: Some(ResumeOutcome::Replayed),
+                    role: shared::auth::Role::Player,
                 })),
             }),
         ),

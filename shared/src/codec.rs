@@ -297,6 +297,7 @@ mod tests {
                     seq: 41,
                     epoch: "e1".into(),
                     resume: Some(ResumeOutcome::Replayed),
+                    role: crate::auth::Role::Player,
                 })),
             }),
             ServerMessage::Ack(Ack {

@@ -338,6 +338,8 @@ pub struct Joined {
     /// Present when the join asked to resume (`since`): what happened.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resume: Option<ResumeOutcome>,
+    /// This connection's role on the canvas: what it may do there.
+    pub role: crate::auth::Role,
 }
 
 /// The outcome of a join with `since`.

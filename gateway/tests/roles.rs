@@ -1,0 +1,138 @@
+//! Roles: every role x every operation is allowed or refused with E008, as
+//! docs/PROTOCOL.md's table says; the role comes from the token's `roles`
+//! for the canvas, then its `role`, then EASEL_DEFAULT_ROLE.
+
+// Test code: a failed unwrap is a failed test, with its message.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use common::*;
+use shared::ErrorCode;
+use shared::RequestId;
+use shared::auth::{MintClaims, Role, mint_hs256};
+use shared::protocol::{AckResult, ClientMessage, HistoryRequest, ServerMessage};
+use testkit::ws::{Connect, WsClient};
+
+fn token_with(user: &str, role: Option<Role>, roles: &[(&str, Role)]) -> String {
+    let mut claims = MintClaims::for_user(user, 600);
+    claims.role = role;
+    claims.roles = roles.iter().map(|(c, r)| (c.to_string(), *r)).collect();
+    mint_hs256(SECRET.as_bytes(), &claims).unwrap()
+}
+
+/// The operations a role is checked for, each with a fresh request id.
+fn operation(op: &str, id: u64) -> ClientMessage {
+    match op {
+        "cursor" => cursor(Some(id), "r", 1.0, 1.0),
+        "chat" => chat(id, "r", "hello"),
+        "draw" => draw(id, "r", 1, 1, 1),
+        "history" => ClientMessage::History(HistoryRequest {
+            id: Some(RequestId::Num(id)),
+            canvas: canvas("r"),
+            since: 0,
+            limit: Some(10),
+        }),
+        other => panic!("no operation {other}"),
+    }
+}
+
+/// Joins "r" and returns the role the gateway reports.
+async fn join_role(c: &mut WsClient) -> Role {
+    c.send(&join(1, "r", false)).await;
+    match expect_ack(c, 1).await {
+        Some(AckResult::Joined(j)) => j.role,
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_role_and_operation_is_allowed_or_refused_with_e008() {
+    let g = Gateway::start(settings("roles", None, &["--default-role=spectator"])).await;
+    // Who, how their role is given, and what they are.
+    let cases: Vec<(&str, String, Role)> = vec![
+        (
+            "default",
+            token_with("u-default", None, &[]),
+            Role::Spectator,
+        ),
+        (
+            "spectator",
+            token_with("u-spec", Some(Role::Spectator), &[]),
+            Role::Spectator,
+        ),
+        // The per-canvas role wins over the token's default role.
+        (
+            "player",
+            token_with("u-player", Some(Role::Spectator), &[("r", Role::Player)]),
+            Role::Player,
+        ),
+        ("gm", token_with("u-gm", Some(Role::Gm), &[]), Role::Gm),
+        (
+            "gm elsewhere",
+            token_with("u-other", None, &[("elsewhere", Role::Gm)]),
+            Role::Spectator,
+        ),
+    ];
+    // The table in docs/PROTOCOL.md: the least role each operation needs.
+    let needs = [
+        ("cursor", Role::Spectator),
+        ("chat", Role::Spectator),
+        ("history", Role::Spectator),
+        ("draw", Role::Player),
+    ];
+    for (who, token, role) in cases {
+        let (mut c, _) = WsClient::connect_ok(g.addr, Connect::token(&token)).await;
+        assert_eq!(join_role(&mut c).await, role, "{who}");
+        for (i, (op, needed)) in needs.iter().enumerate() {
+            let id = 100 + i as u64;
+            c.send(&operation(op, id)).await;
+            let reply = c.recv().await;
+            if role >= *needed {
+                assert!(
+                    matches!(&reply, ServerMessage::Ack(a) if a.id == RequestId::Num(id)),
+                    "{who} {op}: {reply:?}"
+                );
+            } else {
+                match reply {
+                    ServerMessage::Error(e) => {
+                        assert_eq!(e.code, ErrorCode::Forbidden, "{who} {op}");
+                        assert_eq!(e.id, Some(RequestId::Num(id)));
+                        assert!(e.message.contains(needed.name()), "{}", e.message);
+                    }
+                    other => panic!("{who} {op}: expected E008, got {other:?}"),
+                }
+            }
+        }
+        // Leaving is always allowed, and the connection stays usable.
+        c.send(&leave(200, "r")).await;
+        expect_ack(&mut c, 200).await;
+    }
+    g.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_default_role_is_player_and_a_refused_draw_reaches_no_one() {
+    let g = Gateway::start(settings("roles-default", None, &[])).await;
+    let (mut player, _) = WsClient::connect_ok(g.addr, Connect::token(&token("anyone"))).await;
+    assert_eq!(join_role(&mut player).await, Role::Player);
+    let (mut spectator, _) = WsClient::connect_ok(
+        g.addr,
+        Connect::token(&token_with("watcher", Some(Role::Spectator), &[])),
+    )
+    .await;
+    assert_eq!(join_role(&mut spectator).await, Role::Spectator);
+    spectator.send(&draw(5, "r", 2, 2, 2)).await;
+    assert_eq!(
+        expect_error(&mut spectator).await.code,
+        ErrorCode::Forbidden
+    );
+    // The player's next event is the first it sees: nothing was published.
+    spectator.send(&chat(6, "r", "marker")).await;
+    expect_ack(&mut spectator, 6).await;
+    match player.recv().await {
+        ServerMessage::Chat(c) => assert_eq!(c.text, "marker"),
+        other => panic!("the refused draw was published: {other:?}"),
+    }
+    g.stop().await;
+}
