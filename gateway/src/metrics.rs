@@ -103,7 +103,7 @@ pub(crate) const CONNECTION_AUTH_FAILURES: [&str; 3] = [
 ];
 
 /// Client message types, resolved to counters once.
-const RECEIVED_KINDS: [&str; 8] = [
+const RECEIVED_KINDS: [&str; 9] = [
     "handshake",
     "ping",
     "join",
@@ -112,6 +112,7 @@ const RECEIVED_KINDS: [&str; 8] = [
     "cursor",
     "chat",
     "history",
+    "highlight",
 ];
 
 /// Server message types a connection sends itself.

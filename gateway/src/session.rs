@@ -11,8 +11,8 @@ use shared::CloseCode;
 use shared::auth::{Identity, Role};
 use shared::busframe::BusHeader;
 use shared::protocol::{
-    AckResult, Author, ChatEvent, ClientMessage, CursorEvent, DrawEvent, Joined, Pong, Published,
-    ResumeOutcome, ServerMessage,
+    AckResult, Author, ChatEvent, ClientMessage, CursorEvent, DrawEvent, HighlightEvent, Joined,
+    Pong, Published, ResumeOutcome, ServerMessage,
 };
 use std::time::Duration;
 use tokio::time::Instant;
@@ -23,7 +23,7 @@ const REPLAY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Suggested wait after `E013`: about one persister batch.
 const BACKLOG_RETRY_MS: u64 = 1000;
-use shared::validate::{self, CanvasGeometry, CommandLimits};
+use shared::validate::{self, CanvasGeometry, CommandLimits, HighlightTarget};
 use shared::{CanvasId, ErrorCode, RequestId};
 
 /// Per-connection command state.
@@ -293,6 +293,35 @@ impl<'a> Session<'a> {
                         self.out
                             .error(h.id, ErrorCode::Unavailable, "history unavailable; retry");
                     }
+                }
+            }
+            ClientMessage::Highlight(h) => {
+                let Some(geometry) = self.joined_as(&h.id, &h.canvas, "highlight", Role::Spectator)
+                else {
+                    return;
+                };
+                match validate::highlight(&h, &geometry) {
+                    Ok(target) => {
+                        // Mentions are chat-like: they spend chat tokens.
+                        if !self.pay(&h.id, OpClass::Chat, 1) {
+                            return;
+                        }
+                        let (x, y, user) = match target {
+                            HighlightTarget::Position(x, y) => (Some(x), Some(y), None),
+                            HighlightTarget::User(u) => (None, None, Some(u)),
+                        };
+                        let event = ServerMessage::Highlight(HighlightEvent {
+                            canvas: h.canvas.clone(),
+                            author: self.author.clone(),
+                            ts: shared::now_ms(),
+                            x,
+                            y,
+                            user,
+                            duration_ms: h.duration_ms,
+                        });
+                        self.publish(h.id, &h.canvas, &event).await;
+                    }
+                    Err(invalid) => self.out.error(h.id, invalid.code, invalid.message),
                 }
             }
             ClientMessage::Chat(c) => {

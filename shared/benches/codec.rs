@@ -99,10 +99,21 @@ fn client_messages() -> Vec<(&'static str, ClientMessage)> {
         (
             "history",
             ClientMessage::History(HistoryRequest {
-                id,
+                id: id.clone(),
                 canvas: canvas(),
                 since: 100,
                 limit: Some(500),
+            }),
+        ),
+        (
+            "highlight",
+            ClientMessage::Highlight(HighlightSend {
+                id,
+                canvas: canvas(),
+                x: Some(120.0),
+                y: Some(64.5),
+                user: None,
+                duration_ms: 3000,
             }),
         ),
     ]
@@ -223,6 +234,18 @@ fn server_messages() -> Vec<(&'static str, ServerMessage)> {
             ServerMessage::Resync(Resync {
                 canvas: canvas(),
                 reason: ResyncReason::BusReconnected,
+            }),
+        ),
+        (
+            "highlight",
+            ServerMessage::Highlight(HighlightEvent {
+                canvas: canvas(),
+                author: author(),
+                ts: 1_700_000_000_000,
+                x: None,
+                y: None,
+                user: Some("ada".into()),
+                duration_ms: 3000,
             }),
         ),
     ]

@@ -254,6 +254,14 @@ mod tests {
                 since: 10,
                 limit: Some(50),
             }),
+            ClientMessage::Highlight(HighlightSend {
+                id: Some(RequestId::Num(5)),
+                canvas: canvas(),
+                x: None,
+                y: None,
+                user: Some("ada".into()),
+                duration_ms: 3000,
+            }),
         ]
     }
 
@@ -355,6 +363,15 @@ mod tests {
             ServerMessage::Resync(Resync {
                 canvas: canvas(),
                 reason: ResyncReason::BusReconnected,
+            }),
+            ServerMessage::Highlight(HighlightEvent {
+                canvas: canvas(),
+                author: author(),
+                ts: 6,
+                x: Some(3.5),
+                y: Some(4.0),
+                user: None,
+                duration_ms: 1500,
             }),
         ]
     }

@@ -30,6 +30,9 @@ pub enum ClientMessage {
     Chat(ChatSend),
     /// Asks for a range of a joined canvas's durable events (gap repair).
     History(HistoryRequest),
+    /// Points everyone on a canvas at a position or a user for a while
+    /// (a mention; ephemeral).
+    Highlight(HighlightSend),
 }
 
 impl ClientMessage {
@@ -44,6 +47,7 @@ impl ClientMessage {
             ClientMessage::Cursor(m) => m.id.as_ref(),
             ClientMessage::Chat(m) => m.id.as_ref(),
             ClientMessage::History(m) => m.id.as_ref(),
+            ClientMessage::Highlight(m) => m.id.as_ref(),
         }
     }
 
@@ -58,6 +62,7 @@ impl ClientMessage {
             ClientMessage::Cursor(_) => "cursor",
             ClientMessage::Chat(_) => "chat",
             ClientMessage::History(_) => "history",
+            ClientMessage::Highlight(_) => "highlight",
         }
     }
 }
@@ -166,6 +171,23 @@ pub struct CursorMove {
     pub y: f64,
 }
 
+/// `highlight`: points at a canvas position (`x`, `y`) or at a user
+/// (`user`), exactly one of the two, for `duration_ms` (100 to 60,000).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HighlightSend {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<RequestId>,
+    pub canvas: CanvasId,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub x: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub y: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    pub duration_ms: u32,
+}
+
 /// `chat`: a text message (1 to 2,000 characters), rendered by clients as text.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -196,6 +218,8 @@ pub enum ServerMessage {
     Chat(ChatEvent),
     /// Events on a canvas may have been missed; the client should resynchronise.
     Resync(Resync),
+    /// Someone points at a position or a user on a joined canvas.
+    Highlight(HighlightEvent),
 }
 
 impl ServerMessage {
@@ -210,6 +234,7 @@ impl ServerMessage {
             ServerMessage::Cursor(_) => "cursor",
             ServerMessage::Chat(_) => "chat",
             ServerMessage::Resync(_) => "resync",
+            ServerMessage::Highlight(_) => "highlight",
         }
     }
 
@@ -220,6 +245,7 @@ impl ServerMessage {
             ServerMessage::Cursor(e) => Some(&e.canvas),
             ServerMessage::Chat(e) => Some(&e.canvas),
             ServerMessage::Resync(e) => Some(&e.canvas),
+            ServerMessage::Highlight(e) => Some(&e.canvas),
             _ => None,
         }
     }
@@ -424,6 +450,21 @@ pub struct CursorEvent {
     pub ts: u64,
     pub x: f32,
     pub y: f32,
+}
+
+/// `highlight` event: where to point (a position or a user) and for how long.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HighlightEvent {
+    pub canvas: CanvasId,
+    pub author: Author,
+    pub ts: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub x: Option<f32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub y: Option<f32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    pub duration_ms: u32,
 }
 
 /// `chat` event.

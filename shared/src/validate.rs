@@ -3,10 +3,20 @@
 //! and a message that names the offending field.
 
 use crate::error::ErrorCode;
-use crate::protocol::{ChatSend, CursorMove, Draw, Pixel};
+use crate::protocol::{ChatSend, CursorMove, Draw, HighlightSend, Pixel};
 
 /// Longest chat message, in Unicode scalar values (characters).
 pub const MAX_CHAT_CHARS: usize = 2000;
+
+/// Shortest and longest highlight, milliseconds.
+pub const HIGHLIGHT_MS: std::ops::RangeInclusive<u32> = 100..=60_000;
+
+/// What a highlight points at.
+#[derive(Debug, Clone, PartialEq)]
+pub enum HighlightTarget {
+    Position(f32, f32),
+    User(String),
+}
 
 /// The size and palette of a canvas: what coordinates and colours are legal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -145,8 +155,87 @@ pub fn chat(cmd: &ChatSend) -> Result<(), Invalid> {
     Ok(())
 }
 
+/// Validates a highlight: exactly one target (a position inside the canvas,
+/// or a user id of 1 to 128 bytes without control characters) and a
+/// duration within [`HIGHLIGHT_MS`].
+pub fn highlight(
+    cmd: &HighlightSend,
+    geometry: &CanvasGeometry,
+) -> Result<HighlightTarget, Invalid> {
+    if !HIGHLIGHT_MS.contains(&cmd.duration_ms) {
+        return Err(invalid(format!(
+            "duration_ms {} is outside {}..={}",
+            cmd.duration_ms,
+            HIGHLIGHT_MS.start(),
+            HIGHLIGHT_MS.end()
+        )));
+    }
+    match (cmd.x, cmd.y, &cmd.user) {
+        (Some(x), Some(y), None) => {
+            let inside = |v: f64, max: u32| v.is_finite() && v >= 0.0 && v <= f64::from(max);
+            if !inside(x, geometry.width) || !inside(y, geometry.height) {
+                return Err(invalid(format!(
+                    "highlight ({x}, {y}) is outside the {}x{} canvas",
+                    geometry.width, geometry.height
+                )));
+            }
+            Ok(HighlightTarget::Position(x as f32, y as f32))
+        }
+        (None, None, Some(user)) => {
+            if user.is_empty() || user.len() > 128 || user.chars().any(char::is_control) {
+                return Err(invalid(
+                    "user must be 1 to 128 bytes without control characters".into(),
+                ));
+            }
+            Ok(HighlightTarget::User(user.clone()))
+        }
+        _ => Err(invalid(
+            "a highlight points at a position (x and y) or at a user, exactly one".into(),
+        )),
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn highlights_point_at_a_position_or_a_user_for_a_bounded_time() {
+        let g = CanvasGeometry {
+            width: 100,
+            height: 50,
+            palette_size: 32,
+        };
+        let h = |x: Option<f64>, y: Option<f64>, user: Option<&str>, ms: u32| HighlightSend {
+            id: None,
+            canvas: crate::CanvasId::new("c").expect("id"),
+            x,
+            y,
+            user: user.map(str::to_owned),
+            duration_ms: ms,
+        };
+        assert_eq!(
+            highlight(&h(Some(1.5), Some(50.0), None, 100), &g),
+            Ok(HighlightTarget::Position(1.5, 50.0))
+        );
+        assert_eq!(
+            highlight(&h(None, None, Some("ada"), 60_000), &g),
+            Ok(HighlightTarget::User("ada".into()))
+        );
+        for bad in [
+            h(Some(1.0), Some(1.0), None, 99),
+            h(Some(1.0), Some(1.0), None, 60_001),
+            h(Some(101.0), Some(1.0), None, 1000),
+            h(Some(f64::NAN), Some(1.0), None, 1000),
+            h(Some(1.0), None, None, 1000),
+            h(None, None, None, 1000),
+            h(Some(1.0), Some(1.0), Some("ada"), 1000),
+            h(None, None, Some(""), 1000),
+            h(None, None, Some("a\u{7}b"), 1000),
+        ] {
+            let err = highlight(&bad, &g).expect_err("invalid");
+            assert_eq!(err.code, ErrorCode::InvalidValue, "{bad:?}");
+        }
+    }
+
     use super::*;
     use crate::ids::CanvasId;
     use crate::protocol::PixelInput;

@@ -51,6 +51,7 @@ fn every_client_example_decodes() {
         "draw",
         "cursor",
         "chat",
+        "highlight",
     ] {
         assert!(kinds.contains(kind), "no client example of {kind}");
     }
@@ -66,7 +67,15 @@ fn every_server_example_decodes() {
         kinds.insert(msg.kind());
     }
     for kind in [
-        "welcome", "pong", "ack", "error", "draw", "cursor", "chat", "resync",
+        "welcome",
+        "pong",
+        "ack",
+        "error",
+        "draw",
+        "cursor",
+        "chat",
+        "resync",
+        "highlight",
     ] {
         assert!(kinds.contains(kind), "no server example of {kind}");
     }
