@@ -10,6 +10,7 @@ mod backoff;
 mod control;
 mod hub;
 mod log;
+pub mod presence;
 mod queue;
 mod redis_bus;
 
@@ -53,6 +54,14 @@ pub enum BusError {
     Frame(#[source] busframe::BusFrameError),
     #[error("the canvas history could not be loaded for a rebuild: {0}")]
     History(String),
+    #[error("presence details could not be encoded")]
+    Presence(#[source] serde_json::Error),
+}
+
+/// How long presence keys live without a refresh (ms): well past the
+/// entries' own expiry, so a canvas nobody is on is eventually forgotten.
+fn presence_key_ttl(expiry: u64, now: u64) -> u64 {
+    expiry.saturating_sub(now).max(1000) * 4
 }
 
 /// Which bus a [`Fanout`] runs on.
@@ -68,6 +77,8 @@ enum Bus {
 pub struct Fanout {
     hub: Arc<Hub>,
     bus: Bus,
+    /// Presence when standalone (on Redis it lives there).
+    presence: presence::MemoryPresence,
     /// How long a join waits for Redis to confirm the canvas subscription.
     subscribe_timeout: Duration,
 }
@@ -79,6 +90,7 @@ impl Fanout {
         Fanout {
             hub: Arc::new(Hub::new(node, None)),
             bus: Bus::Memory(log::MemoryLog::new(log_max_events)),
+            presence: presence::MemoryPresence::default(),
             subscribe_timeout: Duration::from_secs(5),
         }
     }
@@ -96,6 +108,7 @@ impl Fanout {
         Ok(Fanout {
             hub,
             bus: Bus::Redis(bus),
+            presence: presence::MemoryPresence::default(),
             subscribe_timeout,
         })
     }
@@ -242,6 +255,81 @@ impl Fanout {
                     _ => Ok(kept),
                 }
             }
+        }
+    }
+
+    /// Adds (or renews) a presence entry expiring at `expiry` (ms since the
+    /// epoch); true if its user had no other live entry on the canvas, and
+    /// the canvas's live entries.
+    pub async fn presence_enter(
+        &self,
+        canvas: &CanvasId,
+        entry: &str,
+        info: &presence::EntryInfo,
+        expiry: u64,
+    ) -> Result<(bool, usize), BusError> {
+        let now = shared::now_ms();
+        match &self.bus {
+            Bus::Memory(_) => Ok(self
+                .presence
+                .enter(canvas, entry, info.clone(), expiry, now)),
+            Bus::Redis(r) => {
+                let json = serde_json::to_string(info).map_err(BusError::Presence)?;
+                r.presence_enter(
+                    canvas,
+                    entry,
+                    &json,
+                    (expiry, now, presence_key_ttl(expiry, now)),
+                )
+                .await
+            }
+        }
+    }
+
+    /// Moves existing entries' expiry to `expiry` (a refresh, or the grace
+    /// period on leave).
+    pub async fn presence_expire(
+        &self,
+        entries: &[(CanvasId, String)],
+        expiry: u64,
+    ) -> Result<(), BusError> {
+        match &self.bus {
+            Bus::Memory(_) => {
+                for (canvas, entry) in entries {
+                    self.presence.expire_at(canvas, entry, expiry);
+                }
+                Ok(())
+            }
+            Bus::Redis(r) => {
+                let now = shared::now_ms();
+                r.presence_expire(entries, expiry, presence_key_ttl(expiry, now))
+                    .await
+            }
+        }
+    }
+
+    /// Removes the canvas's expired entries; returns the users left with
+    /// none (each reported by exactly one caller) and the live entries.
+    pub async fn presence_sweep(
+        &self,
+        canvas: &CanvasId,
+    ) -> Result<(Vec<String>, usize), BusError> {
+        let now = shared::now_ms();
+        match &self.bus {
+            Bus::Memory(_) => Ok(self.presence.sweep(canvas, now)),
+            Bus::Redis(r) => r.presence_sweep(canvas, now).await,
+        }
+    }
+
+    /// The users with a live entry on the canvas, earliest first.
+    pub async fn presence_list(
+        &self,
+        canvas: &CanvasId,
+    ) -> Result<Vec<shared::protocol::PresentUser>, BusError> {
+        let now = shared::now_ms();
+        match &self.bus {
+            Bus::Memory(_) => Ok(self.presence.list(canvas, now)),
+            Bus::Redis(r) => r.presence_list(canvas, now).await,
         }
     }
 

@@ -74,6 +74,12 @@ static POSITION_SCRIPT: std::sync::LazyLock<redis::Script> =
 static RESTORE_SCRIPT: std::sync::LazyLock<redis::Script> =
     std::sync::LazyLock::new(|| redis::Script::new(include_str!("scripts/restore.lua")));
 /// Snapshot read (see `scripts/snapshot.lua`).
+static PRESENCE_ENTER_SCRIPT: std::sync::LazyLock<redis::Script> =
+    std::sync::LazyLock::new(|| redis::Script::new(include_str!("scripts/presence_enter.lua")));
+
+static PRESENCE_SWEEP_SCRIPT: std::sync::LazyLock<redis::Script> =
+    std::sync::LazyLock::new(|| redis::Script::new(include_str!("scripts/presence_sweep.lua")));
+
 static SNAPSHOT_SCRIPT: std::sync::LazyLock<redis::Script> =
     std::sync::LazyLock::new(|| redis::Script::new(include_str!("scripts/snapshot.lua")));
 
@@ -174,6 +180,115 @@ impl RedisBus {
 }
 
 impl RedisBus {
+    pub(crate) async fn presence_enter(
+        &self,
+        canvas: &CanvasId,
+        entry: &str,
+        info: &str,
+        (expiry, now, key_ttl): (u64, u64, u64),
+    ) -> Result<(bool, usize), BusError> {
+        let user = entry.split('\x1f').next().unwrap_or_default();
+        let prefix = crate::presence::user_prefix(user);
+        let mut call = PRESENCE_ENTER_SCRIPT.prepare_invoke();
+        call.key(keys::canvas_presence(canvas))
+            .key(keys::canvas_presence_info(canvas))
+            .arg(entry)
+            .arg(expiry)
+            .arg(now)
+            .arg(info)
+            .arg(prefix)
+            .arg(key_ttl);
+        let (first, count): (i64, usize) = self
+            .with_conn(|c| Box::pin(async move { call.invoke_async(c).await }))
+            .await?;
+        Ok((first == 1, count))
+    }
+
+    /// Sets the expiry of existing entries (refresh, or the grace on leave),
+    /// and keeps the keys alive `key_ttl` ms.
+    pub(crate) async fn presence_expire(
+        &self,
+        entries: &[(CanvasId, String)],
+        expiry: u64,
+        key_ttl: u64,
+    ) -> Result<(), BusError> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let mut pipe = redis::pipe();
+        for (canvas, entry) in entries {
+            pipe.cmd("ZADD")
+                .arg(keys::canvas_presence(canvas))
+                .arg("XX")
+                .arg(expiry)
+                .arg(entry)
+                .ignore();
+            pipe.cmd("PEXPIRE")
+                .arg(keys::canvas_presence(canvas))
+                .arg(key_ttl)
+                .ignore();
+            pipe.cmd("PEXPIRE")
+                .arg(keys::canvas_presence_info(canvas))
+                .arg(key_ttl)
+                .ignore();
+        }
+        self.with_conn(|c| Box::pin(async move { pipe.query_async::<()>(c).await }))
+            .await
+    }
+
+    pub(crate) async fn presence_sweep(
+        &self,
+        canvas: &CanvasId,
+        now: u64,
+    ) -> Result<(Vec<String>, usize), BusError> {
+        let mut call = PRESENCE_SWEEP_SCRIPT.prepare_invoke();
+        call.key(keys::canvas_presence(canvas))
+            .key(keys::canvas_presence_info(canvas))
+            .arg(now);
+        let reply: Vec<String> = self
+            .with_conn(|c| Box::pin(async move { call.invoke_async(c).await }))
+            .await?;
+        let mut values = reply.into_iter();
+        let live = values.next().and_then(|n| n.parse().ok()).unwrap_or(0);
+        let left = values.collect();
+        Ok((left, live))
+    }
+
+    pub(crate) async fn presence_list(
+        &self,
+        canvas: &CanvasId,
+        now: u64,
+    ) -> Result<Vec<shared::protocol::PresentUser>, BusError> {
+        let zset = keys::canvas_presence(canvas);
+        let info = keys::canvas_presence_info(canvas);
+        let (entries, details): (Vec<String>, Vec<Option<String>>) = self
+            .with_conn(|c| {
+                Box::pin(async move {
+                    let entries: Vec<String> = redis::cmd("ZRANGEBYSCORE")
+                        .arg(&zset)
+                        .arg(format!("({now}"))
+                        .arg("+inf")
+                        .query_async(c)
+                        .await?;
+                    if entries.is_empty() {
+                        return Ok((entries, Vec::new()));
+                    }
+                    let details: Vec<Option<String>> = redis::cmd("HMGET")
+                        .arg(&info)
+                        .arg(&entries)
+                        .query_async(c)
+                        .await?;
+                    Ok((entries, details))
+                })
+            })
+            .await?;
+        let live = entries.iter().zip(details).filter_map(|(e, d)| {
+            let info = serde_json::from_str(d.as_deref()?).ok()?;
+            Some((e.as_str(), info))
+        });
+        Ok(crate::presence::fold(live))
+    }
+
     /// Runs a Redis operation on a pooled connection within the publish timeout.
     async fn with_conn<T, F>(&self, op: F) -> Result<T, BusError>
     where

@@ -226,6 +226,24 @@ pub(crate) async fn events(
     Ok(Json(page).into_response())
 }
 
+/// `GET /api/canvases/{id}/presence`: who is on the canvas.
+pub(crate) async fn presence(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    Query(q): Query<AuthOnly>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    authorize(&state, &headers, q.token.as_deref())?;
+    let canvas = canvas_id(&id)?;
+    canvas_def(&state, &canvas).await?;
+    let users = state
+        .fanout
+        .presence_list(&canvas)
+        .await
+        .map_err(unavailable)?;
+    Ok(Json(shared::protocol::PresenceList { canvas, users }).into_response())
+}
+
 /// The canvas's definition, or 404 `E009`.
 async fn canvas_def(state: &AppState, canvas: &CanvasId) -> Result<Arc<CanvasDef>, ApiError> {
     match state.canvases.get(canvas).await {

@@ -204,6 +204,27 @@ pub struct Config {
     #[arg(long, env = "EASEL_TRUSTED_PROXIES", default_value = "")]
     pub trusted_proxies: String,
 
+    /// A presence entry lives this long without its gateway refreshing it
+    /// (a third of it): the longest a dead gateway's users stay listed,
+    /// plus one sweep interval. Seconds.
+    #[arg(long, env = "EASEL_PRESENCE_TTL_SECS", default_value_t = 30)]
+    pub presence_ttl_secs: u64,
+
+    /// After a user's last connection leaves a canvas, this long before
+    /// `user_left`, so a quick reconnect is no leave/join pair. Milliseconds.
+    #[arg(long, env = "EASEL_PRESENCE_GRACE_MS", default_value_t = 3000)]
+    pub presence_grace_ms: u64,
+
+    /// How often expired presence entries are swept and departures
+    /// announced. Milliseconds.
+    #[arg(long, env = "EASEL_PRESENCE_SWEEP_MS", default_value_t = 2000)]
+    pub presence_sweep_ms: u64,
+
+    /// `user_joined`/`user_left` are sent on canvases with at most this
+    /// many connections (0: never); beyond, clients ask with `presence`.
+    #[arg(long, env = "EASEL_PRESENCE_EVENTS_MAX", default_value_t = 500)]
+    pub presence_events_max: usize,
+
     /// Role on a canvas for tokens that name none (neither in `roles` for
     /// that canvas nor `role`): spectator, player or gm.
     #[arg(long, env = "EASEL_DEFAULT_ROLE", default_value = "player")]
@@ -303,6 +324,10 @@ pub struct Settings {
     pub max_connections_per_user: usize,
     /// Role for tokens that name none for a canvas.
     pub default_role: shared::auth::Role,
+    pub presence_ttl: Duration,
+    pub presence_grace: Duration,
+    pub presence_sweep: Duration,
+    pub presence_events_max: usize,
     pub outbound_queue: usize,
     pub ping_interval: Duration,
     pub idle_timeout: Duration,
@@ -554,6 +579,25 @@ impl Config {
             rate_limits,
             user_rate_limits,
             rate_abuse_limit: self.rate_abuse_limit,
+            presence_events_max: self.presence_events_max,
+            presence_ttl: Duration::from_secs(check_range(
+                "EASEL_PRESENCE_TTL_SECS (--presence-ttl-secs)",
+                self.presence_ttl_secs,
+                2,
+                600,
+            )?),
+            presence_grace: Duration::from_millis(check_range(
+                "EASEL_PRESENCE_GRACE_MS (--presence-grace-ms)",
+                self.presence_grace_ms,
+                0,
+                60_000,
+            )?),
+            presence_sweep: Duration::from_millis(check_range(
+                "EASEL_PRESENCE_SWEEP_MS (--presence-sweep-ms)",
+                self.presence_sweep_ms,
+                100,
+                60_000,
+            )?),
             default_role: self
                 .default_role
                 .trim()

@@ -192,7 +192,7 @@ async fn serve_inner(
                     &mut writer_done,
                 )
                 .await;
-                session.leave_all();
+                session.leave_all().await;
             }
             None => {
                 let max = state.settings.max_connections_per_user;

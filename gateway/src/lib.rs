@@ -12,6 +12,7 @@ mod drain;
 mod history;
 mod limits;
 mod metrics;
+mod presence;
 mod server;
 mod session;
 mod upgrade;

@@ -103,7 +103,7 @@ pub(crate) const CONNECTION_AUTH_FAILURES: [&str; 3] = [
 ];
 
 /// Client message types, resolved to counters once.
-const RECEIVED_KINDS: [&str; 9] = [
+const RECEIVED_KINDS: [&str; 10] = [
     "handshake",
     "ping",
     "join",
@@ -113,6 +113,7 @@ const RECEIVED_KINDS: [&str; 9] = [
     "chat",
     "history",
     "highlight",
+    "presence",
 ];
 
 /// Server message types a connection sends itself.

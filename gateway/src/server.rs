@@ -66,6 +66,8 @@ pub(crate) struct AppState {
     pub users: Arc<crate::limits::Users>,
     /// New connections per client IP, when limited.
     pub ip_limiter: Option<crate::limits::IpLimiter>,
+    /// Who is on which canvas.
+    pub presence: crate::presence::Presence,
 }
 
 /// Runs the gateway until `shutdown` is cancelled: clients on `listener`,
@@ -190,6 +192,12 @@ pub async fn run(
             settings.max_connections_per_user,
         ),
         ip_limiter: settings.ip_connect_rate.map(crate::limits::IpLimiter::new),
+        presence: crate::presence::Presence::new(
+            settings.presence_ttl,
+            settings.presence_grace,
+            settings.presence_sweep,
+            settings.presence_events_max,
+        ),
         permits: Arc::new(Semaphore::new(settings.max_connections)),
         drain: crate::drain::Drain::new(settings.drain_window),
         settings,
@@ -203,6 +211,11 @@ pub async fn run(
         metrics,
     });
 
+    let presence_stop = CancellationToken::new();
+    let presence_task = tokio::spawn(crate::presence::Presence::run(
+        state.clone(),
+        presence_stop.clone(),
+    ));
     let admin_stop = CancellationToken::new();
     let admin_server = tokio::spawn(
         axum::serve(admin, admin_router(state.clone()))
@@ -266,6 +279,8 @@ pub async fn run(
             "grace period over; abandoning remaining connections"
         );
     }
+    presence_stop.cancel();
+    let _ = presence_task.await;
     bus_shutdown.cancel();
     admin_stop.cancel();
     let admin_served = match admin_server.await {
@@ -286,6 +301,7 @@ fn router(state: Arc<AppState>) -> Router {
         .route("/api/canvases/{id}", get(crate::api::get_canvas))
         .route("/api/canvases/{id}/snapshot", get(crate::api::snapshot))
         .route("/api/canvases/{id}/events", get(crate::api::events))
+        .route("/api/canvases/{id}/presence", get(crate::api::presence))
         .with_state(state)
 }
 

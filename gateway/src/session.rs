@@ -12,7 +12,7 @@ use shared::auth::{Identity, Role};
 use shared::busframe::BusHeader;
 use shared::protocol::{
     AckResult, Author, ChatEvent, ClientMessage, CursorEvent, DrawEvent, HighlightEvent, Joined,
-    Pong, Published, ResumeOutcome, ServerMessage,
+    Pong, PresenceList, Published, ResumeOutcome, ServerMessage,
 };
 use std::time::Duration;
 use tokio::time::Instant;
@@ -218,6 +218,10 @@ impl<'a> Session<'a> {
             ClientMessage::Leave(l) => {
                 if self.forget(&l.canvas) {
                     self.state.fanout.leave(&l.canvas, self.conn);
+                    self.state
+                        .presence
+                        .leave(self.state, &l.canvas, self.conn)
+                        .await;
                     self.out.ack(l.id, None);
                 } else {
                     self.not_joined(l.id, &l.canvas);
@@ -295,6 +299,22 @@ impl<'a> Session<'a> {
                     }
                 }
             }
+            ClientMessage::Presence(p) => {
+                if self
+                    .joined_as(&p.id, &p.canvas, "presence", Role::Spectator)
+                    .is_none()
+                {
+                    return;
+                }
+                let users = self.state.presence.list(self.state, &p.canvas).await;
+                self.out.ack(
+                    p.id,
+                    Some(AckResult::Presence(PresenceList {
+                        canvas: p.canvas,
+                        users,
+                    })),
+                );
+            }
             ClientMessage::Highlight(h) => {
                 let Some(geometry) = self.joined_as(&h.id, &h.canvas, "highlight", Role::Spectator)
                 else {
@@ -352,9 +372,13 @@ impl<'a> Session<'a> {
     }
 
     /// Leaves every joined canvas (the connection is ending).
-    pub fn leave_all(&mut self) {
-        for (canvas, _, _) in self.joined.drain(..) {
+    pub async fn leave_all(&mut self) {
+        for (canvas, _, _) in std::mem::take(&mut self.joined) {
             self.state.fanout.leave(&canvas, self.conn);
+            self.state
+                .presence
+                .leave(self.state, &canvas, self.conn)
+                .await;
         }
     }
 
@@ -432,6 +456,11 @@ impl<'a> Session<'a> {
                 if !already {
                     self.joined.push((canvas.clone(), geometry, role));
                 }
+                let presence = self
+                    .state
+                    .presence
+                    .enter(self.state, &canvas, self.conn, &self.author, role)
+                    .await;
                 tracing::debug!(%canvas, echo, seq = position.seq, ?resume, replay = replay.len(), "joined");
                 if let Some(outcome) = resume {
                     self.state
@@ -452,6 +481,7 @@ impl<'a> Session<'a> {
                         epoch: position.epoch,
                         resume,
                         role,
+                        presence,
                     })),
                 );
                 // The replay and then the held live events wait for room in

@@ -88,6 +88,8 @@ async fn sigterm_drains_spread_out_and_clients_resume_elsewhere() {
         .env("EASEL_DRAIN_DELAY_MS", DELAY.as_millis().to_string())
         .env("EASEL_DRAIN_WINDOW_MS", WINDOW.as_millis().to_string())
         .env("EASEL_SHUTDOWN_GRACE_SECS", GRACE_SECS.to_string())
+        // As the in-process gateway: no presence events among the draws.
+        .env("EASEL_PRESENCE_EVENTS_MAX", "0")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())

@@ -182,6 +182,7 @@ fn server_messages() -> Vec<(&'static str, ServerMessage)> {
                     epoch: "0b5f3c".into(),
                     resume: Some(ResumeOutcome::Replayed),
                     role: shared::auth::Role::Player,
+                    presence: Vec::new(),
                 })),
             }),
         ),

@@ -254,6 +254,10 @@ mod tests {
                 since: 10,
                 limit: Some(50),
             }),
+            ClientMessage::Presence(PresenceRequest {
+                id: Some(RequestId::Num(6)),
+                canvas: canvas(),
+            }),
             ClientMessage::Highlight(HighlightSend {
                 id: Some(RequestId::Num(5)),
                 canvas: canvas(),
@@ -306,6 +310,13 @@ mod tests {
                     epoch: "e1".into(),
                     resume: Some(ResumeOutcome::Replayed),
                     role: crate::auth::Role::Player,
+                    presence: vec![PresentUser {
+                        id: "ada".into(),
+                        name: Some("Ada".into()),
+                        role: crate::auth::Role::Gm,
+                        since: 1,
+                        connections: 2,
+                    }],
                 })),
             }),
             ServerMessage::Ack(Ack {
@@ -363,6 +374,27 @@ mod tests {
             ServerMessage::Resync(Resync {
                 canvas: canvas(),
                 reason: ResyncReason::BusReconnected,
+            }),
+            ServerMessage::UserJoined(UserJoined {
+                canvas: canvas(),
+                user: PresentUser {
+                    id: "bob".into(),
+                    name: None,
+                    role: crate::auth::Role::Spectator,
+                    since: 7,
+                    connections: 1,
+                },
+            }),
+            ServerMessage::UserLeft(UserLeft {
+                canvas: canvas(),
+                user: "bob".into(),
+            }),
+            ServerMessage::Ack(Ack {
+                id: RequestId::Num(9),
+                result: Some(AckResult::Presence(PresenceList {
+                    canvas: canvas(),
+                    users: Vec::new(),
+                })),
             }),
             ServerMessage::Highlight(HighlightEvent {
                 canvas: canvas(),

@@ -35,6 +35,17 @@ pub fn canvas_log(canvas: &CanvasId) -> String {
     format!("{PREFIX}:{{c:{canvas}}}:log")
 }
 
+/// Who is on the canvas: a sorted set of `<user>\x1f<node>\x1f<conn>`
+/// scored by the entry's expiry (ms since the Unix epoch).
+pub fn canvas_presence(canvas: &CanvasId) -> String {
+    format!("{PREFIX}:{{c:{canvas}}}:presence")
+}
+
+/// The presence entries' details (name, role, since), by entry.
+pub fn canvas_presence_info(canvas: &CanvasId) -> String {
+    format!("{PREFIX}:{{c:{canvas}}}:presence-info")
+}
+
 /// The canvas a channel name belongs to, if it is a canvas channel.
 pub fn canvas_from_channel(channel: &str) -> Option<CanvasId> {
     let inner = channel

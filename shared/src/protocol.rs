@@ -33,6 +33,8 @@ pub enum ClientMessage {
     /// Points everyone on a canvas at a position or a user for a while
     /// (a mention; ephemeral).
     Highlight(HighlightSend),
+    /// Asks for the users on a joined canvas.
+    Presence(PresenceRequest),
 }
 
 impl ClientMessage {
@@ -48,6 +50,7 @@ impl ClientMessage {
             ClientMessage::Chat(m) => m.id.as_ref(),
             ClientMessage::History(m) => m.id.as_ref(),
             ClientMessage::Highlight(m) => m.id.as_ref(),
+            ClientMessage::Presence(m) => m.id.as_ref(),
         }
     }
 
@@ -63,6 +66,7 @@ impl ClientMessage {
             ClientMessage::Chat(_) => "chat",
             ClientMessage::History(_) => "history",
             ClientMessage::Highlight(_) => "highlight",
+            ClientMessage::Presence(_) => "presence",
         }
     }
 }
@@ -171,6 +175,36 @@ pub struct CursorMove {
     pub y: f64,
 }
 
+/// `presence`: the users on a joined canvas; the ack carries them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PresenceRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<RequestId>,
+    pub canvas: CanvasId,
+}
+
+/// One user present on a canvas (with any number of connections).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PresentUser {
+    pub id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    pub role: crate::auth::Role,
+    /// When this user's earliest connection still on the canvas joined, ms
+    /// since the Unix epoch.
+    pub since: u64,
+    /// The user's connections on the canvas, across gateways.
+    pub connections: u32,
+}
+
+/// The users on a canvas: the result of `presence`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PresenceList {
+    pub canvas: CanvasId,
+    pub users: Vec<PresentUser>,
+}
+
 /// `highlight`: points at a canvas position (`x`, `y`) or at a user
 /// (`user`), exactly one of the two, for `duration_ms` (100 to 60,000).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -220,6 +254,10 @@ pub enum ServerMessage {
     Resync(Resync),
     /// Someone points at a position or a user on a joined canvas.
     Highlight(HighlightEvent),
+    /// A user's first connection joined a canvas.
+    UserJoined(UserJoined),
+    /// A user's last connection left a canvas (or its gateway died).
+    UserLeft(UserLeft),
 }
 
 impl ServerMessage {
@@ -235,6 +273,8 @@ impl ServerMessage {
             ServerMessage::Chat(_) => "chat",
             ServerMessage::Resync(_) => "resync",
             ServerMessage::Highlight(_) => "highlight",
+            ServerMessage::UserJoined(_) => "user_joined",
+            ServerMessage::UserLeft(_) => "user_left",
         }
     }
 
@@ -246,6 +286,8 @@ impl ServerMessage {
             ServerMessage::Chat(e) => Some(&e.canvas),
             ServerMessage::Resync(e) => Some(&e.canvas),
             ServerMessage::Highlight(e) => Some(&e.canvas),
+            ServerMessage::UserJoined(e) => Some(&e.canvas),
+            ServerMessage::UserLeft(e) => Some(&e.canvas),
             _ => None,
         }
     }
@@ -325,6 +367,8 @@ pub enum AckResult {
     History(HistoryPage),
     /// Result of a durable operation (`draw`, `chat`).
     Published(Published),
+    /// Result of `presence`.
+    Presence(PresenceList),
 }
 
 /// A page of durable events, oldest first.
@@ -366,6 +410,9 @@ pub struct Joined {
     pub resume: Option<ResumeOutcome>,
     /// This connection's role on the canvas: what it may do there.
     pub role: crate::auth::Role,
+    /// The users on the canvas, this one included.
+    #[serde(default)]
+    pub presence: Vec<PresentUser>,
 }
 
 /// The outcome of a join with `since`.
@@ -465,6 +512,20 @@ pub struct HighlightEvent {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user: Option<String>,
     pub duration_ms: u32,
+}
+
+/// `user_joined` event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserJoined {
+    pub canvas: CanvasId,
+    pub user: PresentUser,
+}
+
+/// `user_left` event: the user's id.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserLeft {
+    pub canvas: CanvasId,
+    pub user: String,
 }
 
 /// `chat` event.

@@ -52,6 +52,7 @@ fn every_client_example_decodes() {
         "cursor",
         "chat",
         "highlight",
+        "presence",
     ] {
         assert!(kinds.contains(kind), "no client example of {kind}");
     }
@@ -76,6 +77,8 @@ fn every_server_example_decodes() {
         "chat",
         "resync",
         "highlight",
+        "user_joined",
+        "user_left",
     ] {
         assert!(kinds.contains(kind), "no server example of {kind}");
     }

@@ -76,8 +76,10 @@ pub fn settings(node: &str, redis: Option<&RedisServer>, extra: &[&str]) -> Sett
     if let Some(r) = redis {
         args.push(format!("--redis-url={}", r.url()));
     }
-    // Tests stop gateways at once unless they test the drain itself, and
-    // send as fast as they like unless they test the rate limits.
+    // Tests stop gateways at once unless they test the drain itself, send
+    // as fast as they like unless they test the rate limits, and see no
+    // user_joined/user_left among the events they count unless they test
+    // presence.
     let unlimited = "pixels=1000000/s:1000000,chat=1000000/s:1000000,cursors=1000000/s:1000000";
     for (flag, value) in [
         ("--drain-delay-ms", "0"),
@@ -85,6 +87,7 @@ pub fn settings(node: &str, redis: Option<&RedisServer>, extra: &[&str]) -> Sett
         ("--rate-limits", unlimited),
         ("--user-rate-limits", unlimited),
         ("--ip-connect-rate", "off"),
+        ("--presence-events-max", "0"),
     ] {
         if !extra.iter().any(|e| e.starts_with(flag)) {
             args.push(format!("{flag}={value}"));

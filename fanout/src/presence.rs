@@ -1,0 +1,226 @@
+//! Who is on a canvas, across gateways.
+//!
+//! Each connection on a canvas is an entry `<user>\x1f<node>\x1f<conn>`
+//! with an expiry. The gateway owning the connection pushes the expiry
+//! forward while the connection lives; on leave it sets the expiry to the
+//! end of a short grace period instead of removing the entry, so a quick
+//! reconnect is no departure. Reads ignore expired entries, so a gateway
+//! that dies leaves no ghost beyond the entries' lifetime; sweeps (by any
+//! gateway with members on the canvas) remove expired entries and report
+//! the users left without one, exactly once each.
+//!
+//! On Redis the entries are a sorted set scored by expiry plus a hash of
+//! their details, changed by scripts; standalone, the same in memory.
+
+use parking_lot::Mutex;
+use serde::{Deserialize, Serialize};
+use shared::CanvasId;
+use shared::auth::Role;
+use shared::protocol::PresentUser;
+use std::collections::{BTreeMap, HashMap};
+
+/// Separates the parts of an entry; not allowed in user ids.
+const SEP: char = '\x1f';
+
+/// An entry's name: user, node and connection.
+pub fn entry(user: &str, node: &str, conn: u64) -> String {
+    format!("{user}{SEP}{node}{SEP}{conn}")
+}
+
+/// The prefix shared by all of `user`'s entries.
+pub(crate) fn user_prefix(user: &str) -> String {
+    format!("{user}{SEP}")
+}
+
+fn user_of(entry: &str) -> Option<&str> {
+    entry.split_once(SEP).map(|(user, _)| user)
+}
+
+/// What is stored with an entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EntryInfo {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    pub role: Role,
+    /// When the connection joined, ms since the Unix epoch.
+    pub since: u64,
+}
+
+/// Folds live entries into one [`PresentUser`] per user: the earliest
+/// `since`, the details of that entry, and the number of connections.
+pub(crate) fn fold<'a>(live: impl IntoIterator<Item = (&'a str, EntryInfo)>) -> Vec<PresentUser> {
+    let mut users: BTreeMap<String, PresentUser> = BTreeMap::new();
+    for (entry, info) in live {
+        let Some(id) = user_of(entry) else { continue };
+        let u = users.entry(id.to_owned()).or_insert_with(|| PresentUser {
+            id: id.to_owned(),
+            name: info.name.clone(),
+            role: info.role,
+            since: info.since,
+            connections: 0,
+        });
+        u.connections += 1;
+        if info.since < u.since {
+            u.since = info.since;
+            u.name = info.name.clone();
+            u.role = info.role;
+        }
+    }
+    let mut list: Vec<PresentUser> = users.into_values().collect();
+    list.sort_by(|a, b| (a.since, &a.id).cmp(&(b.since, &b.id)));
+    list
+}
+
+/// A canvas's entries: expiry and details by entry name.
+type Entries = HashMap<String, (u64, EntryInfo)>;
+
+/// The standalone store.
+#[derive(Default)]
+pub(crate) struct MemoryPresence {
+    canvases: Mutex<HashMap<CanvasId, Entries>>,
+}
+
+impl MemoryPresence {
+    pub fn enter(
+        &self,
+        canvas: &CanvasId,
+        entry: &str,
+        info: EntryInfo,
+        expiry: u64,
+        now: u64,
+    ) -> (bool, usize) {
+        let mut map = self.canvases.lock();
+        let entries = map.entry(canvas.clone()).or_default();
+        let prefix = user_prefix(user_of(entry).unwrap_or_default());
+        let first = !entries
+            .iter()
+            .any(|(e, (exp, _))| *exp > now && e != entry && e.starts_with(&prefix));
+        entries.insert(entry.to_owned(), (expiry, info));
+        let live = entries.values().filter(|(exp, _)| *exp > now).count();
+        (first, live)
+    }
+
+    /// Sets an existing entry's expiry.
+    pub fn expire_at(&self, canvas: &CanvasId, entry: &str, expiry: u64) {
+        if let Some((exp, _)) = self
+            .canvases
+            .lock()
+            .get_mut(canvas)
+            .and_then(|m| m.get_mut(entry))
+        {
+            *exp = expiry;
+        }
+    }
+
+    pub fn sweep(&self, canvas: &CanvasId, now: u64) -> (Vec<String>, usize) {
+        let mut map = self.canvases.lock();
+        let Some(entries) = map.get_mut(canvas) else {
+            return (Vec::new(), 0);
+        };
+        let dead: Vec<String> = entries
+            .iter()
+            .filter(|(_, (exp, _))| *exp <= now)
+            .map(|(e, _)| e.clone())
+            .collect();
+        for e in &dead {
+            entries.remove(e);
+        }
+        let mut left: Vec<String> = dead
+            .iter()
+            .filter_map(|e| user_of(e))
+            .filter(|u| {
+                let prefix = user_prefix(u);
+                !entries.keys().any(|e| e.starts_with(&prefix))
+            })
+            .map(str::to_owned)
+            .collect();
+        left.sort();
+        left.dedup();
+        let live = entries.len();
+        if entries.is_empty() {
+            map.remove(canvas);
+        }
+        (left, live)
+    }
+
+    pub fn list(&self, canvas: &CanvasId, now: u64) -> Vec<PresentUser> {
+        let map = self.canvases.lock();
+        let Some(entries) = map.get(canvas) else {
+            return Vec::new();
+        };
+        fold(
+            entries
+                .iter()
+                .filter(|(_, (exp, _))| *exp > now)
+                .map(|(e, (_, info))| (e.as_str(), info.clone())),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn info(since: u64, role: Role) -> EntryInfo {
+        EntryInfo {
+            name: Some(format!("n{since}")),
+            role,
+            since,
+        }
+    }
+
+    #[test]
+    fn a_user_arrives_once_and_leaves_with_its_last_entry() {
+        let p = MemoryPresence::default();
+        let c = CanvasId::new("c").expect("id");
+        let (a1, a2) = (entry("ada", "gw1", 1), entry("ada", "gw2", 7));
+        assert_eq!(p.enter(&c, &a1, info(10, Role::Player), 1000, 0), (true, 1));
+        assert_eq!(
+            p.enter(&c, &a2, info(20, Role::Player), 1000, 0),
+            (false, 2),
+            "second tab"
+        );
+        assert!(
+            p.enter(&c, &entry("bob", "gw1", 2), info(15, Role::Gm), 1000, 0)
+                .0
+        );
+        let list = p.list(&c, 5);
+        assert_eq!(list.len(), 2);
+        assert_eq!(
+            (list[0].id.as_str(), list[0].connections, list[0].since),
+            ("ada", 2, 10)
+        );
+        assert_eq!(list[1].role, Role::Gm);
+        // One of ada's entries expires: she is still there.
+        p.expire_at(&c, &a1, 50);
+        assert_eq!(p.sweep(&c, 60), (Vec::new(), 2));
+        assert_eq!(p.list(&c, 60)[0].connections, 1);
+        // Expired entries are not listed even before a sweep.
+        assert!(p.list(&c, 1000).is_empty());
+        assert_eq!(
+            p.sweep(&c, 1000),
+            (vec!["ada".to_owned(), "bob".to_owned()], 0)
+        );
+        assert!(
+            p.sweep(&c, 2000).0.is_empty(),
+            "each departure is reported once"
+        );
+        // A user with an expired entry arriving again is new.
+        assert!(p.enter(&c, &a1, info(3000, Role::Player), 4000, 3000).0);
+    }
+
+    #[test]
+    fn users_whose_ids_share_a_prefix_are_told_apart() {
+        let p = MemoryPresence::default();
+        let c = CanvasId::new("c").expect("id");
+        assert!(
+            p.enter(&c, &entry("ad", "g", 1), info(1, Role::Player), 100, 0)
+                .0
+        );
+        assert!(
+            p.enter(&c, &entry("ada", "g", 2), info(1, Role::Player), 100, 0)
+                .0
+        );
+        assert_eq!(p.list(&c, 0).len(), 2);
+    }
+}

@@ -1,0 +1,197 @@
+//! Presence per canvas (see `fanout::presence` for the store): this
+//! gateway's entries, kept alive while their connections are, announced
+//! with `user_joined` when a user's first connection arrives and
+//! `user_left` when a sweep finds a user's last entry expired.
+
+use crate::server::AppState;
+use fanout::presence::{self, EntryInfo};
+use parking_lot::Mutex;
+use shared::CanvasId;
+use shared::auth::Role;
+use shared::busframe::BusHeader;
+use shared::protocol::{Author, PresentUser, ServerMessage, UserJoined, UserLeft};
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// Entries refreshed per Redis round trip.
+const REFRESH_CHUNK: usize = 500;
+
+/// Presence settings and this gateway's live entries.
+pub(crate) struct Presence {
+    /// An entry lives this long without a refresh.
+    pub ttl: Duration,
+    /// A left entry stays this long, so a quick reconnect is no departure.
+    pub grace: Duration,
+    /// How often expired entries are swept (and departures announced).
+    pub sweep_every: Duration,
+    /// `user_joined`/`user_left` are sent only on canvases with at most
+    /// this many connections: beyond, every join would cost a delivery to
+    /// everyone (quadratic in a join storm); clients ask with `presence`.
+    pub events_max: usize,
+    /// Entry names by canvas and connection.
+    local: Mutex<HashMap<(CanvasId, u64), String>>,
+}
+
+impl Presence {
+    pub fn new(ttl: Duration, grace: Duration, sweep_every: Duration, events_max: usize) -> Self {
+        Presence {
+            ttl,
+            grace,
+            sweep_every,
+            events_max,
+            local: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Registers connection `conn` of `author` on `canvas`, announces the
+    /// user if this is their first connection there, and returns who is on
+    /// the canvas now (this user included).
+    pub async fn enter(
+        &self,
+        state: &AppState,
+        canvas: &CanvasId,
+        conn: u64,
+        author: &Author,
+        role: Role,
+    ) -> Vec<PresentUser> {
+        let now = shared::now_ms();
+        let entry = presence::entry(&author.id, &state.settings.node_id, conn);
+        let info = EntryInfo {
+            name: author.name.clone(),
+            role,
+            since: now,
+        };
+        let expiry = now + self.ttl.as_millis() as u64;
+        self.local
+            .lock()
+            .insert((canvas.clone(), conn), entry.clone());
+        match state
+            .fanout
+            .presence_enter(canvas, &entry, &info, expiry)
+            .await
+        {
+            Ok((true, live)) if live <= self.events_max => {
+                let event = ServerMessage::UserJoined(UserJoined {
+                    canvas: canvas.clone(),
+                    user: PresentUser {
+                        id: author.id.clone(),
+                        name: author.name.clone(),
+                        role,
+                        since: now,
+                        connections: 1,
+                    },
+                });
+                announce(state, canvas, conn, &event).await;
+            }
+            Ok(_) => {}
+            Err(err) => tracing::warn!(%canvas, error = %err, "presence entry not stored"),
+        }
+        self.list(state, canvas).await
+    }
+
+    /// Who is on the canvas; empty (and logged) if the store fails.
+    pub async fn list(&self, state: &AppState, canvas: &CanvasId) -> Vec<PresentUser> {
+        state
+            .fanout
+            .presence_list(canvas)
+            .await
+            .unwrap_or_else(|err| {
+                tracing::warn!(%canvas, error = %err, "presence unavailable");
+                Vec::new()
+            })
+    }
+
+    /// Connection `conn` left `canvas`: its entry expires after the grace
+    /// period unless the user is back, and a sweep announces the departure.
+    pub async fn leave(&self, state: &AppState, canvas: &CanvasId, conn: u64) {
+        let Some(entry) = self.local.lock().remove(&(canvas.clone(), conn)) else {
+            return;
+        };
+        let expiry = shared::now_ms() + self.grace.as_millis() as u64;
+        if let Err(err) = state
+            .fanout
+            .presence_expire(&[(canvas.clone(), entry)], expiry)
+            .await
+        {
+            // The entry then expires at its TTL instead.
+            tracing::warn!(%canvas, error = %err, "presence leave not stored");
+        }
+    }
+
+    /// Keeps this gateway's entries alive and sweeps the canvases it has
+    /// members on, until `stop`.
+    pub async fn run(state: Arc<AppState>, stop: CancellationToken) {
+        let p = &state.presence;
+        let refresh_every = p.ttl / 3;
+        let mut refresh = tokio::time::interval(refresh_every);
+        let mut sweep = tokio::time::interval(p.sweep_every);
+        refresh.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = refresh.tick() => p.refresh(&state).await,
+                _ = sweep.tick() => p.sweep(&state).await,
+            }
+        }
+    }
+
+    async fn refresh(&self, state: &AppState) {
+        let entries: Vec<(CanvasId, String)> = self
+            .local
+            .lock()
+            .iter()
+            .map(|((canvas, _), entry)| (canvas.clone(), entry.clone()))
+            .collect();
+        let expiry = shared::now_ms() + self.ttl.as_millis() as u64;
+        for chunk in entries.chunks(REFRESH_CHUNK) {
+            if let Err(err) = state.fanout.presence_expire(chunk, expiry).await {
+                tracing::warn!(error = %err, "presence refresh failed; retrying next round");
+                return;
+            }
+        }
+    }
+
+    async fn sweep(&self, state: &AppState) {
+        let canvases: BTreeSet<CanvasId> = self
+            .local
+            .lock()
+            .keys()
+            .map(|(canvas, _)| canvas.clone())
+            .collect();
+        for canvas in canvases {
+            match state.fanout.presence_sweep(&canvas).await {
+                Ok((left, live)) => {
+                    // `live` is after the departures: announce while the
+                    // canvas was within the limit.
+                    if live + left.len() > self.events_max {
+                        continue;
+                    }
+                    for user in left {
+                        let event = ServerMessage::UserLeft(UserLeft {
+                            canvas: canvas.clone(),
+                            user,
+                        });
+                        announce(state, &canvas, 0, &event).await;
+                    }
+                }
+                Err(err) => tracing::debug!(%canvas, error = %err, "presence sweep failed"),
+            }
+        }
+    }
+}
+
+/// Publishes a presence event to the canvas's members on every gateway
+/// (`conn` 0: from no connection, so no member is skipped as its sender).
+async fn announce(state: &AppState, canvas: &CanvasId, conn: u64, event: &ServerMessage) {
+    let header = BusHeader {
+        node: state.settings.node_id.clone(),
+        conn,
+        ingest_us: shared::now_us(),
+    };
+    if let Err(err) = state.fanout.publish(canvas, &header, event).await {
+        tracing::warn!(%canvas, error = %err, "presence event not published");
+    }
+}

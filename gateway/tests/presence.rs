@@ -1,0 +1,222 @@
+//! Presence: who is on a canvas, across gateways; a user with several tabs
+//! counts once and leaves with the last; a quick reconnect is no leave/join
+//! pair; a gateway killed with SIGKILL leaves no ghost beyond the TTL.
+
+// Test code: a failed unwrap is a failed test, with its message.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use common::*;
+use shared::RequestId;
+use shared::protocol::{
+    AckResult, ClientMessage, PresenceList, PresenceRequest, PresentUser, ServerMessage,
+};
+use std::net::SocketAddr;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+use testkit::RedisServer;
+use testkit::ws::{Connect, WsClient};
+
+const FAST: [&str; 4] = [
+    "--presence-grace-ms=300",
+    "--presence-sweep-ms=100",
+    "--presence-ttl-secs=2",
+    "--presence-events-max=500",
+];
+
+/// Joins `canvas` and returns the presence list from the ack.
+async fn join_presence(c: &mut WsClient, id: u64, canvas: &str) -> Vec<PresentUser> {
+    c.send(&join(id, canvas, false)).await;
+    match expect_ack(c, id).await {
+        Some(AckResult::Joined(j)) => j.presence,
+        other => panic!("{other:?}"),
+    }
+}
+
+fn ids(users: &[PresentUser]) -> Vec<(&str, u32)> {
+    users
+        .iter()
+        .map(|u| (u.id.as_str(), u.connections))
+        .collect()
+}
+
+async fn rest_presence(addr: SocketAddr, canvas: &str) -> PresenceList {
+    let (status, _, body) = http_get(
+        addr,
+        &format!("/api/canvases/{canvas}/presence"),
+        Some(&token("rest")),
+    )
+    .await;
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    serde_json::from_slice(&body).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn users_arrive_once_leave_with_their_last_connection_across_gateways() {
+    let redis = RedisServer::start();
+    let a = Gateway::start(settings("pr-a", Some(&redis), &FAST)).await;
+    let b = Gateway::start(settings("pr-b", Some(&redis), &FAST)).await;
+    let mut ada = a.client("ada").await;
+    assert_eq!(ids(&join_presence(&mut ada, 1, "p").await), [("ada", 1)]);
+
+    let mut bob1 = b.client("bob").await;
+    assert_eq!(
+        ids(&join_presence(&mut bob1, 1, "p").await),
+        [("ada", 1), ("bob", 1)]
+    );
+    match ada.recv().await {
+        ServerMessage::UserJoined(j) => {
+            assert_eq!(j.user.id, "bob");
+            assert_eq!(j.user.name.as_deref(), Some("bob name"));
+            assert_eq!(j.user.connections, 1);
+        }
+        other => panic!("{other:?}"),
+    }
+    // A second tab, on the other gateway: bob is there once, twice connected.
+    let mut bob2 = a.client("bob").await;
+    join_presence(&mut bob2, 1, "p").await;
+    let listed = rest_presence(b.addr, "p").await;
+    assert_eq!(ids(&listed.users), [("ada", 1), ("bob", 2)]);
+    // On request over the socket too.
+    ada.send(&ClientMessage::Presence(PresenceRequest {
+        id: Some(RequestId::Num(5)),
+        canvas: canvas("p"),
+    }))
+    .await;
+    match expect_ack(&mut ada, 5).await {
+        Some(AckResult::Presence(p)) => assert_eq!(ids(&p.users), [("ada", 1), ("bob", 2)]),
+        other => panic!("{other:?}"),
+    }
+
+    // Closing one tab is no departure, even after the grace period.
+    drop(bob1);
+    testkit::eventually(Duration::from_secs(5), "bob down to one tab", || async {
+        ids(&rest_presence(a.addr, "p").await.users) == [("ada", 1), ("bob", 1)]
+    })
+    .await;
+    bob2.send(&chat(7, "p", "still here")).await;
+    expect_ack(&mut bob2, 7).await;
+    match ada.recv().await {
+        ServerMessage::Chat(c) => assert_eq!(c.text, "still here"),
+        other => panic!("no departure expected yet: {other:?}"),
+    }
+
+    // The last tab leaves: after the grace period, bob has left.
+    let left_at = Instant::now();
+    bob2.send(&leave(8, "p")).await;
+    expect_ack(&mut bob2, 8).await;
+    match ada.recv().await {
+        ServerMessage::UserLeft(l) => assert_eq!(l.user, "bob"),
+        other => panic!("{other:?}"),
+    }
+    assert!(
+        left_at.elapsed() >= Duration::from_millis(300),
+        "before the grace period"
+    );
+    assert_eq!(ids(&rest_presence(b.addr, "p").await.users), [("ada", 1)]);
+
+    // A quick reconnect within the grace period is no leave/join pair.
+    let mut carol = b.client("carol").await;
+    join_presence(&mut carol, 1, "p").await;
+    assert!(matches!(ada.recv().await, ServerMessage::UserJoined(j) if j.user.id == "carol"));
+    drop(carol);
+    let mut carol = a.client("carol").await;
+    join_presence(&mut carol, 1, "p").await;
+    testkit::eventually(
+        Duration::from_secs(5),
+        "the old tab's grace over",
+        || async { ids(&rest_presence(a.addr, "p").await.users).contains(&("carol", 1)) },
+    )
+    .await;
+    // Checking for an absence: give the sweeps (every 100 ms) time to
+    // announce a departure if they were going to.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    carol.send(&chat(9, "p", "back")).await;
+    expect_ack(&mut carol, 9).await;
+    match ada.recv().await {
+        ServerMessage::Chat(c) => assert_eq!(c.text, "back"),
+        other => panic!("a quick reconnect produced {other:?}"),
+    }
+    a.stop().await;
+    b.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_gateways_users_disappear_within_the_ttl() {
+    let redis = RedisServer::start();
+    let watcher_gw = Gateway::start(settings("pr-watch", Some(&redis), &FAST)).await;
+    let port = testkit::free_port();
+    let mut doomed = Command::new(env!("CARGO_BIN_EXE_gateway"))
+        .env_clear()
+        .env("EASEL_NODE_ID", "pr-doomed")
+        .env("EASEL_JWT_SECRET", SECRET)
+        .env("EASEL_REDIS_URL", redis.url())
+        .env("EASEL_LISTEN", format!("127.0.0.1:{port}"))
+        .env("EASEL_ADMIN_LISTEN", "127.0.0.1:0")
+        .env("EASEL_PRESENCE_TTL_SECS", "2")
+        .env("EASEL_PRESENCE_SWEEP_MS", "100")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let doomed_addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let mut watcher = watcher_gw.client("watcher").await;
+    join_presence(&mut watcher, 1, "k").await;
+
+    // Until the doomed gateway listens (a deadline, polling).
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let mut ghost = loop {
+        match WsClient::connect(doomed_addr, Connect::token(&token("ghost"))).await {
+            Ok(c) => break c,
+            Err(e) => assert!(Instant::now() < deadline, "doomed gateway never up: {e}"),
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert!(matches!(ghost.recv().await, ServerMessage::Welcome(_)));
+    join_presence(&mut ghost, 1, "k").await;
+    assert!(matches!(watcher.recv().await, ServerMessage::UserJoined(j) if j.user.id == "ghost"));
+
+    let killed = Instant::now();
+    let _ = Command::new("kill")
+        .args(["-9", &doomed.id().to_string()])
+        .status();
+    let _ = doomed.wait();
+    match watcher.recv_within(Duration::from_secs(10)).await {
+        Some(ServerMessage::UserLeft(l)) => assert_eq!(l.user, "ghost"),
+        other => panic!("no departure for the dead gateway's user: {other:?}"),
+    }
+    // The bound: the TTL (2 s) plus a sweep interval, with slack.
+    assert!(
+        killed.elapsed() < Duration::from_millis(3500),
+        "ghost lingered {:?}",
+        killed.elapsed()
+    );
+    assert_eq!(
+        ids(&rest_presence(watcher_gw.addr, "k").await.users),
+        [("watcher", 1)]
+    );
+    drop(ghost);
+    watcher_gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn presence_works_the_same_standalone() {
+    let g = Gateway::start(settings("pr-solo", None, &FAST)).await;
+    let mut ada = g.client("ada").await;
+    join_presence(&mut ada, 1, "s").await;
+    let mut bob = g.client("bob").await;
+    assert_eq!(
+        ids(&join_presence(&mut bob, 1, "s").await),
+        [("ada", 1), ("bob", 1)]
+    );
+    assert!(matches!(ada.recv().await, ServerMessage::UserJoined(j) if j.user.id == "bob"));
+    drop(bob);
+    match ada.recv().await {
+        ServerMessage::UserLeft(l) => assert_eq!(l.user, "bob"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(ids(&rest_presence(g.addr, "s").await.users), [("ada", 1)]);
+    g.stop().await;
+}
