@@ -40,7 +40,7 @@ impl IntoResponse for ApiError {
     }
 }
 
-fn error(status: StatusCode, code: ErrorCode, message: impl Into<String>) -> ApiError {
+pub(crate) fn error(status: StatusCode, code: ErrorCode, message: impl Into<String>) -> ApiError {
     ApiError {
         status,
         code,
@@ -48,12 +48,13 @@ fn error(status: StatusCode, code: ErrorCode, message: impl Into<String>) -> Api
     }
 }
 
-/// Checks the token from the header or the query string.
-fn authorize(
+/// Checks the token from the header or the query string; the identity it
+/// names.
+pub(crate) fn authorize(
     state: &AppState,
     headers: &HeaderMap,
     query_token: Option<&str>,
-) -> Result<(), ApiError> {
+) -> Result<shared::auth::Identity, ApiError> {
     let token = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -68,7 +69,7 @@ fn authorize(
             "a token is required",
         ));
     };
-    state.verifier.verify(&token).map(|_| ()).map_err(|e| {
+    state.verifier.verify(&token).map_err(|e| {
         error(
             StatusCode::UNAUTHORIZED,
             ErrorCode::AuthFailed,
@@ -77,7 +78,7 @@ fn authorize(
     })
 }
 
-fn canvas_id(id: &str) -> Result<CanvasId, ApiError> {
+pub(crate) fn canvas_id(id: &str) -> Result<CanvasId, ApiError> {
     CanvasId::new(id).map_err(|e| {
         error(
             StatusCode::BAD_REQUEST,
@@ -87,7 +88,7 @@ fn canvas_id(id: &str) -> Result<CanvasId, ApiError> {
     })
 }
 
-fn unavailable(err: fanout::BusError) -> ApiError {
+pub(crate) fn unavailable(err: fanout::BusError) -> ApiError {
     tracing::warn!(error = %err, "canvas state unavailable");
     error(
         StatusCode::SERVICE_UNAVAILABLE,
@@ -245,7 +246,10 @@ pub(crate) async fn presence(
 }
 
 /// The canvas's definition, or 404 `E009`.
-async fn canvas_def(state: &AppState, canvas: &CanvasId) -> Result<Arc<CanvasDef>, ApiError> {
+pub(crate) async fn canvas_def(
+    state: &AppState,
+    canvas: &CanvasId,
+) -> Result<Arc<CanvasDef>, ApiError> {
     match state.canvases.get(canvas).await {
         Ok(Some(def)) => Ok(def),
         Ok(None) => Err(error(
@@ -344,7 +348,7 @@ pub(crate) async fn create_canvas(
 
 #[derive(Debug, Deserialize)]
 pub(crate) struct AuthOnly {
-    token: Option<String>,
+    pub token: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

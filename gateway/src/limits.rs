@@ -194,20 +194,7 @@ impl Users {
     /// the most connections allowed on this gateway.
     pub fn enter(self: &Arc<Self>, user: &str) -> Option<UserSlot> {
         let mut map = self.map.lock();
-        if map.len() >= USER_SWEEP_AT && !map.contains_key(user) {
-            let now = Instant::now();
-            map.retain(|_, u| !u.is_idle(&self.rates, now));
-        }
-        let limits = map
-            .entry(user.to_owned())
-            .or_insert_with(|| {
-                let now = Instant::now();
-                Arc::new(UserLimits {
-                    buckets: Mutex::new(self.rates.0.map(|r| Bucket::full(r, now))),
-                    connections: Mutex::new(0),
-                })
-            })
-            .clone();
+        let limits = self.entry(&mut map, user);
         let mut n = limits.connections.lock();
         if *n >= self.max_connections {
             return None;
@@ -241,6 +228,41 @@ impl UserLimits {
                 .iter_mut()
                 .zip(rates.0)
                 .all(|(b, r)| b.is_full(r, now))
+    }
+}
+
+impl Users {
+    /// A user's shared buckets for requests without a connection (REST):
+    /// the same buckets its connections pay from.
+    pub fn limits(&self, user: &str) -> Arc<UserLimits> {
+        let mut map = self.map.lock();
+        self.entry(&mut map, user)
+    }
+
+    /// The user's entry, made if missing (sweeping idle ones first when
+    /// the map has grown).
+    fn entry(&self, map: &mut HashMap<String, Arc<UserLimits>>, user: &str) -> Arc<UserLimits> {
+        if map.len() >= USER_SWEEP_AT && !map.contains_key(user) {
+            let now = Instant::now();
+            map.retain(|_, u| !u.is_idle(&self.rates, now));
+        }
+        map.entry(user.to_owned())
+            .or_insert_with(|| {
+                let now = Instant::now();
+                Arc::new(UserLimits {
+                    buckets: Mutex::new(self.rates.0.map(|r| Bucket::full(r, now))),
+                    connections: Mutex::new(0),
+                })
+            })
+            .clone()
+    }
+}
+
+impl UserLimits {
+    /// Pays `cost` from the user's bucket of `class` at `rates`, or says how
+    /// long until it could.
+    pub fn take(&self, rates: &ClassRates, class: OpClass, cost: f64) -> Result<(), Duration> {
+        self.buckets.lock()[class as usize].take(rates.get(class), cost, Instant::now())
     }
 }
 

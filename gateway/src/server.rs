@@ -302,6 +302,18 @@ fn router(state: Arc<AppState>) -> Router {
         .route("/api/canvases/{id}/snapshot", get(crate::api::snapshot))
         .route("/api/canvases/{id}/events", get(crate::api::events))
         .route("/api/canvases/{id}/presence", get(crate::api::presence))
+        .route(
+            "/api/canvases/{id}/draw",
+            axum::routing::post(crate::rest_ops::draw),
+        )
+        .route(
+            "/api/canvases/{id}/cursor",
+            axum::routing::post(crate::rest_ops::cursor),
+        )
+        .route(
+            "/api/canvases/{id}/activity",
+            get(crate::rest_ops::activity),
+        )
         .with_state(state)
 }
 

@@ -11,7 +11,6 @@ use common::*;
 use shared::ErrorCode;
 use std::net::SocketAddr;
 use testkit::{PostgresServer, RedisServer};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 async fn http_post(
     addr: SocketAddr,
@@ -19,24 +18,10 @@ async fn http_post(
     bearer: &str,
     body: &str,
 ) -> (u16, serde_json::Value) {
-    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let req = format!(
-        "POST {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {bearer}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    s.write_all(req.as_bytes()).await.unwrap();
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw).await.unwrap();
-    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
-    let status = String::from_utf8_lossy(&raw[..split])
-        .split_whitespace()
-        .nth(1)
-        .unwrap()
-        .parse()
-        .unwrap();
+    let (status, _, raw) = testkit::http::post(addr, path, Some(bearer), body).await;
     (
         status,
-        serde_json::from_slice(&raw[split + 4..]).unwrap_or(serde_json::Value::Null),
+        serde_json::from_slice(&raw).unwrap_or(serde_json::Value::Null),
     )
 }
 

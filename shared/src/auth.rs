@@ -236,6 +236,12 @@ impl Identity {
     pub fn role_on(&self, canvas: &str) -> Option<Role> {
         self.canvas_roles.get(canvas).copied().or(self.default_role)
     }
+
+    /// The role on a canvas, or `default` (the gateway's) if the token
+    /// names none.
+    pub fn role_or(&self, canvas: &str, default: Role) -> Role {
+        self.role_on(canvas).unwrap_or(default)
+    }
 }
 
 /// Verifies tokens against one pinned algorithm and key.

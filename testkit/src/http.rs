@@ -11,16 +11,44 @@ pub async fn get(
     path: &str,
     bearer: Option<&str>,
 ) -> (u16, HashMap<String, String>, Vec<u8>) {
+    request(addr, "GET", path, bearer, None).await
+}
+
+/// A POST of a JSON body with an optional bearer token; returns as [`get`].
+pub async fn post(
+    addr: SocketAddr,
+    path: &str,
+    bearer: Option<&str>,
+    json: &str,
+) -> (u16, HashMap<String, String>, Vec<u8>) {
+    request(addr, "POST", path, bearer, Some(json.as_bytes())).await
+}
+
+async fn request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    bearer: Option<&str>,
+    body: Option<&[u8]>,
+) -> (u16, HashMap<String, String>, Vec<u8>) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
     let auth = bearer
         .map(|t| format!("Authorization: Bearer {t}\r\n"))
         .unwrap_or_default();
-    s.write_all(
-        format!("GET {path} HTTP/1.1\r\nHost: x\r\n{auth}Connection: close\r\n\r\n").as_bytes(),
-    )
-    .await
-    .unwrap();
+    let length = body
+        .map(|b| {
+            format!(
+                "Content-Type: application/json\r\nContent-Length: {}\r\n",
+                b.len()
+            )
+        })
+        .unwrap_or_default();
+    let mut req =
+        format!("{method} {path} HTTP/1.1\r\nHost: x\r\n{auth}{length}Connection: close\r\n\r\n")
+            .into_bytes();
+    req.extend_from_slice(body.unwrap_or_default());
+    s.write_all(&req).await.unwrap();
     let mut raw = Vec::new();
     s.read_to_end(&mut raw).await.unwrap();
     let split = raw

@@ -1,0 +1,255 @@
+//! The REST fallback for clients that cannot hold a WebSocket:
+//!
+//! - `POST /api/canvases/{id}/draw` `{"pixels": [{"x", "y", "color"}]}`:
+//!   a durable draw; 200 `{"seq": n}`.
+//! - `POST /api/canvases/{id}/cursor` `{"x", "y"}`: an ephemeral cursor
+//!   update; 202.
+//! - `GET /api/canvases/{id}/activity?limit=`: the canvas's most recent
+//!   durable events, oldest first.
+//!
+//! The same validation, roles and rate limits apply as over WebSocket: the
+//! user's shared buckets (`EASEL_USER_RATE_LIMITS`) pay, since a request
+//! has no connection of its own. Refusals are HTTP statuses with the
+//! protocol's codes: 400 `E006`/`E007`, 403 `E008`, 404 `E009`, 429 `E004`
+//! with `retry_after_ms` and `Retry-After`, 503 `E012`/`E013`.
+
+use crate::api::{
+    ApiError, AuthOnly, MAX_PAGE, authorize, canvas_def, canvas_id, error, history_page,
+    unavailable,
+};
+use crate::limits::OpClass;
+use crate::server::AppState;
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use fanout::PixelChange;
+use serde::Deserialize;
+use shared::auth::{Identity, Role};
+use shared::busframe::BusHeader;
+use shared::protocol::{
+    Author, CursorEvent, CursorMove, Draw, DrawEvent, PixelInput, ServerMessage,
+};
+use shared::validate::{self, CommandLimits};
+use shared::{CanvasId, ErrorCode};
+use std::sync::Arc;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct DrawBody {
+    pixels: Vec<PixelInput>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CursorBody {
+    x: f64,
+    y: f64,
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct ActivityQuery {
+    token: Option<String>,
+    limit: Option<usize>,
+}
+
+/// The body as JSON, or 400 `E006` saying what is wrong with it.
+fn body<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(bytes).map_err(|e| {
+        error(
+            StatusCode::BAD_REQUEST,
+            ErrorCode::InvalidMessage,
+            format!("body: {e}"),
+        )
+    })
+}
+
+/// 403 `E008` unless `identity` holds at least `needed` on `canvas`.
+fn require(
+    state: &AppState,
+    identity: &Identity,
+    canvas: &CanvasId,
+    op: &str,
+    needed: Role,
+) -> Result<(), ApiError> {
+    let role = identity.role_or(canvas.as_str(), state.settings.default_role);
+    if role < needed {
+        return Err(error(
+            StatusCode::FORBIDDEN,
+            ErrorCode::Forbidden,
+            format!(
+                "{op} needs the {} role on canvas {canvas:?}; this token is {}",
+                needed.name(),
+                role.name()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Pays from the user's shared bucket; if it cannot, the 429 `E004`
+/// response with the wait.
+fn refused(state: &AppState, user: &str, class: OpClass, cost: usize) -> Option<Response> {
+    let limits = state.users.limits(user);
+    let Err(wait) = limits.take(&state.settings.user_rate_limits, class, cost as f64) else {
+        return None;
+    };
+    state
+        .metrics
+        .rate_limited
+        .with_label_values(&[class.name()])
+        .inc();
+    let ms = wait.as_millis() as u64 + 1;
+    let body = serde_json::json!({
+        "code": ErrorCode::RateLimited,
+        "message": format!("{} rate limit: not applied; retry in {ms} ms", class.name()),
+        "retry_after_ms": ms,
+    });
+    let mut resp = (StatusCode::TOO_MANY_REQUESTS, Json(body)).into_response();
+    if let Ok(v) = HeaderValue::from_str(&ms.div_ceil(1000).to_string()) {
+        resp.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+    Some(resp)
+}
+
+fn header_for(state: &AppState) -> BusHeader {
+    BusHeader {
+        node: state.settings.node_id.clone(),
+        // From no connection: every member receives it.
+        conn: 0,
+        ingest_us: shared::now_us(),
+    }
+}
+
+fn author(identity: &Identity) -> Author {
+    Author {
+        id: identity.user_id.clone(),
+        name: identity.name.clone(),
+    }
+}
+
+/// `POST /api/canvases/{id}/draw`.
+pub(crate) async fn draw(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    Query(q): Query<AuthOnly>,
+    headers: HeaderMap,
+    bytes: axum::body::Bytes,
+) -> Result<Response, ApiError> {
+    let identity = authorize(&state, &headers, q.token.as_deref())?;
+    let canvas = canvas_id(&id)?;
+    let geometry = canvas_def(&state, &canvas).await?.geometry();
+    require(&state, &identity, &canvas, "draw", Role::Player)?;
+    let DrawBody { pixels } = body(&bytes)?;
+    let cmd = Draw {
+        id: None,
+        canvas: canvas.clone(),
+        pixels,
+    };
+    let limits = CommandLimits {
+        max_pixels_per_draw: state.settings.max_pixels_per_draw,
+    };
+    let pixels = validate::draw(&cmd, &geometry, &limits)
+        .map_err(|e| error(StatusCode::BAD_REQUEST, e.code, e.message))?;
+    if let Some(refusal) = refused(&state, &identity.user_id, OpClass::Pixels, pixels.len()) {
+        return Ok(refusal);
+    }
+    let change = PixelChange {
+        bits: PixelChange::bits_for(geometry.palette_size),
+        cell_count: geometry.width as usize * geometry.height as usize,
+        cells: pixels
+            .iter()
+            .map(|p| (p.y * geometry.width + p.x, p.color))
+            .collect(),
+    };
+    let event = ServerMessage::Draw(DrawEvent {
+        canvas: canvas.clone(),
+        seq: None,
+        author: author(&identity),
+        ts: shared::now_ms(),
+        pixels,
+    });
+    match state
+        .fanout
+        .publish_durable(&canvas, &header_for(&state), &event, Some(&change))
+        .await
+    {
+        Ok(seq) => Ok(Json(serde_json::json!({ "seq": seq })).into_response()),
+        Err(fanout::BusError::BacklogFull { backlog }) => {
+            state.metrics.durable_refused.inc();
+            let body = serde_json::json!({
+                "code": ErrorCode::BacklogFull,
+                "message": format!("{backlog} events on this canvas are waiting to be persisted; not applied, retry later"),
+                "retry_after_ms": 1000,
+            });
+            Ok((StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response())
+        }
+        Err(err) => Err(unavailable(err)),
+    }
+}
+
+/// `POST /api/canvases/{id}/cursor`.
+pub(crate) async fn cursor(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    Query(q): Query<AuthOnly>,
+    headers: HeaderMap,
+    bytes: axum::body::Bytes,
+) -> Result<Response, ApiError> {
+    let identity = authorize(&state, &headers, q.token.as_deref())?;
+    let canvas = canvas_id(&id)?;
+    let geometry = canvas_def(&state, &canvas).await?.geometry();
+    require(&state, &identity, &canvas, "cursor", Role::Spectator)?;
+    let CursorBody { x, y } = body(&bytes)?;
+    let cmd = CursorMove {
+        id: None,
+        canvas: canvas.clone(),
+        x,
+        y,
+    };
+    let (x, y) = validate::cursor(&cmd, &geometry)
+        .map_err(|e| error(StatusCode::BAD_REQUEST, e.code, e.message))?;
+    if let Some(refusal) = refused(&state, &identity.user_id, OpClass::Cursors, 1) {
+        return Ok(refusal);
+    }
+    let event = ServerMessage::Cursor(CursorEvent {
+        canvas: canvas.clone(),
+        author: author(&identity),
+        ts: shared::now_ms(),
+        x,
+        y,
+    });
+    state
+        .fanout
+        .publish(&canvas, &header_for(&state), &event)
+        .await
+        .map_err(unavailable)?;
+    Ok(StatusCode::ACCEPTED.into_response())
+}
+
+/// `GET /api/canvases/{id}/activity?limit=`: the latest durable events.
+pub(crate) async fn activity(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    Query(q): Query<ActivityQuery>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let identity = authorize(&state, &headers, q.token.as_deref())?;
+    let canvas = canvas_id(&id)?;
+    canvas_def(&state, &canvas).await?;
+    require(&state, &identity, &canvas, "activity", Role::Spectator)?;
+    let limit = q.limit.unwrap_or(50);
+    if limit == 0 || limit > MAX_PAGE {
+        return Err(error(
+            StatusCode::BAD_REQUEST,
+            ErrorCode::InvalidValue,
+            format!("limit must be 1..={MAX_PAGE}"),
+        ));
+    }
+    let position = state.fanout.position(&canvas).await.map_err(unavailable)?;
+    let since = position.seq.saturating_sub(limit as u64);
+    let page = history_page(&state, &canvas, since, limit)
+        .await
+        .map_err(unavailable)?;
+    Ok(Json(page).into_response())
+}
