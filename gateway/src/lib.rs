@@ -16,6 +16,7 @@ mod presence;
 mod rest_ops;
 mod server;
 mod session;
+mod sse;
 mod upgrade;
 mod writer;
 

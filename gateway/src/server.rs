@@ -314,6 +314,7 @@ fn router(state: Arc<AppState>) -> Router {
             "/api/canvases/{id}/activity",
             get(crate::rest_ops::activity),
         )
+        .route("/sse/canvases/{id}", get(crate::sse::canvas_events))
         .with_state(state)
 }
 

@@ -444,10 +444,11 @@ impl<'a> Session<'a> {
         let joined = match joined {
             Ok(position) => match &resume {
                 None => Ok((position, None, Vec::new())),
-                Some((since, epoch)) => self
-                    .replay_plan(&canvas, &position, *since, epoch)
-                    .await
-                    .map(|(outcome, events)| (position, Some(outcome), events)),
+                Some((since, epoch)) => {
+                    replay_plan(self.state, &canvas, &position, *since, Some(epoch))
+                        .await
+                        .map(|(outcome, events)| (position, Some(outcome), events))
+                }
             },
             Err(err) => Err(err),
         };
@@ -514,46 +515,6 @@ impl<'a> Session<'a> {
                     "could not subscribe to the canvas; try again",
                 );
             }
-        }
-    }
-
-    /// Decides whether a resume can replay the events after `since`, and
-    /// reads them if so.
-    async fn replay_plan(
-        &self,
-        canvas: &CanvasId,
-        position: &fanout::Position,
-        since: u64,
-        epoch: &str,
-    ) -> Result<(ResumeOutcome, Vec<(u64, bytes::Bytes)>), fanout::BusError> {
-        if epoch != position.epoch {
-            return Ok((ResumeOutcome::EpochChanged, Vec::new()));
-        }
-        if since > position.seq {
-            return Ok((ResumeOutcome::Ahead, Vec::new()));
-        }
-        let missed = position.seq - since;
-        if missed == 0 {
-            return Ok((ResumeOutcome::Replayed, Vec::new()));
-        }
-        if missed > self.state.settings.max_replay_events as u64 {
-            return Ok((ResumeOutcome::HistoryUnavailable, Vec::new()));
-        }
-        let events = self
-            .state
-            .fanout
-            .events(canvas, since, position.seq, missed as usize)
-            .await?;
-        // Complete and gapless, or not at all: the log may have been trimmed.
-        let complete = events.len() as u64 == missed
-            && events
-                .iter()
-                .zip(since + 1..)
-                .all(|((seq, _), expected)| *seq == expected);
-        if complete {
-            Ok((ResumeOutcome::Replayed, events))
-        } else {
-            Ok((ResumeOutcome::HistoryUnavailable, Vec::new()))
         }
     }
 
@@ -678,5 +639,44 @@ impl<'a> Session<'a> {
                 );
             }
         }
+    }
+}
+
+/// Decides whether a resume can replay the events after `since` (in
+/// `epoch`, when the client knows it), and reads them if so.
+pub(crate) async fn replay_plan(
+    state: &AppState,
+    canvas: &CanvasId,
+    position: &fanout::Position,
+    since: u64,
+    epoch: Option<&str>,
+) -> Result<(ResumeOutcome, Vec<(u64, bytes::Bytes)>), fanout::BusError> {
+    if epoch.is_some_and(|e| e != position.epoch) {
+        return Ok((ResumeOutcome::EpochChanged, Vec::new()));
+    }
+    if since > position.seq {
+        return Ok((ResumeOutcome::Ahead, Vec::new()));
+    }
+    let missed = position.seq - since;
+    if missed == 0 {
+        return Ok((ResumeOutcome::Replayed, Vec::new()));
+    }
+    if missed > state.settings.max_replay_events as u64 {
+        return Ok((ResumeOutcome::HistoryUnavailable, Vec::new()));
+    }
+    let events = state
+        .fanout
+        .events(canvas, since, position.seq, missed as usize)
+        .await?;
+    // Complete and gapless, or not at all: the log may have been trimmed.
+    let complete = events.len() as u64 == missed
+        && events
+            .iter()
+            .zip(since + 1..)
+            .all(|((seq, _), expected)| *seq == expected);
+    if complete {
+        Ok((ResumeOutcome::Replayed, events))
+    } else {
+        Ok((ResumeOutcome::HistoryUnavailable, Vec::new()))
     }
 }

@@ -547,6 +547,9 @@ pub enum ResyncReason {
     /// The gateway lost and re-established its Redis subscription; events
     /// published in between were not delivered.
     BusReconnected,
+    /// A stream resumed after events that are no longer kept (SSE with
+    /// `Last-Event-ID`): reload the snapshot.
+    HistoryUnavailable,
 }
 
 /// `resync` notice.
