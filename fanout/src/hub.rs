@@ -173,14 +173,25 @@ impl Hub {
         &self.stats
     }
 
-    /// Number of canvases with at least one local member.
+    /// Number of canvases with at least one local member (channels such
+    /// as users' and `global` are not canvases).
     pub fn canvas_count(&self) -> usize {
-        self.canvases.read().len()
+        self.canvases
+            .read()
+            .keys()
+            .filter(|c| !c.is_channel())
+            .count()
     }
 
-    /// Memberships on this node: each connection counted once per canvas.
+    /// Canvas memberships on this node: each connection counted once per
+    /// canvas (channel memberships are not counted).
     pub fn membership_count(&self) -> usize {
-        self.canvases.read().values().map(Vec::len).sum()
+        self.canvases
+            .read()
+            .iter()
+            .filter(|(c, _)| !c.is_channel())
+            .map(|(_, m)| m.len())
+            .sum()
     }
 
     /// Number of local members of a canvas.

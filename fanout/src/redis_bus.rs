@@ -546,7 +546,13 @@ impl Subscriber {
                     .stats()
                     .bus_reconnects
                     .fetch_add(1, Ordering::Relaxed);
-                let canvases: Vec<CanvasId> = self.actual.iter().cloned().collect();
+                // Channels (users', global) carry no sequence to resync.
+                let canvases: Vec<CanvasId> = self
+                    .actual
+                    .iter()
+                    .filter(|c| !c.is_channel())
+                    .cloned()
+                    .collect();
                 tracing::warn!(
                     canvases = canvases.len(),
                     "redis pub/sub reconnected; members told to resync"

@@ -336,7 +336,29 @@ pub(crate) async fn create_canvas(
         .check()
         .map_err(|m| error(StatusCode::BAD_REQUEST, ErrorCode::InvalidValue, m))?;
     match state.canvases.create(def.clone()).await {
-        Ok(true) => Ok((StatusCode::CREATED, Json(def.to_json())).into_response()),
+        Ok(true) => {
+            // Lobby screens on every gateway refresh their lists.
+            let event = shared::protocol::ServerMessage::CanvasesChanged(
+                shared::protocol::CanvasesChanged {
+                    canvas: def.id.clone(),
+                    change: "created".into(),
+                    ts: shared::now_ms(),
+                },
+            );
+            let header = shared::busframe::BusHeader {
+                node: state.settings.node_id.clone(),
+                conn: 0,
+                ingest_us: shared::now_us(),
+            };
+            if let Err(err) = state
+                .fanout
+                .publish(&CanvasId::global_channel(), &header, &event)
+                .await
+            {
+                tracing::warn!(error = %err, "canvases_changed not published");
+            }
+            Ok((StatusCode::CREATED, Json(def.to_json())).into_response())
+        }
         Ok(false) => Err(error(
             StatusCode::CONFLICT,
             ErrorCode::InvalidValue,

@@ -225,6 +225,16 @@ pub struct Config {
     #[arg(long, env = "EASEL_PRESENCE_EVENTS_MAX", default_value_t = 500)]
     pub presence_events_max: usize,
 
+    /// Keys for the server-side API (comma-separated, each at least 32
+    /// characters); none: the server API answers 401.
+    #[arg(
+        long,
+        env = "EASEL_API_KEYS",
+        default_value = "",
+        hide_env_values = true
+    )]
+    pub api_keys: String,
+
     /// Role on a canvas for tokens that name none (neither in `roles` for
     /// that canvas nor `role`): spectator, player or gm.
     #[arg(long, env = "EASEL_DEFAULT_ROLE", default_value = "player")]
@@ -328,6 +338,8 @@ pub struct Settings {
     pub presence_grace: Duration,
     pub presence_sweep: Duration,
     pub presence_events_max: usize,
+    /// Keys accepted by the server-side API.
+    pub api_keys: Vec<String>,
     pub outbound_queue: usize,
     pub ping_interval: Duration,
     pub idle_timeout: Duration,
@@ -580,6 +592,22 @@ impl Config {
             user_rate_limits,
             rate_abuse_limit: self.rate_abuse_limit,
             presence_events_max: self.presence_events_max,
+            api_keys: {
+                let keys: Vec<String> = self
+                    .api_keys
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|k| !k.is_empty())
+                    .map(str::to_owned)
+                    .collect();
+                if keys.iter().any(|k| k.len() < 32) {
+                    return Err(bad(
+                        "EASEL_API_KEYS (--api-keys)",
+                        "every key must be at least 32 characters",
+                    ));
+                }
+                keys
+            },
             presence_ttl: Duration::from_secs(check_range(
                 "EASEL_PRESENCE_TTL_SECS (--presence-ttl-secs)",
                 self.presence_ttl_secs,

@@ -183,6 +183,7 @@ async fn serve_inner(
                 out.ack(handshake_id, None);
                 out.send(&welcome(state, accepted.conn, &identity, accepted.encoding));
                 let mut session = Session::new(state, &out, accepted.conn, &identity, &user.limits);
+                session.open_channels().await;
                 read_loop(
                     state,
                     &mut stream,

@@ -15,6 +15,7 @@ mod metrics;
 mod presence;
 mod rest_ops;
 mod server;
+mod server_api;
 mod session;
 mod sse;
 mod upgrade;

@@ -103,7 +103,7 @@ pub(crate) const CONNECTION_AUTH_FAILURES: [&str; 3] = [
 ];
 
 /// Client message types, resolved to counters once.
-const RECEIVED_KINDS: [&str; 10] = [
+const RECEIVED_KINDS: [&str; 12] = [
     "handshake",
     "ping",
     "join",
@@ -114,6 +114,8 @@ const RECEIVED_KINDS: [&str; 10] = [
     "history",
     "highlight",
     "presence",
+    "subscribe",
+    "unsubscribe",
 ];
 
 /// Server message types a connection sends itself.

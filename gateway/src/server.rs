@@ -315,6 +315,20 @@ fn router(state: Arc<AppState>) -> Router {
             get(crate::rest_ops::activity),
         )
         .route("/sse/canvases/{id}", get(crate::sse::canvas_events))
+        .route("/sse/notifications", get(crate::sse::notifications))
+        .route("/sse/system", get(crate::sse::system))
+        .route(
+            "/api/server/canvases/{id}/notice",
+            axum::routing::post(crate::server_api::notice),
+        )
+        .route(
+            "/api/server/users/{id}/notify",
+            axum::routing::post(crate::server_api::notify),
+        )
+        .route(
+            "/api/server/broadcast",
+            axum::routing::post(crate::server_api::broadcast),
+        )
         .with_state(state)
 }
 

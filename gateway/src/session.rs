@@ -42,6 +42,9 @@ pub(crate) struct Session<'a> {
     token_role: Option<Role>,
     /// Cursor coalescing, per canvas this connection has moved a cursor on.
     cursors: Vec<(CanvasId, CursorSlot)>,
+    /// Channels this connection receives: its user's, and `global` once
+    /// subscribed.
+    channels: Vec<CanvasId>,
     /// This connection's rate limit buckets.
     limits: ConnLimits,
     /// Its user's, shared with the user's other connections here.
@@ -80,7 +83,69 @@ impl<'a> Session<'a> {
             canvas_roles: identity.canvas_roles.clone(),
             token_role: identity.default_role,
             cursors: Vec::new(),
+            channels: Vec::new(),
         }
+    }
+
+    /// Joins the user's own channel, where notifications to the user
+    /// arrive. Without it (the bus is down) the connection still works.
+    pub async fn open_channels(&mut self) {
+        let channel = CanvasId::user_channel(&self.author.id);
+        if self.join_channel(&channel).await {
+            self.channels.push(channel);
+        }
+    }
+
+    async fn join_channel(&self, channel: &CanvasId) -> bool {
+        let member = Member {
+            conn: self.conn,
+            encoding: self.out.encoding,
+            echo: false,
+            tx: self.out.queue(),
+            control: self.out.control.clone(),
+            gate: JoinGate::open(),
+        };
+        match self.state.fanout.join(channel, member).await {
+            Ok(()) => true,
+            Err(err) => {
+                tracing::warn!(%channel, error = %err, "channel not joined");
+                false
+            }
+        }
+    }
+
+    /// `subscribe` / `unsubscribe` of a channel by name.
+    async fn channel(&mut self, id: Option<RequestId>, name: &str, subscribe: bool) {
+        if name != "global" {
+            self.out.error(
+                id,
+                ErrorCode::InvalidValue,
+                format!("no channel {name:?}; the one channel is \"global\""),
+            );
+            return;
+        }
+        let channel = CanvasId::global_channel();
+        let at = self.channels.iter().position(|c| *c == channel);
+        match (subscribe, at) {
+            (true, None) => {
+                if !self.join_channel(&channel).await {
+                    self.out.error(
+                        id,
+                        ErrorCode::Unavailable,
+                        "could not subscribe to the channel; try again",
+                    );
+                    return;
+                }
+                self.channels.push(channel);
+            }
+            (false, Some(at)) => {
+                self.channels.remove(at);
+                self.state.fanout.leave(&channel, self.conn);
+            }
+            // Already as asked.
+            _ => {}
+        }
+        self.out.ack(id, None);
     }
 
     /// Pays for an operation from the rate limit buckets; on refusal
@@ -299,6 +364,8 @@ impl<'a> Session<'a> {
                     }
                 }
             }
+            ClientMessage::Subscribe(c) => self.channel(c.id, &c.channel, true).await,
+            ClientMessage::Unsubscribe(c) => self.channel(c.id, &c.channel, false).await,
             ClientMessage::Presence(p) => {
                 if self
                     .joined_as(&p.id, &p.canvas, "presence", Role::Spectator)
@@ -373,6 +440,9 @@ impl<'a> Session<'a> {
 
     /// Leaves every joined canvas (the connection is ending).
     pub async fn leave_all(&mut self) {
+        for channel in self.channels.drain(..) {
+            self.state.fanout.leave(&channel, self.conn);
+        }
         for (canvas, _, _) in std::mem::take(&mut self.joined) {
             self.state.fanout.leave(&canvas, self.conn);
             self.state

@@ -1,5 +1,6 @@
-//! `GET /sse/canvases/{id}`: a canvas's events as Server-Sent Events, for
-//! clients that cannot hold a WebSocket.
+//! Server-Sent Events, for clients that cannot hold a WebSocket:
+//! `GET /sse/canvases/{id}` (a canvas's events), `GET /sse/notifications`
+//! (the user's notifications) and `GET /sse/system` (the `global` channel).
 //!
 //! The stream is a hub member like a WebSocket connection (same outbound
 //! queue, join gate and slow-consumer rule), encoded as JSON. It opens with
@@ -80,38 +81,8 @@ pub(crate) async fn canvas_events(
         ),
         None => q.last_event_id,
     };
-    if state.drain.is_closing() {
-        return Err(error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            ErrorCode::ConnectionFailed,
-            "gateway is shutting down; connect to another",
-        ));
-    }
-
-    let conn = state.next_conn.fetch_add(1, Ordering::Relaxed);
-    let queue = Arc::new(Outbound::new(state.settings.outbound_queue));
-    let control = Arc::new(ConnControl::new());
     let gate = JoinGate::holding();
-    let member = Member {
-        conn,
-        encoding: Encoding::Json,
-        echo: false,
-        tx: queue.clone(),
-        control: control.clone(),
-        gate: gate.clone(),
-    };
-    state.metrics.connections_open.inc();
-    state.metrics.connections_opened.inc();
-    let membership = Membership {
-        state: state.clone(),
-        canvas: canvas.clone(),
-        conn,
-    };
-    state
-        .fanout
-        .join(&canvas, member)
-        .await
-        .map_err(unavailable)?;
+    let (queue, control, membership) = open_member(&state, &canvas, gate.clone()).await?;
     let position = state.fanout.position(&canvas).await.map_err(unavailable)?;
     let (outcome, replay) = match since {
         None => (None, Vec::new()),
@@ -151,16 +122,108 @@ pub(crate) async fn canvas_events(
     gate.release(position.seq, &queue).await;
 
     let first = Event::default().event("joined").data(joined.to_string());
-    let start = Streaming {
-        queue,
-        control,
-        membership,
+    Ok(respond(
+        first,
+        Streaming {
+            queue,
+            control,
+            membership,
+        },
+    ))
+}
+
+/// `GET /sse/notifications`: the token's user's notifications.
+pub(crate) async fn notifications(
+    State(state): State<Arc<AppState>>,
+    Query(q): Query<SseQuery>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let identity = authorize(&state, &headers, q.token.as_deref())?;
+    channel_events(
+        &state,
+        CanvasId::user_channel(&identity.user_id),
+        "notifications",
+    )
+    .await
+}
+
+/// `GET /sse/system`: the `global` channel (announcements, canvas changes).
+pub(crate) async fn system(
+    State(state): State<Arc<AppState>>,
+    Query(q): Query<SseQuery>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    authorize(&state, &headers, q.token.as_deref())?;
+    channel_events(&state, CanvasId::global_channel(), "global").await
+}
+
+/// A channel's live messages (no history: channels keep none).
+async fn channel_events(
+    state: &Arc<AppState>,
+    channel: CanvasId,
+    name: &str,
+) -> Result<Response, ApiError> {
+    let (queue, control, membership) = open_member(state, &channel, JoinGate::open()).await?;
+    let first = Event::default()
+        .event("subscribed")
+        .data(serde_json::json!({ "channel": name }).to_string());
+    Ok(respond(
+        first,
+        Streaming {
+            queue,
+            control,
+            membership,
+        },
+    ))
+}
+
+/// Makes a JSON hub member of `canvas` (a canvas or a channel) for a
+/// stream, counted as an open connection until the stream is dropped.
+async fn open_member(
+    state: &Arc<AppState>,
+    canvas: &CanvasId,
+    gate: Arc<JoinGate>,
+) -> Result<(Arc<Outbound>, Arc<ConnControl>, Membership), ApiError> {
+    if state.drain.is_closing() {
+        return Err(error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::ConnectionFailed,
+            "gateway is shutting down; connect to another",
+        ));
+    }
+    let conn = state.next_conn.fetch_add(1, Ordering::Relaxed);
+    let queue = Arc::new(Outbound::new(state.settings.outbound_queue));
+    let control = Arc::new(ConnControl::new());
+    let member = Member {
+        conn,
+        encoding: Encoding::Json,
+        echo: false,
+        tx: queue.clone(),
+        control: control.clone(),
+        gate,
     };
+    state.metrics.connections_open.inc();
+    state.metrics.connections_opened.inc();
+    let membership = Membership {
+        state: state.clone(),
+        canvas: canvas.clone(),
+        conn,
+    };
+    state
+        .fanout
+        .join(canvas, member)
+        .await
+        .map_err(unavailable)?;
+    Ok((queue, control, membership))
+}
+
+/// The SSE response: `first`, then the member's messages until it ends.
+fn respond(first: Event, start: Streaming) -> Response {
     let events = stream::once(async move { Ok::<_, std::convert::Infallible>(first) })
         .chain(stream::unfold(start, next_event));
-    Ok(Sse::new(events)
+    Sse::new(events)
         .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
-        .into_response())
+        .into_response()
 }
 
 /// The next SSE event, or the end of the stream when the member was closed

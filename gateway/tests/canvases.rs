@@ -32,6 +32,17 @@ async fn canvases_live_in_postgres_with_their_own_size_and_palette() {
     let db = format!("--database-url={}", pg.url());
     let g = Gateway::start(settings("cat", Some(&redis), &[&db])).await;
     let t = token("admin");
+    // A lobby screen listening on the global channel.
+    let mut lobby = g.client("lobby-screen").await;
+    lobby
+        .send(&shared::protocol::ClientMessage::Subscribe(
+            shared::protocol::ChannelRequest {
+                id: Some(shared::RequestId::Num(1)),
+                channel: "global".into(),
+            },
+        ))
+        .await;
+    expect_ack(&mut lobby, 1).await;
 
     let palette: Vec<String> = (0..16).map(|i| format!("#{:02x}0000", i * 16)).collect();
     let body = serde_json::json!({"id": "map-1", "width": 50, "height": 40, "palette": palette})
@@ -39,6 +50,12 @@ async fn canvases_live_in_postgres_with_their_own_size_and_palette() {
     let (status, created) = http_post(g.addr, "/api/canvases", &t, &body).await;
     assert_eq!(status, 201, "{created}");
     assert_eq!(created["width"], 50);
+    match lobby.recv().await {
+        shared::protocol::ServerMessage::CanvasesChanged(c) => {
+            assert_eq!((c.canvas.as_str(), c.change.as_str()), ("map-1", "created"))
+        }
+        other => panic!("{other:?}"),
+    }
     assert_eq!(created["palette"][15], "#f00000");
     let (status, err) = http_post(g.addr, "/api/canvases", &t, &body).await;
     assert_eq!((status, err["code"].as_str()), (409, Some("E007")));

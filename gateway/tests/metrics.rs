@@ -129,7 +129,8 @@ async fn counters_and_gauges_match_the_traffic_on_two_gateways() {
         ("easel_gateway_joined_canvases", 2.0),
         ("easel_gateway_local_members", 4.0),
         ("easel_gateway_bus_connected", 1.0),
-        ("easel_gateway_bus_subscriptions", 2.0),
+        // 2 canvases and the user channels of ua0..ua2.
+        ("easel_gateway_bus_subscriptions", 5.0),
         ("easel_gateway_slow_consumer_disconnects_total", 0.0),
         // Replies: 4 connections welcomed (the bad token's was not), acks
         // for 4 joins and 6 events, the invalid draw's and bad token's errors.
@@ -184,7 +185,8 @@ async fn counters_and_gauges_match_the_traffic_on_two_gateways() {
     assert!(text.contains("process_resident_memory_bytes"), "{text}");
     assert!(sample(&text, "easel_process_cpu_limit_cores").is_some_and(|c| c >= 1.0));
     assert!(sample(&text, "easel_process_memory_limit_bytes").is_some_and(|b| b > 0.0));
-    assert_eq!(sample(&text, "easel_gateway_bus_subscriptions"), Some(1.0));
+    // The canvas, and the user channels of ub0, ub-resume and ub-probe.
+    assert_eq!(sample(&text, "easel_gateway_bus_subscriptions"), Some(4.0));
     // Bytes: at least the events B wrote to its two members (each frame
     // over 20 bytes), and what its clients sent.
     let sent = sample(&text, "easel_gateway_sent_bytes_total").expect("sent bytes");

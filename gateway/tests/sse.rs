@@ -8,87 +8,12 @@ mod common;
 
 use common::*;
 use shared::protocol::AckResult;
-use std::net::SocketAddr;
 use std::time::Duration;
 use testkit::RedisServer;
 use testkit::http::{sample, scrape};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::net::TcpStream;
 
-/// One SSE message: its `event`, `id` and `data` fields.
-#[derive(Debug, Default)]
-struct SseEvent {
-    event: Option<String>,
-    id: Option<u64>,
-    data: String,
-}
-
-struct SseClient {
-    lines: tokio::io::Lines<BufReader<TcpStream>>,
-}
-
-impl SseClient {
-    /// Opens the stream; `Err(status)` if the server refused it.
-    async fn open(
-        addr: SocketAddr,
-        canvas: &str,
-        last_event_id: Option<&str>,
-    ) -> Result<SseClient, u16> {
-        let mut s = TcpStream::connect(addr).await.unwrap();
-        let last = last_event_id
-            .map(|id| format!("Last-Event-ID: {id}\r\n"))
-            .unwrap_or_default();
-        let req = format!(
-            "GET /sse/canvases/{canvas}?token={} HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n{last}\r\n",
-            token("sse")
-        );
-        s.write_all(req.as_bytes()).await.unwrap();
-        let mut lines = BufReader::new(s).lines();
-        let status: u16 = lines
-            .next_line()
-            .await
-            .unwrap()
-            .unwrap()
-            .split_whitespace()
-            .nth(1)
-            .unwrap()
-            .parse()
-            .unwrap();
-        // The rest of the head.
-        while let Some(line) = lines.next_line().await.unwrap() {
-            if line.is_empty() {
-                break;
-            }
-        }
-        if status != 200 {
-            return Err(status);
-        }
-        Ok(SseClient { lines })
-    }
-
-    /// The next message, skipping keep-alive comments and chunk framing.
-    async fn next(&mut self) -> SseEvent {
-        let read = async {
-            let mut ev = SseEvent::default();
-            loop {
-                let line = self.lines.next_line().await.unwrap().expect("stream ended");
-                if let Some(v) = line.strip_prefix("data: ").or(line.strip_prefix("data:")) {
-                    ev.data.push_str(v);
-                } else if let Some(v) = line.strip_prefix("event: ").or(line.strip_prefix("event:"))
-                {
-                    ev.event = Some(v.to_owned());
-                } else if let Some(v) = line.strip_prefix("id: ").or(line.strip_prefix("id:")) {
-                    ev.id = v.trim().parse().ok();
-                } else if line.is_empty() && !ev.data.is_empty() {
-                    return ev;
-                }
-                // Anything else: comments (keep-alive) and chunk sizes.
-            }
-        };
-        tokio::time::timeout(Duration::from_secs(10), read)
-            .await
-            .expect("no SSE event within 10 s")
-    }
+fn canvas_stream(canvas: &str) -> String {
+    format!("/sse/canvases/{canvas}?token={}", token("sse"))
 }
 
 /// Draws from `writer` and returns the acked seq.
@@ -113,7 +38,9 @@ async fn canvas_events_stream_across_gateways_and_resume_with_last_event_id() {
     join_ok(&mut writer, 1, "sse", false).await;
     let first = draw_seq(&mut writer, 10).await;
 
-    let mut sse = SseClient::open(b.addr, "sse", None).await.unwrap();
+    let mut sse = SseClient::open(b.addr, &canvas_stream("sse"), None)
+        .await
+        .unwrap();
     let joined = sse.next().await;
     assert_eq!(joined.event.as_deref(), Some("joined"));
     assert_eq!(json(&joined)["seq"].as_u64(), Some(first));
@@ -143,7 +70,7 @@ async fn canvas_events_stream_across_gateways_and_resume_with_last_event_id() {
         draw_seq(&mut writer, 20).await,
         draw_seq(&mut writer, 21).await,
     ];
-    let mut sse = SseClient::open(b.addr, "sse", Some(&last.to_string()))
+    let mut sse = SseClient::open(b.addr, &canvas_stream("sse"), Some(&last.to_string()))
         .await
         .unwrap();
     let joined = json(&sse.next().await);
@@ -155,7 +82,7 @@ async fn canvas_events_stream_across_gateways_and_resume_with_last_event_id() {
     assert_eq!(sse.next().await.id, Some(live));
 
     // A position beyond the canvas cannot be resumed: resync.
-    let mut ahead = SseClient::open(b.addr, "sse", Some("999999"))
+    let mut ahead = SseClient::open(b.addr, &canvas_stream("sse"), Some("999999"))
         .await
         .unwrap();
     assert_eq!(json(&ahead.next().await)["resume"].as_str(), Some("ahead"));
@@ -167,7 +94,7 @@ async fn canvas_events_stream_across_gateways_and_resume_with_last_event_id() {
 
     // Refusals.
     assert_eq!(
-        SseClient::open(b.addr, "sse", Some("yesterday"))
+        SseClient::open(b.addr, &canvas_stream("sse"), Some("yesterday"))
             .await
             .err(),
         Some(400)

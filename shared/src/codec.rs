@@ -258,6 +258,14 @@ mod tests {
                 id: Some(RequestId::Num(6)),
                 canvas: canvas(),
             }),
+            ClientMessage::Subscribe(ChannelRequest {
+                id: Some(RequestId::Num(7)),
+                channel: "global".into(),
+            }),
+            ClientMessage::Unsubscribe(ChannelRequest {
+                id: None,
+                channel: "global".into(),
+            }),
             ClientMessage::Highlight(HighlightSend {
                 id: Some(RequestId::Num(5)),
                 canvas: canvas(),
@@ -388,6 +396,24 @@ mod tests {
             ServerMessage::UserLeft(UserLeft {
                 canvas: canvas(),
                 user: "bob".into(),
+            }),
+            ServerMessage::Notification(Notification {
+                data: serde_json::json!({"kind": "invite", "n": [1, 2.5, null]}),
+                ts: 8,
+            }),
+            ServerMessage::Announcement(Announcement {
+                text: "maintenance <at> 5".into(),
+                ts: 9,
+            }),
+            ServerMessage::Notice(Notice {
+                canvas: canvas(),
+                data: serde_json::json!("round 2"),
+                ts: 10,
+            }),
+            ServerMessage::CanvasesChanged(CanvasesChanged {
+                canvas: canvas(),
+                change: "created".into(),
+                ts: 11,
             }),
             ServerMessage::Ack(Ack {
                 id: RequestId::Num(9),

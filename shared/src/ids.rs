@@ -42,6 +42,33 @@ impl CanvasId {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// The global channel: announcements, canvas changes, online status.
+    /// Channel ids start with `!`, which no canvas id contains, so clients
+    /// cannot join them as canvases.
+    pub fn global_channel() -> Self {
+        CanvasId(Arc::from("!global"))
+    }
+
+    /// A user's own channel (notifications), named by the hex of the id so
+    /// any user id makes a well-formed Redis key.
+    pub fn user_channel(user: &str) -> Self {
+        let hex: String = user.bytes().map(|b| format!("{b:02x}")).collect();
+        CanvasId(Arc::from(format!("!u.{hex}")))
+    }
+
+    /// Whether this is a channel rather than a canvas.
+    pub fn is_channel(&self) -> bool {
+        self.0.starts_with('!')
+    }
+
+    /// A canvas or channel id read back from a Redis channel name.
+    pub(crate) fn from_key_part(part: &str) -> Option<Self> {
+        if part.starts_with("!global") || part.starts_with("!u.") {
+            return Some(CanvasId(Arc::from(part)));
+        }
+        CanvasId::new(part).ok()
+    }
 }
 
 impl std::fmt::Display for CanvasId {

@@ -52,7 +52,7 @@ pub fn canvas_from_channel(channel: &str) -> Option<CanvasId> {
         .strip_prefix(PREFIX)?
         .strip_prefix(":{c:")?
         .strip_suffix("}:live")?;
-    CanvasId::new(inner).ok()
+    CanvasId::from_key_part(inner)
 }
 
 #[cfg(test)]

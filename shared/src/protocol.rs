@@ -35,6 +35,10 @@ pub enum ClientMessage {
     Highlight(HighlightSend),
     /// Asks for the users on a joined canvas.
     Presence(PresenceRequest),
+    /// Starts receiving a channel (`global`).
+    Subscribe(ChannelRequest),
+    /// Stops receiving a channel.
+    Unsubscribe(ChannelRequest),
 }
 
 impl ClientMessage {
@@ -51,6 +55,7 @@ impl ClientMessage {
             ClientMessage::History(m) => m.id.as_ref(),
             ClientMessage::Highlight(m) => m.id.as_ref(),
             ClientMessage::Presence(m) => m.id.as_ref(),
+            ClientMessage::Subscribe(m) | ClientMessage::Unsubscribe(m) => m.id.as_ref(),
         }
     }
 
@@ -67,6 +72,8 @@ impl ClientMessage {
             ClientMessage::History(_) => "history",
             ClientMessage::Highlight(_) => "highlight",
             ClientMessage::Presence(_) => "presence",
+            ClientMessage::Subscribe(_) => "subscribe",
+            ClientMessage::Unsubscribe(_) => "unsubscribe",
         }
     }
 }
@@ -175,6 +182,16 @@ pub struct CursorMove {
     pub y: f64,
 }
 
+/// `subscribe` / `unsubscribe`: a channel by name; `global` is the one
+/// there is (announcements, canvas changes).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChannelRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<RequestId>,
+    pub channel: String,
+}
+
 /// `presence`: the users on a joined canvas; the ack carries them.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -258,6 +275,14 @@ pub enum ServerMessage {
     UserJoined(UserJoined),
     /// A user's last connection left a canvas (or its gateway died).
     UserLeft(UserLeft),
+    /// A trusted backend's message to this user (all their connections).
+    Notification(Notification),
+    /// A system announcement to everyone subscribed to `global`.
+    Announcement(Announcement),
+    /// A trusted backend's message to a canvas's members.
+    Notice(Notice),
+    /// A canvas was created, changed or deleted (on `global`).
+    CanvasesChanged(CanvasesChanged),
 }
 
 impl ServerMessage {
@@ -275,6 +300,10 @@ impl ServerMessage {
             ServerMessage::Highlight(_) => "highlight",
             ServerMessage::UserJoined(_) => "user_joined",
             ServerMessage::UserLeft(_) => "user_left",
+            ServerMessage::Notification(_) => "notification",
+            ServerMessage::Announcement(_) => "announcement",
+            ServerMessage::Notice(_) => "notice",
+            ServerMessage::CanvasesChanged(_) => "canvases_changed",
         }
     }
 
@@ -288,6 +317,7 @@ impl ServerMessage {
             ServerMessage::Highlight(e) => Some(&e.canvas),
             ServerMessage::UserJoined(e) => Some(&e.canvas),
             ServerMessage::UserLeft(e) => Some(&e.canvas),
+            ServerMessage::Notice(e) => Some(&e.canvas),
             _ => None,
         }
     }
@@ -512,6 +542,36 @@ pub struct HighlightEvent {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user: Option<String>,
     pub duration_ms: u32,
+}
+
+/// `notification`: `data` is the backend's JSON, passed through.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Notification {
+    pub data: serde_json::Value,
+    pub ts: u64,
+}
+
+/// `announcement`: text for everyone, rendered as text.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Announcement {
+    pub text: String,
+    pub ts: u64,
+}
+
+/// `notice`: a backend's JSON for a canvas's members.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Notice {
+    pub canvas: CanvasId,
+    pub data: serde_json::Value,
+    pub ts: u64,
+}
+
+/// `canvases_changed`: `change` is `created`, `updated` or `deleted`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CanvasesChanged {
+    pub canvas: CanvasId,
+    pub change: String,
+    pub ts: u64,
 }
 
 /// `user_joined` event.

@@ -53,6 +53,8 @@ fn every_client_example_decodes() {
         "chat",
         "highlight",
         "presence",
+        "subscribe",
+        "unsubscribe",
     ] {
         assert!(kinds.contains(kind), "no client example of {kind}");
     }
@@ -79,6 +81,10 @@ fn every_server_example_decodes() {
         "highlight",
         "user_joined",
         "user_left",
+        "notification",
+        "announcement",
+        "notice",
+        "canvases_changed",
     ] {
         assert!(kinds.contains(kind), "no server example of {kind}");
     }

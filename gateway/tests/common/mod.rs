@@ -12,6 +12,7 @@ use shared::{CanvasId, RequestId};
 use std::net::SocketAddr;
 use testkit::RedisServer;
 use testkit::ws::{Connect, WsClient};
+use tokio::io::AsyncBufReadExt;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -250,4 +251,80 @@ pub async fn redis_cells(redis_url: &str, canvas: &CanvasId, side: u32) -> (Opti
         seq,
         fanout::unpack_cells(&packed.unwrap_or_default(), 5, (side * side) as usize),
     )
+}
+
+/// One SSE message: its `event`, `id` and `data` fields.
+#[derive(Debug, Default)]
+pub struct SseEvent {
+    pub event: Option<String>,
+    pub id: Option<u64>,
+    pub data: String,
+}
+
+pub struct SseClient {
+    lines: tokio::io::Lines<tokio::io::BufReader<tokio::net::TcpStream>>,
+}
+
+impl SseClient {
+    /// Opens the stream; `Err(status)` if the server refused it.
+    pub async fn open(
+        addr: SocketAddr,
+        path: &str,
+        last_event_id: Option<&str>,
+    ) -> Result<SseClient, u16> {
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let last = last_event_id
+            .map(|id| format!("Last-Event-ID: {id}\r\n"))
+            .unwrap_or_default();
+        let req =
+            format!("GET {path} HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n{last}\r\n");
+        tokio::io::AsyncWriteExt::write_all(&mut s, req.as_bytes())
+            .await
+            .unwrap();
+        let mut lines = tokio::io::BufReader::new(s).lines();
+        let status: u16 = lines
+            .next_line()
+            .await
+            .unwrap()
+            .unwrap()
+            .split_whitespace()
+            .nth(1)
+            .unwrap()
+            .parse()
+            .unwrap();
+        // The rest of the head.
+        while let Some(line) = lines.next_line().await.unwrap() {
+            if line.is_empty() {
+                break;
+            }
+        }
+        if status != 200 {
+            return Err(status);
+        }
+        Ok(SseClient { lines })
+    }
+
+    /// The next message, skipping keep-alive comments and chunk framing.
+    pub async fn next(&mut self) -> SseEvent {
+        let read = async {
+            let mut ev = SseEvent::default();
+            loop {
+                let line = self.lines.next_line().await.unwrap().expect("stream ended");
+                if let Some(v) = line.strip_prefix("data: ").or(line.strip_prefix("data:")) {
+                    ev.data.push_str(v);
+                } else if let Some(v) = line.strip_prefix("event: ").or(line.strip_prefix("event:"))
+                {
+                    ev.event = Some(v.to_owned());
+                } else if let Some(v) = line.strip_prefix("id: ").or(line.strip_prefix("id:")) {
+                    ev.id = v.trim().parse().ok();
+                } else if line.is_empty() && !ev.data.is_empty() {
+                    return ev;
+                }
+                // Anything else: comments (keep-alive) and chunk sizes.
+            }
+        };
+        tokio::time::timeout(std::time::Duration::from_secs(10), read)
+            .await
+            .expect("no SSE event within 10 s")
+    }
 }
