@@ -23,7 +23,6 @@ use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use fanout::PixelChange;
 use serde::Deserialize;
 use shared::auth::{Identity, Role};
 use shared::busframe::BusHeader;
@@ -154,14 +153,7 @@ pub(crate) async fn draw(
     if let Some(refusal) = refused(&state, &identity.user_id, OpClass::Pixels, pixels.len()) {
         return Ok(refusal);
     }
-    let change = PixelChange {
-        bits: PixelChange::bits_for(geometry.palette_size),
-        cell_count: geometry.width as usize * geometry.height as usize,
-        cells: pixels
-            .iter()
-            .map(|p| (p.y * geometry.width + p.x, p.color))
-            .collect(),
-    };
+    let change = crate::session::pixel_change(&geometry, &pixels);
     let event = ServerMessage::Draw(DrawEvent {
         canvas: canvas.clone(),
         seq: None,

@@ -304,14 +304,7 @@ impl<'a> Session<'a> {
                         if !self.pay(&d.id, OpClass::Pixels, pixels.len()) {
                             return;
                         }
-                        let change = PixelChange {
-                            bits: PixelChange::bits_for(geometry.palette_size),
-                            cell_count: geometry.width as usize * geometry.height as usize,
-                            cells: pixels
-                                .iter()
-                                .map(|p| (p.y * geometry.width + p.x, p.color))
-                                .collect(),
-                        };
+                        let change = pixel_change(&geometry, &pixels);
                         let event = ServerMessage::Draw(DrawEvent {
                             canvas: d.canvas.clone(),
                             seq: None,
@@ -709,6 +702,21 @@ impl<'a> Session<'a> {
                 );
             }
         }
+    }
+}
+
+/// The change a validated draw makes to the canvas state.
+pub(crate) fn pixel_change(
+    geometry: &CanvasGeometry,
+    pixels: &[shared::protocol::Pixel],
+) -> PixelChange {
+    PixelChange {
+        bits: PixelChange::bits_for(geometry.palette_size),
+        cell_count: geometry.width as usize * geometry.height as usize,
+        cells: pixels
+            .iter()
+            .map(|p| (p.y * geometry.width + p.x, p.color))
+            .collect(),
     }
 }
 

@@ -122,14 +122,7 @@ pub(crate) async fn canvas_events(
     gate.release(position.seq, &queue).await;
 
     let first = Event::default().event("joined").data(joined.to_string());
-    Ok(respond(
-        first,
-        Streaming {
-            queue,
-            control,
-            membership,
-        },
-    ))
+    Ok(respond(first, (queue, control, membership)))
 }
 
 /// `GET /sse/notifications`: the token's user's notifications.
@@ -167,14 +160,7 @@ async fn channel_events(
     let first = Event::default()
         .event("subscribed")
         .data(serde_json::json!({ "channel": name }).to_string());
-    Ok(respond(
-        first,
-        Streaming {
-            queue,
-            control,
-            membership,
-        },
-    ))
+    Ok(respond(first, (queue, control, membership)))
 }
 
 /// Makes a JSON hub member of `canvas` (a canvas or a channel) for a
@@ -218,7 +204,15 @@ async fn open_member(
 }
 
 /// The SSE response: `first`, then the member's messages until it ends.
-fn respond(first: Event, start: Streaming) -> Response {
+fn respond(
+    first: Event,
+    (queue, control, membership): (Arc<Outbound>, Arc<ConnControl>, Membership),
+) -> Response {
+    let start = Streaming {
+        queue,
+        control,
+        membership,
+    };
     let events = stream::once(async move { Ok::<_, std::convert::Infallible>(first) })
         .chain(stream::unfold(start, next_event));
     Sse::new(events)
