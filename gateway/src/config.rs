@@ -222,7 +222,7 @@ pub struct Config {
 
     /// `user_joined`/`user_left` are sent on canvases with at most this
     /// many connections (0: never); beyond, clients ask with `presence`.
-    #[arg(long, env = "EASEL_PRESENCE_EVENTS_MAX", default_value_t = 500)]
+    #[arg(long, env = "EASEL_PRESENCE_EVENTS_MAX", default_value_t = 100)]
     pub presence_events_max: usize,
 
     /// Keys for the server-side API (comma-separated, each at least 32

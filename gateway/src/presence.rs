@@ -47,7 +47,10 @@ impl Presence {
 
     /// Registers connection `conn` of `author` on `canvas`, announces the
     /// user if this is their first connection there, and returns who is on
-    /// the canvas now (this user included).
+    /// the canvas now (this user included) with the canvas's connection
+    /// count. Beyond `events_max` connections the list is left out: sending
+    /// every joiner the whole list made joins a storm (quadratic bytes);
+    /// clients ask with `presence`.
     pub async fn enter(
         &self,
         state: &AppState,
@@ -55,7 +58,7 @@ impl Presence {
         conn: u64,
         author: &Author,
         role: Role,
-    ) -> Vec<PresentUser> {
+    ) -> (Vec<PresentUser>, u32) {
         let now = shared::now_ms();
         let entry = presence::entry(&author.id, &state.settings.node_id, conn);
         let info = EntryInfo {
@@ -67,11 +70,15 @@ impl Presence {
         self.local
             .lock()
             .insert((canvas.clone(), conn), entry.clone());
-        match state
+        let entered = state
             .fanout
             .presence_enter(canvas, &entry, &info, expiry)
-            .await
-        {
+            .await;
+        let live = match &entered {
+            Ok((_, live)) => *live,
+            Err(_) => 0,
+        };
+        match entered {
             Ok((true, live)) if live <= self.events_max => {
                 let event = ServerMessage::UserJoined(UserJoined {
                     canvas: canvas.clone(),
@@ -88,7 +95,11 @@ impl Presence {
             Ok(_) => {}
             Err(err) => tracing::warn!(%canvas, error = %err, "presence entry not stored"),
         }
-        self.list(state, canvas).await
+        let count = u32::try_from(live).unwrap_or(u32::MAX);
+        if live > self.events_max {
+            return (Vec::new(), count);
+        }
+        (self.list(state, canvas).await, count)
     }
 
     /// Who is on the canvas; empty (and logged) if the store fails.

@@ -520,7 +520,7 @@ impl<'a> Session<'a> {
                 if !already {
                     self.joined.push((canvas.clone(), geometry, role));
                 }
-                let presence = self
+                let (presence, presence_count) = self
                     .state
                     .presence
                     .enter(self.state, &canvas, self.conn, &self.author, role)
@@ -546,6 +546,7 @@ impl<'a> Session<'a> {
                         resume,
                         role,
                         presence,
+                        presence_count,
                     })),
                 );
                 // The replay and then the held live events wait for room in

@@ -220,3 +220,40 @@ async fn presence_works_the_same_standalone() {
     assert_eq!(ids(&rest_presence(g.addr, "s").await.users), [("ada", 1)]);
     g.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn beyond_the_limit_joins_get_a_count_and_no_events() {
+    let g = Gateway::start(settings("pr-big", None, &["--presence-events-max=1"])).await;
+    let mut ada = g.client("ada").await;
+    ada.send(&join(1, "big", false)).await;
+    match expect_ack(&mut ada, 1).await {
+        Some(AckResult::Joined(j)) => {
+            assert_eq!((ids(&j.presence), j.presence_count), (vec![("ada", 1)], 1))
+        }
+        other => panic!("{other:?}"),
+    }
+    let mut bob = g.client("bob").await;
+    bob.send(&join(1, "big", false)).await;
+    match expect_ack(&mut bob, 1).await {
+        Some(AckResult::Joined(j)) => {
+            assert!(j.presence.is_empty(), "list left out beyond the limit");
+            assert_eq!(j.presence_count, 2);
+        }
+        other => panic!("{other:?}"),
+    }
+    // No user_joined either: ada's next message is bob's chat.
+    bob.send(&chat(2, "big", "hi")).await;
+    expect_ack(&mut bob, 2).await;
+    assert!(matches!(ada.recv().await, ServerMessage::Chat(_)));
+    // On request the list is whole.
+    ada.send(&ClientMessage::Presence(PresenceRequest {
+        id: Some(RequestId::Num(3)),
+        canvas: canvas("big"),
+    }))
+    .await;
+    match expect_ack(&mut ada, 3).await {
+        Some(AckResult::Presence(p)) => assert_eq!(p.users.len(), 2),
+        other => panic!("{other:?}"),
+    }
+    g.stop().await;
+}

@@ -183,6 +183,7 @@ fn server_messages() -> Vec<(&'static str, ServerMessage)> {
                     resume: Some(ResumeOutcome::Replayed),
                     role: shared::auth::Role::Player,
                     presence: Vec::new(),
+                    presence_count: 0,
                 })),
             }),
         ),

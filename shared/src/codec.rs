@@ -325,6 +325,7 @@ mod tests {
                         since: 1,
                         connections: 2,
                     }],
+                    presence_count: 2,
                 })),
             }),
             ServerMessage::Ack(Ack {

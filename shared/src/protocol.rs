@@ -440,9 +440,13 @@ pub struct Joined {
     pub resume: Option<ResumeOutcome>,
     /// This connection's role on the canvas: what it may do there.
     pub role: crate::auth::Role,
-    /// The users on the canvas, this one included.
+    /// The users on the canvas, this one included; empty on canvases with
+    /// more connections than the gateway lists (ask with `presence`).
     #[serde(default)]
     pub presence: Vec<PresentUser>,
+    /// Connections on the canvas, on every gateway.
+    #[serde(default)]
+    pub presence_count: u32,
 }
 
 /// The outcome of a join with `since`.
