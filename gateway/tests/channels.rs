@@ -24,28 +24,11 @@ async fn api(
     key: Option<&str>,
     body: &str,
 ) -> (u16, serde_json::Value) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let auth = key
-        .map(|k| format!("Authorization: ApiKey {k}\r\n"))
-        .unwrap_or_default();
-    let req = format!(
-        "POST {path} HTTP/1.1\r\nHost: x\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    s.write_all(req.as_bytes()).await.unwrap();
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw).await.unwrap();
-    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
-    let status = String::from_utf8_lossy(&raw[..split])
-        .split_whitespace()
-        .nth(1)
-        .unwrap()
-        .parse()
-        .unwrap();
+    let auth = key.map(|k| format!("ApiKey {k}"));
+    let (status, _, raw) = testkit::http::post_authorized(addr, path, auth.as_deref(), body).await;
     (
         status,
-        serde_json::from_slice(&raw[split + 4..]).unwrap_or(serde_json::Value::Null),
+        serde_json::from_slice(&raw).unwrap_or(serde_json::Value::Null),
     )
 }
 

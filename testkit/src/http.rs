@@ -11,7 +11,8 @@ pub async fn get(
     path: &str,
     bearer: Option<&str>,
 ) -> (u16, HashMap<String, String>, Vec<u8>) {
-    request(addr, "GET", path, bearer, None).await
+    let auth = bearer.map(|t| format!("Bearer {t}"));
+    request(addr, "GET", path, auth.as_deref(), None).await
 }
 
 /// A POST of a JSON body with an optional bearer token; returns as [`get`].
@@ -21,20 +22,32 @@ pub async fn post(
     bearer: Option<&str>,
     json: &str,
 ) -> (u16, HashMap<String, String>, Vec<u8>) {
-    request(addr, "POST", path, bearer, Some(json.as_bytes())).await
+    let auth = bearer.map(|t| format!("Bearer {t}"));
+    request(addr, "POST", path, auth.as_deref(), Some(json.as_bytes())).await
+}
+
+/// A POST of a JSON body with `Authorization: <authorization>` as given
+/// (e.g. `ApiKey <key>`); returns as [`get`].
+pub async fn post_authorized(
+    addr: SocketAddr,
+    path: &str,
+    authorization: Option<&str>,
+    json: &str,
+) -> (u16, HashMap<String, String>, Vec<u8>) {
+    request(addr, "POST", path, authorization, Some(json.as_bytes())).await
 }
 
 async fn request(
     addr: SocketAddr,
     method: &str,
     path: &str,
-    bearer: Option<&str>,
+    authorization: Option<&str>,
     body: Option<&[u8]>,
 ) -> (u16, HashMap<String, String>, Vec<u8>) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let auth = bearer
-        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+    let auth = authorization
+        .map(|a| format!("Authorization: {a}\r\n"))
         .unwrap_or_default();
     let length = body
         .map(|b| {
