@@ -86,6 +86,23 @@ fn require(
     Ok(())
 }
 
+/// What every operation checks first, in order: the token (401), the
+/// canvas id (400), the canvas (404), the role for `op` (403).
+async fn admit(
+    state: &AppState,
+    headers: &HeaderMap,
+    token: Option<&str>,
+    id: &str,
+    op: &str,
+    needed: Role,
+) -> Result<(Identity, CanvasId, shared::validate::CanvasGeometry), ApiError> {
+    let identity = authorize(state, headers, token)?;
+    let canvas = canvas_id(id)?;
+    let geometry = canvas_def(state, &canvas).await?.geometry();
+    require(state, &identity, &canvas, op, needed)?;
+    Ok((identity, canvas, geometry))
+}
+
 /// Pays from the user's shared bucket; if it cannot, the 429 `E004`
 /// response with the wait.
 fn refused(state: &AppState, user: &str, class: OpClass, cost: usize) -> Option<Response> {
@@ -135,10 +152,15 @@ pub(crate) async fn draw(
     headers: HeaderMap,
     bytes: axum::body::Bytes,
 ) -> Result<Response, ApiError> {
-    let identity = authorize(&state, &headers, q.token.as_deref())?;
-    let canvas = canvas_id(&id)?;
-    let geometry = canvas_def(&state, &canvas).await?.geometry();
-    require(&state, &identity, &canvas, "draw", Role::Player)?;
+    let (identity, canvas, geometry) = admit(
+        &state,
+        &headers,
+        q.token.as_deref(),
+        &id,
+        "draw",
+        Role::Player,
+    )
+    .await?;
     let DrawBody { pixels } = body(&bytes)?;
     let cmd = Draw {
         id: None,
@@ -188,10 +210,15 @@ pub(crate) async fn cursor(
     headers: HeaderMap,
     bytes: axum::body::Bytes,
 ) -> Result<Response, ApiError> {
-    let identity = authorize(&state, &headers, q.token.as_deref())?;
-    let canvas = canvas_id(&id)?;
-    let geometry = canvas_def(&state, &canvas).await?.geometry();
-    require(&state, &identity, &canvas, "cursor", Role::Spectator)?;
+    let (identity, canvas, geometry) = admit(
+        &state,
+        &headers,
+        q.token.as_deref(),
+        &id,
+        "cursor",
+        Role::Spectator,
+    )
+    .await?;
     let CursorBody { x, y } = body(&bytes)?;
     let cmd = CursorMove {
         id: None,
@@ -226,10 +253,15 @@ pub(crate) async fn activity(
     Query(q): Query<ActivityQuery>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let identity = authorize(&state, &headers, q.token.as_deref())?;
-    let canvas = canvas_id(&id)?;
-    canvas_def(&state, &canvas).await?;
-    require(&state, &identity, &canvas, "activity", Role::Spectator)?;
+    let (_, canvas, _) = admit(
+        &state,
+        &headers,
+        q.token.as_deref(),
+        &id,
+        "activity",
+        Role::Spectator,
+    )
+    .await?;
     let limit = q.limit.unwrap_or(50);
     if limit == 0 || limit > MAX_PAGE {
         return Err(error(
