@@ -102,22 +102,6 @@ pub(crate) const CONNECTION_AUTH_FAILURES: [&str; 3] = [
     "bad_authorization_header",
 ];
 
-/// Client message types, resolved to counters once.
-const RECEIVED_KINDS: [&str; 12] = [
-    "handshake",
-    "ping",
-    "join",
-    "leave",
-    "draw",
-    "cursor",
-    "chat",
-    "history",
-    "highlight",
-    "presence",
-    "subscribe",
-    "unsubscribe",
-];
-
 /// Server message types a connection sends itself.
 const SENT_KINDS: [&str; 8] = [
     "welcome", "pong", "ack", "error", "draw", "cursor", "chat", "resync",
@@ -272,7 +256,7 @@ impl Metrics {
                     "Client messages decoded, by type",
                     "type",
                 )?,
-                &RECEIVED_KINDS,
+                &shared::protocol::ClientMessage::KINDS,
             ),
             messages_sent: std::sync::Arc::new(ByKind::new(
                 counter_vec(

@@ -436,6 +436,16 @@ mod tests {
     }
 
     #[test]
+    fn every_client_kind_is_listed() {
+        let kinds: std::collections::BTreeSet<&str> = all_client_messages()
+            .iter()
+            .map(ClientMessage::kind)
+            .collect();
+        let listed: std::collections::BTreeSet<&str> = ClientMessage::KINDS.into_iter().collect();
+        assert_eq!(kinds, listed);
+    }
+
+    #[test]
     fn client_messages_round_trip_in_both_encodings() {
         for encoding in Encoding::ALL {
             for msg in all_client_messages() {

@@ -42,6 +42,22 @@ pub enum ClientMessage {
 }
 
 impl ClientMessage {
+    /// Every [`ClientMessage::kind`], for metrics and documentation checks.
+    pub const KINDS: [&'static str; 12] = [
+        "handshake",
+        "ping",
+        "join",
+        "leave",
+        "draw",
+        "cursor",
+        "chat",
+        "history",
+        "highlight",
+        "presence",
+        "subscribe",
+        "unsubscribe",
+    ];
+
     /// The client's request id, if it gave one.
     pub fn id(&self) -> Option<&RequestId> {
         match self {

@@ -2,6 +2,7 @@
 //! the message it claims to be, and every error and close code is documented.
 
 use shared::codec::{Encoding, decode_client, decode_server};
+use shared::protocol::ClientMessage;
 use shared::{CloseCode, ErrorCode};
 
 fn doc() -> String {
@@ -43,19 +44,7 @@ fn every_client_example_decodes() {
             .unwrap_or_else(|e| panic!("client example does not decode ({e}):\n{ex}"));
         kinds.insert(msg.kind());
     }
-    for kind in [
-        "handshake",
-        "ping",
-        "join",
-        "leave",
-        "draw",
-        "cursor",
-        "chat",
-        "highlight",
-        "presence",
-        "subscribe",
-        "unsubscribe",
-    ] {
+    for kind in ClientMessage::KINDS {
         assert!(kinds.contains(kind), "no client example of {kind}");
     }
 }
