@@ -258,6 +258,44 @@ impl Fanout {
         }
     }
 
+    /// The canvas's chat events with `seq < before`, newest first, at most
+    /// `limit`: the unpersisted tail from the canvas log, the rest from the
+    /// durable history (or, without one, all from the log).
+    pub async fn chat_before(
+        &self,
+        canvas: &CanvasId,
+        before: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, Bytes)>, BusError> {
+        if limit == 0 || before <= 1 {
+            return Ok(Vec::new());
+        }
+        let kind = "chat";
+        match &self.bus {
+            Bus::Memory(log) => Ok(log.kind_before(canvas, kind, before, limit)),
+            Bus::Redis(r) => match &r.history {
+                None => r.kind_before(canvas, kind, before, limit, None).await,
+                Some(history) => {
+                    // Everything up to the mark is in the history; only the
+                    // tail above it needs scanning in Redis.
+                    let mark = r.persisted(canvas).await?;
+                    let mut found = r
+                        .kind_before(canvas, kind, before, limit, Some(mark))
+                        .await?;
+                    if found.len() < limit {
+                        let below = before.min(mark + 1);
+                        let stored = history
+                            .chat_before(canvas, below, limit - found.len())
+                            .await
+                            .map_err(BusError::History)?;
+                        found.extend(stored);
+                    }
+                    Ok(found)
+                }
+            },
+        }
+    }
+
     /// Adds (or renews) a presence entry expiring at `expiry` (ms since the
     /// epoch); true if its user had no other live entry on the canvas, and
     /// the canvas's live entries.

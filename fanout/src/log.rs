@@ -117,6 +117,24 @@ pub trait History: Send + Sync {
         until: u64,
         limit: usize,
     ) -> HistoryFuture<'a, Vec<(u64, Bytes)>>;
+
+    /// Stored chat events with `seq < before`, newest first, at most `limit`.
+    fn chat_before<'a>(
+        &'a self,
+        canvas: &'a CanvasId,
+        before: u64,
+        limit: usize,
+    ) -> HistoryFuture<'a, Vec<(u64, Bytes)>>;
+}
+
+/// Whether a bus payload holds an event of `kind`.
+pub fn payload_is(payload: &Bytes, kind: &str) -> bool {
+    busframe::split(payload)
+        .ok()
+        .and_then(|parts| {
+            shared::codec::decode_server(shared::codec::Encoding::Msgpack, &parts.event).ok()
+        })
+        .is_some_and(|msg| msg.kind() == kind)
 }
 
 /// Standalone mode's log: the same semantics in process memory.
@@ -221,6 +239,27 @@ impl MemoryLog {
         log.events
             .iter()
             .filter(|(seq, _)| *seq > after && *seq <= until)
+            .take(limit)
+            .cloned()
+            .collect()
+    }
+
+    /// Kept events of `kind` with `seq < before`, newest first, at most `limit`.
+    pub(crate) fn kind_before(
+        &self,
+        canvas: &CanvasId,
+        kind: &str,
+        before: u64,
+        limit: usize,
+    ) -> Vec<(u64, Bytes)> {
+        let map = self.canvases.lock();
+        let Some(log) = map.get(canvas) else {
+            return Vec::new();
+        };
+        log.events
+            .iter()
+            .rev()
+            .filter(|(seq, payload)| *seq < before && payload_is(payload, kind))
             .take(limit)
             .cloned()
             .collect()

@@ -409,6 +409,78 @@ impl RedisBus {
         Ok(out)
     }
 
+    /// The canvas log's events of `kind` with `seq < before`, newest first,
+    /// at most `limit`, scanning back page by page no further than `floor`
+    /// (exclusive). Returns them and the persisted mark read first.
+    pub(crate) async fn kind_before(
+        &self,
+        canvas: &CanvasId,
+        kind: &str,
+        before: u64,
+        limit: usize,
+        floor: Option<u64>,
+    ) -> Result<Vec<(u64, Bytes)>, BusError> {
+        const PAGE: usize = 1000;
+        let key = keys::canvas_log(canvas);
+        let mut out = Vec::new();
+        let mut upper = before;
+        let lower = floor.map_or_else(|| "-".to_owned(), |f| format!("{}-0", f + 1));
+        while out.len() < limit && upper > 1 && floor.is_none_or(|f| upper > f + 1) {
+            let (key, lower) = (key.clone(), lower.clone());
+            let reply: redis::streams::StreamRangeReply = self
+                .with_conn(|conn| {
+                    Box::pin(async move {
+                        redis::cmd("XREVRANGE")
+                            .arg(key)
+                            .arg(format!("{}-0", upper - 1))
+                            .arg(lower)
+                            .arg("COUNT")
+                            .arg(PAGE)
+                            .query_async(conn)
+                            .await
+                    })
+                })
+                .await?;
+            let n = reply.ids.len();
+            for entry in reply.ids {
+                let seq = entry
+                    .id
+                    .split_once('-')
+                    .and_then(|(ms, _)| ms.parse::<u64>().ok());
+                let payload: Option<Vec<u8>> = entry.get("p");
+                if let (Some(seq), Some(payload)) = (seq, payload) {
+                    upper = upper.min(seq);
+                    let payload = Bytes::from(payload);
+                    if out.len() < limit && crate::log::payload_is(&payload, kind) {
+                        out.push((seq, payload));
+                    }
+                }
+            }
+            if n < PAGE {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    /// The canvas's persisted mark: every event up to it is in the durable
+    /// history.
+    pub(crate) async fn persisted(&self, canvas: &CanvasId) -> Result<u64, BusError> {
+        let key = keys::canvas_meta(canvas);
+        let mark: Option<u64> = self
+            .with_conn(|conn| {
+                Box::pin(async move {
+                    redis::cmd("HGET")
+                        .arg(key)
+                        .arg("persisted")
+                        .query_async(conn)
+                        .await
+                })
+            })
+            .await?;
+        Ok(mark.unwrap_or(0))
+    }
+
     pub(crate) async fn position(&self, canvas: &CanvasId) -> Result<Position, BusError> {
         let mut call = POSITION_SCRIPT.prepare_invoke();
         call.key(keys::canvas_meta(canvas));

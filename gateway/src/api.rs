@@ -18,12 +18,26 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use shared::codec::{self, Encoding};
-use shared::protocol::HistoryPage;
+use shared::protocol::{ChatPage, HistoryPage, ServerMessage};
 use shared::{CanvasId, ErrorCode};
 use std::sync::Arc;
 
 /// Most events one page returns.
 pub const MAX_PAGE: usize = 1000;
+
+/// A page size: `limit`, or `default` without one; 1 to [`MAX_PAGE`].
+pub(crate) fn page_limit(limit: Option<usize>, default: usize) -> Result<usize, String> {
+    match limit.unwrap_or(default) {
+        n @ 1..=MAX_PAGE => Ok(n),
+        _ => Err(format!("limit must be 1..={MAX_PAGE}")),
+    }
+}
+
+/// [`page_limit`], refused with 400 `E007`.
+pub(crate) fn rest_limit(limit: Option<usize>, default: usize) -> Result<usize, ApiError> {
+    page_limit(limit, default)
+        .map_err(|message| error(StatusCode::BAD_REQUEST, ErrorCode::InvalidValue, message))
+}
 
 /// An API failure: an HTTP status with a stable code and a message.
 #[derive(Debug)]
@@ -212,14 +226,7 @@ pub(crate) async fn events(
     authorize(&state, &headers, q.token.as_deref())?;
     let canvas = canvas_id(&id)?;
     let since = q.since.unwrap_or(0);
-    let limit = q.limit.unwrap_or(100);
-    if limit == 0 || limit > MAX_PAGE {
-        return Err(error(
-            StatusCode::BAD_REQUEST,
-            ErrorCode::InvalidValue,
-            format!("limit must be 1..={MAX_PAGE}"),
-        ));
-    }
+    let limit = rest_limit(q.limit, 100)?;
     canvas_def(&state, &canvas).await?;
     let page = history_page(&state, &canvas, since, limit)
         .await
@@ -457,6 +464,39 @@ pub(crate) async fn history_page(
         complete,
         next_since: page.last().map_or(since, |(seq, _)| *seq),
         events,
+    })
+}
+
+/// The chat messages with `seq < before` (all, without `before`), the
+/// newest `limit` of them, oldest first.
+pub(crate) async fn chat_page(
+    state: &AppState,
+    canvas: &CanvasId,
+    before: Option<u64>,
+    limit: usize,
+) -> Result<ChatPage, fanout::BusError> {
+    let before = before.unwrap_or(u64::MAX);
+    let found = state.fanout.chat_before(canvas, before, limit).await?;
+    // Older messages may exist only when the page is full.
+    let next_before = (found.len() == limit)
+        .then(|| found.last().map(|(seq, _)| *seq))
+        .flatten();
+    let mut messages = Vec::with_capacity(found.len());
+    for (seq, payload) in found.iter().rev() {
+        let Ok(parts) = shared::busframe::split(payload) else {
+            continue;
+        };
+        if let Ok(ServerMessage::Chat(mut chat)) =
+            codec::decode_server(Encoding::Msgpack, &parts.event)
+        {
+            chat.seq = Some(*seq);
+            messages.push(chat);
+        }
+    }
+    Ok(ChatPage {
+        canvas: canvas.clone(),
+        messages,
+        next_before,
     })
 }
 

@@ -58,6 +58,42 @@ impl PgHistory {
             .collect())
     }
 
+    async fn chat_before_inner(
+        &self,
+        canvas: &CanvasId,
+        before: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, bytes::Bytes)>, String> {
+        let conn = self.pool.get().await.map_err(|e| e.to_string())?;
+        let rows = match conn
+            .query(
+                "SELECT seq, payload FROM events
+                 WHERE canvas_id = $1 AND kind = 'chat' AND seq < $2
+                 ORDER BY seq DESC LIMIT $3",
+                &[
+                    &canvas.as_str(),
+                    &i64::try_from(before).unwrap_or(i64::MAX),
+                    &(limit as i64),
+                ],
+            )
+            .await
+        {
+            Ok(rows) => rows,
+            Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::UNDEFINED_TABLE) => {
+                return Ok(Vec::new());
+            }
+            Err(e) => return Err(e.to_string()),
+        };
+        Ok(rows
+            .into_iter()
+            .map(|r| {
+                let seq: i64 = r.get(0);
+                let payload: Vec<u8> = r.get(1);
+                (u64::try_from(seq).unwrap_or(0), bytes::Bytes::from(payload))
+            })
+            .collect())
+    }
+
     async fn load_inner(&self, canvas: &CanvasId) -> Result<Option<Restored>, String> {
         let conn = self.pool.get().await.map_err(|e| e.to_string())?;
         let snapshot = match conn
@@ -141,5 +177,14 @@ impl History for PgHistory {
         limit: usize,
     ) -> HistoryFuture<'a, Vec<(u64, bytes::Bytes)>> {
         Box::pin(self.events_inner(canvas, after, until, limit))
+    }
+
+    fn chat_before<'a>(
+        &'a self,
+        canvas: &'a CanvasId,
+        before: u64,
+        limit: usize,
+    ) -> HistoryFuture<'a, Vec<(u64, bytes::Bytes)>> {
+        Box::pin(self.chat_before_inner(canvas, before, limit))
     }
 }

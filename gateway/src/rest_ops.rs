@@ -6,6 +6,8 @@
 //!   update; 202.
 //! - `GET /api/canvases/{id}/activity?limit=`: the canvas's most recent
 //!   durable events, oldest first.
+//! - `GET /api/canvases/{id}/chat?before=&limit=`: chat messages with
+//!   `seq < before`, the newest `limit` (default 50), oldest first.
 //!
 //! The same validation, roles and rate limits apply as over WebSocket: the
 //! user's shared buckets (`EASEL_USER_RATE_LIMITS`) pay, since a request
@@ -14,8 +16,8 @@
 //! with `retry_after_ms` and `Retry-After`, 503 `E012`/`E013`.
 
 use crate::api::{
-    ApiError, AuthOnly, MAX_PAGE, authorize, canvas_def, canvas_id, error, history_page,
-    unavailable,
+    ApiError, AuthOnly, authorize, canvas_def, canvas_id, chat_page, error, history_page,
+    rest_limit, unavailable,
 };
 use crate::limits::OpClass;
 use crate::server::AppState;
@@ -49,6 +51,13 @@ pub(crate) struct CursorBody {
 #[derive(Debug, Deserialize)]
 pub(crate) struct ActivityQuery {
     token: Option<String>,
+    limit: Option<usize>,
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct ChatQuery {
+    token: Option<String>,
+    before: Option<u64>,
     limit: Option<usize>,
 }
 
@@ -262,17 +271,34 @@ pub(crate) async fn activity(
         Role::Spectator,
     )
     .await?;
-    let limit = q.limit.unwrap_or(50);
-    if limit == 0 || limit > MAX_PAGE {
-        return Err(error(
-            StatusCode::BAD_REQUEST,
-            ErrorCode::InvalidValue,
-            format!("limit must be 1..={MAX_PAGE}"),
-        ));
-    }
+    let limit = rest_limit(q.limit, 50)?;
     let position = state.fanout.position(&canvas).await.map_err(unavailable)?;
     let since = position.seq.saturating_sub(limit as u64);
     let page = history_page(&state, &canvas, since, limit)
+        .await
+        .map_err(unavailable)?;
+    Ok(Json(page).into_response())
+}
+
+/// `GET /api/canvases/{id}/chat?before=&limit=`: chat messages before a
+/// sequence number, oldest first; `next_before` pages further back.
+pub(crate) async fn chat(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    Query(q): Query<ChatQuery>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let (_, canvas, _) = admit(
+        &state,
+        &headers,
+        q.token.as_deref(),
+        &id,
+        "chat history",
+        Role::Spectator,
+    )
+    .await?;
+    let limit = rest_limit(q.limit, 50)?;
+    let page = chat_page(&state, &canvas, q.before, limit)
         .await
         .map_err(unavailable)?;
     Ok(Json(page).into_response())

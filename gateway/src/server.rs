@@ -314,6 +314,7 @@ fn router(state: Arc<AppState>) -> Router {
             "/api/canvases/{id}/activity",
             get(crate::rest_ops::activity),
         )
+        .route("/api/canvases/{id}/chat", get(crate::rest_ops::chat))
         .route("/sse/canvases/{id}", get(crate::sse::canvas_events))
         .route("/sse/notifications", get(crate::sse::notifications))
         .route("/sse/system", get(crate::sse::system))

@@ -339,21 +339,39 @@ impl<'a> Session<'a> {
                 {
                     return;
                 }
-                let limit = h.limit.unwrap_or(100) as usize;
-                if limit == 0 || limit > crate::api::MAX_PAGE {
-                    self.out.error(
-                        h.id,
-                        ErrorCode::InvalidValue,
-                        format!("limit must be 1..={}", crate::api::MAX_PAGE),
-                    );
-                    return;
-                }
+                let limit = match crate::api::page_limit(h.limit.map(|n| n as usize), 100) {
+                    Ok(limit) => limit,
+                    Err(message) => return self.out.error(h.id, ErrorCode::InvalidValue, message),
+                };
                 match crate::api::history_page(self.state, &h.canvas, h.since, limit).await {
                     Ok(page) => self.out.ack(h.id, Some(AckResult::History(page))),
                     Err(err) => {
                         tracing::warn!(canvas = %h.canvas, error = %err, "history unavailable");
                         self.out
                             .error(h.id, ErrorCode::Unavailable, "history unavailable; retry");
+                    }
+                }
+            }
+            ClientMessage::ChatHistory(h) => {
+                if self
+                    .joined_as(&h.id, &h.canvas, "chat_history", Role::Spectator)
+                    .is_none()
+                {
+                    return;
+                }
+                let limit = match crate::api::page_limit(h.limit.map(|n| n as usize), 50) {
+                    Ok(limit) => limit,
+                    Err(message) => return self.out.error(h.id, ErrorCode::InvalidValue, message),
+                };
+                match crate::api::chat_page(self.state, &h.canvas, h.before, limit).await {
+                    Ok(page) => self.out.ack(h.id, Some(AckResult::Chat(page))),
+                    Err(err) => {
+                        tracing::warn!(canvas = %h.canvas, error = %err, "chat history unavailable");
+                        self.out.error(
+                            h.id,
+                            ErrorCode::Unavailable,
+                            "chat history unavailable; retry",
+                        );
                     }
                 }
             }

@@ -11,7 +11,9 @@ use common::*;
 use shared::ErrorCode;
 use shared::RequestId;
 use shared::auth::{MintClaims, Role, mint_hs256};
-use shared::protocol::{AckResult, ClientMessage, HistoryRequest, ServerMessage};
+use shared::protocol::{
+    AckResult, ChatHistoryRequest, ClientMessage, HistoryRequest, ServerMessage,
+};
 use testkit::ws::{Connect, WsClient};
 
 fn token_with(user: &str, role: Option<Role>, roles: &[(&str, Role)]) -> String {
@@ -31,6 +33,12 @@ fn operation(op: &str, id: u64) -> ClientMessage {
             id: Some(RequestId::Num(id)),
             canvas: canvas("r"),
             since: 0,
+            limit: Some(10),
+        }),
+        "chat_history" => ClientMessage::ChatHistory(ChatHistoryRequest {
+            id: Some(RequestId::Num(id)),
+            canvas: canvas("r"),
+            before: None,
             limit: Some(10),
         }),
         other => panic!("no operation {other}"),
@@ -79,6 +87,7 @@ async fn every_role_and_operation_is_allowed_or_refused_with_e008() {
         ("cursor", Role::Spectator),
         ("chat", Role::Spectator),
         ("history", Role::Spectator),
+        ("chat_history", Role::Spectator),
         ("draw", Role::Player),
     ];
     for (who, token, role) in cases {

@@ -12,6 +12,7 @@ use tokio_postgres::Client;
 const MIGRATIONS: &[(i32, &str)] = &[
     (1, include_str!("migrations/0001_events.sql")),
     (2, include_str!("migrations/0002_canvases.sql")),
+    (3, include_str!("migrations/0003_chat_index.sql")),
 ];
 
 /// An arbitrary constant identifying Easel's migration lock.

@@ -106,6 +106,15 @@ fn client_messages() -> Vec<(&'static str, ClientMessage)> {
             }),
         ),
         (
+            "chat_history",
+            ClientMessage::ChatHistory(ChatHistoryRequest {
+                id: id.clone(),
+                canvas: canvas(),
+                before: Some(1000),
+                limit: Some(50),
+            }),
+        ),
+        (
             "highlight",
             ClientMessage::Highlight(HighlightSend {
                 id,

@@ -254,6 +254,12 @@ mod tests {
                 since: 10,
                 limit: Some(50),
             }),
+            ClientMessage::ChatHistory(ChatHistoryRequest {
+                id: Some(RequestId::Num(5)),
+                canvas: canvas(),
+                before: Some(90),
+                limit: Some(20),
+            }),
             ClientMessage::Presence(PresenceRequest {
                 id: Some(RequestId::Num(6)),
                 canvas: canvas(),
@@ -421,6 +427,20 @@ mod tests {
                 result: Some(AckResult::Presence(PresenceList {
                     canvas: canvas(),
                     users: Vec::new(),
+                })),
+            }),
+            ServerMessage::Ack(Ack {
+                id: RequestId::Num(10),
+                result: Some(AckResult::Chat(ChatPage {
+                    canvas: canvas(),
+                    messages: vec![ChatEvent {
+                        canvas: canvas(),
+                        seq: Some(7),
+                        author: author(),
+                        ts: 5,
+                        text: "older".into(),
+                    }],
+                    next_before: Some(7),
                 })),
             }),
             ServerMessage::Highlight(HighlightEvent {

@@ -30,6 +30,8 @@ pub enum ClientMessage {
     Chat(ChatSend),
     /// Asks for a range of a joined canvas's durable events (gap repair).
     History(HistoryRequest),
+    /// Asks for a joined canvas's chat messages before a sequence number.
+    ChatHistory(ChatHistoryRequest),
     /// Points everyone on a canvas at a position or a user for a while
     /// (a mention; ephemeral).
     Highlight(HighlightSend),
@@ -43,7 +45,7 @@ pub enum ClientMessage {
 
 impl ClientMessage {
     /// Every [`ClientMessage::kind`], for metrics and documentation checks.
-    pub const KINDS: [&'static str; 12] = [
+    pub const KINDS: [&'static str; 13] = [
         "handshake",
         "ping",
         "join",
@@ -52,6 +54,7 @@ impl ClientMessage {
         "cursor",
         "chat",
         "history",
+        "chat_history",
         "highlight",
         "presence",
         "subscribe",
@@ -69,6 +72,7 @@ impl ClientMessage {
             ClientMessage::Cursor(m) => m.id.as_ref(),
             ClientMessage::Chat(m) => m.id.as_ref(),
             ClientMessage::History(m) => m.id.as_ref(),
+            ClientMessage::ChatHistory(m) => m.id.as_ref(),
             ClientMessage::Highlight(m) => m.id.as_ref(),
             ClientMessage::Presence(m) => m.id.as_ref(),
             ClientMessage::Subscribe(m) | ClientMessage::Unsubscribe(m) => m.id.as_ref(),
@@ -86,6 +90,7 @@ impl ClientMessage {
             ClientMessage::Cursor(_) => "cursor",
             ClientMessage::Chat(_) => "chat",
             ClientMessage::History(_) => "history",
+            ClientMessage::ChatHistory(_) => "chat_history",
             ClientMessage::Highlight(_) => "highlight",
             ClientMessage::Presence(_) => "presence",
             ClientMessage::Subscribe(_) => "subscribe",
@@ -103,6 +108,21 @@ pub struct HistoryRequest {
     pub id: Option<RequestId>,
     pub canvas: CanvasId,
     pub since: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u32>,
+}
+
+/// `chat_history`: the chat messages with `seq < before` (default: all up
+/// to now), newest `limit` of them (1 to 1000, default 50). The reply is an
+/// `ack` whose result holds them oldest first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChatHistoryRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<RequestId>,
+    pub canvas: CanvasId,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub before: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limit: Option<u32>,
 }
@@ -415,6 +435,19 @@ pub enum AckResult {
     Published(Published),
     /// Result of `presence`.
     Presence(PresenceList),
+    /// Result of `chat_history`.
+    Chat(ChatPage),
+}
+
+/// A page of chat messages, oldest first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChatPage {
+    pub canvas: CanvasId,
+    /// Each a `chat` event as it was delivered, with its `seq`.
+    pub messages: Vec<ChatEvent>,
+    /// The `before` to ask for older messages; absent when there are none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_before: Option<u64>,
 }
 
 /// A page of durable events, oldest first.
