@@ -246,7 +246,7 @@ up() {
   start_nginx
   ((with_prometheus)) && start_prometheus
   local token
-  token=$(EASEL_JWT_SECRET=$(cat "$state/jwt-secret") "$bin/gateway" token --sub you --name You)
+  token=$(EASEL_JWT_SECRET=$(cat "$state/jwt-secret") "$bin/gateway" token --sub you --name You --admin)
   cat <<EOF
 
 Easel is running ($state):

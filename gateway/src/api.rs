@@ -259,11 +259,7 @@ pub(crate) async fn canvas_def(
 ) -> Result<Arc<CanvasDef>, ApiError> {
     match state.canvases.get(canvas).await {
         Ok(Some(def)) => Ok(def),
-        Ok(None) => Err(error(
-            StatusCode::NOT_FOUND,
-            ErrorCode::NotFound,
-            format!("no canvas {canvas:?}"),
-        )),
+        Ok(None) => Err(not_found(canvas)),
         Err(err) => Err(catalogue_error(err)),
     }
 }
@@ -295,6 +291,65 @@ pub(crate) struct NewCanvas {
     height: u32,
     /// `#rrggbb` entries; defaults to the configured palette.
     palette: Option<Vec<String>>,
+    title: Option<String>,
+}
+
+/// A change to a canvas: its title (`null` clears it).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CanvasChange {
+    title: Option<String>,
+}
+
+/// Admits a request that changes the catalogue: a server API key, or a
+/// token with the `admin` claim (401 `E002` without either, 403 `E008`
+/// for a token without the claim).
+fn authorize_admin(
+    state: &AppState,
+    headers: &HeaderMap,
+    query_token: Option<&str>,
+) -> Result<(), ApiError> {
+    if crate::server_api::has_key(headers) {
+        return crate::server_api::check_key(state, headers);
+    }
+    let identity = authorize(state, headers, query_token)?;
+    if identity.admin {
+        Ok(())
+    } else {
+        Err(error(
+            StatusCode::FORBIDDEN,
+            ErrorCode::Forbidden,
+            "changing canvases needs a token with the admin claim, or a server API key",
+        ))
+    }
+}
+
+/// Tells lobby screens on every gateway (the global channel), and the
+/// canvas's own members, that a canvas was created, updated or deleted.
+async fn announce_change(state: &AppState, canvas: &CanvasId, change: &str) {
+    let event = ServerMessage::CanvasesChanged(shared::protocol::CanvasesChanged {
+        canvas: canvas.clone(),
+        change: change.into(),
+        ts: shared::now_ms(),
+    });
+    let header = shared::busframe::BusHeader {
+        node: state.settings.node_id.clone(),
+        conn: 0,
+        ingest_us: shared::now_us(),
+    };
+    for channel in [CanvasId::global_channel(), canvas.clone()] {
+        if let Err(err) = state.fanout.publish(&channel, &header, &event).await {
+            tracing::warn!(%canvas, error = %err, "canvases_changed not published");
+        }
+    }
+}
+
+/// The title in a request body, checked; 400 `E007` if it is not a title.
+fn title(given: Option<String>) -> Result<Option<String>, ApiError> {
+    given
+        .map(|t| crate::canvases::check_title(&t))
+        .transpose()
+        .map_err(|m| error(StatusCode::BAD_REQUEST, ErrorCode::InvalidValue, m))
 }
 
 /// `POST /api/canvases`.
@@ -304,7 +359,7 @@ pub(crate) async fn create_canvas(
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Result<Response, ApiError> {
-    authorize(&state, &headers, q.token.as_deref())?;
+    authorize_admin(&state, &headers, q.token.as_deref())?;
     let new: NewCanvas = serde_json::from_slice(&body).map_err(|e| {
         error(
             StatusCode::BAD_REQUEST,
@@ -333,6 +388,7 @@ pub(crate) async fn create_canvas(
         width: new.width,
         height: new.height,
         palette,
+        title: title(new.title)?,
     };
     let geometry = shared::validate::CanvasGeometry {
         width: def.width,
@@ -344,35 +400,76 @@ pub(crate) async fn create_canvas(
         .map_err(|m| error(StatusCode::BAD_REQUEST, ErrorCode::InvalidValue, m))?;
     match state.canvases.create(def.clone()).await {
         Ok(true) => {
-            // Lobby screens on every gateway refresh their lists.
-            let event = shared::protocol::ServerMessage::CanvasesChanged(
-                shared::protocol::CanvasesChanged {
-                    canvas: def.id.clone(),
-                    change: "created".into(),
-                    ts: shared::now_ms(),
-                },
-            );
-            let header = shared::busframe::BusHeader {
-                node: state.settings.node_id.clone(),
-                conn: 0,
-                ingest_us: shared::now_us(),
-            };
-            if let Err(err) = state
-                .fanout
-                .publish(&CanvasId::global_channel(), &header, &event)
-                .await
-            {
-                tracing::warn!(error = %err, "canvases_changed not published");
-            }
+            announce_change(&state, &def.id, "created").await;
             Ok((StatusCode::CREATED, Json(def.to_json())).into_response())
         }
         Ok(false) => Err(error(
             StatusCode::CONFLICT,
             ErrorCode::InvalidValue,
-            format!("canvas {:?} already exists", def.id),
+            format!(
+                "canvas {:?} already exists, or existed (ids of deleted canvases are not reused)",
+                def.id
+            ),
         )),
         Err(err) => Err(catalogue_error(err)),
     }
+}
+
+/// `PATCH /api/canvases/{id}` `{"title": ...}`: changes the title.
+pub(crate) async fn update_canvas(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    Query(q): Query<AuthOnly>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Result<Response, ApiError> {
+    authorize_admin(&state, &headers, q.token.as_deref())?;
+    let canvas = canvas_id(&id)?;
+    let change: CanvasChange = serde_json::from_slice(&body).map_err(|e| {
+        error(
+            StatusCode::BAD_REQUEST,
+            ErrorCode::InvalidMessage,
+            e.to_string(),
+        )
+    })?;
+    let title = title(change.title)?;
+    match state.canvases.set_title(&canvas, title.as_deref()).await {
+        Ok(Some(def)) => {
+            announce_change(&state, &canvas, "updated").await;
+            Ok(Json(def.to_json()).into_response())
+        }
+        Ok(None) => Err(not_found(&canvas)),
+        Err(err) => Err(catalogue_error(err)),
+    }
+}
+
+/// `DELETE /api/canvases/{id}`: 204; the canvas is gone from the list and
+/// refuses joins and writes (other gateways notice within the catalogue
+/// cache's TTL); its members are told.
+pub(crate) async fn delete_canvas(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    Query(q): Query<AuthOnly>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    authorize_admin(&state, &headers, q.token.as_deref())?;
+    let canvas = canvas_id(&id)?;
+    match state.canvases.delete(&canvas).await {
+        Ok(true) => {
+            announce_change(&state, &canvas, "deleted").await;
+            Ok(StatusCode::NO_CONTENT.into_response())
+        }
+        Ok(false) => Err(not_found(&canvas)),
+        Err(err) => Err(catalogue_error(err)),
+    }
+}
+
+fn not_found(canvas: &CanvasId) -> ApiError {
+    error(
+        StatusCode::NOT_FOUND,
+        ErrorCode::NotFound,
+        format!("no canvas {canvas:?}"),
+    )
 }
 
 #[derive(Debug, Deserialize)]
@@ -394,14 +491,7 @@ pub(crate) async fn list_canvases(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     authorize(&state, &headers, q.token.as_deref())?;
-    let limit = q.limit.unwrap_or(100);
-    if limit == 0 || limit > MAX_PAGE {
-        return Err(error(
-            StatusCode::BAD_REQUEST,
-            ErrorCode::InvalidValue,
-            format!("limit must be 1..={MAX_PAGE}"),
-        ));
-    }
+    let limit = rest_limit(q.limit, 100)?;
     let defs = state
         .canvases
         .list(q.after.as_deref(), limit)
@@ -424,8 +514,13 @@ pub(crate) async fn get_canvas(
 ) -> Result<Response, ApiError> {
     authorize(&state, &headers, q.token.as_deref())?;
     let canvas = canvas_id(&id)?;
-    let def = canvas_def(&state, &canvas).await?;
-    Ok(Json(def.to_json()).into_response())
+    // Read now, not from the cache: a title changed on another gateway
+    // shows at once.
+    match state.canvases.fresh(&canvas).await {
+        Ok(Some(def)) => Ok(Json(def.to_json()).into_response()),
+        Ok(None) => Err(not_found(&canvas)),
+        Err(err) => Err(catalogue_error(err)),
+    }
 }
 
 /// Durable events of `canvas` after `since`, oldest first, at most `limit`,

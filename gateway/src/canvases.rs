@@ -1,19 +1,44 @@
 //! The canvas catalogue: each canvas's size and palette.
 //!
 //! With a database, canvases are rows of `canvases`, loaded on first use and
-//! cached (a definition never changes once created). An unknown id is "not
-//! found" unless auto-create is on, which creates it with the configured
-//! defaults. Without a database there is no catalogue: every canvas id is a
-//! canvas of the configured size and palette.
+//! cached for [`CACHE_TTL`]: size and palette never change once created,
+//! but a title may, and a canvas may be deleted, which other gateways see
+//! when their entry expires (the gateway that deletes it forgets it at
+//! once). A deleted canvas keeps its row, so its id is never reused. An
+//! unknown id is "not found" unless auto-create is on, which creates it
+//! with the configured defaults. Without a database there is no catalogue:
+//! every canvas id is a canvas of the configured size and palette.
 
 use parking_lot::RwLock;
 use shared::CanvasId;
 use shared::validate::CanvasGeometry;
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 /// Most definitions kept in the cache; beyond it the cache starts afresh.
 const CACHE_LIMIT: usize = 100_000;
+
+/// How long a gateway trusts a cached definition: the bound on how long
+/// another gateway's delete or title change goes unnoticed here.
+pub const CACHE_TTL: Duration = Duration::from_secs(5);
+
+/// Longest title, in characters.
+pub const MAX_TITLE_CHARS: usize = 200;
+
+/// A title as given: trimmed, 1 to [`MAX_TITLE_CHARS`] characters, no
+/// control characters.
+pub fn check_title(title: &str) -> Result<String, String> {
+    let title = title.trim();
+    let chars = title.chars().count();
+    if chars == 0 || chars > MAX_TITLE_CHARS {
+        return Err(format!("title must be 1..={MAX_TITLE_CHARS} characters"));
+    }
+    if title.chars().any(char::is_control) {
+        return Err("title must not contain control characters".into());
+    }
+    Ok(title.to_owned())
+}
 
 /// One canvas's definition.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,6 +48,8 @@ pub struct CanvasDef {
     pub height: u32,
     /// RGB colours; wire colours are indexes into this.
     pub palette: Vec<[u8; 3]>,
+    /// Shown in lobbies; plain text.
+    pub title: Option<String>,
 }
 
 impl CanvasDef {
@@ -42,6 +69,7 @@ impl CanvasDef {
             "width": self.width,
             "height": self.height,
             "palette": self.palette.iter().map(|c| format_rgb(*c)).collect::<Vec<_>>(),
+            "title": self.title,
         })
     }
 }
@@ -101,27 +129,76 @@ pub struct Catalogue {
 struct Stored {
     pool: deadpool_postgres::Pool,
     auto_create: bool,
-    cache: RwLock<HashMap<CanvasId, Arc<CanvasDef>>>,
+    /// Definitions and when they were read (or last revalidated).
+    cache: Arc<RwLock<Cache>>,
 }
 
-fn row_to_def(id: &CanvasId, width: i32, height: i32, palette: Vec<String>) -> CanvasDef {
+type Cache = HashMap<CanvasId, (Arc<CanvasDef>, Instant)>;
+
+/// The columns [`row_to_def`] reads, in order.
+const COLUMNS: &str = "width, height, palette, title";
+
+fn row_to_def(id: &CanvasId, row: &tokio_postgres::Row, first: usize) -> CanvasDef {
+    let palette: Vec<String> = row.get(first + 2);
     CanvasDef {
         id: id.clone(),
-        width: u32::try_from(width).unwrap_or(1),
-        height: u32::try_from(height).unwrap_or(1),
+        width: u32::try_from(row.get::<_, i32>(first)).unwrap_or(1),
+        height: u32::try_from(row.get::<_, i32>(first + 1)).unwrap_or(1),
         palette: palette
             .iter()
             .map(|c| parse_rgb(c).unwrap_or([0, 0, 0]))
             .collect(),
+        title: row.get(first + 3),
     }
+}
+
+fn unavailable(e: tokio_postgres::Error) -> CatalogueError {
+    CatalogueError::Unavailable(e.to_string())
 }
 
 impl Stored {
     async fn conn(&self) -> Result<deadpool_postgres::Object, CatalogueError> {
-        self.pool
-            .get()
-            .await
-            .map_err(|e| CatalogueError::Unavailable(e.to_string()))
+        connect(&self.pool).await
+    }
+}
+
+async fn connect(
+    pool: &deadpool_postgres::Pool,
+) -> Result<deadpool_postgres::Object, CatalogueError> {
+    pool.get()
+        .await
+        .map_err(|e| CatalogueError::Unavailable(e.to_string()))
+}
+
+/// A live (not deleted) canvas's definition from the database.
+async fn load(
+    pool: &deadpool_postgres::Pool,
+    id: &CanvasId,
+) -> Result<Option<Arc<CanvasDef>>, CatalogueError> {
+    let row = connect(pool)
+        .await?
+        .query_opt(
+            &format!("SELECT {COLUMNS} FROM canvases WHERE id = $1 AND deleted_at IS NULL"),
+            &[&id.as_str()],
+        )
+        .await
+        .map_err(unavailable)?;
+    Ok(row.map(|r| Arc::new(row_to_def(id, &r, 0))))
+}
+
+/// Puts what the database said into the cache.
+fn remember(cache: &RwLock<Cache>, id: &CanvasId, found: &Option<Arc<CanvasDef>>) {
+    let mut cache = cache.write();
+    match found {
+        Some(def) => {
+            if cache.len() >= CACHE_LIMIT {
+                cache.clear();
+            }
+            cache.insert(id.clone(), (def.clone(), Instant::now()));
+        }
+        None => {
+            cache.remove(id);
+        }
     }
 }
 
@@ -145,7 +222,7 @@ impl Catalogue {
             store: Some(Stored {
                 pool,
                 auto_create,
-                cache: RwLock::new(HashMap::new()),
+                cache: Arc::new(RwLock::new(HashMap::new())),
             }),
         }
     }
@@ -156,46 +233,108 @@ impl Catalogue {
             width: self.default.width,
             height: self.default.height,
             palette: default_palette(self.default.palette_size),
+            title: None,
         }
     }
 
     /// The canvas's definition, or `None` if it does not exist.
+    ///
+    /// A cached entry older than [`CACHE_TTL`] is still answered at once,
+    /// and revalidated in the background (stale while revalidating): the
+    /// hot path never waits on the database, and a database outage keeps
+    /// known canvases usable.
     pub async fn get(&self, id: &CanvasId) -> Result<Option<Arc<CanvasDef>>, CatalogueError> {
         let Some(store) = &self.store else {
             return Ok(Some(Arc::new(self.default_def(id))));
         };
-        if let Some(def) = store.cache.read().get(id) {
-            return Ok(Some(def.clone()));
+        let cached = store.cache.read().get(id).cloned();
+        if let Some((def, read)) = cached {
+            if read.elapsed() >= CACHE_TTL {
+                self.revalidate(store, id);
+            }
+            return Ok(Some(def));
         }
-        let mut found = self.load(store, id).await?;
+        self.fresh(id).await
+    }
+
+    /// Re-reads a cached definition in the background. The entry is stamped
+    /// first, so one refresh runs at a time and a failed one is retried
+    /// after another [`CACHE_TTL`].
+    fn revalidate(&self, store: &Stored, id: &CanvasId) {
+        {
+            let mut cache = store.cache.write();
+            match cache.get_mut(id) {
+                Some((_, read)) if read.elapsed() >= CACHE_TTL => *read = Instant::now(),
+                _ => return,
+            }
+        }
+        let (pool, cache, id) = (store.pool.clone(), store.cache.clone(), id.clone());
+        tokio::spawn(async move {
+            match load(&pool, &id).await {
+                Ok(found) => remember(&cache, &id, &found),
+                Err(err) => {
+                    tracing::debug!(canvas = %id, error = %err, "canvas revalidation failed")
+                }
+            }
+        });
+    }
+
+    /// The canvas's definition read from the database now (auto-creating
+    /// it if configured), refreshing the cache.
+    pub async fn fresh(&self, id: &CanvasId) -> Result<Option<Arc<CanvasDef>>, CatalogueError> {
+        let Some(store) = &self.store else {
+            return Ok(Some(Arc::new(self.default_def(id))));
+        };
+        let mut found = load(&store.pool, id).await?;
         if found.is_none() && store.auto_create {
             self.create(self.default_def(id)).await?;
-            found = self.load(store, id).await?;
+            found = load(&store.pool, id).await?;
         }
-        if let Some(def) = &found {
-            let mut cache = store.cache.write();
-            if cache.len() >= CACHE_LIMIT {
-                cache.clear();
-            }
-            cache.insert(id.clone(), def.clone());
-        }
+        remember(&store.cache, id, &found);
         Ok(found)
     }
 
-    async fn load(
+    /// Sets a canvas's title (`None` clears it); the new definition, or
+    /// `None` if there is no such canvas.
+    pub async fn set_title(
         &self,
-        store: &Stored,
         id: &CanvasId,
+        title: Option<&str>,
     ) -> Result<Option<Arc<CanvasDef>>, CatalogueError> {
-        let conn = store.conn().await?;
-        let row = conn
-            .query_opt(
-                "SELECT width, height, palette FROM canvases WHERE id = $1",
+        let Some(store) = &self.store else {
+            return Err(CatalogueError::NoCatalogue);
+        };
+        let changed = store
+            .conn()
+            .await?
+            .execute(
+                "UPDATE canvases SET title = $2 WHERE id = $1 AND deleted_at IS NULL",
+                &[&id.as_str(), &title],
+            )
+            .await
+            .map_err(unavailable)?;
+        if changed == 0 {
+            return Ok(None);
+        }
+        self.fresh(id).await
+    }
+
+    /// Deletes a canvas (its id stays taken); false if there was none.
+    pub async fn delete(&self, id: &CanvasId) -> Result<bool, CatalogueError> {
+        let Some(store) = &self.store else {
+            return Err(CatalogueError::NoCatalogue);
+        };
+        let deleted = store
+            .conn()
+            .await?
+            .execute(
+                "UPDATE canvases SET deleted_at = now() WHERE id = $1 AND deleted_at IS NULL",
                 &[&id.as_str()],
             )
             .await
-            .map_err(|e| CatalogueError::Unavailable(e.to_string()))?;
-        Ok(row.map(|r| Arc::new(row_to_def(id, r.get(0), r.get(1), r.get(2)))))
+            .map_err(unavailable)?;
+        store.cache.write().remove(id);
+        Ok(deleted == 1)
     }
 
     /// Creates a canvas; `Ok(false)` if one with that id exists.
@@ -207,17 +346,18 @@ impl Catalogue {
         let palette: Vec<String> = def.palette.iter().map(|c| format_rgb(*c)).collect();
         let inserted = conn
             .execute(
-                "INSERT INTO canvases (id, width, height, palette) VALUES ($1, $2, $3, $4)
+                "INSERT INTO canvases (id, width, height, palette, title) VALUES ($1, $2, $3, $4, $5)
                  ON CONFLICT (id) DO NOTHING",
                 &[
                     &def.id.as_str(),
                     &(def.width as i32),
                     &(def.height as i32),
                     &palette,
+                    &def.title,
                 ],
             )
             .await
-            .map_err(|e| CatalogueError::Unavailable(e.to_string()))?;
+            .map_err(unavailable)?;
         Ok(inserted == 1)
     }
 
@@ -233,17 +373,20 @@ impl Catalogue {
         let conn = store.conn().await?;
         let rows = conn
             .query(
-                "SELECT id, width, height, palette FROM canvases WHERE id > $1 ORDER BY id LIMIT $2",
+                &format!(
+                    "SELECT id, {COLUMNS} FROM canvases WHERE id > $1 AND deleted_at IS NULL
+                     ORDER BY id LIMIT $2"
+                ),
                 &[&after.unwrap_or(""), &(limit as i64)],
             )
             .await
-            .map_err(|e| CatalogueError::Unavailable(e.to_string()))?;
+            .map_err(unavailable)?;
         Ok(rows
             .into_iter()
             .filter_map(|r| {
                 let id: String = r.get(0);
                 let id = CanvasId::new(&id).ok()?;
-                Some(row_to_def(&id, r.get(1), r.get(2), r.get(3)))
+                Some(row_to_def(&id, &r, 1))
             })
             .collect())
     }
@@ -262,5 +405,18 @@ mod tests {
         }
         assert_eq!(default_palette(32).len(), 32);
         assert_eq!(default_palette(40)[33], [33, 33, 33]);
+    }
+
+    #[test]
+    fn titles_are_trimmed_bounded_text() {
+        assert_eq!(
+            check_title("  Dungeon map <1> ").as_deref(),
+            Ok("Dungeon map <1>")
+        );
+        assert!(check_title(&"é".repeat(200)).is_ok());
+        for bad in ["", "   ", "a\u{7}b", "line\nbreak"] {
+            assert!(check_title(bad).is_err(), "{bad:?}");
+        }
+        assert!(check_title(&"x".repeat(201)).is_err());
     }
 }

@@ -273,6 +273,9 @@ pub enum Command {
         /// Lifetime, seconds.
         #[arg(long, default_value_t = 86_400)]
         ttl_secs: u64,
+        /// Let the token create, change and delete canvases (`admin`).
+        #[arg(long)]
+        admin: bool,
     },
 }
 

@@ -21,5 +21,6 @@ mod sse;
 mod upgrade;
 mod writer;
 
+pub use canvases::CACHE_TTL as CATALOGUE_CACHE_TTL;
 pub use config::{Command, Config, ConfigError, LogFormat, OriginPolicy, Settings};
 pub use server::{GatewayError, run};

@@ -12,6 +12,7 @@ fn main() -> anyhow::Result<()> {
         sub,
         name,
         ttl_secs,
+        admin,
     }) = &config.command
     {
         let secret = config
@@ -20,6 +21,7 @@ fn main() -> anyhow::Result<()> {
             .context("EASEL_JWT_SECRET (--jwt-secret) is required to mint a token")?;
         let mut claims = shared::auth::MintClaims::for_user(sub, *ttl_secs);
         claims.name = name.clone();
+        claims.admin = *admin;
         println!("{}", shared::auth::mint_hs256(secret.as_bytes(), &claims)?);
         return Ok(());
     }

@@ -130,6 +130,7 @@ pub async fn run(
                 width: settings.canvas.width,
                 height: settings.canvas.height,
                 palette: crate::canvases::default_palette(settings.canvas.palette_size),
+                title: Some("Lobby".into()),
             };
             catalogue
                 .create(lobby)
@@ -168,6 +169,8 @@ pub async fn run(
     }
     if let Some(secret) = &settings.dev_secret {
         let mut claims = shared::auth::MintClaims::for_user("dev", 86_400);
+        // The developer owns the dev gateway: they may manage canvases.
+        claims.admin = true;
         claims.name = Some("Developer".into());
         match shared::auth::mint_hs256(secret, &claims) {
             Ok(token) => tracing::warn!(
@@ -298,7 +301,12 @@ fn router(state: Arc<AppState>) -> Router {
             "/api/canvases",
             get(crate::api::list_canvases).post(crate::api::create_canvas),
         )
-        .route("/api/canvases/{id}", get(crate::api::get_canvas))
+        .route(
+            "/api/canvases/{id}",
+            get(crate::api::get_canvas)
+                .patch(crate::api::update_canvas)
+                .delete(crate::api::delete_canvas),
+        )
         .route("/api/canvases/{id}/snapshot", get(crate::api::snapshot))
         .route("/api/canvases/{id}/events", get(crate::api::events))
         .route("/api/canvases/{id}/presence", get(crate::api::presence))

@@ -38,8 +38,23 @@ fn same(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
+/// Whether the request offers an API key (valid or not).
+pub(crate) fn has_key(headers: &HeaderMap) -> bool {
+    given_key(headers).is_some()
+}
+
+fn given_key(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("apikey"))
+        .map(|(_, k)| k.trim())
+        .or_else(|| headers.get("x-api-key").and_then(|v| v.to_str().ok()))
+}
+
 /// 401 `E002` unless the request carries one of the configured keys.
-fn check_key(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+pub(crate) fn check_key(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
     if state.settings.api_keys.is_empty() {
         return Err(error(
             StatusCode::UNAUTHORIZED,
@@ -47,14 +62,7 @@ fn check_key(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
             "the server API is disabled: no EASEL_API_KEYS configured",
         ));
     }
-    let given = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split_once(' '))
-        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("apikey"))
-        .map(|(_, k)| k.trim())
-        .or_else(|| headers.get("x-api-key").and_then(|v| v.to_str().ok()));
-    let Some(given) = given else {
+    let Some(given) = given_key(headers) else {
         return Err(error(
             StatusCode::UNAUTHORIZED,
             ErrorCode::AuthFailed,

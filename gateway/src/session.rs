@@ -655,6 +655,16 @@ impl<'a> Session<'a> {
         event: &ServerMessage,
         change: Option<&PixelChange>,
     ) {
+        // A canvas deleted since the join takes no more writes (noticed
+        // within the catalogue cache's TTL; its members were told).
+        if let Ok(None) = self.state.canvases.get(canvas).await {
+            self.out.error(
+                id,
+                ErrorCode::NotFound,
+                format!("canvas {canvas:?} was deleted; nothing was applied"),
+            );
+            return;
+        }
         let header = BusHeader {
             node: self.state.settings.node_id.clone(),
             conn: self.conn,

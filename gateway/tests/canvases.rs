@@ -31,7 +31,7 @@ async fn canvases_live_in_postgres_with_their_own_size_and_palette() {
     let pg = PostgresServer::start();
     let db = format!("--database-url={}", pg.url());
     let g = Gateway::start(settings("cat", Some(&redis), &[&db])).await;
-    let t = token("admin");
+    let t = admin_token("admin");
     // A lobby screen listening on the global channel.
     let mut lobby = g.client("lobby-screen").await;
     lobby
@@ -140,7 +140,7 @@ async fn canvases_live_in_postgres_with_their_own_size_and_palette() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_a_database_every_canvas_is_implicit_and_creation_is_refused() {
     let g = Gateway::start(settings("implicit", None, &[])).await;
-    let t = token("u");
+    let t = admin_token("u");
     let (status, err) = http_post(
         g.addr,
         "/api/canvases",
@@ -149,9 +149,270 @@ async fn without_a_database_every_canvas_is_implicit_and_creation_is_refused() {
     )
     .await;
     assert_eq!((status, err["code"].as_str()), (501, Some("E012")));
+    for method in ["PATCH", "DELETE"] {
+        let auth = format!("Bearer {t}");
+        let (status, _, raw) = testkit::http::request(
+            g.addr,
+            method,
+            "/api/canvases/x",
+            Some(&auth),
+            Some(br#"{"title": "t"}"#),
+        )
+        .await;
+        let err: serde_json::Value = serde_json::from_slice(&raw).unwrap();
+        assert_eq!(
+            (status, err["code"].as_str()),
+            (501, Some("E012")),
+            "{method}"
+        );
+    }
     let (status, _, body) = http_get(g.addr, "/api/canvases/anything", Some(&t)).await;
     assert_eq!(status, 200);
     let def: serde_json::Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(def["width"], 100);
     g.stop().await;
+}
+
+/// An admin request with any method; (status, JSON body or null).
+async fn admin_request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    authorization: Option<&str>,
+    body: Option<&str>,
+) -> (u16, serde_json::Value) {
+    let (status, _, raw) =
+        testkit::http::request(addr, method, path, authorization, body.map(str::as_bytes)).await;
+    (
+        status,
+        serde_json::from_slice(&raw).unwrap_or(serde_json::Value::Null),
+    )
+}
+
+async fn expect_change(c: &mut testkit::ws::WsClient, canvas: &str, change: &str) {
+    match c.recv().await {
+        shared::protocol::ServerMessage::CanvasesChanged(e) => {
+            assert_eq!((e.canvas.as_str(), e.change.as_str()), (canvas, change))
+        }
+        other => panic!("expected canvases_changed {change}, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn titles_change_and_canvases_are_deleted_across_gateways() {
+    const KEY: &str = "server-api-key-0123456789abcdef0123";
+    let redis = RedisServer::start();
+    let pg = PostgresServer::start();
+    let db = format!("--database-url={}", pg.url());
+    let key = format!("--api-keys={KEY}");
+    let a = Gateway::start(settings("cat-a", Some(&redis), &[&db, &key])).await;
+    let b = Gateway::start(settings("cat-b", Some(&redis), &[&db, &key])).await;
+    let admin = format!("Bearer {}", admin_token("root"));
+    let user = format!("Bearer {}", token("someone"));
+    let api_key = format!("ApiKey {KEY}");
+
+    let mut lobby = b.client("lobby-screen").await;
+    lobby
+        .send(&shared::protocol::ClientMessage::Subscribe(
+            shared::protocol::ChannelRequest {
+                id: Some(shared::RequestId::Num(1)),
+                channel: "global".into(),
+            },
+        ))
+        .await;
+    expect_ack(&mut lobby, 1).await;
+
+    // Creating needs an admin: a plain user's token is forbidden.
+    let new = r#"{"id": "room", "width": 20, "height": 20, "title": " First "}"#;
+    let (status, err) =
+        admin_request(a.addr, "POST", "/api/canvases", Some(&user), Some(new)).await;
+    assert_eq!((status, err["code"].as_str()), (403, Some("E008")));
+    let (status, created) =
+        admin_request(a.addr, "POST", "/api/canvases", Some(&admin), Some(new)).await;
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(created["title"], "First");
+    expect_change(&mut lobby, "room", "created").await;
+
+    // A member on gateway b draws.
+    let mut member = b.client("member").await;
+    join_ok(&mut member, 1, "room", false).await;
+    member.send(&draw(2, "room", 1, 1, 3)).await;
+    expect_ack(&mut member, 2).await;
+
+    // Bad changes: every one refused with its code, nothing announced.
+    for (auth, body, path, status, code) in [
+        (None, r#"{"title": "x"}"#, "/api/canvases/room", 401, "E002"),
+        (
+            Some(user.as_str()),
+            r#"{"title": "x"}"#,
+            "/api/canvases/room",
+            403,
+            "E008",
+        ),
+        (
+            Some("ApiKey wrong-key-0123456789abcdef0123"),
+            r#"{"title": "x"}"#,
+            "/api/canvases/room",
+            401,
+            "E002",
+        ),
+        (
+            Some(admin.as_str()),
+            r#"{"title": ""}"#,
+            "/api/canvases/room",
+            400,
+            "E007",
+        ),
+        (
+            Some(admin.as_str()),
+            r#"{"title": "a\u0007b"}"#,
+            "/api/canvases/room",
+            400,
+            "E007",
+        ),
+        (
+            Some(admin.as_str()),
+            r#"{"title": 7}"#,
+            "/api/canvases/room",
+            400,
+            "E006",
+        ),
+        (
+            Some(admin.as_str()),
+            r#"{"name": "x"}"#,
+            "/api/canvases/room",
+            400,
+            "E006",
+        ),
+        (
+            Some(admin.as_str()),
+            r#"{"title": "x"}"#,
+            "/api/canvases/nope",
+            404,
+            "E009",
+        ),
+        (
+            Some(admin.as_str()),
+            r#"{"title": "x"}"#,
+            "/api/canvases/bad%20id",
+            400,
+            "E006",
+        ),
+    ] {
+        let (got, err) = admin_request(a.addr, "PATCH", path, auth, Some(body)).await;
+        assert_eq!(
+            (got, err["code"].as_str()),
+            (status, Some(code)),
+            "{auth:?} {body}"
+        );
+    }
+    let long = format!(r#"{{"title": "{}"}}"#, "x".repeat(201));
+    let (got, _) = admin_request(
+        a.addr,
+        "PATCH",
+        "/api/canvases/room",
+        Some(&admin),
+        Some(&long),
+    )
+    .await;
+    assert_eq!(got, 400);
+
+    // A title change (here by a trusted backend's key) on gateway a: the
+    // lobby and the members on b hear of it, and b serves it at once.
+    let (status, updated) = admin_request(
+        a.addr,
+        "PATCH",
+        "/api/canvases/room",
+        Some(&api_key),
+        Some(r#"{"title": "Second <b>"}"#),
+    )
+    .await;
+    assert_eq!(
+        (status, updated["title"].as_str()),
+        (200, Some("Second <b>"))
+    );
+    expect_change(&mut lobby, "room", "updated").await;
+    expect_change(&mut member, "room", "updated").await;
+    let t = token("viewer");
+    let (_, _, body) = http_get(b.addr, "/api/canvases/room", Some(&t)).await;
+    let got: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(got["title"], "Second <b>");
+    let (_, _, body) = http_get(b.addr, "/api/canvases?limit=10", Some(&t)).await;
+    let list: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert!(
+        list["canvases"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["title"] == "Second <b>")
+    );
+    // null clears it.
+    let (status, cleared) = admin_request(
+        a.addr,
+        "PATCH",
+        "/api/canvases/room",
+        Some(&admin),
+        Some(r#"{"title": null}"#),
+    )
+    .await;
+    assert_eq!((status, &cleared["title"]), (200, &serde_json::Value::Null));
+    expect_change(&mut lobby, "room", "updated").await;
+    expect_change(&mut member, "room", "updated").await;
+
+    // Delete on a: announced to the lobby and the members.
+    let (status, err) =
+        admin_request(a.addr, "DELETE", "/api/canvases/room", Some(&user), None).await;
+    assert_eq!((status, err["code"].as_str()), (403, Some("E008")));
+    let (status, _) =
+        admin_request(a.addr, "DELETE", "/api/canvases/room", Some(&admin), None).await;
+    assert_eq!(status, 204);
+    expect_change(&mut lobby, "room", "deleted").await;
+    expect_change(&mut member, "room", "deleted").await;
+    // Gone at once on a (the deleting gateway), from the list everywhere.
+    let (status, _, _) = http_get(a.addr, "/api/canvases/room", Some(&t)).await;
+    assert_eq!(status, 404);
+    let mut late = a.client("late").await;
+    late.send(&join(1, "room", false)).await;
+    assert_eq!(expect_error(&mut late).await.code, ErrorCode::NotFound);
+    let (_, _, body) = http_get(b.addr, "/api/canvases?limit=10", Some(&t)).await;
+    let list: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert!(
+        list["canvases"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c["id"] != "room")
+    );
+    // Gateway b stops taking writes within its cache's TTL.
+    let deadline = std::time::Instant::now() + gateway::CATALOGUE_CACHE_TTL * 3;
+    for n in 10.. {
+        member.send(&draw(n, "room", 2, 2, 4)).await;
+        match member.recv().await {
+            shared::protocol::ServerMessage::Ack(_) => {}
+            shared::protocol::ServerMessage::Error(e) => {
+                assert_eq!(e.code, ErrorCode::NotFound, "{}", e.message);
+                break;
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "gateway b still takes writes to the deleted canvas"
+        );
+        // Paced polling: one draw per 50 ms until the deadline.
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let mut later = b.client("later").await;
+    later.send(&join(1, "room", false)).await;
+    assert_eq!(expect_error(&mut later).await.code, ErrorCode::NotFound);
+
+    // The id is not reused; a second delete finds nothing.
+    let (status, err) =
+        admin_request(a.addr, "POST", "/api/canvases", Some(&admin), Some(new)).await;
+    assert_eq!((status, err["code"].as_str()), (409, Some("E007")));
+    let (status, err) =
+        admin_request(b.addr, "DELETE", "/api/canvases/room", Some(&admin), None).await;
+    assert_eq!((status, err["code"].as_str()), (404, Some("E009")));
+    a.stop().await;
+    b.stop().await;
 }

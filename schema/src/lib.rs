@@ -13,6 +13,7 @@ const MIGRATIONS: &[(i32, &str)] = &[
     (1, include_str!("migrations/0001_events.sql")),
     (2, include_str!("migrations/0002_canvases.sql")),
     (3, include_str!("migrations/0003_chat_index.sql")),
+    (4, include_str!("migrations/0004_canvas_title_deleted.sql")),
 ];
 
 /// An arbitrary constant identifying Easel's migration lock.

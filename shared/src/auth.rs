@@ -216,6 +216,8 @@ struct Claims {
     role: Option<Role>,
     #[serde(default)]
     roles: BTreeMap<String, Role>,
+    #[serde(default)]
+    admin: bool,
 }
 
 /// An authenticated user.
@@ -229,6 +231,8 @@ pub struct Identity {
     pub default_role: Option<Role>,
     /// The token's `roles`: canvas id to role.
     pub canvas_roles: BTreeMap<String, Role>,
+    /// The token's `admin`: may create, change and delete canvases.
+    pub admin: bool,
 }
 
 impl Identity {
@@ -365,6 +369,7 @@ impl TokenVerifier {
             name: claims.name,
             default_role: claims.role,
             canvas_roles: claims.roles,
+            admin: claims.admin,
         })
     }
 }
@@ -387,6 +392,8 @@ pub struct MintClaims {
     pub role: Option<Role>,
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub roles: BTreeMap<String, Role>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub admin: bool,
 }
 
 impl MintClaims {

@@ -37,7 +37,9 @@ pub async fn post_authorized(
     request(addr, "POST", path, authorization, Some(json.as_bytes())).await
 }
 
-async fn request(
+/// Any method, with an optional `Authorization` header value and JSON body;
+/// returns as [`get`].
+pub async fn request(
     addr: SocketAddr,
     method: &str,
     path: &str,

@@ -107,6 +107,13 @@ pub fn token(user: &str) -> String {
     mint_hs256(SECRET.as_bytes(), &claims).unwrap()
 }
 
+/// A token that may create, change and delete canvases.
+pub fn admin_token(user: &str) -> String {
+    let mut claims = MintClaims::for_user(user, 600);
+    claims.admin = true;
+    mint_hs256(SECRET.as_bytes(), &claims).unwrap()
+}
+
 pub fn canvas(id: &str) -> CanvasId {
     CanvasId::new(id).unwrap()
 }
