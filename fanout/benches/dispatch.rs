@@ -20,6 +20,7 @@ fn payload(event: &ServerMessage, seq: Option<u64>) -> Bytes {
         node: "other-node".into(),
         conn: 1,
         ingest_us: 0,
+        gm_only: false,
     };
     Bytes::from(busframe::encode(&header, seq, event).expect("encodes"))
 }
@@ -74,6 +75,7 @@ fn bench_dispatch(c: &mut Criterion) {
                     tx: tx.clone(),
                     control: Arc::new(ConnControl::new()),
                     gate: JoinGate::open(),
+                    gm: false,
                 };
                 rt.block_on(fanout.join(&canvas, member)).expect("joins");
                 tx

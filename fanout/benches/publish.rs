@@ -29,6 +29,7 @@ fn bench_publish(c: &mut Criterion) {
         node: "bench-node".into(),
         conn: 1,
         ingest_us: 0,
+        gm_only: false,
     };
     let author = Author {
         id: "user-1".into(),
@@ -54,11 +55,11 @@ fn bench_publish(c: &mut Criterion) {
         ts: 1,
         pixels: vec![pixel],
     });
-    let change = PixelChange {
+    let change = fanout::Change::Pixels(PixelChange {
         bits: PixelChange::bits_for(32),
         cell_count: 64 * 64,
         cells,
-    };
+    });
 
     let mut group = c.benchmark_group("redis_publish");
     group.bench_function("ephemeral_cursor", |b| {

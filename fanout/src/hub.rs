@@ -38,6 +38,9 @@ pub struct Member {
     pub control: Arc<ConnControl>,
     /// Holds this membership's events until its join position is known.
     pub gate: Arc<JoinGate>,
+    /// Whether the connection is a gm on the canvas: it sees gm-only
+    /// events; others get a `hidden` event in their place.
+    pub gm: bool,
 }
 
 /// Holds a joining member's live events while the join reads the canvas
@@ -107,10 +110,38 @@ impl JoinGate {
 const GATE_SLACK: usize = 4;
 
 /// Turns a bus payload (for example one read back from the canvas log) into
-/// the frame a client with `encoding` receives.
-pub fn client_frame(payload: &Bytes, encoding: Encoding) -> Option<Message> {
+/// the frame a client with `encoding` receives (`gm`: whether it may see
+/// gm-only events).
+pub fn client_frame(payload: &Bytes, encoding: Encoding, gm: bool) -> Option<Message> {
     let parts = busframe::split(payload).ok()?;
+    if parts.header.gm_only && !gm {
+        return frame_for(encoding, &hidden(payload, parts.seq)?);
+    }
     Frames::new(parts.event, parts.seq).get(encoding, &HubStats::default())
+}
+
+/// The event a bus payload holds as a client that is not a gm sees it:
+/// gm-only events become `hidden`, others are unchanged; with `seq` set.
+pub fn visible_event(payload: &Bytes, gm: bool) -> Option<ServerMessage> {
+    let parts = busframe::split(payload).ok()?;
+    if parts.header.gm_only && !gm {
+        return hidden(payload, parts.seq);
+    }
+    let mut msg = codec::decode_server(Encoding::Msgpack, &parts.event).ok()?;
+    if let Some(seq) = parts.seq {
+        msg.set_seq(seq);
+    }
+    Some(msg)
+}
+
+/// The `hidden` stand-in for a gm-only durable event.
+fn hidden(payload: &Bytes, seq: Option<u64>) -> Option<ServerMessage> {
+    let parts = busframe::split(payload).ok()?;
+    let event = codec::decode_server(Encoding::Msgpack, &parts.event).ok()?;
+    Some(ServerMessage::Hidden(shared::protocol::Hidden {
+        canvas: event.canvas()?.clone(),
+        seq,
+    }))
 }
 
 /// Requests from the hub to the bus's subscriber, sent in membership order.
@@ -259,7 +290,10 @@ impl Hub {
         let sender = parts.header.conn;
         let seq = parts.seq;
         let ingest_us = parts.header.ingest_us;
+        let gm_only = parts.header.gm_only;
         let mut frames = Frames::new(parts.event, seq);
+        // Non-gm members of a gm-only event get `hidden` (built on need).
+        let mut hidden_frames: [Option<Option<Message>>; 2] = [None, None];
         let mut delivered = 0u64;
         let map = self.canvases.read();
         let Some(members) = map.get(canvas) else {
@@ -269,7 +303,20 @@ impl Hub {
             if own && member.conn == sender && !member.echo {
                 continue;
             }
-            let Some(frame) = frames.get(member.encoding, &self.stats) else {
+            let frame = if gm_only && !member.gm {
+                hidden_frames[member.encoding.index()]
+                    .get_or_insert_with(|| {
+                        let notice = ServerMessage::Hidden(shared::protocol::Hidden {
+                            canvas: canvas.clone(),
+                            seq,
+                        });
+                        frame_for(member.encoding, &notice)
+                    })
+                    .clone()
+            } else {
+                frames.get(member.encoding, &self.stats)
+            };
+            let Some(frame) = frame else {
                 continue;
             };
             if self.offer(member, seq, frame, ingest_us) {
@@ -431,6 +478,7 @@ mod tests {
                 tx,
                 control: Arc::new(ConnControl::new()),
                 gate: JoinGate::open(),
+                gm: false,
             },
             rx,
         )
@@ -455,6 +503,7 @@ mod tests {
             node: node.into(),
             conn,
             ingest_us: INGEST_US,
+            gm_only: false,
         };
         Bytes::from(busframe::encode(&header, seq, &event).expect("encodes"))
     }

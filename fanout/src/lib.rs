@@ -10,16 +10,18 @@ mod backoff;
 mod control;
 mod hub;
 mod log;
+pub mod objects;
 pub mod presence;
 mod queue;
 mod redis_bus;
 
 pub use backoff::Backoff;
 pub use control::ConnControl;
-pub use hub::{Hub, HubStats, JoinGate, Member, client_frame, frame_for};
+pub use hub::{Hub, HubStats, JoinGate, Member, client_frame, frame_for, visible_event};
 pub use log::{
     History, HistoryFuture, PixelChange, Position, Restored, Snapshot, pack_cell, unpack_cells,
 };
+pub use objects::{Change, ObjectChange, ObjectOp, Objects, Refusal};
 pub use queue::{Full, Outbound, Stamped};
 pub use redis_bus::{RedisSettings, snapshot_packed};
 
@@ -56,6 +58,8 @@ pub enum BusError {
     History(String),
     #[error("presence details could not be encoded")]
     Presence(#[source] serde_json::Error),
+    #[error("{0}")]
+    Refused(objects::Refusal),
 }
 
 /// How long presence keys live without a refresh (ms): well past the
@@ -191,22 +195,46 @@ impl Fanout {
         }
     }
 
-    /// Publishes a durable event in one atomic step: assigns the canvas's
-    /// next sequence number, applies `change` to the canvas state, appends
-    /// the event to the canvas log and publishes it. Returns the sequence
-    /// number. On error nothing was applied.
+    /// Publishes a durable event in one atomic step: checks `change`
+    /// against the canvas state, assigns the canvas's next sequence number,
+    /// applies the change, appends the event to the canvas log and
+    /// publishes it. Returns the sequence number, or `None` when the change
+    /// changes nothing (a repeated like: nothing is published). On error
+    /// nothing was applied.
     pub async fn publish_durable(
         &self,
         canvas: &CanvasId,
         header: &BusHeader,
         event: &ServerMessage,
-        change: Option<&PixelChange>,
-    ) -> Result<u64, BusError> {
-        let header = busframe::encode_header(header).map_err(BusError::Frame)?;
+        change: Option<&Change>,
+    ) -> Result<Option<u64>, BusError> {
+        let gm_header = BusHeader {
+            gm_only: true,
+            ..header.clone()
+        };
+        let headers = (
+            busframe::encode_header(header).map_err(BusError::Frame)?,
+            busframe::encode_header(&gm_header).map_err(BusError::Frame)?,
+        );
         let event = busframe::encode_event(event).map_err(BusError::Frame)?;
         match &self.bus {
-            Bus::Memory(log) => Ok(log.publish(&self.hub, canvas, &header, &event, change)),
-            Bus::Redis(r) => r.publish_durable(canvas, header, event, change).await,
+            Bus::Memory(log) => log
+                .publish(&self.hub, canvas, (&headers.0, &headers.1), &event, change)
+                .map_err(BusError::Refused),
+            Bus::Redis(r) => r.publish_durable(canvas, headers, event, change).await,
+        }
+    }
+
+    /// The canvas's objects (fog regions only for a gm) and the position
+    /// they include, read atomically.
+    pub async fn objects(
+        &self,
+        canvas: &CanvasId,
+        gm: bool,
+    ) -> Result<(Position, Vec<shared::protocol::ObjectState>), BusError> {
+        match &self.bus {
+            Bus::Memory(log) => Ok(log.objects(canvas, gm)),
+            Bus::Redis(r) => r.objects(canvas, gm).await,
         }
     }
 

@@ -8,6 +8,7 @@
 //! Either way every member sees a canvas's events in sequence order.
 
 use crate::hub::Hub;
+use crate::objects::{Change, ObjectOp, Outcome, Refusal};
 use bytes::Bytes;
 use parking_lot::Mutex;
 use shared::CanvasId;
@@ -24,7 +25,7 @@ pub struct Position {
 }
 
 /// The canvas state change a durable operation makes.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct PixelChange {
     /// Bits per cell in the packed state: 5 for palettes of up to 32
     /// colours, 8 up to 256.
@@ -91,12 +92,14 @@ pub fn pack_cell(packed: &mut Vec<u8>, bits: u8, index: usize, value: u8) {
 }
 
 /// A canvas's history as read back from durable storage, to rebuild Redis.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Restored {
     /// The last sequence number the history holds.
     pub seq: u64,
     /// The cells after applying it, packed as Redis holds them.
     pub packed: Vec<u8>,
+    /// The objects after applying it.
+    pub objects: crate::objects::Objects,
 }
 
 /// What a [`History`] method returns.
@@ -149,6 +152,7 @@ struct CanvasLog {
     epoch: String,
     /// One byte per cell, allocated on the first pixel change.
     cells: Vec<u8>,
+    objects: crate::objects::Objects,
     /// The last `max_events` bus payloads, oldest first.
     events: VecDeque<(u64, Bytes)>,
 }
@@ -159,6 +163,7 @@ impl CanvasLog {
             seq: 0,
             epoch: new_epoch(),
             cells: Vec::new(),
+            objects: Default::default(),
             events: VecDeque::new(),
         }
     }
@@ -186,30 +191,51 @@ impl MemoryLog {
         }
     }
 
-    /// Assigns the next sequence number, applies the change, keeps the
-    /// payload, and dispatches it to the hub, all under the lock so that
-    /// dispatch order is sequence order.
+    /// Checks the change, assigns the next sequence number, applies the
+    /// change, keeps the payload, and dispatches it to the hub, all under
+    /// the lock so that dispatch order is sequence order. `None` when the
+    /// change changes nothing (nothing is published); `gm_header` frames an
+    /// event about a fog object.
     pub(crate) fn publish(
         &self,
         hub: &Hub,
         canvas: &CanvasId,
-        header: &[u8],
+        headers: (&[u8], &[u8]),
         event: &[u8],
-        change: Option<&PixelChange>,
-    ) -> u64 {
+        change: Option<&Change>,
+    ) -> Result<Option<u64>, Refusal> {
         let mut map = self.canvases.lock();
         let log = map.entry(canvas.clone()).or_insert_with(CanvasLog::new);
+        let mut header = headers.0;
+        if let Some(Change::Object(change)) = change {
+            if log.objects.check(change)? == Outcome::Unchanged {
+                return Ok(None);
+            }
+            if log.objects.is_fog(change.op.object())
+                || matches!(&change.op, ObjectOp::Create(o) if o.is_fog())
+            {
+                header = headers.1;
+            }
+        }
         log.seq += 1;
         let seq = log.seq;
-        if let Some(change) = change {
-            if log.cells.len() < change.cell_count {
-                log.cells.resize(change.cell_count, 0);
-            }
-            for &(cell, color) in &change.cells {
-                if let Some(slot) = log.cells.get_mut(cell as usize) {
-                    *slot = color;
+        match change {
+            Some(Change::Pixels(change)) => {
+                if log.cells.len() < change.cell_count {
+                    log.cells.resize(change.cell_count, 0);
+                }
+                for &(cell, color) in &change.cells {
+                    if let Some(slot) = log.cells.get_mut(cell as usize) {
+                        *slot = color;
+                    }
                 }
             }
+            Some(Change::Object(change)) => log.objects.apply(&change.op, &change.user),
+            Some(Change::Clear) => {
+                log.cells.clear();
+                log.objects.clear();
+            }
+            None => {}
         }
         let mut payload = Vec::with_capacity(header.len() + 9 + event.len());
         payload.extend_from_slice(header);
@@ -221,7 +247,25 @@ impl MemoryLog {
             log.events.pop_front();
         }
         hub.dispatch(canvas, &payload);
-        seq
+        Ok(Some(seq))
+    }
+
+    /// The canvas's objects (fog regions only for a gm) and the position
+    /// they include.
+    pub(crate) fn objects(
+        &self,
+        canvas: &CanvasId,
+        gm: bool,
+    ) -> (Position, Vec<shared::protocol::ObjectState>) {
+        let mut map = self.canvases.lock();
+        let log = map.entry(canvas.clone()).or_insert_with(CanvasLog::new);
+        (
+            Position {
+                seq: log.seq,
+                epoch: log.epoch.clone(),
+            },
+            log.objects.visible(gm),
+        )
     }
 
     /// Kept events with `after < seq <= until`, oldest first, at most `limit`.
@@ -322,13 +366,16 @@ mod tests {
         let c = CanvasId::new("c").expect("valid");
         let p0 = log.position(&c);
         assert_eq!(p0.seq, 0);
-        let change = PixelChange {
+        let change = Change::Pixels(PixelChange {
             bits: 5,
             cell_count: 4,
             cells: vec![(3, 7), (0, 1)],
-        };
+        });
         for expected in 1..=3 {
-            assert_eq!(log.publish(&hub, &c, b"", b"", Some(&change)), expected);
+            assert_eq!(
+                log.publish(&hub, &c, (b"", b""), b"", Some(&change)),
+                Ok(Some(expected))
+            );
         }
         let snap = log.snapshot(&c, 4);
         assert_eq!(snap.seq, 3);

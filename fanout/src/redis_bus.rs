@@ -11,11 +11,13 @@
 use crate::BusError;
 use crate::backoff::Backoff;
 use crate::hub::{Hub, SubCommand};
-use crate::log::{PixelChange, Position, Snapshot, new_epoch, unpack_cells};
+use crate::log::{Position, Snapshot, new_epoch, unpack_cells};
+use crate::objects::{Change, ObjectChange, ObjectOp, Objects, Refusal};
 use bytes::Bytes;
 use deadpool_redis::{Config as PoolConfig, Runtime, Timeouts};
 use futures_util::StreamExt;
 use redis::aio::{PubSubSink, PubSubStream};
+use shared::protocol::ObjectState;
 use shared::protocol::ResyncReason;
 use shared::{CanvasId, keys};
 use std::collections::{HashMap, HashSet};
@@ -79,6 +81,10 @@ static PRESENCE_ENTER_SCRIPT: std::sync::LazyLock<redis::Script> =
 
 static PRESENCE_SWEEP_SCRIPT: std::sync::LazyLock<redis::Script> =
     std::sync::LazyLock::new(|| redis::Script::new(include_str!("scripts/presence_sweep.lua")));
+
+/// Objects read (see `scripts/objects.lua`).
+static OBJECTS_SCRIPT: std::sync::LazyLock<redis::Script> =
+    std::sync::LazyLock::new(|| redis::Script::new(include_str!("scripts/objects.lua")));
 
 static SNAPSHOT_SCRIPT: std::sync::LazyLock<redis::Script> =
     std::sync::LazyLock::new(|| redis::Script::new(include_str!("scripts/snapshot.lua")));
@@ -311,16 +317,16 @@ impl RedisBus {
     pub(crate) async fn publish_durable(
         &self,
         canvas: &CanvasId,
-        header: Vec<u8>,
+        headers: (Vec<u8>, Vec<u8>),
         event: Vec<u8>,
-        change: Option<&PixelChange>,
-    ) -> Result<u64, BusError> {
-        match self.publish_once(canvas, &header, &event, change).await {
+        change: Option<&Change>,
+    ) -> Result<Option<u64>, BusError> {
+        match self.publish_once(canvas, &headers, &event, change).await {
             // Redis lost the canvas (or never had it): initialise it, from
             // the durable history if there is one, then publish.
             Err(BusError::Redis(err)) if err.code() == Some("UNINIT") => {
                 self.initialise(canvas).await?;
-                self.publish_once(canvas, &header, &event, change).await
+                self.publish_once(canvas, &headers, &event, change).await
             }
             other => other,
         }
@@ -329,16 +335,17 @@ impl RedisBus {
     async fn publish_once(
         &self,
         canvas: &CanvasId,
-        header: &[u8],
+        headers: &(Vec<u8>, Vec<u8>),
         event: &[u8],
-        change: Option<&PixelChange>,
-    ) -> Result<u64, BusError> {
+        change: Option<&Change>,
+    ) -> Result<Option<u64>, BusError> {
         let mut call = PUBLISH_SCRIPT.prepare_invoke();
         call.key(keys::canvas_meta(canvas))
             .key(keys::canvas_pixels(canvas))
             .key(keys::canvas_log(canvas))
+            .key(keys::canvas_objects(canvas))
             .arg(keys::canvas_channel(canvas))
-            .arg(header)
+            .arg(&headers.0)
             .arg(event)
             .arg(if self.backlog_limit > 0 {
                 0
@@ -346,22 +353,38 @@ impl RedisBus {
                 self.log_max_events
             })
             .arg(self.backlog_limit);
+        let mode = match change {
+            None => "",
+            Some(Change::Pixels(p)) if p.bits == 8 => "u8",
+            Some(Change::Pixels(_)) => "u5",
+            Some(Change::Object(_)) => "obj",
+            Some(Change::Clear) => "clear",
+        };
+        call.arg(mode)
+            .arg(keys::canvas_object_prefix(canvas))
+            .arg(keys::canvas_likers_prefix(canvas));
         match change {
-            Some(change) => {
-                call.arg(format!("u{}", change.bits));
+            Some(Change::Pixels(change)) => {
                 for &(cell, color) in &change.cells {
                     call.arg(cell).arg(color);
                 }
             }
-            None => {
-                call.arg("");
-            }
+            Some(Change::Object(change)) => object_args(&mut call, change, &headers.1),
+            Some(Change::Clear) | None => {}
         }
         let result: Result<(u64, String), BusError> = self
             .with_conn(|conn| Box::pin(async move { call.invoke_async(conn).await }))
             .await;
         match result {
-            Ok((seq, _epoch)) => Ok(seq),
+            Ok((0, _epoch)) => Ok(None),
+            Ok((seq, _epoch)) => Ok(Some(seq)),
+            Err(BusError::Redis(err)) if err.code().and_then(Refusal::from_script).is_some() => {
+                Err(BusError::Refused(
+                    err.code()
+                        .and_then(Refusal::from_script)
+                        .unwrap_or(Refusal::NoObject),
+                ))
+            }
             Err(BusError::Redis(err)) if err.code() == Some("BACKLOG") => {
                 let backlog = err
                     .detail()
@@ -501,21 +524,61 @@ impl RedisBus {
             Some(history) => history.load(canvas).await.map_err(BusError::History)?,
             None => None,
         };
-        let (seq, packed) = match restored {
-            Some(r) => (r.seq, r.packed),
-            None => (0, Vec::new()),
+        let (seq, packed, objects) = match restored {
+            Some(r) => (r.seq, r.packed, r.objects),
+            None => (0, Vec::new(), Objects::default()),
         };
         let mut call = RESTORE_SCRIPT.prepare_invoke();
         call.key(keys::canvas_meta(canvas))
             .key(keys::canvas_pixels(canvas))
+            .key(keys::canvas_objects(canvas))
             .arg(seq)
             .arg(new_epoch())
-            .arg(packed);
+            .arg(packed)
+            .arg(keys::canvas_object_prefix(canvas))
+            .arg(keys::canvas_likers_prefix(canvas));
+        for (object, likers) in objects.records() {
+            let fields = object_fields(object);
+            call.arg(&object.id).arg(fields.len() / 2).arg(fields);
+            call.arg(likers.len());
+            for liker in likers {
+                call.arg(liker);
+            }
+        }
         let (seq, epoch): (u64, String) = self
             .with_conn(|conn| Box::pin(async move { call.invoke_async(conn).await }))
             .await?;
         tracing::info!(%canvas, seq, %epoch, rebuilt = self.history.is_some(), "canvas initialised in redis");
         Ok(Position { seq, epoch })
+    }
+
+    pub(crate) async fn objects(
+        &self,
+        canvas: &CanvasId,
+        gm: bool,
+    ) -> Result<(Position, Vec<ObjectState>), BusError> {
+        // Initialises the canvas (rebuilding it) if Redis lost it.
+        self.position(canvas).await?;
+        let mut call = OBJECTS_SCRIPT.prepare_invoke();
+        call.key(keys::canvas_meta(canvas))
+            .key(keys::canvas_objects(canvas))
+            .arg(keys::canvas_object_prefix(canvas));
+        let (seq, epoch, entries): (u64, Option<String>, Vec<Vec<String>>) = self
+            .with_conn(|conn| Box::pin(async move { call.invoke_async(conn).await }))
+            .await?;
+        let mut objects: Vec<ObjectState> = entries
+            .iter()
+            .filter_map(|entry| parse_object(entry))
+            .filter(|o| gm || !o.is_fog())
+            .collect();
+        objects.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok((
+            Position {
+                seq,
+                epoch: epoch.unwrap_or_default(),
+            },
+            objects,
+        ))
     }
 
     pub(crate) async fn snapshot(
@@ -534,6 +597,128 @@ impl RedisBus {
             cells: unpack_cells(&packed, bits, cell_count),
         })
     }
+}
+
+/// The publish script's arguments for an object operation (after the
+/// pixel/object mode and key prefixes).
+fn object_args(call: &mut redis::ScriptInvocation<'_>, change: &ObjectChange, gm_header: &[u8]) {
+    let op = match &change.op {
+        ObjectOp::Create(_) => "create",
+        ObjectOp::Update { .. } => "update",
+        ObjectOp::Move { .. } => "move",
+        ObjectOp::Delete { .. } => "delete",
+        ObjectOp::Like { .. } => "like",
+    };
+    call.arg(op)
+        .arg(change.op.object())
+        .arg(&change.user)
+        .arg(if change.gm { "1" } else { "" })
+        .arg(gm_header)
+        .arg(change.max_objects);
+    let optional = |v: Option<f64>| v.map(|v| v.to_string()).unwrap_or_default();
+    match &change.op {
+        ObjectOp::Create(o) => {
+            call.arg(&o.kind)
+                .arg(o.x.to_string())
+                .arg(o.y.to_string())
+                .arg(o.w.to_string())
+                .arg(o.h.to_string())
+                .arg(&o.owner);
+            for (name, value) in &o.props {
+                call.arg(name).arg(value.to_string());
+            }
+        }
+        ObjectOp::Update { props, .. } => {
+            for (name, value) in props {
+                let json = if value.is_null() {
+                    String::new()
+                } else {
+                    value.to_string()
+                };
+                call.arg(name).arg(json);
+            }
+        }
+        ObjectOp::Move { x, y, w, h, .. } => {
+            call.arg(x.to_string())
+                .arg(y.to_string())
+                .arg(optional(*w))
+                .arg(optional(*h));
+        }
+        ObjectOp::Delete { .. } | ObjectOp::Like { .. } => {}
+    }
+}
+
+/// An object as its Redis hash holds it: (field, value) pairs.
+fn object_fields(o: &ObjectState) -> Vec<String> {
+    let mut fields = vec![
+        "kind".to_owned(),
+        o.kind.clone(),
+        "x".to_owned(),
+        o.x.to_string(),
+        "y".to_owned(),
+        o.y.to_string(),
+        "w".to_owned(),
+        o.w.to_string(),
+        "h".to_owned(),
+        o.h.to_string(),
+        "owner".to_owned(),
+        o.owner.clone(),
+        "likes".to_owned(),
+        o.likes.to_string(),
+    ];
+    for (name, value) in &o.props {
+        fields.push(format!("p:{name}"));
+        fields.push(value.to_string());
+    }
+    fields
+}
+
+/// An object from `scripts/objects.lua`'s `{id, field, value, ...}`; `None`
+/// (logged) if a field is unreadable.
+fn parse_object(entry: &[String]) -> Option<ObjectState> {
+    let (id, pairs) = entry.split_first()?;
+    let mut o = ObjectState {
+        id: id.clone(),
+        kind: String::new(),
+        x: 0.0,
+        y: 0.0,
+        w: 0.0,
+        h: 0.0,
+        props: Default::default(),
+        likes: 0,
+        owner: String::new(),
+    };
+    for pair in pairs.chunks_exact(2) {
+        let (field, value) = (pair[0].as_str(), &pair[1]);
+        let ok = match field {
+            "kind" => {
+                o.kind = value.clone();
+                true
+            }
+            "owner" => {
+                o.owner = value.clone();
+                true
+            }
+            "x" => value.parse().map(|v| o.x = v).is_ok(),
+            "y" => value.parse().map(|v| o.y = v).is_ok(),
+            "w" => value.parse().map(|v| o.w = v).is_ok(),
+            "h" => value.parse().map(|v| o.h = v).is_ok(),
+            "likes" => value.parse().map(|v| o.likes = v).is_ok(),
+            _ => match field.strip_prefix("p:") {
+                Some(name) => serde_json::from_str(value)
+                    .map(|v| {
+                        o.props.insert(name.to_owned(), v);
+                    })
+                    .is_ok(),
+                None => true,
+            },
+        };
+        if !ok {
+            tracing::warn!(object = %o.id, field, "unreadable object field; object skipped");
+            return None;
+        }
+    }
+    (!o.kind.is_empty()).then_some(o)
 }
 
 /// Reads a canvas's packed cells and the position they include, atomically:

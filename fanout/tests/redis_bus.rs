@@ -3,7 +3,7 @@
 // Test code: a failed unwrap is a failed test, with its message.
 #![allow(clippy::unwrap_used)]
 
-use fanout::{ConnControl, Fanout, JoinGate, Member, Outbound, PixelChange, RedisSettings};
+use fanout::{Change, ConnControl, Fanout, JoinGate, Member, Outbound, PixelChange, RedisSettings};
 use shared::busframe::BusHeader;
 use shared::codec::{self, Encoding};
 use shared::protocol::{Author, ChatEvent, ResyncReason, ServerMessage};
@@ -37,6 +37,7 @@ fn member_with_queue(conn: u64, queue: usize) -> (Member, Arc<Outbound>) {
             tx,
             control: Arc::new(ConnControl::new()),
             gate: JoinGate::open(),
+            gm: false,
         },
         rx,
     )
@@ -60,6 +61,7 @@ fn header(node: &str, conn: u64) -> BusHeader {
         node: node.into(),
         conn,
         ingest_us: shared::now_us(),
+        gm_only: false,
     }
 }
 
@@ -304,11 +306,11 @@ async fn durable_events_get_gapless_sequence_numbers_and_the_state_matches() {
             for i in 0..PER_NODE {
                 let x = (i * 7 + node.len() as u32) % 16;
                 let color = (i % 32) as u8;
-                let change = PixelChange {
+                let change = Change::Pixels(PixelChange {
                     bits: 5,
                     cell_count: 16,
                     cells: vec![(x, color)],
-                };
+                });
                 let seq = fanout
                     .publish_durable(
                         &canvas,
@@ -317,6 +319,7 @@ async fn durable_events_get_gapless_sequence_numbers_and_the_state_matches() {
                         Some(&change),
                     )
                     .await
+                    .unwrap()
                     .unwrap();
                 seqs.push(seq);
             }

@@ -17,6 +17,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
+use shared::auth::Role;
 use shared::codec::{self, Encoding};
 use shared::protocol::{ChatPage, HistoryPage, ServerMessage};
 use shared::{CanvasId, ErrorCode};
@@ -223,15 +224,42 @@ pub(crate) async fn events(
     Query(q): Query<EventsQuery>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    authorize(&state, &headers, q.token.as_deref())?;
+    let identity = authorize(&state, &headers, q.token.as_deref())?;
     let canvas = canvas_id(&id)?;
     let since = q.since.unwrap_or(0);
     let limit = rest_limit(q.limit, 100)?;
     canvas_def(&state, &canvas).await?;
-    let page = history_page(&state, &canvas, since, limit)
+    let gm = identity.role_or(canvas.as_str(), state.settings.default_role) >= Role::Gm;
+    let page = history_page(&state, &canvas, since, limit, gm)
         .await
         .map_err(unavailable)?;
     Ok(Json(page).into_response())
+}
+
+/// `GET /api/canvases/{id}/objects`: the canvas's objects and the `seq`
+/// they include (fog regions only for a gm on the canvas).
+pub(crate) async fn objects(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    Query(q): Query<AuthOnly>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let identity = authorize(&state, &headers, q.token.as_deref())?;
+    let canvas = canvas_id(&id)?;
+    canvas_def(&state, &canvas).await?;
+    let gm = identity.role_or(canvas.as_str(), state.settings.default_role) >= Role::Gm;
+    let (position, objects) = state
+        .fanout
+        .objects(&canvas, gm)
+        .await
+        .map_err(unavailable)?;
+    Ok(Json(shared::protocol::ObjectsPage {
+        canvas,
+        seq: position.seq,
+        epoch: position.epoch,
+        objects,
+    })
+    .into_response())
 }
 
 /// `GET /api/canvases/{id}/presence`: who is on the canvas.
@@ -336,6 +364,7 @@ async fn announce_change(state: &AppState, canvas: &CanvasId, change: &str) {
         node: state.settings.node_id.clone(),
         conn: 0,
         ingest_us: shared::now_us(),
+        gm_only: false,
     };
     for channel in [CanvasId::global_channel(), canvas.clone()] {
         if let Err(err) = state.fanout.publish(&channel, &header, &event).await {
@@ -531,6 +560,7 @@ pub(crate) async fn history_page(
     canvas: &CanvasId,
     since: u64,
     limit: usize,
+    gm: bool,
 ) -> Result<HistoryPage, fanout::BusError> {
     let position = state.fanout.position(canvas).await?;
     let page = state
@@ -541,17 +571,11 @@ pub(crate) async fn history_page(
     // the snapshot instead.
     let complete = since >= position.seq || page.first().is_some_and(|(seq, _)| *seq == since + 1);
     let mut events = Vec::with_capacity(page.len());
-    for (_, payload) in &page {
-        let Ok(parts) = shared::busframe::split(payload) else {
-            continue;
-        };
-        if let Ok(mut msg) = codec::decode_server(Encoding::Msgpack, &parts.event) {
-            if let Some(seq) = parts.seq {
-                msg.set_seq(seq);
-            }
-            events.push(msg);
-        }
-    }
+    // Gm-only events are `hidden` for others, keeping the numbering gapless.
+    events.extend(
+        page.iter()
+            .filter_map(|(_, payload)| fanout::visible_event(payload, gm)),
+    );
     Ok(HistoryPage {
         canvas: canvas.clone(),
         epoch: position.epoch,

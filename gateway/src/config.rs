@@ -94,6 +94,10 @@ pub struct Config {
     #[arg(long, env = "EASEL_MAX_CANVASES_PER_CONNECTION", default_value_t = 8)]
     pub max_canvases_per_connection: usize,
 
+    /// Most objects (tiles, tokens, shapes, fog regions) on one canvas.
+    #[arg(long, env = "EASEL_MAX_OBJECTS_PER_CANVAS", default_value_t = 10_000)]
+    pub max_objects_per_canvas: usize,
+
     /// Most pixels in one `draw`.
     #[arg(long, env = "EASEL_MAX_PIXELS_PER_DRAW", default_value_t = 256)]
     pub max_pixels_per_draw: usize,
@@ -321,6 +325,7 @@ pub struct Settings {
     pub max_message_bytes: usize,
     pub max_connections: usize,
     pub max_canvases_per_connection: usize,
+    pub max_objects_per_canvas: usize,
     pub max_pixels_per_draw: usize,
     /// Shortest interval between two published cursor updates of one
     /// connection on one canvas; zero: no coalescing.
@@ -671,6 +676,12 @@ impl Config {
                 self.max_canvases_per_connection,
                 1,
                 1024,
+            )?,
+            max_objects_per_canvas: check_range(
+                "EASEL_MAX_OBJECTS_PER_CANVAS (--max-objects-per-canvas)",
+                self.max_objects_per_canvas,
+                1,
+                1_000_000,
             )?,
             max_pixels_per_draw: check_range(
                 "EASEL_MAX_PIXELS_PER_DRAW (--max-pixels-per-draw)",

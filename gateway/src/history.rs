@@ -2,7 +2,7 @@
 //! so Redis can be rebuilt after it lost its data: the latest snapshot, then
 //! every later event re-applied to its packed cells.
 
-use fanout::{History, HistoryFuture, Restored, pack_cell};
+use fanout::{History, HistoryFuture, Objects, Restored, pack_cell};
 use shared::CanvasId;
 use shared::busframe;
 use shared::codec::{self, Encoding};
@@ -149,18 +149,47 @@ impl PgHistory {
                 tracing::warn!(%canvas, seq = event_seq, "stored event unreadable; skipped in rebuild");
                 continue;
             };
-            if let Ok(ServerMessage::Draw(d)) =
-                codec::decode_server(Encoding::Msgpack, &parts.event)
-            {
-                for p in d.pixels {
-                    if p.x < geometry.width && p.y < geometry.height {
-                        let index = (p.y * geometry.width + p.x) as usize;
-                        pack_cell(&mut packed, bits, index, p.color);
+            match codec::decode_server(Encoding::Msgpack, &parts.event) {
+                Ok(ServerMessage::Draw(d)) => {
+                    for p in d.pixels {
+                        if p.x < geometry.width && p.y < geometry.height {
+                            let index = (p.y * geometry.width + p.x) as usize;
+                            pack_cell(&mut packed, bits, index, p.color);
+                        }
                     }
+                }
+                Ok(ServerMessage::Cleared(_)) => packed.clear(),
+                _ => {}
+            }
+        }
+        // Objects are not in the pixel snapshots: replay every object event
+        // (read through their own index).
+        let rows = conn
+            .query(
+                "SELECT seq, payload FROM events WHERE canvas_id = $1 AND kind IN (
+                     'object_created', 'object_updated', 'object_moved',
+                     'object_deleted', 'object_liked', 'cleared')
+                 ORDER BY seq",
+                &[&canvas.as_str()],
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut objects = Objects::default();
+        for row in rows {
+            let event_seq: i64 = row.get(0);
+            let payload: Vec<u8> = row.get(1);
+            match fanout::visible_event(&bytes::Bytes::from(payload), true) {
+                Some(event) => objects.apply_event(&event),
+                None => {
+                    tracing::warn!(%canvas, seq = event_seq, "stored object event unreadable; skipped in rebuild")
                 }
             }
         }
-        Ok(Some(Restored { seq, packed }))
+        Ok(Some(Restored {
+            seq,
+            packed,
+            objects,
+        }))
     }
 }
 

@@ -12,6 +12,7 @@ mod drain;
 mod history;
 mod limits;
 mod metrics;
+mod objects;
 mod presence;
 mod rest_ops;
 mod server;

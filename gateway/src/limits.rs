@@ -61,10 +61,17 @@ pub enum OpClass {
     Pixels = 0,
     Chat = 1,
     Cursors = 2,
+    /// Object operations (create, update, move, delete, like) and clear.
+    Objects = 3,
 }
 
 impl OpClass {
-    pub const ALL: [OpClass; 3] = [OpClass::Pixels, OpClass::Chat, OpClass::Cursors];
+    pub const ALL: [OpClass; 4] = [
+        OpClass::Pixels,
+        OpClass::Chat,
+        OpClass::Cursors,
+        OpClass::Objects,
+    ];
 
     /// The name in settings and the metric label.
     pub fn name(self) -> &'static str {
@@ -72,13 +79,14 @@ impl OpClass {
             OpClass::Pixels => "pixels",
             OpClass::Chat => "chat",
             OpClass::Cursors => "cursors",
+            OpClass::Objects => "objects",
         }
     }
 }
 
 /// One rate per operation class.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct ClassRates(pub [Rate; 3]);
+pub struct ClassRates(pub [Rate; 4]);
 
 const fn rate(per_sec: f64, burst: f64) -> Rate {
     Rate { per_sec, burst }
@@ -86,11 +94,19 @@ const fn rate(per_sec: f64, burst: f64) -> Rate {
 
 impl ClassRates {
     /// Per connection, when EASEL_RATE_LIMITS does not name a class.
-    pub const CONNECTION_DEFAULTS: ClassRates =
-        ClassRates([rate(1000.0, 2000.0), rate(5.0, 20.0), rate(300.0, 300.0)]);
+    pub const CONNECTION_DEFAULTS: ClassRates = ClassRates([
+        rate(1000.0, 2000.0),
+        rate(5.0, 20.0),
+        rate(300.0, 300.0),
+        rate(30.0, 60.0),
+    ]);
     /// Per user, when EASEL_USER_RATE_LIMITS does not name a class.
-    pub const USER_DEFAULTS: ClassRates =
-        ClassRates([rate(2000.0, 4000.0), rate(10.0, 30.0), rate(600.0, 600.0)]);
+    pub const USER_DEFAULTS: ClassRates = ClassRates([
+        rate(2000.0, 4000.0),
+        rate(10.0, 30.0),
+        rate(600.0, 600.0),
+        rate(60.0, 120.0),
+    ]);
 
     /// Parses `pixels=600/s:1200,chat=5/s:10,cursors=300/s:300`; classes
     /// not named keep their rate from `defaults`.
@@ -103,7 +119,7 @@ impl ClassRates {
             let class = OpClass::ALL
                 .into_iter()
                 .find(|c| c.name() == name.trim())
-                .ok_or_else(|| format!("{name:?}: not a class (pixels, chat, cursors)"))?;
+                .ok_or_else(|| format!("{name:?}: not a class (pixels, chat, cursors, objects)"))?;
             rates.0[class as usize] = Rate::parse(rate)?;
         }
         Ok(rates)
@@ -162,7 +178,7 @@ impl Bucket {
 /// One user's shared buckets on this gateway, held by each of its
 /// connections.
 pub struct UserLimits {
-    buckets: Mutex<[Bucket; 3]>,
+    buckets: Mutex<[Bucket; 4]>,
     /// This user's connections on this gateway.
     connections: Mutex<usize>,
 }
@@ -288,7 +304,7 @@ pub struct Refused {
 /// A connection's own buckets, checked together with its user's. The
 /// rates live in the settings, not here: this is per-connection memory.
 pub struct ConnLimits {
-    buckets: [Bucket; 3],
+    buckets: [Bucket; 4],
     /// Refusals in the current abuse window, and when it began.
     refusals: u32,
     window_start: Instant,
@@ -454,12 +470,14 @@ mod tests {
         for bad in ["600", "x/s", "5/s:y", "0/s", "5/s:0", "-1/s:3", "inf/s"] {
             assert!(Rate::parse(bad).is_err(), "{bad}");
         }
-        let defaults = ClassRates([rate(1.0, 1.0); 3]);
+        let defaults = ClassRates([rate(1.0, 1.0); 4]);
         let r = ClassRates::parse("chat=5/s:10, cursors=300/s", defaults).unwrap();
         assert_eq!(r.get(OpClass::Pixels), rate(1.0, 1.0));
         assert_eq!(r.get(OpClass::Chat), rate(5.0, 10.0));
         assert_eq!(r.get(OpClass::Cursors), rate(300.0, 300.0));
-        assert!(ClassRates::parse("objects=1/s", defaults).is_err());
+        let r = ClassRates::parse("objects=2/s", defaults).unwrap();
+        assert_eq!(r.get(OpClass::Objects), rate(2.0, 2.0));
+        assert!(ClassRates::parse("bogus=1/s", defaults).is_err());
         assert!(ClassRates::parse("chat", defaults).is_err());
     }
 
@@ -482,9 +500,9 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_users_connections_share_its_bucket_and_its_cap() {
-        let users = Users::new(ClassRates([rate(1.0, 3.0); 3]), 2);
-        let own = ClassRates([rate(100.0, 100.0); 3]);
-        let user_rates = ClassRates([rate(1.0, 3.0); 3]);
+        let users = Users::new(ClassRates([rate(1.0, 3.0); 4]), 2);
+        let own = ClassRates([rate(100.0, 100.0); 4]);
+        let user_rates = ClassRates([rate(1.0, 3.0); 4]);
         let r = (&own, &user_rates);
         let a = users.enter("u").unwrap();
         let b = users.enter("u").unwrap();
@@ -499,7 +517,7 @@ mod tests {
         // Other classes have their own buckets.
         assert!(cb.take(r, &b.limits, OpClass::Pixels, 3.0).is_ok());
         // The connection's own bucket refuses first when it is the smaller.
-        let tight = ClassRates([rate(1.0, 1.0); 3]);
+        let tight = ClassRates([rate(1.0, 1.0); 4]);
         let mut cc = ConnLimits::new(&tight);
         let c = users.enter("w").unwrap();
         assert!(
@@ -538,7 +556,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn abuse_is_counted_per_window() {
-        let own = ClassRates([rate(1.0, 1.0); 3]);
+        let own = ClassRates([rate(1.0, 1.0); 4]);
         let mut c = ConnLimits::new(&own);
         for _ in 0..3 {
             assert!(!c.refused(3));

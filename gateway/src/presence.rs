@@ -201,6 +201,7 @@ async fn announce(state: &AppState, canvas: &CanvasId, conn: u64, event: &Server
         node: state.settings.node_id.clone(),
         conn,
         ingest_us: shared::now_us(),
+        gm_only: false,
     };
     if let Err(err) = state.fanout.publish(canvas, &header, event).await {
         tracing::warn!(%canvas, error = %err, "presence event not published");

@@ -143,6 +143,7 @@ fn header_for(state: &AppState) -> BusHeader {
         // From no connection: every member receives it.
         conn: 0,
         ingest_us: shared::now_us(),
+        gm_only: false,
     }
 }
 
@@ -184,7 +185,7 @@ pub(crate) async fn draw(
     if let Some(refusal) = refused(&state, &identity.user_id, OpClass::Pixels, pixels.len()) {
         return Ok(refusal);
     }
-    let change = crate::session::pixel_change(&geometry, &pixels);
+    let change = fanout::Change::Pixels(crate::session::pixel_change(&geometry, &pixels));
     let event = ServerMessage::Draw(DrawEvent {
         canvas: canvas.clone(),
         seq: None,
@@ -262,7 +263,7 @@ pub(crate) async fn activity(
     Query(q): Query<ActivityQuery>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let (_, canvas, _) = admit(
+    let (identity, canvas, _) = admit(
         &state,
         &headers,
         q.token.as_deref(),
@@ -274,7 +275,8 @@ pub(crate) async fn activity(
     let limit = rest_limit(q.limit, 50)?;
     let position = state.fanout.position(&canvas).await.map_err(unavailable)?;
     let since = position.seq.saturating_sub(limit as u64);
-    let page = history_page(&state, &canvas, since, limit)
+    let gm = identity.role_or(canvas.as_str(), state.settings.default_role) >= Role::Gm;
+    let page = history_page(&state, &canvas, since, limit, gm)
         .await
         .map_err(unavailable)?;
     Ok(Json(page).into_response())

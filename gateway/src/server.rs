@@ -310,6 +310,7 @@ fn router(state: Arc<AppState>) -> Router {
         .route("/api/canvases/{id}/snapshot", get(crate::api::snapshot))
         .route("/api/canvases/{id}/events", get(crate::api::events))
         .route("/api/canvases/{id}/presence", get(crate::api::presence))
+        .route("/api/canvases/{id}/objects", get(crate::api::objects))
         .route(
             "/api/canvases/{id}/draw",
             axum::routing::post(crate::rest_ops::draw),

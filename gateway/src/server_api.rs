@@ -117,6 +117,7 @@ async fn publish(
         node: state.settings.node_id.clone(),
         conn: 0,
         ingest_us: shared::now_us(),
+        gm_only: false,
     };
     state
         .fanout

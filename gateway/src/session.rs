@@ -6,13 +6,13 @@
 use crate::connection::Outbox;
 use crate::limits::{ConnLimits, OpClass, UserLimits};
 use crate::server::AppState;
-use fanout::{JoinGate, Member, PixelChange};
+use fanout::{Change, JoinGate, Member, PixelChange, Refusal};
 use shared::CloseCode;
 use shared::auth::{Identity, Role};
 use shared::busframe::BusHeader;
 use shared::protocol::{
     AckResult, Author, ChatEvent, ClientMessage, CursorEvent, DrawEvent, HighlightEvent, Joined,
-    Pong, PresenceList, Published, ResumeOutcome, ServerMessage,
+    ObjectsPage, Pong, PresenceList, Published, ResumeOutcome, ServerMessage,
 };
 use std::time::Duration;
 use tokio::time::Instant;
@@ -104,6 +104,7 @@ impl<'a> Session<'a> {
             tx: self.out.queue(),
             control: self.out.control.clone(),
             gate: JoinGate::open(),
+            gm: false,
         };
         match self.state.fanout.join(channel, member).await {
             Ok(()) => true,
@@ -304,7 +305,7 @@ impl<'a> Session<'a> {
                         if !self.pay(&d.id, OpClass::Pixels, pixels.len()) {
                             return;
                         }
-                        let change = pixel_change(&geometry, &pixels);
+                        let change = Change::Pixels(pixel_change(&geometry, &pixels));
                         let event = ServerMessage::Draw(DrawEvent {
                             canvas: d.canvas.clone(),
                             seq: None,
@@ -312,7 +313,7 @@ impl<'a> Session<'a> {
                             ts: shared::now_ms(),
                             pixels,
                         });
-                        self.publish_durable(d.id, &d.canvas, &event, Some(&change))
+                        self.publish_durable(d.id, &d.canvas, &event, Some(&change), None)
                             .await;
                     }
                     Err(invalid) => self.out.error(d.id, invalid.code, invalid.message),
@@ -339,11 +340,12 @@ impl<'a> Session<'a> {
                 {
                     return;
                 }
+                let gm = self.role_on(&h.canvas) >= Role::Gm;
                 let limit = match crate::api::page_limit(h.limit.map(|n| n as usize), 100) {
                     Ok(limit) => limit,
                     Err(message) => return self.out.error(h.id, ErrorCode::InvalidValue, message),
                 };
-                match crate::api::history_page(self.state, &h.canvas, h.since, limit).await {
+                match crate::api::history_page(self.state, &h.canvas, h.since, limit, gm).await {
                     Ok(page) => self.out.ack(h.id, Some(AckResult::History(page))),
                     Err(err) => {
                         tracing::warn!(canvas = %h.canvas, error = %err, "history unavailable");
@@ -375,6 +377,37 @@ impl<'a> Session<'a> {
                     }
                 }
             }
+            ClientMessage::Objects(r) => {
+                if self
+                    .joined_as(&r.id, &r.canvas, "objects", Role::Spectator)
+                    .is_none()
+                {
+                    return;
+                }
+                let gm = self.role_on(&r.canvas) >= Role::Gm;
+                match self.state.fanout.objects(&r.canvas, gm).await {
+                    Ok((position, objects)) => self.out.ack(
+                        r.id,
+                        Some(AckResult::Objects(ObjectsPage {
+                            canvas: r.canvas,
+                            seq: position.seq,
+                            epoch: position.epoch,
+                            objects,
+                        })),
+                    ),
+                    Err(err) => {
+                        tracing::warn!(canvas = %r.canvas, error = %err, "objects unavailable");
+                        self.out
+                            .error(r.id, ErrorCode::Unavailable, "objects unavailable; retry");
+                    }
+                }
+            }
+            ClientMessage::ObjectCreate(_)
+            | ClientMessage::ObjectUpdate(_)
+            | ClientMessage::ObjectMove(_)
+            | ClientMessage::ObjectDelete(_)
+            | ClientMessage::ObjectLike(_)
+            | ClientMessage::Clear(_) => self.object_command(cmd).await,
             ClientMessage::Subscribe(c) => self.channel(c.id, &c.channel, true).await,
             ClientMessage::Unsubscribe(c) => self.channel(c.id, &c.channel, false).await,
             ClientMessage::Presence(p) => {
@@ -441,7 +474,8 @@ impl<'a> Session<'a> {
                             ts: shared::now_ms(),
                             text: c.text,
                         });
-                        self.publish_durable(c.id, &c.canvas, &event, None).await;
+                        self.publish_durable(c.id, &c.canvas, &event, None, None)
+                            .await;
                     }
                     Err(invalid) => self.out.error(c.id, invalid.code, invalid.message),
                 }
@@ -517,6 +551,7 @@ impl<'a> Session<'a> {
             tx: self.out.queue(),
             control: self.out.control.clone(),
             gate: gate.clone(),
+            gm: role >= Role::Gm,
         };
         let joined = match self.state.fanout.join(&canvas, member).await {
             Ok(()) => self.state.fanout.position(&canvas).await,
@@ -573,7 +608,9 @@ impl<'a> Session<'a> {
                 let queue = self.out.queue();
                 let delivered = tokio::time::timeout(REPLAY_TIMEOUT, async {
                     for (_, payload) in &replay {
-                        if let Some(frame) = fanout::client_frame(payload, self.out.encoding) {
+                        if let Some(frame) =
+                            fanout::client_frame(payload, self.out.encoding, role >= Role::Gm)
+                        {
                             // Replays are history: no fan-out latency.
                             queue.offer_wait(frame, 0).await;
                         }
@@ -628,6 +665,39 @@ impl<'a> Session<'a> {
         Some(*geometry)
     }
 
+    /// The connection's role on a joined canvas (spectator if not joined).
+    fn role_on(&self, canvas: &CanvasId) -> Role {
+        self.joined
+            .iter()
+            .find(|(c, _, _)| c == canvas)
+            .map_or(Role::Spectator, |(_, _, role)| *role)
+    }
+
+    /// An object command or clear: role, validation, rate, then the
+    /// atomic publish that applies the canvas-state rules.
+    async fn object_command(&mut self, cmd: ClientMessage) {
+        let Some((id, canvas, op)) = crate::objects::target(&cmd) else {
+            return;
+        };
+        let canvas = canvas.clone();
+        let needed = crate::objects::needed(&cmd);
+        let Some(geometry) = self.joined_as(&id, &canvas, op, needed) else {
+            return;
+        };
+        let gm = self.role_on(&canvas) >= Role::Gm;
+        let max = self.state.settings.max_objects_per_canvas;
+        match crate::objects::prepare(cmd, &geometry, &self.author, gm, max) {
+            Ok(p) => {
+                if !self.pay(&id, OpClass::Objects, 1) {
+                    return;
+                }
+                self.publish_durable(id, &canvas, &p.event, Some(&p.change), p.created)
+                    .await;
+            }
+            Err(invalid) => self.out.error(id, invalid.code, invalid.message),
+        }
+    }
+
     fn not_joined(&self, id: Option<RequestId>, canvas: &CanvasId) {
         self.out.error(
             id,
@@ -647,13 +717,16 @@ impl<'a> Session<'a> {
         }
     }
 
-    /// Publishes a durable event and acks with its sequence number.
+    /// Publishes a durable event and acks with its sequence number (and
+    /// `created`, the id of an object it creates); an operation that changes
+    /// nothing is acked without a result.
     async fn publish_durable(
         &self,
         id: Option<RequestId>,
         canvas: &CanvasId,
         event: &ServerMessage,
-        change: Option<&PixelChange>,
+        change: Option<&Change>,
+        created: Option<String>,
     ) {
         // A canvas deleted since the join takes no more writes (noticed
         // within the catalogue cache's TTL; its members were told).
@@ -669,6 +742,7 @@ impl<'a> Session<'a> {
             node: self.state.settings.node_id.clone(),
             conn: self.conn,
             ingest_us: shared::now_us(),
+            gm_only: false,
         };
         let started = std::time::Instant::now();
         let published = self
@@ -681,9 +755,24 @@ impl<'a> Session<'a> {
             .publish_durable
             .observe(started.elapsed().as_secs_f64());
         match published {
-            Ok(seq) => self
-                .out
-                .ack(id, Some(AckResult::Published(Published { seq }))),
+            Ok(Some(seq)) => self.out.ack(
+                id,
+                Some(AckResult::Published(Published {
+                    seq,
+                    object: created,
+                })),
+            ),
+            Ok(None) => self.out.ack(id, None),
+            Err(fanout::BusError::Refused(refusal)) => {
+                let code = match refusal {
+                    Refusal::NoObject => ErrorCode::NotFound,
+                    Refusal::NotOwner => ErrorCode::Forbidden,
+                    Refusal::Full => ErrorCode::LimitReached,
+                    Refusal::Exists => ErrorCode::InvalidValue,
+                };
+                self.out
+                    .error(id, code, format!("{refusal}; nothing was applied"));
+            }
             Err(fanout::BusError::BacklogFull { backlog }) => {
                 tracing::warn!(%canvas, backlog, "durable write refused: backlog full");
                 self.state.metrics.durable_refused.inc();
@@ -713,6 +802,7 @@ impl<'a> Session<'a> {
             node: self.state.settings.node_id.clone(),
             conn: self.conn,
             ingest_us: shared::now_us(),
+            gm_only: false,
         };
         let started = std::time::Instant::now();
         let published = self.state.fanout.publish(canvas, &header, event).await;

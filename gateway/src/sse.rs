@@ -20,6 +20,7 @@ use fanout::{ConnControl, JoinGate, Member, Outbound};
 use futures_util::StreamExt;
 use futures_util::stream;
 use serde::Deserialize;
+use shared::auth::Role;
 use shared::codec::Encoding;
 use shared::protocol::{ResumeOutcome, Resync, ResyncReason, ServerMessage};
 use shared::{CanvasId, CloseCode, ErrorCode};
@@ -63,9 +64,10 @@ pub(crate) async fn canvas_events(
     Query(q): Query<SseQuery>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    authorize(&state, &headers, q.token.as_deref())?;
+    let identity = authorize(&state, &headers, q.token.as_deref())?;
     let canvas = canvas_id(&id)?;
     canvas_def(&state, &canvas).await?;
+    let gm = identity.role_or(canvas.as_str(), state.settings.default_role) >= Role::Gm;
     let since = match headers.get("last-event-id") {
         Some(v) => Some(
             v.to_str()
@@ -82,7 +84,7 @@ pub(crate) async fn canvas_events(
         None => q.last_event_id,
     };
     let gate = JoinGate::holding();
-    let (queue, control, membership) = open_member(&state, &canvas, gate.clone()).await?;
+    let (queue, control, membership) = open_member(&state, &canvas, gate.clone(), gm).await?;
     let position = state.fanout.position(&canvas).await.map_err(unavailable)?;
     let (outcome, replay) = match since {
         None => (None, Vec::new()),
@@ -103,7 +105,7 @@ pub(crate) async fn canvas_events(
     // The replay, then what the gate held, in order; later events follow
     // through the gate as they come.
     for (_, payload) in &replay {
-        if let Some(frame) = fanout::client_frame(payload, Encoding::Json) {
+        if let Some(frame) = fanout::client_frame(payload, Encoding::Json, gm) {
             queue.offer_wait(frame, 0).await;
         }
     }
@@ -156,7 +158,8 @@ async fn channel_events(
     channel: CanvasId,
     name: &str,
 ) -> Result<Response, ApiError> {
-    let (queue, control, membership) = open_member(state, &channel, JoinGate::open()).await?;
+    let (queue, control, membership) =
+        open_member(state, &channel, JoinGate::open(), false).await?;
     let first = Event::default()
         .event("subscribed")
         .data(serde_json::json!({ "channel": name }).to_string());
@@ -169,6 +172,7 @@ async fn open_member(
     state: &Arc<AppState>,
     canvas: &CanvasId,
     gate: Arc<JoinGate>,
+    gm: bool,
 ) -> Result<(Arc<Outbound>, Arc<ConnControl>, Membership), ApiError> {
     if state.drain.is_closing() {
         return Err(error(
@@ -187,6 +191,7 @@ async fn open_member(
         tx: queue.clone(),
         control: control.clone(),
         gate,
+        gm,
     };
     state.metrics.connections_open.inc();
     state.metrics.connections_opened.inc();

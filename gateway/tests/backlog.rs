@@ -61,7 +61,10 @@ async fn writes_are_refused_with_e013_while_the_backlog_is_full() {
             ServerMessage::Ack(a) => {
                 assert_eq!(
                     a.result,
-                    Some(AckResult::Published(Published { seq: 21 })),
+                    Some(AckResult::Published(Published {
+                        seq: 21,
+                        object: None
+                    })),
                     "the refused write was not applied"
                 );
                 break;

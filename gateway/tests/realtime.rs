@@ -138,7 +138,13 @@ async fn exchange(a: SocketAddr, b: SocketAddr) {
     for _ in 0..2 {
         match erin.recv().await {
             ServerMessage::Ack(a) if a.id == RequestId::Num(2) => {
-                assert_eq!(a.result, Some(AckResult::Published(Published { seq: 1 })));
+                assert_eq!(
+                    a.result,
+                    Some(AckResult::Published(Published {
+                        seq: 1,
+                        object: None
+                    }))
+                );
                 got_ack = true;
             }
             ServerMessage::Chat(c) if c.text == "hello me" => {

@@ -79,6 +79,7 @@ pub async fn fill(opts: &PersistOptions) -> anyhow::Result<PersistReport> {
                 node: "loadtest".into(),
                 conn: 0,
                 ingest_us: 0,
+                gm_only: false,
             };
             let t0 = Instant::now();
             for i in 0..per_canvas {
@@ -101,11 +102,11 @@ pub async fn fill(opts: &PersistOptions) -> anyhow::Result<PersistReport> {
                         color: (i % 32) as u8,
                     }],
                 });
-                let change = PixelChange {
+                let change = fanout::Change::Pixels(PixelChange {
                     bits: 5,
                     cell_count: 1024 * 1024,
                     cells: vec![(x, (i % 32) as u8)],
-                };
+                });
                 let header = BusHeader {
                     ingest_us: shared::now_us(),
                     ..header.clone()

@@ -46,18 +46,20 @@ async fn publish(f: &Fanout, canvas: &CanvasId, n: u32) -> Vec<u64> {
         node: "test-node".into(),
         conn: 1,
         ingest_us: shared::now_us(),
+        gm_only: false,
     };
     let mut seqs = Vec::new();
     for i in 0..n {
         let x = i % 64;
-        let change = PixelChange {
+        let change = fanout::Change::Pixels(PixelChange {
             bits: 5,
             cell_count: 64,
             cells: vec![(x, (x % 32) as u8)],
-        };
+        });
         seqs.push(
             f.publish_durable(canvas, &header, &draw_event(canvas, x), Some(&change))
                 .await
+                .unwrap()
                 .unwrap(),
         );
     }
@@ -416,6 +418,7 @@ async fn a_full_backlog_refuses_writes_until_the_persister_catches_up() {
         node: "n".into(),
         conn: 1,
         ingest_us: 0,
+        gm_only: false,
     };
     let refused = f
         .publish_durable(&canvas, &header, &draw_event(&canvas, 1), None)

@@ -14,6 +14,7 @@ const MIGRATIONS: &[(i32, &str)] = &[
     (2, include_str!("migrations/0002_canvases.sql")),
     (3, include_str!("migrations/0003_chat_index.sql")),
     (4, include_str!("migrations/0004_canvas_title_deleted.sql")),
+    (5, include_str!("migrations/0005_object_index.sql")),
 ];
 
 /// An arbitrary constant identifying Easel's migration lock.

@@ -25,8 +25,8 @@ async fn processes_migrating_a_fresh_database_at_once_all_succeed() {
     for t in tasks {
         applied += t.await.unwrap().unwrap();
     }
-    assert_eq!(applied, 4, "each migration applied exactly once");
-    assert_eq!(pg.psql("SELECT count(*) FROM schema_migrations"), "4");
+    assert_eq!(applied, 5, "each migration applied exactly once");
+    assert_eq!(pg.psql("SELECT count(*) FROM schema_migrations"), "5");
     // Running again applies nothing.
     let mut c = client(&pg).await;
     assert_eq!(schema::migrate(&mut c).await.unwrap(), 0);

@@ -174,7 +174,10 @@ fn server_messages() -> Vec<(&'static str, ServerMessage)> {
             "ack_published",
             ServerMessage::Ack(Ack {
                 id: RequestId::Num(42),
-                result: Some(AckResult::Published(Published { seq: 1201 })),
+                result: Some(AckResult::Published(Published {
+                    seq: 1201,
+                    object: None,
+                })),
             }),
         ),
         (

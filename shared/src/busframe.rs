@@ -25,6 +25,10 @@ pub struct BusHeader {
     pub conn: u64,
     /// Ingest time on the origin node, microseconds since the Unix epoch.
     pub ingest_us: u64,
+    /// Gm-only data (about a fog object): members who are not gms get a
+    /// `hidden` event in its place.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub gm_only: bool,
 }
 
 /// A bus payload that could not be read.
@@ -120,6 +124,7 @@ mod tests {
             node: "n".into(),
             conn: 1,
             ingest_us: 2,
+            gm_only: false,
         };
         let event = ServerMessage::Resync(crate::protocol::Resync {
             canvas: CanvasId::new("c").expect("valid"),
@@ -146,6 +151,7 @@ mod tests {
             node: "gw-a".into(),
             conn: 42,
             ingest_us: 1_700_000_000_000_000,
+            gm_only: false,
         };
         let event = ServerMessage::Chat(ChatEvent {
             canvas: CanvasId::new("c").expect("valid"),
@@ -186,6 +192,7 @@ mod tests {
             node: "n".into(),
             conn: 1,
             ingest_us: 2,
+            gm_only: false,
         })
         .expect("encodes");
         assert!(split(&Bytes::from(header_only.clone())).is_err());

@@ -260,6 +260,57 @@ mod tests {
                 before: Some(90),
                 limit: Some(20),
             }),
+            ClientMessage::ObjectCreate(ObjectCreate {
+                id: Some(RequestId::Num(20)),
+                canvas: canvas(),
+                kind: "token".into(),
+                x: 1.5,
+                y: 2.0,
+                w: 1.0,
+                h: 1.0,
+                props: [(
+                    "label".to_owned(),
+                    serde_json::json!({"text": "orc", "hp": [3, 7.5]}),
+                )]
+                .into(),
+            }),
+            ClientMessage::ObjectUpdate(ObjectUpdate {
+                id: Some(RequestId::Num(21)),
+                canvas: canvas(),
+                object: "9f2c".into(),
+                props: [
+                    ("hp".to_owned(), serde_json::json!(2)),
+                    ("gone".to_owned(), serde_json::Value::Null),
+                ]
+                .into(),
+            }),
+            ClientMessage::ObjectMove(ObjectMove {
+                id: Some(RequestId::Num(22)),
+                canvas: canvas(),
+                object: "9f2c".into(),
+                x: 3.0,
+                y: 4.0,
+                w: None,
+                h: Some(2.0),
+            }),
+            ClientMessage::ObjectDelete(ObjectRef {
+                id: None,
+                canvas: canvas(),
+                object: "9f2c".into(),
+            }),
+            ClientMessage::ObjectLike(ObjectRef {
+                id: Some(RequestId::Num(23)),
+                canvas: canvas(),
+                object: "9f2c".into(),
+            }),
+            ClientMessage::Objects(CanvasRequest {
+                id: Some(RequestId::Num(24)),
+                canvas: canvas(),
+            }),
+            ClientMessage::Clear(CanvasRequest {
+                id: Some(RequestId::Num(25)),
+                canvas: canvas(),
+            }),
             ClientMessage::Presence(PresenceRequest {
                 id: Some(RequestId::Num(6)),
                 canvas: canvas(),
@@ -336,7 +387,10 @@ mod tests {
             }),
             ServerMessage::Ack(Ack {
                 id: RequestId::Num(3),
-                result: Some(AckResult::Published(Published { seq: 42 })),
+                result: Some(AckResult::Published(Published {
+                    seq: 42,
+                    object: Some("9f2c".into()),
+                })),
             }),
             ServerMessage::Ack(Ack {
                 id: RequestId::Num(4),
@@ -427,6 +481,75 @@ mod tests {
                 result: Some(AckResult::Presence(PresenceList {
                     canvas: canvas(),
                     users: Vec::new(),
+                })),
+            }),
+            ServerMessage::ObjectCreated(ObjectCreated {
+                canvas: canvas(),
+                seq: Some(12),
+                author: author(),
+                ts: 7,
+                object: ObjectState {
+                    id: "9f2c".into(),
+                    kind: "fog".into(),
+                    x: 0.0,
+                    y: 0.5,
+                    w: 10.0,
+                    h: 4.0,
+                    props: [("shade".to_owned(), serde_json::json!(0.75))].into(),
+                    likes: 0,
+                    owner: "u1".into(),
+                },
+            }),
+            ServerMessage::ObjectUpdated(ObjectUpdated {
+                canvas: canvas(),
+                seq: Some(13),
+                author: author(),
+                ts: 8,
+                object: "9f2c".into(),
+                props: [("shade".to_owned(), serde_json::Value::Null)].into(),
+            }),
+            ServerMessage::ObjectMoved(ObjectMoved {
+                canvas: canvas(),
+                seq: Some(14),
+                author: author(),
+                ts: 9,
+                object: "9f2c".into(),
+                x: 1.0,
+                y: 2.0,
+                w: Some(3.0),
+                h: None,
+            }),
+            ServerMessage::ObjectDeleted(ObjectEvent {
+                canvas: canvas(),
+                seq: Some(15),
+                author: author(),
+                ts: 10,
+                object: "9f2c".into(),
+            }),
+            ServerMessage::ObjectLiked(ObjectEvent {
+                canvas: canvas(),
+                seq: Some(16),
+                author: author(),
+                ts: 11,
+                object: "9f2c".into(),
+            }),
+            ServerMessage::Cleared(Cleared {
+                canvas: canvas(),
+                seq: Some(17),
+                author: author(),
+                ts: 12,
+            }),
+            ServerMessage::Hidden(Hidden {
+                canvas: canvas(),
+                seq: Some(18),
+            }),
+            ServerMessage::Ack(Ack {
+                id: RequestId::Num(11),
+                result: Some(AckResult::Objects(ObjectsPage {
+                    canvas: canvas(),
+                    seq: 18,
+                    epoch: "e".into(),
+                    objects: Vec::new(),
                 })),
             }),
             ServerMessage::Ack(Ack {

@@ -46,6 +46,22 @@ pub fn canvas_presence_info(canvas: &CanvasId) -> String {
     format!("{PREFIX}:{{c:{canvas}}}:presence-info")
 }
 
+/// The ids of the canvas's objects (a set).
+pub fn canvas_objects(canvas: &CanvasId) -> String {
+    format!("{PREFIX}:{{c:{canvas}}}:objects")
+}
+
+/// Prefix of one object's hash (kind, x, y, w, h, owner, likes, and
+/// `p:<name>` = JSON per property): the object id follows.
+pub fn canvas_object_prefix(canvas: &CanvasId) -> String {
+    format!("{PREFIX}:{{c:{canvas}}}:o:")
+}
+
+/// Prefix of one object's likers set: the object id follows.
+pub fn canvas_likers_prefix(canvas: &CanvasId) -> String {
+    format!("{PREFIX}:{{c:{canvas}}}:l:")
+}
+
 /// The canvas a channel name belongs to, if it is a canvas channel.
 pub fn canvas_from_channel(channel: &str) -> Option<CanvasId> {
     let inner = channel

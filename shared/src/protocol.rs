@@ -37,6 +37,20 @@ pub enum ClientMessage {
     Highlight(HighlightSend),
     /// Asks for the users on a joined canvas.
     Presence(PresenceRequest),
+    /// Puts an object (tile, token, shape, fog region) on a canvas.
+    ObjectCreate(ObjectCreate),
+    /// Sets or removes some of an object's properties.
+    ObjectUpdate(ObjectUpdate),
+    /// Moves (and may resize) an object.
+    ObjectMove(ObjectMove),
+    /// Removes an object.
+    ObjectDelete(ObjectRef),
+    /// Likes an object (once per user).
+    ObjectLike(ObjectRef),
+    /// Asks for a joined canvas's objects and the position they include.
+    Objects(CanvasRequest),
+    /// Clears a canvas: every pixel and object (gm).
+    Clear(CanvasRequest),
     /// Starts receiving a channel (`global`).
     Subscribe(ChannelRequest),
     /// Stops receiving a channel.
@@ -45,7 +59,7 @@ pub enum ClientMessage {
 
 impl ClientMessage {
     /// Every [`ClientMessage::kind`], for metrics and documentation checks.
-    pub const KINDS: [&'static str; 13] = [
+    pub const KINDS: [&'static str; 20] = [
         "handshake",
         "ping",
         "join",
@@ -57,6 +71,13 @@ impl ClientMessage {
         "chat_history",
         "highlight",
         "presence",
+        "object_create",
+        "object_update",
+        "object_move",
+        "object_delete",
+        "object_like",
+        "objects",
+        "clear",
         "subscribe",
         "unsubscribe",
     ];
@@ -75,6 +96,11 @@ impl ClientMessage {
             ClientMessage::ChatHistory(m) => m.id.as_ref(),
             ClientMessage::Highlight(m) => m.id.as_ref(),
             ClientMessage::Presence(m) => m.id.as_ref(),
+            ClientMessage::ObjectCreate(m) => m.id.as_ref(),
+            ClientMessage::ObjectUpdate(m) => m.id.as_ref(),
+            ClientMessage::ObjectMove(m) => m.id.as_ref(),
+            ClientMessage::ObjectDelete(m) | ClientMessage::ObjectLike(m) => m.id.as_ref(),
+            ClientMessage::Objects(m) | ClientMessage::Clear(m) => m.id.as_ref(),
             ClientMessage::Subscribe(m) | ClientMessage::Unsubscribe(m) => m.id.as_ref(),
         }
     }
@@ -93,6 +119,13 @@ impl ClientMessage {
             ClientMessage::ChatHistory(_) => "chat_history",
             ClientMessage::Highlight(_) => "highlight",
             ClientMessage::Presence(_) => "presence",
+            ClientMessage::ObjectCreate(_) => "object_create",
+            ClientMessage::ObjectUpdate(_) => "object_update",
+            ClientMessage::ObjectMove(_) => "object_move",
+            ClientMessage::ObjectDelete(_) => "object_delete",
+            ClientMessage::ObjectLike(_) => "object_like",
+            ClientMessage::Objects(_) => "objects",
+            ClientMessage::Clear(_) => "clear",
             ClientMessage::Subscribe(_) => "subscribe",
             ClientMessage::Unsubscribe(_) => "unsubscribe",
         }
@@ -125,6 +158,112 @@ pub struct ChatHistoryRequest {
     pub before: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limit: Option<u32>,
+}
+
+/// Object properties: names to JSON values (in an update, `null` removes).
+pub type Props = std::collections::BTreeMap<String, serde_json::Value>;
+
+/// `object_create`: a new object at (`x`, `y`) of size `w` x `h` in canvas
+/// coordinates. `kind` `fog` is a fog-of-war region (gm only, seen by gms
+/// only). The server gives it its id (in the ack).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ObjectCreate {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<RequestId>,
+    pub canvas: CanvasId,
+    pub kind: String,
+    pub x: f64,
+    pub y: f64,
+    pub w: f64,
+    pub h: f64,
+    #[serde(default, skip_serializing_if = "Props::is_empty")]
+    pub props: Props,
+}
+
+/// `object_update`: sets each named property (`null` removes it); last
+/// writer wins per property, in sequence order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ObjectUpdate {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<RequestId>,
+    pub canvas: CanvasId,
+    pub object: String,
+    pub props: Props,
+}
+
+/// `object_move`: a new position, and optionally a new size.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ObjectMove {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<RequestId>,
+    pub canvas: CanvasId,
+    pub object: String,
+    pub x: f64,
+    pub y: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub w: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub h: Option<f64>,
+}
+
+/// `object_delete` / `object_like`: one object.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ObjectRef {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<RequestId>,
+    pub canvas: CanvasId,
+    pub object: String,
+}
+
+/// `objects` / `clear`: a command about a whole canvas.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CanvasRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<RequestId>,
+    pub canvas: CanvasId,
+}
+
+/// An object as it stands.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ObjectState {
+    pub id: String,
+    pub kind: String,
+    pub x: f64,
+    pub y: f64,
+    pub w: f64,
+    pub h: f64,
+    #[serde(default)]
+    pub props: Props,
+    /// Users who liked it.
+    #[serde(default)]
+    pub likes: u64,
+    /// The user who created it.
+    pub owner: String,
+}
+
+impl ObjectState {
+    /// Fog-of-war regions are seen by gms only.
+    pub fn is_fog(&self) -> bool {
+        self.kind == FOG_KIND
+    }
+}
+
+/// The object kind of fog-of-war regions.
+pub const FOG_KIND: &str = "fog";
+
+/// A canvas's objects and the position they include: the result of
+/// `objects`. Apply object events with a greater `seq` on top.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ObjectsPage {
+    pub canvas: CanvasId,
+    pub seq: u64,
+    pub epoch: String,
+    pub objects: Vec<ObjectState>,
 }
 
 /// `handshake`: the token, for clients that cannot put it in the URL or a header.
@@ -238,7 +377,7 @@ pub struct PresenceRequest {
 }
 
 /// One user present on a canvas (with any number of connections).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PresentUser {
     pub id: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -252,7 +391,7 @@ pub struct PresentUser {
 }
 
 /// The users on a canvas: the result of `presence`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PresenceList {
     pub canvas: CanvasId,
     pub users: Vec<PresentUser>,
@@ -319,6 +458,21 @@ pub enum ServerMessage {
     Notice(Notice),
     /// A canvas was created, changed or deleted (on `global`).
     CanvasesChanged(CanvasesChanged),
+    /// An object was created.
+    ObjectCreated(ObjectCreated),
+    /// Some of an object's properties changed.
+    ObjectUpdated(ObjectUpdated),
+    /// An object moved or was resized.
+    ObjectMoved(ObjectMoved),
+    /// An object was removed.
+    ObjectDeleted(ObjectEvent),
+    /// A user liked an object (each user once): its count grew by one.
+    ObjectLiked(ObjectEvent),
+    /// The canvas was cleared: every pixel 0, no objects.
+    Cleared(Cleared),
+    /// A durable event this connection may not see (gm-only data): it
+    /// holds the place of its sequence number.
+    Hidden(Hidden),
 }
 
 impl ServerMessage {
@@ -340,6 +494,13 @@ impl ServerMessage {
             ServerMessage::Announcement(_) => "announcement",
             ServerMessage::Notice(_) => "notice",
             ServerMessage::CanvasesChanged(_) => "canvases_changed",
+            ServerMessage::ObjectCreated(_) => "object_created",
+            ServerMessage::ObjectUpdated(_) => "object_updated",
+            ServerMessage::ObjectMoved(_) => "object_moved",
+            ServerMessage::ObjectDeleted(_) => "object_deleted",
+            ServerMessage::ObjectLiked(_) => "object_liked",
+            ServerMessage::Cleared(_) => "cleared",
+            ServerMessage::Hidden(_) => "hidden",
         }
     }
 
@@ -354,6 +515,12 @@ impl ServerMessage {
             ServerMessage::UserJoined(e) => Some(&e.canvas),
             ServerMessage::UserLeft(e) => Some(&e.canvas),
             ServerMessage::Notice(e) => Some(&e.canvas),
+            ServerMessage::ObjectCreated(e) => Some(&e.canvas),
+            ServerMessage::ObjectUpdated(e) => Some(&e.canvas),
+            ServerMessage::ObjectMoved(e) => Some(&e.canvas),
+            ServerMessage::ObjectDeleted(e) | ServerMessage::ObjectLiked(e) => Some(&e.canvas),
+            ServerMessage::Cleared(e) => Some(&e.canvas),
+            ServerMessage::Hidden(e) => Some(&e.canvas),
             _ => None,
         }
     }
@@ -363,6 +530,12 @@ impl ServerMessage {
         match self {
             ServerMessage::Draw(e) => e.seq = Some(seq),
             ServerMessage::Chat(e) => e.seq = Some(seq),
+            ServerMessage::ObjectCreated(e) => e.seq = Some(seq),
+            ServerMessage::ObjectUpdated(e) => e.seq = Some(seq),
+            ServerMessage::ObjectMoved(e) => e.seq = Some(seq),
+            ServerMessage::ObjectDeleted(e) | ServerMessage::ObjectLiked(e) => e.seq = Some(seq),
+            ServerMessage::Cleared(e) => e.seq = Some(seq),
+            ServerMessage::Hidden(e) => e.seq = Some(seq),
             _ => {}
         }
     }
@@ -431,6 +604,8 @@ pub enum AckResult {
     /// Result of `history` (before `Published`: untagged decoding tries the
     /// variants in order, and a page also has a `seq`).
     History(HistoryPage),
+    /// Result of `objects` (before `Published`, as `History`).
+    Objects(ObjectsPage),
     /// Result of a durable operation (`draw`, `chat`).
     Published(Published),
     /// Result of `presence`.
@@ -465,13 +640,16 @@ pub struct HistoryPage {
 }
 
 /// The sequence number a durable operation was given.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Published {
     pub seq: u64,
+    /// The new object's id (`object_create`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub object: Option<String>,
 }
 
 /// The canvas a `join` entered.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Joined {
     pub canvas: CanvasId,
     pub width: u32,
@@ -628,7 +806,7 @@ pub struct CanvasesChanged {
 }
 
 /// `user_joined` event.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct UserJoined {
     pub canvas: CanvasId,
     pub user: PresentUser,
@@ -688,4 +866,74 @@ mod tests {
             assert_eq!(wire, format!("\"{}\"", o.name()));
         }
     }
+}
+
+/// `object_created` event.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ObjectCreated {
+    pub canvas: CanvasId,
+    /// See [`DrawEvent::seq`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seq: Option<u64>,
+    pub author: Author,
+    pub ts: u64,
+    pub object: ObjectState,
+}
+
+/// `object_updated` event: the properties set (`null`: removed).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ObjectUpdated {
+    pub canvas: CanvasId,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seq: Option<u64>,
+    pub author: Author,
+    pub ts: u64,
+    pub object: String,
+    pub props: Props,
+}
+
+/// `object_moved` event: the new position, and the new size if it changed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ObjectMoved {
+    pub canvas: CanvasId,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seq: Option<u64>,
+    pub author: Author,
+    pub ts: u64,
+    pub object: String,
+    pub x: f64,
+    pub y: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub w: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub h: Option<f64>,
+}
+
+/// `object_deleted` / `object_liked` event.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ObjectEvent {
+    pub canvas: CanvasId,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seq: Option<u64>,
+    pub author: Author,
+    pub ts: u64,
+    pub object: String,
+}
+
+/// `cleared` event.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Cleared {
+    pub canvas: CanvasId,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seq: Option<u64>,
+    pub author: Author,
+    pub ts: u64,
+}
+
+/// `hidden` event: a sequence number whose event is not for this connection.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hidden {
+    pub canvas: CanvasId,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seq: Option<u64>,
 }

@@ -3,7 +3,9 @@
 //! and a message that names the offending field.
 
 use crate::error::ErrorCode;
-use crate::protocol::{ChatSend, CursorMove, Draw, HighlightSend, Pixel};
+use crate::protocol::{
+    ChatSend, CursorMove, Draw, HighlightSend, ObjectCreate, ObjectMove, ObjectUpdate, Pixel, Props,
+};
 
 /// Longest chat message, in Unicode scalar values (characters).
 pub const MAX_CHAT_CHARS: usize = 2000;
@@ -195,6 +197,119 @@ pub fn highlight(
     }
 }
 
+/// Most properties on one object, and in one update.
+pub const MAX_OBJECT_PROPS: usize = 32;
+
+/// Longest property name, in bytes.
+pub const MAX_PROP_NAME: usize = 64;
+
+/// Most bytes of JSON in one object's or one update's property values.
+pub const MAX_PROPS_BYTES: usize = 4096;
+
+/// Longest object kind and object id, in bytes.
+pub const MAX_KIND: usize = 32;
+pub const MAX_OBJECT_ID: usize = 64;
+
+fn word(s: &str, max: usize, extra: &[char]) -> bool {
+    !s.is_empty()
+        && s.len() <= max
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || extra.contains(&c))
+}
+
+/// An object id: 1 to 64 of `A-Z a-z 0-9 _ -`.
+pub fn object_id(id: &str) -> Result<(), Invalid> {
+    if word(id, MAX_OBJECT_ID, &['_', '-']) {
+        Ok(())
+    } else {
+        Err(invalid(format!(
+            "object {id:?} is not an object id (1 to {MAX_OBJECT_ID} of A-Z a-z 0-9 _ -)"
+        )))
+    }
+}
+
+/// Properties: at most 32, names 1 to 64 of `A-Z a-z 0-9 _ . -`, values
+/// at most 4,096 bytes of JSON together; `null` (removal) only if `update`.
+fn props(props: &Props, update: bool) -> Result<(), Invalid> {
+    if props.len() > MAX_OBJECT_PROPS {
+        return Err(invalid(format!(
+            "{} properties; at most {MAX_OBJECT_PROPS}",
+            props.len()
+        )));
+    }
+    let mut bytes = 0;
+    for (name, value) in props {
+        if !word(name, MAX_PROP_NAME, &['_', '.', '-']) {
+            return Err(invalid(format!(
+                "property name {name:?} must be 1 to {MAX_PROP_NAME} of A-Z a-z 0-9 _ . -"
+            )));
+        }
+        if value.is_null() && !update {
+            return Err(invalid(format!("property {name:?} is null")));
+        }
+        bytes += value.to_string().len();
+    }
+    if bytes > MAX_PROPS_BYTES {
+        return Err(invalid(format!(
+            "property values are {bytes} bytes of JSON; at most {MAX_PROPS_BYTES}"
+        )));
+    }
+    Ok(())
+}
+
+/// A position on the canvas (edges included) and, if given, a size that
+/// fits the canvas's dimensions.
+fn placement(
+    x: f64,
+    y: f64,
+    w: Option<f64>,
+    h: Option<f64>,
+    geometry: &CanvasGeometry,
+) -> Result<(), Invalid> {
+    let inside = |v: f64, max: u32| v.is_finite() && v >= 0.0 && v <= f64::from(max);
+    if !inside(x, geometry.width) || !inside(y, geometry.height) {
+        return Err(invalid(format!(
+            "position ({x}, {y}) is outside the {}x{} canvas",
+            geometry.width, geometry.height
+        )));
+    }
+    let size = |v: Option<f64>, max: u32| v.is_none_or(|v| inside(v, max) && v > 0.0);
+    if !size(w, geometry.width) || !size(h, geometry.height) {
+        return Err(invalid(format!(
+            "size {w:?} x {h:?} must be above 0 and at most the {}x{} canvas",
+            geometry.width, geometry.height
+        )));
+    }
+    Ok(())
+}
+
+/// Validates `object_create`.
+pub fn object_create(cmd: &ObjectCreate, geometry: &CanvasGeometry) -> Result<(), Invalid> {
+    if !word(&cmd.kind, MAX_KIND, &['_', '-']) {
+        return Err(invalid(format!(
+            "kind {:?} must be 1 to {MAX_KIND} of A-Z a-z 0-9 _ -",
+            cmd.kind
+        )));
+    }
+    placement(cmd.x, cmd.y, Some(cmd.w), Some(cmd.h), geometry)?;
+    props(&cmd.props, false)
+}
+
+/// Validates `object_update`: at least one property.
+pub fn object_update(cmd: &ObjectUpdate) -> Result<(), Invalid> {
+    object_id(&cmd.object)?;
+    if cmd.props.is_empty() {
+        return Err(invalid("props is empty: nothing to update".into()));
+    }
+    props(&cmd.props, true)
+}
+
+/// Validates `object_move`.
+pub fn object_move(cmd: &ObjectMove, geometry: &CanvasGeometry) -> Result<(), Invalid> {
+    object_id(&cmd.object)?;
+    placement(cmd.x, cmd.y, cmd.w, cmd.h, geometry)
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -367,5 +482,70 @@ mod tests {
         ] {
             assert!(bad.check().is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn objects_are_bounded_and_named() {
+        let g = CanvasGeometry {
+            width: 100,
+            height: 50,
+            palette_size: 32,
+        };
+        let canvas = crate::ids::CanvasId::new("c").expect("valid");
+        let create = |kind: &str, x: f64, w: f64, props: Props| ObjectCreate {
+            id: None,
+            canvas: canvas.clone(),
+            kind: kind.into(),
+            x,
+            y: 10.0,
+            w,
+            h: 5.0,
+            props,
+        };
+        let p = |pairs: &[(&str, serde_json::Value)]| -> Props {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.clone()))
+                .collect()
+        };
+        assert!(object_create(&create("token", 100.0, 100.0, p(&[("hp", 3.into())])), &g).is_ok());
+        for bad in [
+            create("", 1.0, 1.0, Props::new()),
+            create("Tö", 1.0, 1.0, Props::new()),
+            create(&"k".repeat(33), 1.0, 1.0, Props::new()),
+            create("token", 100.5, 1.0, Props::new()),
+            create("token", f64::NAN, 1.0, Props::new()),
+            create("token", 1.0, 0.0, Props::new()),
+            create("token", 1.0, 101.0, Props::new()),
+            create("token", 1.0, 1.0, p(&[("a b", 1.into())])),
+            create("token", 1.0, 1.0, p(&[("gone", serde_json::Value::Null)])),
+            create("token", 1.0, 1.0, p(&[("big", "x".repeat(5000).into())])),
+        ] {
+            let err = object_create(&bad, &g).expect_err("refused");
+            assert_eq!(err.code, ErrorCode::InvalidValue, "{bad:?}");
+        }
+        let many: Props = (0..33).map(|i| (format!("p{i}"), 1.into())).collect();
+        assert!(object_create(&create("t", 1.0, 1.0, many), &g).is_err());
+        let update = |object: &str, props: Props| ObjectUpdate {
+            id: None,
+            canvas: canvas.clone(),
+            object: object.into(),
+            props,
+        };
+        assert!(object_update(&update("a1", p(&[("hp", serde_json::Value::Null)]))).is_ok());
+        assert!(object_update(&update("a1", Props::new())).is_err());
+        assert!(object_update(&update("a/1", p(&[("hp", 1.into())]))).is_err());
+        let mv = |x: f64, w: Option<f64>| ObjectMove {
+            id: None,
+            canvas: canvas.clone(),
+            object: "a1".into(),
+            x,
+            y: 0.0,
+            w,
+            h: None,
+        };
+        assert!(object_move(&mv(0.0, None), &g).is_ok());
+        assert!(object_move(&mv(-1.0, None), &g).is_err());
+        assert!(object_move(&mv(1.0, Some(-2.0)), &g).is_err());
     }
 }

@@ -74,6 +74,13 @@ fn every_server_example_decodes() {
         "announcement",
         "notice",
         "canvases_changed",
+        "object_created",
+        "object_updated",
+        "object_moved",
+        "object_deleted",
+        "object_liked",
+        "cleared",
+        "hidden",
     ] {
         assert!(kinds.contains(kind), "no server example of {kind}");
     }

@@ -81,7 +81,8 @@ pub fn settings(node: &str, redis: Option<&RedisServer>, extra: &[&str]) -> Sett
     // as fast as they like unless they test the rate limits, and see no
     // user_joined/user_left among the events they count unless they test
     // presence.
-    let unlimited = "pixels=1000000/s:1000000,chat=1000000/s:1000000,cursors=1000000/s:1000000";
+    let unlimited = "pixels=1000000/s:1000000,chat=1000000/s:1000000,cursors=1000000/s:1000000,\
+                     objects=1000000/s:1000000";
     for (flag, value) in [
         ("--drain-delay-ms", "0"),
         ("--drain-window-ms", "0"),
