@@ -37,17 +37,21 @@ fn user_of(entry: &str) -> Option<&str> {
 }
 
 /// What is stored with an entry.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EntryInfo {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     pub role: Role,
     /// When the connection joined, ms since the Unix epoch.
     pub since: u64,
+    /// What the connection last said its user is doing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub activity: Option<shared::protocol::Activity>,
 }
 
 /// Folds live entries into one [`PresentUser`] per user: the earliest
-/// `since`, the details of that entry, and the number of connections.
+/// `since`, the details of that entry, the number of connections, and the
+/// latest activity any of them reported.
 pub(crate) fn fold<'a>(live: impl IntoIterator<Item = (&'a str, EntryInfo)>) -> Vec<PresentUser> {
     let mut users: BTreeMap<String, PresentUser> = BTreeMap::new();
     for (entry, info) in live {
@@ -58,8 +62,14 @@ pub(crate) fn fold<'a>(live: impl IntoIterator<Item = (&'a str, EntryInfo)>) -> 
             role: info.role,
             since: info.since,
             connections: 0,
+            activity: None,
         });
         u.connections += 1;
+        if let Some(a) = &info.activity
+            && u.activity.as_ref().is_none_or(|b| a.ts > b.ts)
+        {
+            u.activity = Some(a.clone());
+        }
         if info.since < u.since {
             u.since = info.since;
             u.name = info.name.clone();
@@ -166,6 +176,7 @@ mod tests {
             name: Some(format!("n{since}")),
             role,
             since,
+            activity: None,
         }
     }
 

@@ -9,7 +9,9 @@ use parking_lot::Mutex;
 use shared::CanvasId;
 use shared::auth::Role;
 use shared::busframe::BusHeader;
-use shared::protocol::{Author, PresentUser, ServerMessage, UserJoined, UserLeft};
+use shared::protocol::{
+    Activity, ActivityEvent, Author, PresentUser, ServerMessage, UserJoined, UserLeft,
+};
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
@@ -30,8 +32,8 @@ pub(crate) struct Presence {
     /// this many connections: beyond, every join would cost a delivery to
     /// everyone (quadratic in a join storm); clients ask with `presence`.
     pub events_max: usize,
-    /// Entry names by canvas and connection.
-    local: Mutex<HashMap<(CanvasId, u64), String>>,
+    /// Entry names and details by canvas and connection.
+    local: Mutex<HashMap<(CanvasId, u64), (String, EntryInfo)>>,
 }
 
 impl Presence {
@@ -65,11 +67,12 @@ impl Presence {
             name: author.name.clone(),
             role,
             since: now,
+            activity: None,
         };
         let expiry = now + self.ttl.as_millis() as u64;
         self.local
             .lock()
-            .insert((canvas.clone(), conn), entry.clone());
+            .insert((canvas.clone(), conn), (entry.clone(), info.clone()));
         let entered = state
             .fanout
             .presence_enter(canvas, &entry, &info, expiry)
@@ -88,6 +91,7 @@ impl Presence {
                         role,
                         since: now,
                         connections: 1,
+                        activity: None,
                     },
                 });
                 announce(state, canvas, conn, &event).await;
@@ -100,6 +104,44 @@ impl Presence {
             return (Vec::new(), count);
         }
         (self.list(state, canvas).await, count)
+    }
+
+    /// Records what connection `conn`'s user is doing on `canvas` (shown in
+    /// the presence list) and tells the canvas. False if the connection has
+    /// no entry there.
+    pub async fn set_activity(
+        &self,
+        state: &AppState,
+        canvas: &CanvasId,
+        conn: u64,
+        author: &Author,
+        activity: Activity,
+    ) -> Result<bool, fanout::BusError> {
+        let found = self
+            .local
+            .lock()
+            .get_mut(&(canvas.clone(), conn))
+            .map(|(entry, info)| {
+                info.activity = Some(activity.clone());
+                (entry.clone(), info.clone())
+            });
+        let Some((entry, info)) = found else {
+            return Ok(false);
+        };
+        let expiry = shared::now_ms() + self.ttl.as_millis() as u64;
+        // Re-entering an existing entry replaces its details; it is not an
+        // arrival, so nothing is announced for it.
+        state
+            .fanout
+            .presence_enter(canvas, &entry, &info, expiry)
+            .await?;
+        let event = ServerMessage::Activity(ActivityEvent {
+            canvas: canvas.clone(),
+            user: author.clone(),
+            activity,
+        });
+        announce(state, canvas, conn, &event).await;
+        Ok(true)
     }
 
     /// Who is on the canvas; empty (and logged) if the store fails.
@@ -117,7 +159,7 @@ impl Presence {
     /// Connection `conn` left `canvas`: its entry expires after the grace
     /// period unless the user is back, and a sweep announces the departure.
     pub async fn leave(&self, state: &AppState, canvas: &CanvasId, conn: u64) {
-        let Some(entry) = self.local.lock().remove(&(canvas.clone(), conn)) else {
+        let Some((entry, _)) = self.local.lock().remove(&(canvas.clone(), conn)) else {
             return;
         };
         let expiry = shared::now_ms() + self.grace.as_millis() as u64;
@@ -154,7 +196,7 @@ impl Presence {
             .local
             .lock()
             .iter()
-            .map(|((canvas, _), entry)| (canvas.clone(), entry.clone()))
+            .map(|((canvas, _), (entry, _))| (canvas.clone(), entry.clone()))
             .collect();
         let expiry = shared::now_ms() + self.ttl.as_millis() as u64;
         for chunk in entries.chunks(REFRESH_CHUNK) {

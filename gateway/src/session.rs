@@ -408,6 +408,33 @@ impl<'a> Session<'a> {
             | ClientMessage::ObjectDelete(_)
             | ClientMessage::ObjectLike(_)
             | ClientMessage::Clear(_) => self.object_command(cmd).await,
+            ClientMessage::Activity(a) => {
+                let Some(geometry) = self.joined_as(&a.id, &a.canvas, "activity", Role::Spectator)
+                else {
+                    return;
+                };
+                let activity = match validate::activity(&a, &geometry) {
+                    Ok(activity) => activity,
+                    Err(invalid) => return self.out.error(a.id, invalid.code, invalid.message),
+                };
+                // Cursor-like: frequent, ephemeral, cheap.
+                if !self.pay(&a.id, OpClass::Cursors, 1) {
+                    return;
+                }
+                match self
+                    .state
+                    .presence
+                    .set_activity(self.state, &a.canvas, self.conn, &self.author, activity)
+                    .await
+                {
+                    Ok(_) => self.out.ack(a.id, None),
+                    Err(err) => {
+                        tracing::warn!(canvas = %a.canvas, error = %err, "activity not stored");
+                        self.out
+                            .error(a.id, ErrorCode::Unavailable, "activity not stored; retry");
+                    }
+                }
+            }
             ClientMessage::Subscribe(c) => self.channel(c.id, &c.channel, true).await,
             ClientMessage::Unsubscribe(c) => self.channel(c.id, &c.channel, false).await,
             ClientMessage::Presence(p) => {

@@ -10,7 +10,8 @@ mod common;
 use common::*;
 use shared::RequestId;
 use shared::protocol::{
-    AckResult, ClientMessage, PresenceList, PresenceRequest, PresentUser, ServerMessage,
+    AckResult, ActivityEvent, ActivitySend, ActivityState, ClientMessage, PresenceList,
+    PresenceRequest, PresentUser, ServerMessage,
 };
 use std::net::SocketAddr;
 use std::process::{Command, Stdio};
@@ -256,4 +257,152 @@ async fn beyond_the_limit_joins_get_a_count_and_no_events() {
         other => panic!("{other:?}"),
     }
     g.stop().await;
+}
+
+fn activity(
+    id: u64,
+    canvas: &str,
+    state: ActivityState,
+    at: Option<(f64, f64)>,
+    object: Option<&str>,
+) -> ClientMessage {
+    ClientMessage::Activity(ActivitySend {
+        id: Some(RequestId::Num(id)),
+        canvas: shared::CanvasId::new(canvas).unwrap(),
+        state,
+        x: at.map(|p| p.0),
+        y: at.map(|p| p.1),
+        object: object.map(str::to_owned),
+    })
+}
+
+/// The next `activity` event, passing over presence events.
+async fn next_activity(c: &mut WsClient) -> ActivityEvent {
+    loop {
+        match c.recv().await {
+            ServerMessage::Activity(e) => return e,
+            ServerMessage::UserJoined(_) | ServerMessage::UserLeft(_) => {}
+            other => panic!("expected activity, got {other:?}"),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn activity_is_announced_and_listed_across_gateways() {
+    let redis = RedisServer::start();
+    // No user_joined/user_left here (events max 0): only activity.
+    let a = Gateway::start(settings("act-a", Some(&redis), &FAST[..3])).await;
+    let b = Gateway::start(settings("act-b", Some(&redis), &FAST[..3])).await;
+    let mut ada = a.client("ada").await;
+    join_presence(&mut ada, 1, "act").await;
+    let mut bob = b.client("bob").await;
+    join_presence(&mut bob, 1, "act").await;
+    assert_eq!(
+        rest_presence(b.addr, "act").await.users[0].activity,
+        None,
+        "no activity until one is said"
+    );
+
+    // Ada types on gateway a: bob on b hears it; the list says so.
+    ada.send(&activity(2, "act", ActivityState::Typing, None, None))
+        .await;
+    expect_ack(&mut ada, 2).await;
+    let e = next_activity(&mut bob).await;
+    assert_eq!(
+        (e.user.id.as_str(), e.activity.state),
+        ("ada", ActivityState::Typing)
+    );
+    let listed = |list: &PresenceList| {
+        list.users
+            .iter()
+            .find(|u| u.id == "ada")
+            .and_then(|u| u.activity.clone())
+    };
+    assert_eq!(
+        listed(&rest_presence(b.addr, "act").await).map(|a| a.state),
+        Some(ActivityState::Typing)
+    );
+
+    // Editing at a position and an object, then idle from her second tab
+    // (on b): the list shows the latest of her connections.
+    ada.send(&activity(
+        3,
+        "act",
+        ActivityState::Editing,
+        Some((4.0, 5.5)),
+        Some("tile-7"),
+    ))
+    .await;
+    expect_ack(&mut ada, 3).await;
+    let e = next_activity(&mut bob).await;
+    assert_eq!(
+        (e.activity.x, e.activity.y, e.activity.object.as_deref()),
+        (Some(4.0), Some(5.5), Some("tile-7"))
+    );
+    let now = listed(&rest_presence(a.addr, "act").await).unwrap();
+    assert_eq!((now.state, now.x), (ActivityState::Editing, Some(4.0)));
+    let mut ada2 = b.client("ada").await;
+    join_presence(&mut ada2, 1, "act").await;
+    ada2.send(&activity(2, "act", ActivityState::Idle, None, None))
+        .await;
+    expect_ack(&mut ada2, 2).await;
+    assert_eq!(
+        next_activity(&mut bob).await.activity.state,
+        ActivityState::Idle
+    );
+    // Her first tab hears it too: another connection of hers.
+    assert_eq!(
+        next_activity(&mut ada).await.activity.state,
+        ActivityState::Idle
+    );
+    bob.send(&ClientMessage::Presence(PresenceRequest {
+        id: Some(RequestId::Num(9)),
+        canvas: shared::CanvasId::new("act").unwrap(),
+    }))
+    .await;
+    match expect_ack(&mut bob, 9).await {
+        Some(AckResult::Presence(list)) => {
+            assert_eq!(listed(&list).map(|a| a.state), Some(ActivityState::Idle));
+            let ada = list.users.iter().find(|u| u.id == "ada").unwrap();
+            assert_eq!(ada.connections, 2, "still one user");
+        }
+        other => panic!("{other:?}"),
+    }
+
+    // Bad inputs: E007 or E010; nothing announced, the connection goes on.
+    for (msg, code) in [
+        (
+            activity(10, "act", ActivityState::Editing, None, None),
+            shared::ErrorCode::InvalidValue,
+        ),
+        (
+            activity(11, "act", ActivityState::Typing, Some((1.0, 1.0)), None),
+            shared::ErrorCode::InvalidValue,
+        ),
+        (
+            activity(12, "act", ActivityState::Editing, Some((500.0, 1.0)), None),
+            shared::ErrorCode::InvalidValue,
+        ),
+        (
+            activity(13, "act", ActivityState::Editing, None, Some("bad id")),
+            shared::ErrorCode::InvalidValue,
+        ),
+        (
+            activity(14, "elsewhere", ActivityState::Typing, None, None),
+            shared::ErrorCode::NotJoined,
+        ),
+    ] {
+        ada.send(&msg).await;
+        let e = expect_error(&mut ada).await;
+        assert_eq!(e.code, code, "{msg:?}");
+    }
+    ada.send(&activity(15, "act", ActivityState::Active, None, None))
+        .await;
+    expect_ack(&mut ada, 15).await;
+    assert_eq!(
+        next_activity(&mut bob).await.activity.state,
+        ActivityState::Active
+    );
+    a.stop().await;
+    b.stop().await;
 }

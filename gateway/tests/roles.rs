@@ -89,6 +89,14 @@ fn operation(op: &str, id: u64) -> ClientMessage {
             canvas: canvas("r"),
             object: "nobody-has-this".into(),
         }),
+        "activity" => ClientMessage::Activity(ActivitySend {
+            id: Some(RequestId::Num(id)),
+            canvas: canvas("r"),
+            state: ActivityState::Typing,
+            x: None,
+            y: None,
+            object: None,
+        }),
         "clear" => ClientMessage::Clear(CanvasRequest {
             id: Some(RequestId::Num(id)),
             canvas: canvas("r"),
@@ -142,6 +150,7 @@ async fn every_role_and_operation_is_allowed_or_refused_with_e008() {
         ("chat_history", Role::Spectator),
         ("objects", Role::Spectator),
         ("object_like", Role::Spectator),
+        ("activity", Role::Spectator),
         ("draw", Role::Player),
         ("object_create", Role::Player),
         ("object_update", Role::Player),

@@ -311,6 +311,14 @@ mod tests {
                 id: Some(RequestId::Num(25)),
                 canvas: canvas(),
             }),
+            ClientMessage::Activity(ActivitySend {
+                id: Some(RequestId::Num(26)),
+                canvas: canvas(),
+                state: ActivityState::Editing,
+                x: Some(1.0),
+                y: Some(2.0),
+                object: None,
+            }),
             ClientMessage::Presence(PresenceRequest {
                 id: Some(RequestId::Num(6)),
                 canvas: canvas(),
@@ -381,6 +389,13 @@ mod tests {
                         role: crate::auth::Role::Gm,
                         since: 1,
                         connections: 2,
+                        activity: Some(Activity {
+                            state: ActivityState::Editing,
+                            x: Some(3.0),
+                            y: Some(4.5),
+                            object: Some("9f2c".into()),
+                            ts: 9,
+                        }),
                     }],
                     presence_count: 2,
                 })),
@@ -452,6 +467,18 @@ mod tests {
                     role: crate::auth::Role::Spectator,
                     since: 7,
                     connections: 1,
+                    activity: None,
+                },
+            }),
+            ServerMessage::Activity(ActivityEvent {
+                canvas: canvas(),
+                user: author(),
+                activity: Activity {
+                    state: ActivityState::Typing,
+                    x: None,
+                    y: None,
+                    object: None,
+                    ts: 10,
                 },
             }),
             ServerMessage::UserLeft(UserLeft {

@@ -51,6 +51,9 @@ pub enum ClientMessage {
     Objects(CanvasRequest),
     /// Clears a canvas: every pixel and object (gm).
     Clear(CanvasRequest),
+    /// Says what this user is doing on a canvas (ephemeral; also shown in
+    /// the presence list).
+    Activity(ActivitySend),
     /// Starts receiving a channel (`global`).
     Subscribe(ChannelRequest),
     /// Stops receiving a channel.
@@ -59,7 +62,7 @@ pub enum ClientMessage {
 
 impl ClientMessage {
     /// Every [`ClientMessage::kind`], for metrics and documentation checks.
-    pub const KINDS: [&'static str; 20] = [
+    pub const KINDS: [&'static str; 21] = [
         "handshake",
         "ping",
         "join",
@@ -78,6 +81,7 @@ impl ClientMessage {
         "object_like",
         "objects",
         "clear",
+        "activity",
         "subscribe",
         "unsubscribe",
     ];
@@ -101,6 +105,7 @@ impl ClientMessage {
             ClientMessage::ObjectMove(m) => m.id.as_ref(),
             ClientMessage::ObjectDelete(m) | ClientMessage::ObjectLike(m) => m.id.as_ref(),
             ClientMessage::Objects(m) | ClientMessage::Clear(m) => m.id.as_ref(),
+            ClientMessage::Activity(m) => m.id.as_ref(),
             ClientMessage::Subscribe(m) | ClientMessage::Unsubscribe(m) => m.id.as_ref(),
         }
     }
@@ -126,6 +131,7 @@ impl ClientMessage {
             ClientMessage::ObjectLike(_) => "object_like",
             ClientMessage::Objects(_) => "objects",
             ClientMessage::Clear(_) => "clear",
+            ClientMessage::Activity(_) => "activity",
             ClientMessage::Subscribe(_) => "subscribe",
             ClientMessage::Unsubscribe(_) => "unsubscribe",
         }
@@ -266,6 +272,51 @@ pub struct ObjectsPage {
     pub objects: Vec<ObjectState>,
 }
 
+/// What a user is doing on a canvas.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ActivityState {
+    /// Here and busy with nothing in particular.
+    Active,
+    /// Typing a chat message.
+    Typing,
+    /// Editing at a position or an object.
+    Editing,
+    /// Away from the keyboard.
+    Idle,
+}
+
+/// `activity`: `editing` names where, with `x` and `y`, an `object`, or
+/// both; the other states take neither.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ActivitySend {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<RequestId>,
+    pub canvas: CanvasId,
+    pub state: ActivityState,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub x: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub y: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub object: Option<String>,
+}
+
+/// A user's activity on a canvas, as others see it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Activity {
+    pub state: ActivityState,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub x: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub y: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub object: Option<String>,
+    /// When it was said, ms since the Unix epoch.
+    pub ts: u64,
+}
+
 /// `handshake`: the token, for clients that cannot put it in the URL or a header.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -388,6 +439,10 @@ pub struct PresentUser {
     pub since: u64,
     /// The user's connections on the canvas, across gateways.
     pub connections: u32,
+    /// What the user last said it is doing here (its latest `activity`
+    /// on any of its connections), if anything.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub activity: Option<Activity>,
 }
 
 /// The users on a canvas: the result of `presence`.
@@ -473,6 +528,8 @@ pub enum ServerMessage {
     /// A durable event this connection may not see (gm-only data): it
     /// holds the place of its sequence number.
     Hidden(Hidden),
+    /// A user's activity changed (typing, editing, idle).
+    Activity(ActivityEvent),
 }
 
 impl ServerMessage {
@@ -501,6 +558,7 @@ impl ServerMessage {
             ServerMessage::ObjectLiked(_) => "object_liked",
             ServerMessage::Cleared(_) => "cleared",
             ServerMessage::Hidden(_) => "hidden",
+            ServerMessage::Activity(_) => "activity",
         }
     }
 
@@ -521,6 +579,7 @@ impl ServerMessage {
             ServerMessage::ObjectDeleted(e) | ServerMessage::ObjectLiked(e) => Some(&e.canvas),
             ServerMessage::Cleared(e) => Some(&e.canvas),
             ServerMessage::Hidden(e) => Some(&e.canvas),
+            ServerMessage::Activity(e) => Some(&e.canvas),
             _ => None,
         }
     }
@@ -936,4 +995,12 @@ pub struct Hidden {
     pub canvas: CanvasId,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seq: Option<u64>,
+}
+
+/// `activity` event.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ActivityEvent {
+    pub canvas: CanvasId,
+    pub user: Author,
+    pub activity: Activity,
 }

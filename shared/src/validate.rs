@@ -4,7 +4,8 @@
 
 use crate::error::ErrorCode;
 use crate::protocol::{
-    ChatSend, CursorMove, Draw, HighlightSend, ObjectCreate, ObjectMove, ObjectUpdate, Pixel, Props,
+    Activity, ActivitySend, ActivityState, ChatSend, CursorMove, Draw, HighlightSend, ObjectCreate,
+    ObjectMove, ObjectUpdate, Pixel, Props,
 };
 
 /// Longest chat message, in Unicode scalar values (characters).
@@ -310,6 +311,36 @@ pub fn object_move(cmd: &ObjectMove, geometry: &CanvasGeometry) -> Result<(), In
     placement(cmd.x, cmd.y, cmd.w, cmd.h, geometry)
 }
 
+/// Validates `activity`: `editing` needs a position on the canvas (`x`
+/// and `y` together), an object id, or both; other states take neither.
+pub fn activity(cmd: &ActivitySend, geometry: &CanvasGeometry) -> Result<Activity, Invalid> {
+    let located = cmd.x.is_some() || cmd.y.is_some() || cmd.object.is_some();
+    if cmd.state != ActivityState::Editing {
+        if located {
+            return Err(invalid("x, y and object are for editing only".into()));
+        }
+    } else {
+        if !located {
+            return Err(invalid("editing needs x and y, an object, or both".into()));
+        }
+        match (cmd.x, cmd.y) {
+            (Some(x), Some(y)) => placement(x, y, None, None, geometry)?,
+            (None, None) => {}
+            _ => return Err(invalid("x and y go together".into())),
+        }
+        if let Some(object) = &cmd.object {
+            object_id(object)?;
+        }
+    }
+    Ok(Activity {
+        state: cmd.state,
+        x: cmd.x,
+        y: cmd.y,
+        object: cmd.object.clone(),
+        ts: crate::now_ms(),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -547,5 +578,42 @@ mod tests {
         assert!(object_move(&mv(0.0, None), &g).is_ok());
         assert!(object_move(&mv(-1.0, None), &g).is_err());
         assert!(object_move(&mv(1.0, Some(-2.0)), &g).is_err());
+    }
+
+    #[test]
+    fn activity_locates_editing_only() {
+        let g = CanvasGeometry {
+            width: 10,
+            height: 10,
+            palette_size: 32,
+        };
+        let a = |state, x: Option<f64>, y: Option<f64>, object: Option<&str>| ActivitySend {
+            id: None,
+            canvas: crate::ids::CanvasId::new("c").expect("valid"),
+            state,
+            x,
+            y,
+            object: object.map(str::to_owned),
+        };
+        use ActivityState::*;
+        for ok in [
+            a(Typing, None, None, None),
+            a(Idle, None, None, None),
+            a(Editing, Some(1.0), Some(2.0), None),
+            a(Editing, None, None, Some("o1")),
+            a(Editing, Some(0.0), Some(10.0), Some("o1")),
+        ] {
+            assert!(activity(&ok, &g).is_ok(), "{ok:?}");
+        }
+        for bad in [
+            a(Typing, Some(1.0), Some(1.0), None),
+            a(Active, None, None, Some("o1")),
+            a(Editing, None, None, None),
+            a(Editing, Some(1.0), None, None),
+            a(Editing, Some(11.0), Some(1.0), None),
+            a(Editing, None, None, Some("bad id")),
+        ] {
+            assert!(activity(&bad, &g).is_err(), "{bad:?}");
+        }
     }
 }

@@ -81,6 +81,7 @@ fn every_server_example_decodes() {
         "object_liked",
         "cleared",
         "hidden",
+        "activity",
     ] {
         assert!(kinds.contains(kind), "no server example of {kind}");
     }
