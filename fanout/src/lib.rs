@@ -11,6 +11,7 @@ mod control;
 mod hub;
 mod log;
 pub mod objects;
+mod online;
 pub mod presence;
 mod queue;
 mod redis_bus;
@@ -83,6 +84,7 @@ pub struct Fanout {
     bus: Bus,
     /// Presence when standalone (on Redis it lives there).
     presence: presence::MemoryPresence,
+    online: online::MemoryOnline,
     /// How long a join waits for Redis to confirm the canvas subscription.
     subscribe_timeout: Duration,
 }
@@ -95,6 +97,7 @@ impl Fanout {
             hub: Arc::new(Hub::new(node, None)),
             bus: Bus::Memory(log::MemoryLog::new(log_max_events)),
             presence: presence::MemoryPresence::default(),
+            online: online::MemoryOnline::default(),
             subscribe_timeout: Duration::from_secs(5),
         }
     }
@@ -113,6 +116,7 @@ impl Fanout {
             hub,
             bus: Bus::Redis(bus),
             presence: presence::MemoryPresence::default(),
+            online: online::MemoryOnline::default(),
             subscribe_timeout,
         })
     }
@@ -396,6 +400,63 @@ impl Fanout {
         match &self.bus {
             Bus::Memory(_) => Ok(self.presence.list(canvas, now)),
             Bus::Redis(r) => r.presence_list(canvas, now).await,
+        }
+    }
+
+    /// Adds connection `entry` of `user` to the cluster's online registry,
+    /// expiring at `expiry` (ms since the epoch); true if the user had no
+    /// live connection anywhere (it just came online).
+    pub async fn online_enter(
+        &self,
+        user: &str,
+        entry: &str,
+        expiry: u64,
+    ) -> Result<bool, BusError> {
+        let now = shared::now_ms();
+        match &self.bus {
+            Bus::Memory(_) => Ok(self.online.enter(user, entry, expiry, now)),
+            Bus::Redis(r) => {
+                r.online_enter(user, entry, expiry, now, presence_key_ttl(expiry, now))
+                    .await
+            }
+        }
+    }
+
+    /// Moves existing online entries' (user, entry) expiry to `expiry`.
+    pub async fn online_expire(
+        &self,
+        entries: &[(String, String)],
+        expiry: u64,
+    ) -> Result<(), BusError> {
+        match &self.bus {
+            Bus::Memory(_) => {
+                self.online.expire_at(entries, expiry);
+                Ok(())
+            }
+            Bus::Redis(r) => {
+                let now = shared::now_ms();
+                r.online_expire(entries, expiry, presence_key_ttl(expiry, now))
+                    .await
+            }
+        }
+    }
+
+    /// Removes lapsed online entries; the users now offline, each reported
+    /// to exactly one caller.
+    pub async fn online_sweep(&self) -> Result<Vec<String>, BusError> {
+        let now = shared::now_ms();
+        match &self.bus {
+            Bus::Memory(_) => Ok(self.online.sweep(now)),
+            Bus::Redis(r) => r.online_sweep(now).await,
+        }
+    }
+
+    /// Whether each user is online.
+    pub async fn online_check(&self, users: &[String]) -> Result<Vec<bool>, BusError> {
+        let now = shared::now_ms();
+        match &self.bus {
+            Bus::Memory(_) => Ok(self.online.check(users, now)),
+            Bus::Redis(r) => r.online_check(users, now).await,
         }
     }
 

@@ -79,6 +79,15 @@ static RESTORE_SCRIPT: std::sync::LazyLock<redis::Script> =
 static PRESENCE_ENTER_SCRIPT: std::sync::LazyLock<redis::Script> =
     std::sync::LazyLock::new(|| redis::Script::new(include_str!("scripts/presence_enter.lua")));
 
+static ONLINE_ENTER_SCRIPT: std::sync::LazyLock<redis::Script> =
+    std::sync::LazyLock::new(|| redis::Script::new(include_str!("scripts/online_enter.lua")));
+
+static ONLINE_EXPIRE_SCRIPT: std::sync::LazyLock<redis::Script> =
+    std::sync::LazyLock::new(|| redis::Script::new(include_str!("scripts/online_expire.lua")));
+
+static ONLINE_SWEEP_SCRIPT: std::sync::LazyLock<redis::Script> =
+    std::sync::LazyLock::new(|| redis::Script::new(include_str!("scripts/online_sweep.lua")));
+
 static PRESENCE_SWEEP_SCRIPT: std::sync::LazyLock<redis::Script> =
     std::sync::LazyLock::new(|| redis::Script::new(include_str!("scripts/presence_sweep.lua")));
 
@@ -240,6 +249,75 @@ impl RedisBus {
         }
         self.with_conn(|c| Box::pin(async move { pipe.query_async::<()>(c).await }))
             .await
+    }
+
+    pub(crate) async fn online_enter(
+        &self,
+        user: &str,
+        entry: &str,
+        expiry: u64,
+        now: u64,
+        key_ttl: u64,
+    ) -> Result<bool, BusError> {
+        let mut call = ONLINE_ENTER_SCRIPT.prepare_invoke();
+        call.key(keys::online_index())
+            .key(format!("{}{user}", keys::online_user_prefix()))
+            .arg(user)
+            .arg(entry)
+            .arg(expiry)
+            .arg(now)
+            .arg(key_ttl);
+        let first: u8 = self
+            .with_conn(|c| Box::pin(async move { call.invoke_async(c).await }))
+            .await?;
+        Ok(first == 1)
+    }
+
+    pub(crate) async fn online_expire(
+        &self,
+        entries: &[(String, String)],
+        expiry: u64,
+        key_ttl: u64,
+    ) -> Result<(), BusError> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let mut call = ONLINE_EXPIRE_SCRIPT.prepare_invoke();
+        call.key(keys::online_index()).arg(expiry).arg(key_ttl);
+        let prefix = keys::online_user_prefix();
+        for (user, entry) in entries {
+            call.key(format!("{prefix}{user}")).arg(user).arg(entry);
+        }
+        self.with_conn(|c| Box::pin(async move { call.invoke_async::<()>(c).await }))
+            .await
+    }
+
+    pub(crate) async fn online_sweep(&self, now: u64) -> Result<Vec<String>, BusError> {
+        let mut call = ONLINE_SWEEP_SCRIPT.prepare_invoke();
+        call.key(keys::online_index())
+            .arg(now)
+            .arg(keys::online_user_prefix());
+        self.with_conn(|c| Box::pin(async move { call.invoke_async(c).await }))
+            .await
+    }
+
+    pub(crate) async fn online_check(
+        &self,
+        users: &[String],
+        now: u64,
+    ) -> Result<Vec<bool>, BusError> {
+        if users.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut cmd = redis::cmd("ZMSCORE");
+        cmd.arg(keys::online_index()).arg(users);
+        let scores: Vec<Option<f64>> = self
+            .with_conn(|c| Box::pin(async move { cmd.query_async(c).await }))
+            .await?;
+        Ok(scores
+            .into_iter()
+            .map(|s| s.is_some_and(|s| s > now as f64))
+            .collect())
     }
 
     pub(crate) async fn presence_sweep(

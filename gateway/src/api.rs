@@ -262,6 +262,47 @@ pub(crate) async fn objects(
     .into_response())
 }
 
+#[derive(Debug, Deserialize)]
+pub(crate) struct OnlineQuery {
+    token: Option<String>,
+    /// Comma-separated user ids.
+    ids: String,
+}
+
+/// Most users one online check may ask about.
+const MAX_ONLINE_IDS: usize = 100;
+
+/// `GET /api/users/online?ids=a,b`: whether each user has a connection
+/// anywhere in the cluster (`{"online": {"a": true, "b": false}}`).
+pub(crate) async fn online(
+    State(state): State<Arc<AppState>>,
+    Query(q): Query<OnlineQuery>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    authorize(&state, &headers, q.token.as_deref())?;
+    let ids: Vec<String> = q
+        .ids
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect();
+    if ids.is_empty() || ids.len() > MAX_ONLINE_IDS {
+        return Err(error(
+            StatusCode::BAD_REQUEST,
+            ErrorCode::InvalidValue,
+            format!("ids must name 1 to {MAX_ONLINE_IDS} users, comma-separated"),
+        ));
+    }
+    let online = state.fanout.online_check(&ids).await.map_err(unavailable)?;
+    let map: serde_json::Map<String, serde_json::Value> = ids
+        .into_iter()
+        .zip(online)
+        .map(|(id, on)| (id, serde_json::Value::Bool(on)))
+        .collect();
+    Ok(Json(serde_json::json!({ "online": map })).into_response())
+}
+
 /// `GET /api/canvases/{id}/presence`: who is on the canvas.
 pub(crate) async fn presence(
     State(state): State<Arc<AppState>>,

@@ -13,6 +13,7 @@ mod history;
 mod limits;
 mod metrics;
 mod objects;
+mod online;
 mod presence;
 mod rest_ops;
 mod server;

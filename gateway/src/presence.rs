@@ -185,8 +185,14 @@ impl Presence {
         loop {
             tokio::select! {
                 _ = stop.cancelled() => return,
-                _ = refresh.tick() => p.refresh(&state).await,
-                _ = sweep.tick() => p.sweep(&state).await,
+                _ = refresh.tick() => {
+                    p.refresh(&state).await;
+                    state.online.refresh(&state).await;
+                }
+                _ = sweep.tick() => {
+                    p.sweep(&state).await;
+                    state.online.sweep(&state).await;
+                }
             }
         }
     }

@@ -68,6 +68,8 @@ pub(crate) struct AppState {
     pub ip_limiter: Option<crate::limits::IpLimiter>,
     /// Who is on which canvas.
     pub presence: crate::presence::Presence,
+    /// This gateway's connections in the cluster's online registry.
+    pub online: crate::online::Online,
 }
 
 /// Runs the gateway until `shutdown` is cancelled: clients on `listener`,
@@ -201,6 +203,7 @@ pub async fn run(
             settings.presence_sweep,
             settings.presence_events_max,
         ),
+        online: crate::online::Online::default(),
         permits: Arc::new(Semaphore::new(settings.max_connections)),
         drain: crate::drain::Drain::new(settings.drain_window),
         settings,
@@ -327,6 +330,8 @@ fn router(state: Arc<AppState>) -> Router {
         .route("/sse/canvases/{id}", get(crate::sse::canvas_events))
         .route("/sse/notifications", get(crate::sse::notifications))
         .route("/sse/system", get(crate::sse::system))
+        .route("/sse/online", get(crate::sse::online))
+        .route("/api/users/online", get(crate::api::online))
         .route(
             "/api/server/canvases/{id}/notice",
             axum::routing::post(crate::server_api::notice),

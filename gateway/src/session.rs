@@ -90,6 +90,10 @@ impl<'a> Session<'a> {
     /// Joins the user's own channel, where notifications to the user
     /// arrive. Without it (the bus is down) the connection still works.
     pub async fn open_channels(&mut self) {
+        self.state
+            .online
+            .enter(self.state, self.conn, &self.author)
+            .await;
         let channel = CanvasId::user_channel(&self.author.id);
         if self.join_channel(&channel).await {
             self.channels.push(channel);
@@ -117,15 +121,18 @@ impl<'a> Session<'a> {
 
     /// `subscribe` / `unsubscribe` of a channel by name.
     async fn channel(&mut self, id: Option<RequestId>, name: &str, subscribe: bool) {
-        if name != "global" {
-            self.out.error(
-                id,
-                ErrorCode::InvalidValue,
-                format!("no channel {name:?}; the one channel is \"global\""),
-            );
-            return;
-        }
-        let channel = CanvasId::global_channel();
+        let channel = match name {
+            "global" => CanvasId::global_channel(),
+            "online" => CanvasId::online_channel(),
+            _ => {
+                self.out.error(
+                    id,
+                    ErrorCode::InvalidValue,
+                    format!("no channel {name:?}; the channels are \"global\" and \"online\""),
+                );
+                return;
+            }
+        };
         let at = self.channels.iter().position(|c| *c == channel);
         match (subscribe, at) {
             (true, None) => {
@@ -512,6 +519,7 @@ impl<'a> Session<'a> {
 
     /// Leaves every joined canvas (the connection is ending).
     pub async fn leave_all(&mut self) {
+        self.state.online.leave(self.state, self.conn).await;
         for channel in self.channels.drain(..) {
             self.state.fanout.leave(&channel, self.conn);
         }

@@ -152,6 +152,16 @@ pub(crate) async fn system(
     channel_events(&state, CanvasId::global_channel(), "global").await
 }
 
+/// `GET /sse/online`: the `online` channel (`user_online`, `user_offline`).
+pub(crate) async fn online(
+    State(state): State<Arc<AppState>>,
+    Query(q): Query<SseQuery>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    authorize(&state, &headers, q.token.as_deref())?;
+    channel_events(&state, CanvasId::online_channel(), "online").await
+}
+
 /// A channel's live messages (no history: channels keep none).
 async fn channel_events(
     state: &Arc<AppState>,

@@ -470,6 +470,14 @@ mod tests {
                     activity: None,
                 },
             }),
+            ServerMessage::UserOnline(UserOnline {
+                user: author(),
+                ts: 12,
+            }),
+            ServerMessage::UserOffline(UserOffline {
+                user: "bob".into(),
+                ts: 13,
+            }),
             ServerMessage::Activity(ActivityEvent {
                 canvas: canvas(),
                 user: author(),

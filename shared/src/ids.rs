@@ -43,11 +43,17 @@ impl CanvasId {
         &self.0
     }
 
-    /// The global channel: announcements, canvas changes, online status.
+    /// The global channel: announcements and canvas changes.
     /// Channel ids start with `!`, which no canvas id contains, so clients
     /// cannot join them as canvases.
     pub fn global_channel() -> Self {
         CanvasId(Arc::from("!global"))
+    }
+
+    /// The channel of `user_online` / `user_offline` (subscribed to as
+    /// `online`).
+    pub fn online_channel() -> Self {
+        CanvasId(Arc::from("!online"))
     }
 
     /// A user's own channel (notifications), named by the hex of the id so
@@ -64,7 +70,7 @@ impl CanvasId {
 
     /// A canvas or channel id read back from a Redis channel name.
     pub(crate) fn from_key_part(part: &str) -> Option<Self> {
-        if part.starts_with("!global") || part.starts_with("!u.") {
+        if part == "!global" || part == "!online" || part.starts_with("!u.") {
             return Some(CanvasId(Arc::from(part)));
         }
         CanvasId::new(part).ok()

@@ -62,6 +62,20 @@ pub fn canvas_likers_prefix(canvas: &CanvasId) -> String {
     format!("{PREFIX}:{{c:{canvas}}}:l:")
 }
 
+/// Who is online anywhere in the cluster: a sorted set of user ids scored
+/// by the latest expiry among their connections. Its keys share the hash
+/// tag `{online}`, so the scripts that touch several are legal on a Redis
+/// Cluster (one slot).
+pub fn online_index() -> String {
+    format!("{PREFIX}:{{online}}:users")
+}
+
+/// One user's connections anywhere in the cluster: a sorted set of
+/// `<user>\x1f<node>\x1f<conn>` scored by expiry; the user id follows.
+pub fn online_user_prefix() -> String {
+    format!("{PREFIX}:{{online}}:u:")
+}
+
 /// The canvas a channel name belongs to, if it is a canvas channel.
 pub fn canvas_from_channel(channel: &str) -> Option<CanvasId> {
     let inner = channel
@@ -80,6 +94,16 @@ mod tests {
         let c = CanvasId::new("board-1.x_y").expect("valid");
         let ch = canvas_channel(&c);
         assert_eq!(ch, "easel:{c:board-1.x_y}:live");
+        for channel in [
+            CanvasId::global_channel(),
+            CanvasId::online_channel(),
+            CanvasId::user_channel("ada"),
+        ] {
+            assert_eq!(
+                canvas_from_channel(&canvas_channel(&channel)),
+                Some(channel)
+            );
+        }
         assert!(ch.contains(&canvas_tag(&c)));
         for key in [canvas_meta(&c), canvas_pixels(&c), canvas_log(&c)] {
             assert!(key.contains(&canvas_tag(&c)), "{key} lacks the hash tag");

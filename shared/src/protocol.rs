@@ -530,6 +530,12 @@ pub enum ServerMessage {
     Hidden(Hidden),
     /// A user's activity changed (typing, editing, idle).
     Activity(ActivityEvent),
+    /// A user's first connection anywhere in the cluster opened (on the
+    /// `online` channel).
+    UserOnline(UserOnline),
+    /// A user's last connection anywhere closed, or its gateway died (on
+    /// the `online` channel).
+    UserOffline(UserOffline),
 }
 
 impl ServerMessage {
@@ -559,6 +565,8 @@ impl ServerMessage {
             ServerMessage::Cleared(_) => "cleared",
             ServerMessage::Hidden(_) => "hidden",
             ServerMessage::Activity(_) => "activity",
+            ServerMessage::UserOnline(_) => "user_online",
+            ServerMessage::UserOffline(_) => "user_offline",
         }
     }
 
@@ -1003,4 +1011,18 @@ pub struct ActivityEvent {
     pub canvas: CanvasId,
     pub user: Author,
     pub activity: Activity,
+}
+
+/// `user_online` event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserOnline {
+    pub user: Author,
+    pub ts: u64,
+}
+
+/// `user_offline` event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserOffline {
+    pub user: String,
+    pub ts: u64,
 }

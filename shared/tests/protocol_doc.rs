@@ -82,6 +82,8 @@ fn every_server_example_decodes() {
         "cleared",
         "hidden",
         "activity",
+        "user_online",
+        "user_offline",
     ] {
         assert!(kinds.contains(kind), "no server example of {kind}");
     }

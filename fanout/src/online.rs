@@ -1,0 +1,94 @@
+//! Who is online anywhere in the cluster, for `user_online` /
+//! `user_offline` on the global channel.
+//!
+//! Each open connection is an entry of its user with an expiry that its
+//! gateway pushes forward while the connection lives, and sets to the end
+//! of a short grace period when it closes; a gateway that dies stops
+//! pushing, so its users' entries lapse within the lifetime. A user is
+//! online while any entry is live. Sweeps (by every gateway) remove lapsed
+//! entries and report each user left with none exactly once.
+//!
+//! Per user, not per canvas: an arrival looks at that user's entries only,
+//! so a connect costs the same with ten users online or a million. On Redis
+//! a sorted set per user plus an index scored by each user's latest expiry
+//! (scripts `online_*.lua`); standalone, the same in memory.
+
+use parking_lot::Mutex;
+use std::collections::HashMap;
+
+/// The standalone store: user -> (entry -> expiry).
+#[derive(Default)]
+pub(crate) struct MemoryOnline {
+    users: Mutex<HashMap<String, HashMap<String, u64>>>,
+}
+
+impl MemoryOnline {
+    /// Adds an entry; true if the user had no live one.
+    pub fn enter(&self, user: &str, entry: &str, expiry: u64, now: u64) -> bool {
+        let mut users = self.users.lock();
+        let entries = users.entry(user.to_owned()).or_default();
+        let first = !entries.values().any(|exp| *exp > now);
+        entries.insert(entry.to_owned(), expiry);
+        first
+    }
+
+    /// Moves existing entries' expiry.
+    pub fn expire_at(&self, entries: &[(String, String)], expiry: u64) {
+        let mut users = self.users.lock();
+        for (user, entry) in entries {
+            if let Some(exp) = users.get_mut(user).and_then(|e| e.get_mut(entry)) {
+                *exp = expiry;
+            }
+        }
+    }
+
+    /// Removes lapsed entries; the users left with none.
+    pub fn sweep(&self, now: u64) -> Vec<String> {
+        let mut users = self.users.lock();
+        let mut gone = Vec::new();
+        users.retain(|user, entries| {
+            entries.retain(|_, exp| *exp > now);
+            if entries.is_empty() {
+                gone.push(user.clone());
+                false
+            } else {
+                true
+            }
+        });
+        gone.sort();
+        gone
+    }
+
+    /// Whether each user is online.
+    pub fn check(&self, users: &[String], now: u64) -> Vec<bool> {
+        let map = self.users.lock();
+        users
+            .iter()
+            .map(|u| map.get(u).is_some_and(|e| e.values().any(|exp| *exp > now)))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn online_with_the_first_connection_offline_after_the_last_lapses() {
+        let o = MemoryOnline::default();
+        assert!(o.enter("ada", "ada\u{1f}a\u{1f}1", 100, 0));
+        assert!(!o.enter("ada", "ada\u{1f}b\u{1f}2", 100, 0), "second tab");
+        assert!(o.enter("bob", "bob\u{1f}a\u{1f}3", 50, 0));
+        // Ada's first tab closes with a grace period; she is still online.
+        o.expire_at(&[("ada".into(), "ada\u{1f}a\u{1f}1".into())], 10);
+        assert!(o.sweep(20).is_empty());
+        assert_eq!(
+            o.check(&["ada".into(), "bob".into(), "cat".into()], 20),
+            [true, true, false]
+        );
+        assert_eq!(o.sweep(60), ["bob"]);
+        assert!(o.sweep(70).is_empty(), "reported once");
+        assert_eq!(o.sweep(200), ["ada"]);
+        assert!(o.enter("ada", "ada\u{1f}a\u{1f}9", 300, 200), "back online");
+    }
+}
