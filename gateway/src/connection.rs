@@ -408,6 +408,7 @@ async fn read_loop(
     let idle = state.settings.idle_timeout;
     loop {
         let cursor_due = session.cursor_due();
+        let paused = session.read_paused_until();
         let next = tokio::select! {
             biased;
             _ = out.control.closed() => return,
@@ -424,7 +425,10 @@ async fn read_loop(
                 *writer_done = done.ok();
                 return;
             }
-            next = tokio::time::timeout(idle, stream.next()) => next,
+            // A refused operation pauses reading (its frames wait in the
+            // socket), so a flooder costs the gateway little.
+            _ = sleep_until_some(paused) => continue,
+            next = tokio::time::timeout(idle, stream.next()), if paused.is_none() => next,
         };
         let msg = match next {
             Err(_) => {

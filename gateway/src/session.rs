@@ -49,7 +49,16 @@ pub(crate) struct Session<'a> {
     limits: ConnLimits,
     /// Its user's, shared with the user's other connections here.
     user: &'a UserLimits,
+    /// After a rate-limit refusal, nothing more is read from the connection
+    /// until then (see [`MAX_READ_PAUSE`]).
+    paused_until: Option<Instant>,
 }
+
+/// Longest a refusal pauses reading from its connection. A client flooding
+/// past its limits then costs a few refusals a second instead of decoding
+/// and refusing every frame it sends (its frames wait in the socket); a
+/// well-behaved client's next command waits at most this long.
+pub(crate) const MAX_READ_PAUSE: Duration = Duration::from_millis(100);
 
 /// The cursor updates of one connection on one canvas: at most one is
 /// published per `EASEL_CURSOR_HZ` interval; one arriving sooner waits,
@@ -72,6 +81,7 @@ impl<'a> Session<'a> {
         Session {
             limits: ConnLimits::new(&state.settings.rate_limits),
             user,
+            paused_until: None,
             state,
             out,
             conn,
@@ -171,6 +181,7 @@ impl<'a> Session<'a> {
             .with_label_values(&[class.name()])
             .inc();
         let ms = refused.retry_after.as_millis() as u64 + 1;
+        self.paused_until = Some(Instant::now() + refused.retry_after.min(MAX_READ_PAUSE));
         self.out.error_retry(
             id.clone(),
             ErrorCode::RateLimited,
@@ -193,6 +204,18 @@ impl<'a> Session<'a> {
             self.out.control.close(CloseCode::RateLimited);
         }
         false
+    }
+
+    /// Until when reading from the connection is paused after a refusal,
+    /// if that is still ahead.
+    pub fn read_paused_until(&mut self) -> Option<Instant> {
+        match self.paused_until {
+            Some(at) if at > Instant::now() => Some(at),
+            _ => {
+                self.paused_until = None;
+                None
+            }
+        }
     }
 
     /// When the next coalesced cursor update is due, if one waits.

@@ -275,3 +275,38 @@ async fn new_connections_per_address_are_limited_and_proxies_must_be_trusted() {
     );
     g.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refusal_pauses_reading_from_that_connection_only() {
+    let g = Gateway::start(settings("rl-pause", None, &["--rate-limits=chat=1/s:1"])).await;
+    let mut flooder = g.client("flooder").await;
+    let mut neighbour = g.client("neighbour").await;
+    join_ok(&mut flooder, 1, "a", false).await;
+    join_ok(&mut neighbour, 1, "b", false).await;
+    // 20 chats at once: the first is taken, each refusal then pauses reads
+    // from this connection for its retry_after_ms (capped at 100 ms).
+    let started = std::time::Instant::now();
+    for id in 10..30 {
+        flooder.send(&chat(id, "a", "spam")).await;
+    }
+    // Meanwhile the neighbour is served at once.
+    neighbour.send(&chat(100, "b", "hello")).await;
+    expect_ack(&mut neighbour, 100).await;
+    let mut replies = 0;
+    while replies < 20 {
+        match flooder.recv().await {
+            ServerMessage::Ack(_) | ServerMessage::Error(_) => replies += 1,
+            _ => {}
+        }
+    }
+    // At most two were accepted (one more after the bucket's second); each
+    // of the 18 or more refusals paused the next read by at least 100 ms
+    // (retry_after_ms is about a second here): a lower bound, so slowness
+    // cannot fail it.
+    assert!(
+        started.elapsed() >= std::time::Duration::from_millis(1700),
+        "refusals did not pause reading: 20 replies in {:?}",
+        started.elapsed()
+    );
+    g.stop().await;
+}
