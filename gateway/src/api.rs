@@ -17,7 +17,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
-use shared::auth::Role;
+use shared::auth::{Identity, Role};
 use shared::codec::{self, Encoding};
 use shared::protocol::{ChatPage, HistoryPage, ServerMessage};
 use shared::{CanvasId, ErrorCode};
@@ -229,7 +229,7 @@ pub(crate) async fn events(
     let since = q.since.unwrap_or(0);
     let limit = rest_limit(q.limit, 100)?;
     canvas_def(&state, &canvas).await?;
-    let gm = identity.role_or(canvas.as_str(), state.settings.default_role) >= Role::Gm;
+    let gm = sees_gm(&state, &identity, &canvas);
     let page = history_page(&state, &canvas, since, limit, gm)
         .await
         .map_err(unavailable)?;
@@ -247,7 +247,7 @@ pub(crate) async fn objects(
     let identity = authorize(&state, &headers, q.token.as_deref())?;
     let canvas = canvas_id(&id)?;
     canvas_def(&state, &canvas).await?;
-    let gm = identity.role_or(canvas.as_str(), state.settings.default_role) >= Role::Gm;
+    let gm = sees_gm(&state, &identity, &canvas);
     let (position, objects) = state
         .fanout
         .objects(&canvas, gm)
@@ -319,6 +319,11 @@ pub(crate) async fn presence(
         .await
         .map_err(unavailable)?;
     Ok(Json(shared::protocol::PresenceList { canvas, users }).into_response())
+}
+
+/// Whether `identity` is a gm on `canvas`, and so sees gm-only data.
+pub(crate) fn sees_gm(state: &AppState, identity: &Identity, canvas: &CanvasId) -> bool {
+    identity.role_or(canvas.as_str(), state.settings.default_role) >= Role::Gm
 }
 
 /// The canvas's definition, or 404 `E009`.

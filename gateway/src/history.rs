@@ -21,27 +21,15 @@ impl PgHistory {
         PgHistory { pool, geometry }
     }
 
-    async fn events_inner(
+    /// Stored events as (seq, bus payload): the rows `sql` selects with
+    /// `params`; none when no persister has created the table yet.
+    async fn payloads(
         &self,
-        canvas: &CanvasId,
-        after: u64,
-        until: u64,
-        limit: usize,
+        sql: &str,
+        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
     ) -> Result<Vec<(u64, bytes::Bytes)>, String> {
         let conn = self.pool.get().await.map_err(|e| e.to_string())?;
-        let rows = match conn
-            .query(
-                "SELECT seq, payload FROM events
-                 WHERE canvas_id = $1 AND seq > $2 AND seq <= $3 ORDER BY seq LIMIT $4",
-                &[
-                    &canvas.as_str(),
-                    &(after as i64),
-                    &(until as i64),
-                    &(limit as i64),
-                ],
-            )
-            .await
-        {
+        let rows = match conn.query(sql, params).await {
             Ok(rows) => rows,
             Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::UNDEFINED_TABLE) => {
                 return Ok(Vec::new());
@@ -58,40 +46,43 @@ impl PgHistory {
             .collect())
     }
 
+    async fn events_inner(
+        &self,
+        canvas: &CanvasId,
+        after: u64,
+        until: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, bytes::Bytes)>, String> {
+        self.payloads(
+            "SELECT seq, payload FROM events
+             WHERE canvas_id = $1 AND seq > $2 AND seq <= $3 ORDER BY seq LIMIT $4",
+            &[
+                &canvas.as_str(),
+                &(after as i64),
+                &(until as i64),
+                &(limit as i64),
+            ],
+        )
+        .await
+    }
+
     async fn chat_before_inner(
         &self,
         canvas: &CanvasId,
         before: u64,
         limit: usize,
     ) -> Result<Vec<(u64, bytes::Bytes)>, String> {
-        let conn = self.pool.get().await.map_err(|e| e.to_string())?;
-        let rows = match conn
-            .query(
-                "SELECT seq, payload FROM events
-                 WHERE canvas_id = $1 AND kind = 'chat' AND seq < $2
-                 ORDER BY seq DESC LIMIT $3",
-                &[
-                    &canvas.as_str(),
-                    &i64::try_from(before).unwrap_or(i64::MAX),
-                    &(limit as i64),
-                ],
-            )
-            .await
-        {
-            Ok(rows) => rows,
-            Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::UNDEFINED_TABLE) => {
-                return Ok(Vec::new());
-            }
-            Err(e) => return Err(e.to_string()),
-        };
-        Ok(rows
-            .into_iter()
-            .map(|r| {
-                let seq: i64 = r.get(0);
-                let payload: Vec<u8> = r.get(1);
-                (u64::try_from(seq).unwrap_or(0), bytes::Bytes::from(payload))
-            })
-            .collect())
+        self.payloads(
+            "SELECT seq, payload FROM events
+             WHERE canvas_id = $1 AND kind = 'chat' AND seq < $2
+             ORDER BY seq DESC LIMIT $3",
+            &[
+                &canvas.as_str(),
+                &i64::try_from(before).unwrap_or(i64::MAX),
+                &(limit as i64),
+            ],
+        )
+        .await
     }
 
     async fn load_inner(&self, canvas: &CanvasId) -> Result<Option<Restored>, String> {

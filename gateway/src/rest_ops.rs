@@ -17,7 +17,7 @@
 
 use crate::api::{
     ApiError, AuthOnly, authorize, canvas_def, canvas_id, chat_page, error, history_page,
-    rest_limit, unavailable,
+    rest_limit, sees_gm, unavailable,
 };
 use crate::limits::OpClass;
 use crate::server::AppState;
@@ -275,7 +275,7 @@ pub(crate) async fn activity(
     let limit = rest_limit(q.limit, 50)?;
     let position = state.fanout.position(&canvas).await.map_err(unavailable)?;
     let since = position.seq.saturating_sub(limit as u64);
-    let gm = identity.role_or(canvas.as_str(), state.settings.default_role) >= Role::Gm;
+    let gm = sees_gm(&state, &identity, &canvas);
     let page = history_page(&state, &canvas, since, limit, gm)
         .await
         .map_err(unavailable)?;

@@ -10,7 +10,7 @@
 //! `Last-Event-ID` and gets exactly the events it missed (or a `resync`
 //! with reason `history_unavailable` when they are no longer kept).
 
-use crate::api::{ApiError, authorize, canvas_def, canvas_id, error, unavailable};
+use crate::api::{ApiError, authorize, canvas_def, canvas_id, error, sees_gm, unavailable};
 use crate::server::AppState;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -20,7 +20,6 @@ use fanout::{ConnControl, JoinGate, Member, Outbound};
 use futures_util::StreamExt;
 use futures_util::stream;
 use serde::Deserialize;
-use shared::auth::Role;
 use shared::codec::Encoding;
 use shared::protocol::{ResumeOutcome, Resync, ResyncReason, ServerMessage};
 use shared::{CanvasId, CloseCode, ErrorCode};
@@ -67,7 +66,7 @@ pub(crate) async fn canvas_events(
     let identity = authorize(&state, &headers, q.token.as_deref())?;
     let canvas = canvas_id(&id)?;
     canvas_def(&state, &canvas).await?;
-    let gm = identity.role_or(canvas.as_str(), state.settings.default_role) >= Role::Gm;
+    let gm = sees_gm(&state, &identity, &canvas);
     let since = match headers.get("last-event-id") {
         Some(v) => Some(
             v.to_str()

@@ -8,8 +8,7 @@ mod common;
 
 use common::*;
 use shared::protocol::*;
-use std::time::Duration;
-use testkit::{PostgresServer, RedisServer, eventually};
+use testkit::{PostgresServer, RedisServer};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn snapshot_and_events_over_rest() {
@@ -125,32 +124,7 @@ async fn history_trimmed_from_redis_is_served_from_postgres() {
         expect_ack(&mut w, i).await;
     }
     // The stream is trimmed down to about 20 events once persisted.
-    let client = redis::Client::open(redis.url()).unwrap();
-    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
-    let key = shared::keys::canvas_log(&canvas("h"));
-    eventually(
-        Duration::from_secs(30),
-        "stream trimmed below the persisted mark",
-        || {
-            let mut conn = conn.clone();
-            let key = key.clone();
-            async move {
-                let len: u64 = redis::cmd("XLEN")
-                    .arg(key)
-                    .query_async(&mut conn)
-                    .await
-                    .unwrap();
-                len < 150
-            }
-        },
-    )
-    .await;
-    let len: u64 = redis::cmd("XLEN")
-        .arg(&key)
-        .query_async(&mut conn)
-        .await
-        .unwrap();
-    assert!(len < 150, "{len}");
+    wait_trimmed(&redis, &canvas("h"), 150).await;
 
     // The events page merges Postgres (old) and Redis (new): complete.
     let t = token("r");

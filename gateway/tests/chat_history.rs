@@ -11,8 +11,7 @@ use common::*;
 use shared::ErrorCode;
 use shared::RequestId;
 use shared::protocol::*;
-use std::time::Duration;
-use testkit::{PostgresServer, RedisServer, eventually};
+use testkit::{PostgresServer, RedisServer};
 
 fn chat_history(id: u64, c: &str, before: Option<u64>, limit: Option<u32>) -> ClientMessage {
     ClientMessage::ChatHistory(ChatHistoryRequest {
@@ -85,22 +84,7 @@ async fn chat_pages_back_across_redis_and_postgres_on_two_gateways() {
     }
     // Wait until Redis has trimmed what Postgres holds: the oldest chat is
     // then only in Postgres.
-    let client = redis::Client::open(redis.url()).unwrap();
-    let conn = client.get_multiplexed_async_connection().await.unwrap();
-    let key = shared::keys::canvas_log(&canvas("talk"));
-    eventually(Duration::from_secs(30), "stream trimmed", || {
-        let mut conn = conn.clone();
-        let key = key.clone();
-        async move {
-            let len: u64 = redis::cmd("XLEN")
-                .arg(key)
-                .query_async(&mut conn)
-                .await
-                .unwrap();
-            len < 100
-        }
-    })
-    .await;
+    wait_trimmed(&redis, &canvas("talk"), 100).await;
     // With the persister stopped, newer chat is only in Redis.
     persister.stop().await;
     let mut w2 = b.client("writer2").await;

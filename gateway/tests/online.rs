@@ -12,7 +12,7 @@ use common::*;
 use shared::RequestId;
 use shared::protocol::{ChannelRequest, ClientMessage, ServerMessage};
 use std::net::SocketAddr;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 use testkit::RedisServer;
 use testkit::ws::{Connect, WsClient};
@@ -141,22 +141,8 @@ async fn a_killed_gateways_users_go_offline_within_the_ttl() {
     .await
     .unwrap();
     assert_eq!(sse.next().await.event.as_deref(), Some("subscribed"));
-    let port = testkit::free_port();
-    let mut doomed = Command::new(env!("CARGO_BIN_EXE_gateway"))
-        .env_clear()
-        .env("EASEL_NODE_ID", "on-doomed")
-        .env("EASEL_JWT_SECRET", SECRET)
-        .env("EASEL_REDIS_URL", redis.url())
-        .env("EASEL_LISTEN", format!("127.0.0.1:{port}"))
-        .env("EASEL_ADMIN_LISTEN", "127.0.0.1:0")
-        .env("EASEL_PRESENCE_TTL_SECS", "2")
-        .env("EASEL_PRESENCE_SWEEP_MS", "100")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let doomed_addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let (mut doomed, doomed_addr) =
+        spawn_gateway_process("on-doomed", &redis, testkit::free_port());
     // Until the doomed gateway listens (a deadline, polling).
     let deadline = Instant::now() + Duration::from_secs(15);
     let ghost = loop {

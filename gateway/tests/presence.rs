@@ -14,7 +14,7 @@ use shared::protocol::{
     PresenceRequest, PresentUser, ServerMessage,
 };
 use std::net::SocketAddr;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 use testkit::RedisServer;
 use testkit::ws::{Connect, WsClient};
@@ -147,22 +147,8 @@ async fn users_arrive_once_leave_with_their_last_connection_across_gateways() {
 async fn a_killed_gateways_users_disappear_within_the_ttl() {
     let redis = RedisServer::start();
     let watcher_gw = Gateway::start(settings("pr-watch", Some(&redis), &FAST)).await;
-    let port = testkit::free_port();
-    let mut doomed = Command::new(env!("CARGO_BIN_EXE_gateway"))
-        .env_clear()
-        .env("EASEL_NODE_ID", "pr-doomed")
-        .env("EASEL_JWT_SECRET", SECRET)
-        .env("EASEL_REDIS_URL", redis.url())
-        .env("EASEL_LISTEN", format!("127.0.0.1:{port}"))
-        .env("EASEL_ADMIN_LISTEN", "127.0.0.1:0")
-        .env("EASEL_PRESENCE_TTL_SECS", "2")
-        .env("EASEL_PRESENCE_SWEEP_MS", "100")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let doomed_addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let (mut doomed, doomed_addr) =
+        spawn_gateway_process("pr-doomed", &redis, testkit::free_port());
     let mut watcher = watcher_gw.client("watcher").await;
     join_presence(&mut watcher, 1, "k").await;
 

@@ -208,6 +208,53 @@ pub async fn join_ok(client: &mut WsClient, id: u64, c: &str, echo: bool) {
 #[allow(unused_imports)] // not every test binary makes HTTP requests
 pub use testkit::http::get as http_get;
 
+/// A gateway as a child process on `127.0.0.1:port` (to be killed with
+/// SIGKILL), joining `redis`, with a 2 s presence TTL and quick sweeps; and
+/// its address.
+pub fn spawn_gateway_process(
+    node: &str,
+    redis: &RedisServer,
+    port: u16,
+) -> (std::process::Child, SocketAddr) {
+    use std::process::{Command, Stdio};
+    let child = Command::new(env!("CARGO_BIN_EXE_gateway"))
+        .env_clear()
+        .env("EASEL_NODE_ID", node)
+        .env("EASEL_JWT_SECRET", SECRET)
+        .env("EASEL_REDIS_URL", redis.url())
+        .env("EASEL_LISTEN", format!("127.0.0.1:{port}"))
+        .env("EASEL_ADMIN_LISTEN", "127.0.0.1:0")
+        .env("EASEL_PRESENCE_TTL_SECS", "2")
+        .env("EASEL_PRESENCE_SWEEP_MS", "100")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    (child, format!("127.0.0.1:{port}").parse().unwrap())
+}
+
+/// Waits until a stream of `canvas`'s log holds fewer than `below` entries
+/// (the persister trims what it stored).
+pub async fn wait_trimmed(redis: &RedisServer, canvas: &CanvasId, below: u64) {
+    let client = redis::Client::open(redis.url()).unwrap();
+    let conn = client.get_multiplexed_async_connection().await.unwrap();
+    let key = shared::keys::canvas_log(canvas);
+    testkit::eventually(std::time::Duration::from_secs(30), "stream trimmed", || {
+        let mut conn = conn.clone();
+        let key = key.clone();
+        async move {
+            let len: u64 = redis::cmd("XLEN")
+                .arg(key)
+                .query_async(&mut conn)
+                .await
+                .unwrap();
+            len < below
+        }
+    })
+    .await;
+}
+
 /// A persister running in this process.
 pub struct RunningPersister {
     stop: CancellationToken,
