@@ -404,20 +404,29 @@ impl Fanout {
     }
 
     /// Adds connection `entry` of `user` to the cluster's online registry,
-    /// expiring at `expiry` (ms since the epoch); true if the user had no
-    /// live connection anywhere (it just came online).
+    /// expiring at `expiry` (ms since the epoch). Returns whether the user
+    /// had no live connection anywhere (it just came online), and its open
+    /// connections across the cluster, this one included: those not in the
+    /// `grace` period after a close.
     pub async fn online_enter(
         &self,
         user: &str,
         entry: &str,
         expiry: u64,
-    ) -> Result<bool, BusError> {
+        grace: Duration,
+    ) -> Result<(bool, usize), BusError> {
         let now = shared::now_ms();
+        let open_after = now + grace.as_millis() as u64;
         match &self.bus {
-            Bus::Memory(_) => Ok(self.online.enter(user, entry, expiry, now)),
+            Bus::Memory(_) => Ok(self.online.enter(user, entry, expiry, now, open_after)),
             Bus::Redis(r) => {
-                r.online_enter(user, entry, expiry, now, presence_key_ttl(expiry, now))
-                    .await
+                r.online_enter(
+                    user,
+                    entry,
+                    (expiry, now, open_after),
+                    presence_key_ttl(expiry, now),
+                )
+                .await
             }
         }
     }

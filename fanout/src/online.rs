@@ -23,13 +23,22 @@ pub(crate) struct MemoryOnline {
 }
 
 impl MemoryOnline {
-    /// Adds an entry; true if the user had no live one.
-    pub fn enter(&self, user: &str, entry: &str, expiry: u64, now: u64) -> bool {
+    /// Adds an entry; whether the user had no live one, and the user's
+    /// entries expiring after `open_after` (open, not in a grace period).
+    pub fn enter(
+        &self,
+        user: &str,
+        entry: &str,
+        expiry: u64,
+        now: u64,
+        open_after: u64,
+    ) -> (bool, usize) {
         let mut users = self.users.lock();
         let entries = users.entry(user.to_owned()).or_default();
         let first = !entries.values().any(|exp| *exp > now);
         entries.insert(entry.to_owned(), expiry);
-        first
+        let open = entries.values().filter(|exp| **exp > open_after).count();
+        (first, open)
     }
 
     /// Moves existing entries' expiry.
@@ -76,9 +85,13 @@ mod tests {
     #[test]
     fn online_with_the_first_connection_offline_after_the_last_lapses() {
         let o = MemoryOnline::default();
-        assert!(o.enter("ada", "ada\u{1f}a\u{1f}1", 100, 0));
-        assert!(!o.enter("ada", "ada\u{1f}b\u{1f}2", 100, 0), "second tab");
-        assert!(o.enter("bob", "bob\u{1f}a\u{1f}3", 50, 0));
+        assert_eq!(o.enter("ada", "ada\u{1f}a\u{1f}1", 100, 0, 5), (true, 1));
+        assert_eq!(
+            o.enter("ada", "ada\u{1f}b\u{1f}2", 100, 0, 5),
+            (false, 2),
+            "second tab"
+        );
+        assert!(o.enter("bob", "bob\u{1f}a\u{1f}3", 50, 0, 5).0);
         // Ada's first tab closes with a grace period; she is still online.
         o.expire_at(&[("ada".into(), "ada\u{1f}a\u{1f}1".into())], 10);
         assert!(o.sweep(20).is_empty());
@@ -89,6 +102,15 @@ mod tests {
         assert_eq!(o.sweep(60), ["bob"]);
         assert!(o.sweep(70).is_empty(), "reported once");
         assert_eq!(o.sweep(200), ["ada"]);
-        assert!(o.enter("ada", "ada\u{1f}a\u{1f}9", 300, 200), "back online");
+        assert!(
+            o.enter("ada", "ada\u{1f}a\u{1f}9", 300, 200, 205).0,
+            "back online"
+        );
+        // A closed connection in its grace period is not an open one.
+        o.expire_at(&[("ada".into(), "ada\u{1f}a\u{1f}9".into())], 210);
+        assert_eq!(
+            o.enter("ada", "ada\u{1f}b\u{1f}10", 300, 200, 215),
+            (false, 1)
+        );
     }
 }

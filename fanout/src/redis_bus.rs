@@ -251,14 +251,15 @@ impl RedisBus {
             .await
     }
 
+    /// `times`: (expiry, now, the end of a grace period starting now), ms.
     pub(crate) async fn online_enter(
         &self,
         user: &str,
         entry: &str,
-        expiry: u64,
-        now: u64,
+        times: (u64, u64, u64),
         key_ttl: u64,
-    ) -> Result<bool, BusError> {
+    ) -> Result<(bool, usize), BusError> {
+        let (expiry, now, open_after) = times;
         let mut call = ONLINE_ENTER_SCRIPT.prepare_invoke();
         call.key(keys::online_index())
             .key(format!("{}{user}", keys::online_user_prefix()))
@@ -266,11 +267,12 @@ impl RedisBus {
             .arg(entry)
             .arg(expiry)
             .arg(now)
-            .arg(key_ttl);
-        let first: u8 = self
+            .arg(key_ttl)
+            .arg(open_after);
+        let (first, open): (u8, usize) = self
             .with_conn(|c| Box::pin(async move { call.invoke_async(c).await }))
             .await?;
-        Ok(first == 1)
+        Ok((first == 1, open))
     }
 
     pub(crate) async fn online_expire(

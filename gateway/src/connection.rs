@@ -178,7 +178,20 @@ async fn serve_inner(
     {
         tracing::Span::current().record("user", identity.user_id.as_str());
         tracing::debug!("authenticated");
-        match state.users.enter(&identity.user_id) {
+        // The cap holds on this gateway (its buckets) and across the
+        // cluster (the online registry counts the user's open connections).
+        let max = state.settings.max_connections_per_user;
+        let author = shared::protocol::Author {
+            id: identity.user_id.clone(),
+            name: identity.name.clone(),
+        };
+        let admitted = match state.users.enter(&identity.user_id) {
+            Some(slot) if state.online.admit(state, accepted.conn, &author, max).await => {
+                Some(slot)
+            }
+            _ => None,
+        };
+        match admitted {
             Some(user) => {
                 out.ack(handshake_id, None);
                 out.send(&welcome(state, accepted.conn, &identity, accepted.encoding));
@@ -196,12 +209,11 @@ async fn serve_inner(
                 session.leave_all().await;
             }
             None => {
-                let max = state.settings.max_connections_per_user;
-                tracing::info!(max, "refused: the user's connection cap on this gateway");
+                tracing::info!(max, "refused: the user's connection cap");
                 out.error(
                     handshake_id,
                     ErrorCode::LimitReached,
-                    format!("this user already holds {max} connections on this gateway, the most allowed"),
+                    format!("this user already holds {max} connections, the most allowed"),
                 );
                 out.control.close(CloseCode::TooManyConnections);
             }

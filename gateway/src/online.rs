@@ -23,26 +23,52 @@ pub(crate) struct Online {
 }
 
 impl Online {
-    /// Connection `conn` of `author` opened; announces the user if it was
-    /// not online anywhere.
-    pub async fn enter(&self, state: &AppState, conn: u64, author: &Author) {
+    /// Connection `conn` of `author` opened: admitted unless the user then
+    /// holds more than `max` open connections across the cluster (its entry
+    /// is then removed at once). Announces the user if it was not online
+    /// anywhere. Without the registry (Redis down) it admits.
+    pub async fn admit(&self, state: &AppState, conn: u64, author: &Author, max: usize) -> bool {
         let entry = fanout::presence::entry(&author.id, &state.settings.node_id, conn);
         self.local
             .lock()
             .insert(conn, (author.id.clone(), entry.clone()));
         let expiry = shared::now_ms() + state.presence.ttl.as_millis() as u64;
-        match state.fanout.online_enter(&author.id, &entry, expiry).await {
-            Ok(true) => {
-                let event = ServerMessage::UserOnline(UserOnline {
-                    user: author.clone(),
-                    ts: shared::now_ms(),
-                });
-                announce(state, &event).await;
+        let grace = state.presence.grace;
+        match state
+            .fanout
+            .online_enter(&author.id, &entry, expiry, grace)
+            .await
+        {
+            Ok((_, open)) if open > max => {
+                self.forget(state, conn).await;
+                false
             }
-            Ok(false) => {}
+            Ok((first, _)) => {
+                if first {
+                    let event = ServerMessage::UserOnline(UserOnline {
+                        user: author.clone(),
+                        ts: shared::now_ms(),
+                    });
+                    announce(state, &event).await;
+                }
+                true
+            }
             // Refreshes only move existing entries: this connection is not
             // counted online (logged); the user's next one is.
-            Err(err) => tracing::warn!(error = %err, "online entry not stored"),
+            Err(err) => {
+                tracing::warn!(error = %err, "online entry not stored");
+                true
+            }
+        }
+    }
+
+    /// Removes a refused connection's entry now (no grace period).
+    async fn forget(&self, state: &AppState, conn: u64) {
+        let Some(entry) = self.local.lock().remove(&conn) else {
+            return;
+        };
+        if let Err(err) = state.fanout.online_expire(&[entry], shared::now_ms()).await {
+            tracing::warn!(error = %err, "refused connection's online entry not removed");
         }
     }
 

@@ -100,10 +100,6 @@ impl<'a> Session<'a> {
     /// Joins the user's own channel, where notifications to the user
     /// arrive. Without it (the bus is down) the connection still works.
     pub async fn open_channels(&mut self) {
-        self.state
-            .online
-            .enter(self.state, self.conn, &self.author)
-            .await;
         let channel = CanvasId::user_channel(&self.author.id);
         if self.join_channel(&channel).await {
             self.channels.push(channel);

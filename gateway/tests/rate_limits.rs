@@ -310,3 +310,36 @@ async fn a_refusal_pauses_reading_from_that_connection_only() {
     );
     g.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_connection_cap_holds_across_gateways() {
+    let redis = testkit::RedisServer::start();
+    let flags = ["--max-connections-per-user=2"];
+    let a = Gateway::start(settings("rl-cap-a", Some(&redis), &flags)).await;
+    let b = Gateway::start(settings("rl-cap-b", Some(&redis), &flags)).await;
+    let first = a.client("capped").await;
+    let _second = b.client("capped").await;
+    // One on each gateway: the third is over the cluster-wide cap, though
+    // gateway a holds only one.
+    let mut third = WsClient::connect(a.addr, Connect::token(&token("capped")))
+        .await
+        .unwrap();
+    let closed = third.closed().await;
+    assert_eq!(closed.code, Some(4011));
+    assert!(matches!(
+        closed.before.as_slice(),
+        [ServerMessage::Error(e)] if e.code == ErrorCode::LimitReached
+    ));
+    // A closed connection frees its slot at once (its grace period keeps
+    // the user online, not the slot): a reload does not lock the user out.
+    drop(first);
+    testkit::eventually(Duration::from_secs(5), "a freed slot", || async {
+        let Ok(mut c) = WsClient::connect(b.addr, Connect::token(&token("capped"))).await else {
+            return false;
+        };
+        matches!(c.recv().await, ServerMessage::Welcome(_))
+    })
+    .await;
+    a.stop().await;
+    b.stop().await;
+}
