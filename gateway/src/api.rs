@@ -40,6 +40,35 @@ pub(crate) fn rest_limit(limit: Option<usize>, default: usize) -> Result<usize, 
         .map_err(|message| error(StatusCode::BAD_REQUEST, ErrorCode::InvalidValue, message))
 }
 
+/// `Query`, with a malformed query string (a number that is not one, say)
+/// refused as 400 `E006` in the API's JSON error form rather than axum's
+/// plain text.
+pub(crate) struct ApiQuery<T>(pub T);
+
+impl<T, S> axum::extract::FromRequestParts<S> for ApiQuery<T>
+where
+    T: serde::de::DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|Query(value)| ApiQuery(value))
+            .map_err(|rejection| {
+                error(
+                    StatusCode::BAD_REQUEST,
+                    ErrorCode::InvalidMessage,
+                    rejection.body_text(),
+                )
+            })
+    }
+}
+
 /// An API failure: an HTTP status with a stable code and a message.
 #[derive(Debug)]
 pub(crate) struct ApiError {
@@ -122,7 +151,7 @@ pub(crate) struct SnapshotQuery {
 pub(crate) async fn snapshot(
     State(state): State<Arc<AppState>>,
     Path(id): Path<String>,
-    Query(q): Query<SnapshotQuery>,
+    ApiQuery(q): ApiQuery<SnapshotQuery>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     authorize(&state, &headers, q.token.as_deref())?;
@@ -221,7 +250,7 @@ pub(crate) struct EventsQuery {
 pub(crate) async fn events(
     State(state): State<Arc<AppState>>,
     Path(id): Path<String>,
-    Query(q): Query<EventsQuery>,
+    ApiQuery(q): ApiQuery<EventsQuery>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let identity = authorize(&state, &headers, q.token.as_deref())?;
@@ -241,7 +270,7 @@ pub(crate) async fn events(
 pub(crate) async fn objects(
     State(state): State<Arc<AppState>>,
     Path(id): Path<String>,
-    Query(q): Query<AuthOnly>,
+    ApiQuery(q): ApiQuery<AuthOnly>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let identity = authorize(&state, &headers, q.token.as_deref())?;
@@ -276,7 +305,7 @@ const MAX_ONLINE_IDS: usize = 100;
 /// anywhere in the cluster (`{"online": {"a": true, "b": false}}`).
 pub(crate) async fn online(
     State(state): State<Arc<AppState>>,
-    Query(q): Query<OnlineQuery>,
+    ApiQuery(q): ApiQuery<OnlineQuery>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     authorize(&state, &headers, q.token.as_deref())?;
@@ -307,7 +336,7 @@ pub(crate) async fn online(
 pub(crate) async fn presence(
     State(state): State<Arc<AppState>>,
     Path(id): Path<String>,
-    Query(q): Query<AuthOnly>,
+    ApiQuery(q): ApiQuery<AuthOnly>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     authorize(&state, &headers, q.token.as_deref())?;
@@ -430,7 +459,7 @@ fn title(given: Option<String>) -> Result<Option<String>, ApiError> {
 /// `POST /api/canvases`.
 pub(crate) async fn create_canvas(
     State(state): State<Arc<AppState>>,
-    Query(q): Query<AuthOnly>,
+    ApiQuery(q): ApiQuery<AuthOnly>,
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Result<Response, ApiError> {
@@ -494,7 +523,7 @@ pub(crate) async fn create_canvas(
 pub(crate) async fn update_canvas(
     State(state): State<Arc<AppState>>,
     Path(id): Path<String>,
-    Query(q): Query<AuthOnly>,
+    ApiQuery(q): ApiQuery<AuthOnly>,
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Result<Response, ApiError> {
@@ -524,7 +553,7 @@ pub(crate) async fn update_canvas(
 pub(crate) async fn delete_canvas(
     State(state): State<Arc<AppState>>,
     Path(id): Path<String>,
-    Query(q): Query<AuthOnly>,
+    ApiQuery(q): ApiQuery<AuthOnly>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     authorize_admin(&state, &headers, q.token.as_deref())?;
@@ -562,7 +591,7 @@ pub(crate) struct ListQuery {
 /// `GET /api/canvases?after=&limit=`.
 pub(crate) async fn list_canvases(
     State(state): State<Arc<AppState>>,
-    Query(q): Query<ListQuery>,
+    ApiQuery(q): ApiQuery<ListQuery>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     authorize(&state, &headers, q.token.as_deref())?;
@@ -584,7 +613,7 @@ pub(crate) async fn list_canvases(
 pub(crate) async fn get_canvas(
     State(state): State<Arc<AppState>>,
     Path(id): Path<String>,
-    Query(q): Query<AuthOnly>,
+    ApiQuery(q): ApiQuery<AuthOnly>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     authorize(&state, &headers, q.token.as_deref())?;

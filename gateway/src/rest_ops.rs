@@ -16,13 +16,13 @@
 //! with `retry_after_ms` and `Retry-After`, 503 `E012`/`E013`.
 
 use crate::api::{
-    ApiError, AuthOnly, authorize, canvas_def, canvas_id, chat_page, error, history_page,
+    ApiError, ApiQuery, AuthOnly, authorize, canvas_def, canvas_id, chat_page, error, history_page,
     rest_limit, sees_gm, unavailable,
 };
 use crate::limits::OpClass;
 use crate::server::AppState;
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
@@ -158,7 +158,7 @@ fn author(identity: &Identity) -> Author {
 pub(crate) async fn draw(
     State(state): State<Arc<AppState>>,
     Path(id): Path<String>,
-    Query(q): Query<AuthOnly>,
+    ApiQuery(q): ApiQuery<AuthOnly>,
     headers: HeaderMap,
     bytes: axum::body::Bytes,
 ) -> Result<Response, ApiError> {
@@ -216,7 +216,7 @@ pub(crate) async fn draw(
 pub(crate) async fn cursor(
     State(state): State<Arc<AppState>>,
     Path(id): Path<String>,
-    Query(q): Query<AuthOnly>,
+    ApiQuery(q): ApiQuery<AuthOnly>,
     headers: HeaderMap,
     bytes: axum::body::Bytes,
 ) -> Result<Response, ApiError> {
@@ -260,7 +260,7 @@ pub(crate) async fn cursor(
 pub(crate) async fn activity(
     State(state): State<Arc<AppState>>,
     Path(id): Path<String>,
-    Query(q): Query<ActivityQuery>,
+    ApiQuery(q): ApiQuery<ActivityQuery>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let (identity, canvas, _) = admit(
@@ -287,7 +287,7 @@ pub(crate) async fn activity(
 pub(crate) async fn chat(
     State(state): State<Arc<AppState>>,
     Path(id): Path<String>,
-    Query(q): Query<ChatQuery>,
+    ApiQuery(q): ApiQuery<ChatQuery>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let (_, canvas, _) = admit(

@@ -10,9 +10,11 @@
 //! `Last-Event-ID` and gets exactly the events it missed (or a `resync`
 //! with reason `history_unavailable` when they are no longer kept).
 
-use crate::api::{ApiError, authorize, canvas_def, canvas_id, error, sees_gm, unavailable};
+use crate::api::{
+    ApiError, ApiQuery, authorize, canvas_def, canvas_id, error, sees_gm, unavailable,
+};
 use crate::server::AppState;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
@@ -60,7 +62,7 @@ struct Streaming {
 pub(crate) async fn canvas_events(
     State(state): State<Arc<AppState>>,
     Path(id): Path<String>,
-    Query(q): Query<SseQuery>,
+    ApiQuery(q): ApiQuery<SseQuery>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let identity = authorize(&state, &headers, q.token.as_deref())?;
@@ -129,7 +131,7 @@ pub(crate) async fn canvas_events(
 /// `GET /sse/notifications`: the token's user's notifications.
 pub(crate) async fn notifications(
     State(state): State<Arc<AppState>>,
-    Query(q): Query<SseQuery>,
+    ApiQuery(q): ApiQuery<SseQuery>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let identity = authorize(&state, &headers, q.token.as_deref())?;
@@ -144,7 +146,7 @@ pub(crate) async fn notifications(
 /// `GET /sse/system`: the `global` channel (announcements, canvas changes).
 pub(crate) async fn system(
     State(state): State<Arc<AppState>>,
-    Query(q): Query<SseQuery>,
+    ApiQuery(q): ApiQuery<SseQuery>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     authorize(&state, &headers, q.token.as_deref())?;
@@ -154,7 +156,7 @@ pub(crate) async fn system(
 /// `GET /sse/online`: the `online` channel (`user_online`, `user_offline`).
 pub(crate) async fn online(
     State(state): State<Arc<AppState>>,
-    Query(q): Query<SseQuery>,
+    ApiQuery(q): ApiQuery<SseQuery>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     authorize(&state, &headers, q.token.as_deref())?;

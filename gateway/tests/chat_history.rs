@@ -179,6 +179,26 @@ async fn chat_history_standalone_and_its_bad_inputs() {
             "E007",
         ),
         ("/api/canvases/bad%20id/chat", Some(t.as_str()), 400, "E006"),
+        // Malformed query strings get the API's JSON error, not plain text.
+        (
+            "/api/canvases/s/chat?before=abc",
+            Some(t.as_str()),
+            400,
+            "E006",
+        ),
+        (
+            "/api/canvases/s/chat?limit=-1",
+            Some(t.as_str()),
+            400,
+            "E006",
+        ),
+        (
+            "/api/canvases/s/events?since=x",
+            Some(t.as_str()),
+            400,
+            "E006",
+        ),
+        ("/api/users/online", Some(t.as_str()), 400, "E006"),
     ] {
         let (got, _, body) = http_get(g.addr, path, bearer).await;
         assert_eq!(got, status, "{path}");
