@@ -257,6 +257,17 @@ impl Catalogue {
         self.fresh(id).await
     }
 
+    /// False only when the catalogue says the canvas is gone (deleted since
+    /// it was joined); true without a catalogue, and when the catalogue
+    /// cannot answer (writes go on through a Postgres outage). Cheap: a
+    /// cache lookup, no definition built.
+    pub async fn exists(&self, id: &CanvasId) -> bool {
+        match &self.store {
+            None => true,
+            Some(_) => !matches!(self.get(id).await, Ok(None)),
+        }
+    }
+
     /// Re-reads a cached definition in the background. The entry is stamped
     /// first, so one refresh runs at a time and a failed one is retried
     /// after another [`CACHE_TTL`].

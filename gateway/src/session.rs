@@ -784,7 +784,7 @@ impl<'a> Session<'a> {
     ) {
         // A canvas deleted since the join takes no more writes (noticed
         // within the catalogue cache's TTL; its members were told).
-        if let Ok(None) = self.state.canvases.get(canvas).await {
+        if !self.state.canvases.exists(canvas).await {
             self.out.error(
                 id,
                 ErrorCode::NotFound,
