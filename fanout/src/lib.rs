@@ -212,13 +212,21 @@ impl Fanout {
         event: &ServerMessage,
         change: Option<&Change>,
     ) -> Result<Option<u64>, BusError> {
-        let gm_header = BusHeader {
-            gm_only: true,
-            ..header.clone()
+        // Only an object operation can be about fog: the gm-only header
+        // (which the state picks) is framed for those alone.
+        let gm_header = match change {
+            Some(Change::Object(_)) => {
+                let gm_header = BusHeader {
+                    gm_only: true,
+                    ..header.clone()
+                };
+                busframe::encode_header(&gm_header).map_err(BusError::Frame)?
+            }
+            _ => Vec::new(),
         };
         let headers = (
             busframe::encode_header(header).map_err(BusError::Frame)?,
-            busframe::encode_header(&gm_header).map_err(BusError::Frame)?,
+            gm_header,
         );
         let event = busframe::encode_event(event).map_err(BusError::Frame)?;
         match &self.bus {
