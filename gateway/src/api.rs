@@ -69,6 +69,17 @@ where
     }
 }
 
+/// A JSON request body, or 400 `E006` saying what is wrong with it.
+pub(crate) fn json_body<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(bytes).map_err(|e| {
+        error(
+            StatusCode::BAD_REQUEST,
+            ErrorCode::InvalidMessage,
+            format!("body: {e}"),
+        )
+    })
+}
+
 /// An API failure: an HTTP status with a stable code and a message.
 #[derive(Debug)]
 pub(crate) struct ApiError {
@@ -435,12 +446,7 @@ async fn announce_change(state: &AppState, canvas: &CanvasId, change: &str) {
         change: change.into(),
         ts: shared::now_ms(),
     });
-    let header = shared::busframe::BusHeader {
-        node: state.settings.node_id.clone(),
-        conn: 0,
-        ingest_us: shared::now_us(),
-        gm_only: false,
-    };
+    let header = state.bus_header(0);
     for channel in [CanvasId::global_channel(), canvas.clone()] {
         if let Err(err) = state.fanout.publish(&channel, &header, &event).await {
             tracing::warn!(%canvas, error = %err, "canvases_changed not published");
@@ -464,13 +470,7 @@ pub(crate) async fn create_canvas(
     body: axum::body::Bytes,
 ) -> Result<Response, ApiError> {
     authorize_admin(&state, &headers, q.token.as_deref())?;
-    let new: NewCanvas = serde_json::from_slice(&body).map_err(|e| {
-        error(
-            StatusCode::BAD_REQUEST,
-            ErrorCode::InvalidMessage,
-            e.to_string(),
-        )
-    })?;
+    let new: NewCanvas = json_body(&body)?;
     let id = canvas_id(&new.id)?;
     let palette = match new.palette {
         None => crate::canvases::default_palette(state.settings.canvas.palette_size),
@@ -529,13 +529,7 @@ pub(crate) async fn update_canvas(
 ) -> Result<Response, ApiError> {
     authorize_admin(&state, &headers, q.token.as_deref())?;
     let canvas = canvas_id(&id)?;
-    let change: CanvasChange = serde_json::from_slice(&body).map_err(|e| {
-        error(
-            StatusCode::BAD_REQUEST,
-            ErrorCode::InvalidMessage,
-            e.to_string(),
-        )
-    })?;
+    let change: CanvasChange = json_body(&body)?;
     let title = title(change.title)?;
     match state.canvases.set_title(&canvas, title.as_deref()).await {
         Ok(Some(def)) => {

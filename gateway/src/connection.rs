@@ -181,10 +181,7 @@ async fn serve_inner(
         // The cap holds on this gateway (its buckets) and across the
         // cluster (the online registry counts the user's open connections).
         let max = state.settings.max_connections_per_user;
-        let author = shared::protocol::Author {
-            id: identity.user_id.clone(),
-            name: identity.name.clone(),
-        };
+        let author = identity.author();
         let admitted = match state.users.enter(&identity.user_id) {
             Some(slot) if state.online.admit(state, accepted.conn, &author, max).await => {
                 Some(slot)

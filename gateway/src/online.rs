@@ -8,7 +8,6 @@
 use crate::server::AppState;
 use parking_lot::Mutex;
 use shared::CanvasId;
-use shared::busframe::BusHeader;
 use shared::protocol::{Author, ServerMessage, UserOffline, UserOnline};
 use std::collections::HashMap;
 
@@ -115,12 +114,7 @@ impl Online {
 }
 
 async fn announce(state: &AppState, event: &ServerMessage) {
-    let header = BusHeader {
-        node: state.settings.node_id.clone(),
-        conn: 0,
-        ingest_us: shared::now_us(),
-        gm_only: false,
-    };
+    let header = state.bus_header(0);
     if let Err(err) = state
         .fanout
         .publish(&CanvasId::online_channel(), &header, event)

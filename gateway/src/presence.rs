@@ -8,7 +8,6 @@ use fanout::presence::{self, EntryInfo};
 use parking_lot::Mutex;
 use shared::CanvasId;
 use shared::auth::Role;
-use shared::busframe::BusHeader;
 use shared::protocol::{
     Activity, ActivityEvent, Author, PresentUser, ServerMessage, UserJoined, UserLeft,
 };
@@ -245,12 +244,7 @@ impl Presence {
 /// Publishes a presence event to the canvas's members on every gateway
 /// (`conn` 0: from no connection, so no member is skipped as its sender).
 async fn announce(state: &AppState, canvas: &CanvasId, conn: u64, event: &ServerMessage) {
-    let header = BusHeader {
-        node: state.settings.node_id.clone(),
-        conn,
-        ingest_us: shared::now_us(),
-        gm_only: false,
-    };
+    let header = state.bus_header(conn);
     if let Err(err) = state.fanout.publish(canvas, &header, event).await {
         tracing::warn!(%canvas, error = %err, "presence event not published");
     }

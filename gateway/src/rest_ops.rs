@@ -17,7 +17,7 @@
 
 use crate::api::{
     ApiError, ApiQuery, AuthOnly, authorize, canvas_def, canvas_id, chat_page, error, history_page,
-    rest_limit, sees_gm, unavailable,
+    json_body, rest_limit, sees_gm, unavailable,
 };
 use crate::limits::OpClass;
 use crate::server::AppState;
@@ -27,10 +27,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use shared::auth::{Identity, Role};
-use shared::busframe::BusHeader;
-use shared::protocol::{
-    Author, CursorEvent, CursorMove, Draw, DrawEvent, PixelInput, ServerMessage,
-};
+use shared::protocol::{CursorEvent, CursorMove, Draw, DrawEvent, PixelInput, ServerMessage};
 use shared::validate::{self, CommandLimits};
 use shared::{CanvasId, ErrorCode};
 use std::sync::Arc;
@@ -59,17 +56,6 @@ pub(crate) struct ChatQuery {
     token: Option<String>,
     before: Option<u64>,
     limit: Option<usize>,
-}
-
-/// The body as JSON, or 400 `E006` saying what is wrong with it.
-fn body<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    serde_json::from_slice(bytes).map_err(|e| {
-        error(
-            StatusCode::BAD_REQUEST,
-            ErrorCode::InvalidMessage,
-            format!("body: {e}"),
-        )
-    })
 }
 
 /// 403 `E008` unless `identity` holds at least `needed` on `canvas`.
@@ -137,23 +123,6 @@ fn refused(state: &AppState, user: &str, class: OpClass, cost: usize) -> Option<
     Some(resp)
 }
 
-fn header_for(state: &AppState) -> BusHeader {
-    BusHeader {
-        node: state.settings.node_id.clone(),
-        // From no connection: every member receives it.
-        conn: 0,
-        ingest_us: shared::now_us(),
-        gm_only: false,
-    }
-}
-
-fn author(identity: &Identity) -> Author {
-    Author {
-        id: identity.user_id.clone(),
-        name: identity.name.clone(),
-    }
-}
-
 /// `POST /api/canvases/{id}/draw`.
 pub(crate) async fn draw(
     State(state): State<Arc<AppState>>,
@@ -171,7 +140,7 @@ pub(crate) async fn draw(
         Role::Player,
     )
     .await?;
-    let DrawBody { pixels } = body(&bytes)?;
+    let DrawBody { pixels } = json_body(&bytes)?;
     let cmd = Draw {
         id: None,
         canvas: canvas.clone(),
@@ -189,13 +158,13 @@ pub(crate) async fn draw(
     let event = ServerMessage::Draw(DrawEvent {
         canvas: canvas.clone(),
         seq: None,
-        author: author(&identity),
+        author: identity.author(),
         ts: shared::now_ms(),
         pixels,
     });
     match state
         .fanout
-        .publish_durable(&canvas, &header_for(&state), &event, Some(&change))
+        .publish_durable(&canvas, &state.bus_header(0), &event, Some(&change))
         .await
     {
         Ok(seq) => Ok(Json(serde_json::json!({ "seq": seq })).into_response()),
@@ -229,7 +198,7 @@ pub(crate) async fn cursor(
         Role::Spectator,
     )
     .await?;
-    let CursorBody { x, y } = body(&bytes)?;
+    let CursorBody { x, y } = json_body(&bytes)?;
     let cmd = CursorMove {
         id: None,
         canvas: canvas.clone(),
@@ -243,14 +212,14 @@ pub(crate) async fn cursor(
     }
     let event = ServerMessage::Cursor(CursorEvent {
         canvas: canvas.clone(),
-        author: author(&identity),
+        author: identity.author(),
         ts: shared::now_ms(),
         x,
         y,
     });
     state
         .fanout
-        .publish(&canvas, &header_for(&state), &event)
+        .publish(&canvas, &state.bus_header(0), &event)
         .await
         .map_err(unavailable)?;
     Ok(StatusCode::ACCEPTED.into_response())

@@ -72,6 +72,19 @@ pub(crate) struct AppState {
     pub online: crate::online::Online,
 }
 
+impl AppState {
+    /// The bus header of an event this gateway publishes now for connection
+    /// `conn` (0: from no connection, so no member is skipped as its sender).
+    pub(crate) fn bus_header(&self, conn: u64) -> shared::busframe::BusHeader {
+        shared::busframe::BusHeader {
+            node: self.settings.node_id.clone(),
+            conn,
+            ingest_us: shared::now_us(),
+            gm_only: false,
+        }
+    }
+}
+
 /// Runs the gateway until `shutdown` is cancelled: clients on `listener`,
 /// and `/healthz`, `/readyz` and `/metrics` on `admin`, which keeps
 /// answering (readiness 503) while the gateway drains.

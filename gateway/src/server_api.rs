@@ -10,13 +10,12 @@
 //!
 //! All answer 202 once published. `data` is any JSON, passed through.
 
-use crate::api::{ApiError, canvas_id, error, unavailable};
+use crate::api::{ApiError, canvas_id, error, json_body, unavailable};
 use crate::server::AppState;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
-use shared::busframe::BusHeader;
 use shared::protocol::{Announcement, ChatSend, Notice, Notification, ServerMessage};
 use shared::{CanvasId, ErrorCode};
 use std::sync::Arc;
@@ -99,13 +98,7 @@ fn body<T: serde::de::DeserializeOwned>(state: &AppState, bytes: &[u8]) -> Resul
             ),
         ));
     }
-    serde_json::from_slice(bytes).map_err(|e| {
-        error(
-            StatusCode::BAD_REQUEST,
-            ErrorCode::InvalidMessage,
-            format!("body: {e}"),
-        )
-    })
+    json_body(bytes)
 }
 
 async fn publish(
@@ -113,12 +106,7 @@ async fn publish(
     channel: &CanvasId,
     event: &ServerMessage,
 ) -> Result<Response, ApiError> {
-    let header = BusHeader {
-        node: state.settings.node_id.clone(),
-        conn: 0,
-        ingest_us: shared::now_us(),
-        gm_only: false,
-    };
+    let header = state.bus_header(0);
     state
         .fanout
         .publish(channel, &header, event)

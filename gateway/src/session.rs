@@ -9,7 +9,6 @@ use crate::server::AppState;
 use fanout::{Change, JoinGate, Member, PixelChange, Refusal};
 use shared::CloseCode;
 use shared::auth::{Identity, Role};
-use shared::busframe::BusHeader;
 use shared::protocol::{
     AckResult, Author, ChatEvent, ClientMessage, CursorEvent, DrawEvent, HighlightEvent, Joined,
     ObjectsPage, Pong, PresenceList, Published, ResumeOutcome, ServerMessage,
@@ -85,10 +84,7 @@ impl<'a> Session<'a> {
             state,
             out,
             conn,
-            author: Author {
-                id: identity.user_id.clone(),
-                name: identity.name.clone(),
-            },
+            author: identity.author(),
             joined: Vec::new(),
             canvas_roles: identity.canvas_roles.clone(),
             token_role: identity.default_role,
@@ -792,12 +788,7 @@ impl<'a> Session<'a> {
             );
             return;
         }
-        let header = BusHeader {
-            node: self.state.settings.node_id.clone(),
-            conn: self.conn,
-            ingest_us: shared::now_us(),
-            gm_only: false,
-        };
+        let header = self.state.bus_header(self.conn);
         let started = std::time::Instant::now();
         let published = self
             .state
@@ -852,12 +843,7 @@ impl<'a> Session<'a> {
 
     /// Publishes an ephemeral event and acks without a result.
     async fn publish(&self, id: Option<RequestId>, canvas: &CanvasId, event: &ServerMessage) {
-        let header = BusHeader {
-            node: self.state.settings.node_id.clone(),
-            conn: self.conn,
-            ingest_us: shared::now_us(),
-            gm_only: false,
-        };
+        let header = self.state.bus_header(self.conn);
         let started = std::time::Instant::now();
         let published = self.state.fanout.publish(canvas, &header, event).await;
         self.state

@@ -236,6 +236,14 @@ pub struct Identity {
 }
 
 impl Identity {
+    /// The user as stamped on the events it causes.
+    pub fn author(&self) -> crate::protocol::Author {
+        crate::protocol::Author {
+            id: self.user_id.clone(),
+            name: self.name.clone(),
+        }
+    }
+
     /// The role this identity holds on a canvas, if the token says.
     pub fn role_on(&self, canvas: &str) -> Option<Role> {
         self.canvas_roles.get(canvas).copied().or(self.default_role)
