@@ -34,15 +34,7 @@ async fn canvases_live_in_postgres_with_their_own_size_and_palette() {
     let t = admin_token("admin");
     // A lobby screen listening on the global channel.
     let mut lobby = g.client("lobby-screen").await;
-    lobby
-        .send(&shared::protocol::ClientMessage::Subscribe(
-            shared::protocol::ChannelRequest {
-                id: Some(shared::RequestId::Num(1)),
-                channel: "global".into(),
-            },
-        ))
-        .await;
-    expect_ack(&mut lobby, 1).await;
+    subscribe(&mut lobby, 1, "global", true).await;
 
     let palette: Vec<String> = (0..16).map(|i| format!("#{:02x}0000", i * 16)).collect();
     let body = serde_json::json!({"id": "map-1", "width": 50, "height": 40, "palette": palette})
@@ -212,15 +204,7 @@ async fn titles_change_and_canvases_are_deleted_across_gateways() {
     let api_key = format!("ApiKey {KEY}");
 
     let mut lobby = b.client("lobby-screen").await;
-    lobby
-        .send(&shared::protocol::ClientMessage::Subscribe(
-            shared::protocol::ChannelRequest {
-                id: Some(shared::RequestId::Num(1)),
-                channel: "global".into(),
-            },
-        ))
-        .await;
-    expect_ack(&mut lobby, 1).await;
+    subscribe(&mut lobby, 1, "global", true).await;
 
     // Creating needs an admin: a plain user's token is forbidden.
     let new = r#"{"id": "room", "width": 20, "height": 20, "title": " First "}"#;

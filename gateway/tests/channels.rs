@@ -14,7 +14,6 @@ use shared::RequestId;
 use shared::protocol::{ChannelRequest, ClientMessage, ServerMessage};
 use std::net::SocketAddr;
 use testkit::RedisServer;
-use testkit::ws::WsClient;
 
 const KEY: &str = "server-api-key-0123456789abcdef0123";
 
@@ -30,20 +29,6 @@ async fn api(
         status,
         serde_json::from_slice(&raw).unwrap_or(serde_json::Value::Null),
     )
-}
-
-async fn subscribe(c: &mut WsClient, id: u64, channel: &str, on: bool) {
-    let req = ChannelRequest {
-        id: Some(RequestId::Num(id)),
-        channel: channel.into(),
-    };
-    c.send(&if on {
-        ClientMessage::Subscribe(req)
-    } else {
-        ClientMessage::Unsubscribe(req)
-    })
-    .await;
-    expect_ack(c, id).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -25,12 +25,7 @@ const FAST: [&str; 3] = [
 
 async fn watch_online(g: &Gateway, user: &str) -> WsClient {
     let mut c = g.client(user).await;
-    c.send(&ClientMessage::Subscribe(ChannelRequest {
-        id: Some(RequestId::Num(1)),
-        channel: "online".into(),
-    }))
-    .await;
-    expect_ack(&mut c, 1).await;
+    subscribe(&mut c, 1, "online", true).await;
     c
 }
 

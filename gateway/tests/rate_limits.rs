@@ -177,30 +177,40 @@ fn tungstenite_text(
     tokio_tungstenite::tungstenite::Message::text(serde_json::to_string(msg).unwrap())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_users_connection_cap_closes_the_next_with_4011() {
-    let g = Gateway::start(settings("rl-cap", None, &["--max-connections-per-user=2"])).await;
-    let first = g.client("capped").await;
-    let _second = g.client("capped").await;
-    let mut third = WsClient::connect(g.addr, Connect::token(&token("capped")))
+/// A connection of user "capped" to `addr` is refused: E011, then 4011.
+async fn refused_over_the_cap(addr: SocketAddr) {
+    let mut c = WsClient::connect(addr, Connect::token(&token("capped")))
         .await
         .unwrap();
-    let closed = third.closed().await;
+    let closed = c.closed().await;
     assert_eq!(closed.code, Some(4011));
     assert!(matches!(
         closed.before.as_slice(),
         [ServerMessage::Error(e)] if e.code == ErrorCode::LimitReached
     ));
-    // Another user is not affected; and a slot frees when one closes.
-    let _other = g.client("free").await;
-    drop(first);
+}
+
+/// Until a connection of user "capped" to `addr` is welcomed again.
+async fn a_slot_frees(addr: SocketAddr) {
     testkit::eventually(Duration::from_secs(5), "a freed slot", || async {
-        let Ok(mut c) = WsClient::connect(g.addr, Connect::token(&token("capped"))).await else {
+        let Ok(mut c) = WsClient::connect(addr, Connect::token(&token("capped"))).await else {
             return false;
         };
         matches!(c.recv().await, ServerMessage::Welcome(_))
     })
     .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_users_connection_cap_closes_the_next_with_4011() {
+    let g = Gateway::start(settings("rl-cap", None, &["--max-connections-per-user=2"])).await;
+    let first = g.client("capped").await;
+    let _second = g.client("capped").await;
+    refused_over_the_cap(g.addr).await;
+    // Another user is not affected; and a slot frees when one closes.
+    let _other = g.client("free").await;
+    drop(first);
+    a_slot_frees(g.addr).await;
     g.stop().await;
 }
 
@@ -321,25 +331,11 @@ async fn the_connection_cap_holds_across_gateways() {
     let _second = b.client("capped").await;
     // One on each gateway: the third is over the cluster-wide cap, though
     // gateway a holds only one.
-    let mut third = WsClient::connect(a.addr, Connect::token(&token("capped")))
-        .await
-        .unwrap();
-    let closed = third.closed().await;
-    assert_eq!(closed.code, Some(4011));
-    assert!(matches!(
-        closed.before.as_slice(),
-        [ServerMessage::Error(e)] if e.code == ErrorCode::LimitReached
-    ));
+    refused_over_the_cap(a.addr).await;
     // A closed connection frees its slot at once (its grace period keeps
     // the user online, not the slot): a reload does not lock the user out.
     drop(first);
-    testkit::eventually(Duration::from_secs(5), "a freed slot", || async {
-        let Ok(mut c) = WsClient::connect(b.addr, Connect::token(&token("capped"))).await else {
-            return false;
-        };
-        matches!(c.recv().await, ServerMessage::Welcome(_))
-    })
-    .await;
+    a_slot_frees(b.addr).await;
     a.stop().await;
     b.stop().await;
 }

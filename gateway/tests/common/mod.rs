@@ -108,6 +108,21 @@ pub fn token(user: &str) -> String {
     mint_hs256(SECRET.as_bytes(), &claims).unwrap()
 }
 
+/// Subscribes to (`on`) or unsubscribes from a channel and awaits the ack.
+pub async fn subscribe(c: &mut WsClient, id: u64, channel: &str, on: bool) {
+    let req = ChannelRequest {
+        id: Some(RequestId::Num(id)),
+        channel: channel.into(),
+    };
+    c.send(&if on {
+        ClientMessage::Subscribe(req)
+    } else {
+        ClientMessage::Unsubscribe(req)
+    })
+    .await;
+    expect_ack(c, id).await;
+}
+
 /// A token that may create, change and delete canvases.
 pub fn admin_token(user: &str) -> String {
     let mut claims = MintClaims::for_user(user, 600);
