@@ -60,7 +60,7 @@ fn bench_dispatch(c: &mut Criterion) {
         ("msgpack", MEMBERS),
         ("half_and_half", MEMBERS / 2),
     ] {
-        let fanout = Fanout::memory("bench-node", 1000);
+        let fanout = Fanout::memory("bench-node");
         let queues: Vec<Arc<Outbound>> = (0..MEMBERS)
             .map(|i| {
                 let tx = Arc::new(Outbound::new(256));

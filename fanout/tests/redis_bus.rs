@@ -3,7 +3,7 @@
 // Test code: a failed unwrap is a failed test, with its message.
 #![allow(clippy::unwrap_used)]
 
-use fanout::{Change, ConnControl, Fanout, JoinGate, Member, Outbound, PixelChange, RedisSettings};
+use fanout::{BusSettings, ConnControl, Fanout, JoinGate, Member, Outbound};
 use shared::busframe::BusHeader;
 use shared::codec::{self, Encoding};
 use shared::protocol::{Author, ChatEvent, ResyncReason, ServerMessage};
@@ -14,12 +14,26 @@ use testkit::{RedisServer, eventually};
 use tokio_util::sync::CancellationToken;
 use tungstenite::Message;
 
-fn settings(redis: &RedisServer) -> RedisSettings {
-    let mut s = RedisSettings::new(&redis.url());
+fn settings(redis: &RedisServer) -> BusSettings {
+    let mut s = BusSettings::new(&redis.url());
     s.health_interval = Duration::from_millis(200);
     s.subscribe_timeout = Duration::from_secs(2);
     s.publish_timeout = Duration::from_millis(500);
     s
+}
+
+/// A pool for PUBLISH, as the gateway shares the store's.
+fn pool(url: &str) -> deadpool_redis::Pool {
+    deadpool_redis::Config::from_url(url)
+        .create_pool(Some(deadpool_redis::Runtime::Tokio1))
+        .unwrap()
+}
+
+/// A node's fan-out on `s`.
+async fn bus(node: &str, s: &BusSettings, shutdown: &CancellationToken) -> Fanout {
+    Fanout::redis(node, s, pool(&s.url), shutdown.clone())
+        .await
+        .unwrap()
 }
 
 fn member(conn: u64) -> (Member, Arc<Outbound>) {
@@ -91,12 +105,8 @@ async fn numsub(redis: &RedisServer, canvas: &CanvasId) -> i64 {
 async fn events_cross_nodes_once_and_not_back_to_their_sender() {
     let redis = RedisServer::start();
     let shutdown = CancellationToken::new();
-    let a = Fanout::redis("node-a", settings(&redis), shutdown.clone())
-        .await
-        .unwrap();
-    let b = Fanout::redis("node-b", settings(&redis), shutdown.clone())
-        .await
-        .unwrap();
+    let a = bus("node-a", &settings(&redis), &shutdown).await;
+    let b = bus("node-b", &settings(&redis), &shutdown).await;
     let canvas = CanvasId::new("shared").unwrap();
     let (sender, sender_rx) = member(1);
     let (receiver, receiver_rx) = member(1);
@@ -138,9 +148,7 @@ async fn events_cross_nodes_once_and_not_back_to_their_sender() {
 async fn last_leave_unsubscribes_the_node() {
     let redis = RedisServer::start();
     let shutdown = CancellationToken::new();
-    let a = Fanout::redis("node-a", settings(&redis), shutdown.clone())
-        .await
-        .unwrap();
+    let a = bus("node-a", &settings(&redis), &shutdown).await;
     let canvas = CanvasId::new("c1").unwrap();
     let (m1, _rx1) = member(1);
     let (m2, _rx2) = member(2);
@@ -165,12 +173,8 @@ async fn last_leave_unsubscribes_the_node() {
 async fn a_redis_restart_resubscribes_and_tells_members_to_resync() {
     let mut redis = RedisServer::start();
     let shutdown = CancellationToken::new();
-    let a = Fanout::redis("node-a", settings(&redis), shutdown.clone())
-        .await
-        .unwrap();
-    let b = Fanout::redis("node-b", settings(&redis), shutdown.clone())
-        .await
-        .unwrap();
+    let a = bus("node-a", &settings(&redis), &shutdown).await;
+    let b = bus("node-b", &settings(&redis), &shutdown).await;
     let canvas = CanvasId::new("c2").unwrap();
     let (m, rx) = member(1);
     b.join(&canvas, m).await.unwrap();
@@ -232,9 +236,7 @@ async fn a_redis_restart_resubscribes_and_tells_members_to_resync() {
 async fn a_join_while_redis_is_down_fails_and_leaves_no_member() {
     let mut redis = RedisServer::start();
     let shutdown = CancellationToken::new();
-    let a = Fanout::redis("node-a", settings(&redis), shutdown.clone())
-        .await
-        .unwrap();
+    let a = bus("node-a", &settings(&redis), &shutdown).await;
     redis.kill();
     eventually(Duration::from_secs(5), "disconnected", || async {
         !a.is_connected()
@@ -250,117 +252,13 @@ async fn a_join_while_redis_is_down_fails_and_leaves_no_member() {
 #[tokio::test]
 async fn startup_fails_clearly_without_redis() {
     let port = testkit::free_port();
-    let s = RedisSettings::new(&format!("redis://127.0.0.1:{port}"));
-    let err = Fanout::redis("n", s, CancellationToken::new())
+    let mut s = BusSettings::new(&format!("redis://127.0.0.1:{port}"));
+    s.subscribe_timeout = Duration::from_millis(500);
+    let err = Fanout::redis("n", &s, pool(&s.url), CancellationToken::new())
         .await
         .err()
         .expect("must fail");
     assert!(!err.to_string().is_empty());
-}
-
-fn draw(canvas: &CanvasId, x: u32, color: u8) -> ServerMessage {
-    ServerMessage::Draw(shared::protocol::DrawEvent {
-        canvas: canvas.clone(),
-        seq: None,
-        author: Author {
-            id: "u".into(),
-            name: None,
-        },
-        ts: 0,
-        pixels: vec![shared::protocol::Pixel { x, y: 0, color }],
-    })
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn durable_events_get_gapless_sequence_numbers_and_the_state_matches() {
-    let redis = RedisServer::start();
-    let shutdown = CancellationToken::new();
-    let a = Arc::new(
-        Fanout::redis("node-a", settings(&redis), shutdown.clone())
-            .await
-            .unwrap(),
-    );
-    let b = Arc::new(
-        Fanout::redis("node-b", settings(&redis), shutdown.clone())
-            .await
-            .unwrap(),
-    );
-    let canvas = CanvasId::new("durable").unwrap();
-    let start = a.position(&canvas).await.unwrap();
-    assert_eq!(start.seq, 0);
-    assert_eq!(
-        b.position(&canvas).await.unwrap().epoch,
-        start.epoch,
-        "one epoch per canvas"
-    );
-    let (watcher, rx) = member_with_queue(99, 1000);
-    b.join(&canvas, watcher).await.unwrap();
-
-    // Two nodes publish concurrently, 16 cells wide, 32 colours.
-    const PER_NODE: u32 = 200;
-    let mut tasks = Vec::new();
-    for (node, fanout) in [("node-a", a.clone()), ("node-b", b.clone())] {
-        let canvas = canvas.clone();
-        tasks.push(tokio::spawn(async move {
-            let mut seqs = Vec::new();
-            for i in 0..PER_NODE {
-                let x = (i * 7 + node.len() as u32) % 16;
-                let color = (i % 32) as u8;
-                let change = Change::Pixels(PixelChange {
-                    bits: 5,
-                    cell_count: 16,
-                    cells: vec![(x, color)],
-                });
-                let seq = fanout
-                    .publish_durable(
-                        &canvas,
-                        &header(node, 1),
-                        &draw(&canvas, x, color),
-                        Some(&change),
-                    )
-                    .await
-                    .unwrap()
-                    .unwrap();
-                seqs.push(seq);
-            }
-            seqs
-        }));
-    }
-    let mut acked = Vec::new();
-    for t in tasks {
-        let seqs = t.await.unwrap();
-        assert!(
-            seqs.windows(2).all(|w| w[0] < w[1]),
-            "one publisher's seqs must increase"
-        );
-        acked.extend(seqs);
-    }
-    acked.sort_unstable();
-    assert_eq!(
-        acked,
-        (1..=u64::from(2 * PER_NODE)).collect::<Vec<_>>(),
-        "gapless and unique"
-    );
-
-    // The watcher sees every event once, in sequence order; replaying them
-    // gives the state Redis holds.
-    let mut cells = vec![0u8; 16];
-    for expected in 1..=u64::from(2 * PER_NODE) {
-        match next_message(&rx).await {
-            ServerMessage::Draw(d) => {
-                assert_eq!(d.seq, Some(expected));
-                for p in d.pixels {
-                    cells[p.x as usize] = p.color;
-                }
-            }
-            other => panic!("unexpected {other:?}"),
-        }
-    }
-    let snap = a.snapshot(&canvas, 5, 16).await.unwrap();
-    assert_eq!(snap.seq, u64::from(2 * PER_NODE));
-    assert_eq!(snap.epoch.as_deref(), Some(start.epoch.as_str()));
-    assert_eq!(snap.cells, cells);
-    shutdown.cancel();
 }
 
 #[tokio::test]
@@ -369,7 +267,7 @@ async fn a_healthy_connection_is_pinged_but_never_reconnected() {
     let shutdown = CancellationToken::new();
     let mut s = settings(&redis);
     s.health_interval = Duration::from_millis(20);
-    let a = Fanout::redis("node-a", s, shutdown.clone()).await.unwrap();
+    let a = bus("node-a", &s, &shutdown).await;
     let canvas = CanvasId::new("steady").unwrap();
     let (m, rx) = member(1);
     a.join(&canvas, m).await.unwrap();

@@ -3,7 +3,6 @@
 //! with an error naming the setting; nothing silently falls back.
 
 use clap::{Parser, Subcommand, ValueEnum};
-use fanout::RedisSettings;
 use shared::auth::{AuthSettings, JwtAlgorithm, VerifyKey};
 use shared::validate::CanvasGeometry;
 use std::net::SocketAddr;
@@ -305,6 +304,41 @@ impl OriginPolicy {
                 let o = o.trim().trim_end_matches('/').to_ascii_lowercase();
                 list.contains(&o)
             }
+        }
+    }
+}
+
+/// How to reach Redis and how patient to be with it.
+#[derive(Debug, Clone)]
+pub struct RedisSettings {
+    /// `redis://host:port/db`.
+    pub url: String,
+    /// Connections in the pool the stores and the bus's publisher share.
+    pub pool_size: usize,
+    /// Timeout for one Redis call, including taking a pooled connection.
+    pub publish_timeout: Duration,
+    /// How long a join waits for its subscription to be confirmed.
+    pub subscribe_timeout: Duration,
+    /// How often the pub/sub connection is pinged to detect a dead server.
+    pub health_interval: Duration,
+    /// Events kept per canvas stream when no persister runs.
+    pub log_max_events: usize,
+    /// With a persister: refuse durable writes while this many events await
+    /// it. 0: no persister, trim by length.
+    pub backlog_limit: usize,
+}
+
+impl RedisSettings {
+    /// Settings with the gateway's defaults.
+    pub fn new(url: &str) -> Self {
+        RedisSettings {
+            url: url.to_owned(),
+            pool_size: 16,
+            publish_timeout: Duration::from_secs(2),
+            subscribe_timeout: Duration::from_secs(5),
+            health_interval: Duration::from_secs(5),
+            log_max_events: 100_000,
+            backlog_limit: 0,
         }
     }
 }

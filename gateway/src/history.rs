@@ -2,12 +2,12 @@
 //! so Redis can be rebuilt after it lost its data: the latest snapshot, then
 //! every later event re-applied to its packed cells.
 
-use fanout::{History, HistoryFuture, Objects, Restored, pack_cell};
 use shared::CanvasId;
 use shared::busframe;
 use shared::codec::{self, Encoding};
 use shared::protocol::ServerMessage;
 use shared::validate::CanvasGeometry;
+use store::{History, HistoryFuture, Objects, PixelChange, Restored, pack_cell};
 
 /// Postgres-backed [`History`].
 pub(crate) struct PgHistory {
@@ -131,7 +131,7 @@ impl PgHistory {
             },
             _ => self.geometry,
         };
-        let bits = fanout::PixelChange::bits_for(geometry.palette_size);
+        let bits = PixelChange::bits_for(geometry.palette_size);
         for row in rows {
             let event_seq: i64 = row.get(0);
             let payload: Vec<u8> = row.get(1);

@@ -3,26 +3,30 @@
 //!
 //! `main.rs` only parses configuration, sets up tracing and binds; all
 //! behaviour is behind [`run`], which tests call on port 0.
+//!
+//! Layers, each importing only those below it: transports (`ws`, `rest`,
+//! `sse`, with `http` for what HTTP handlers share) call `ops`, one module
+//! per command family; `ops` use `state` and the services (`presence`,
+//! `online`, `canvases`, `limits`); `server` and `startup` wire it all.
 
-mod api;
 mod canvases;
 mod config;
-mod connection;
 mod drain;
 mod history;
+mod http;
 mod limits;
 mod metrics;
-mod objects;
 mod online;
+mod ops;
 mod presence;
-mod rest_ops;
+mod rest;
 mod server;
-mod server_api;
-mod session;
 mod sse;
-mod upgrade;
-mod writer;
+mod startup;
+mod state;
+mod ws;
 
 pub use canvases::CACHE_TTL as CATALOGUE_CACHE_TTL;
-pub use config::{Command, Config, ConfigError, LogFormat, OriginPolicy, Settings};
-pub use server::{GatewayError, run};
+pub use config::{Command, Config, ConfigError, LogFormat, OriginPolicy, RedisSettings, Settings};
+pub use server::run;
+pub use startup::GatewayError;

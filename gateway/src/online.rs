@@ -1,45 +1,73 @@
-//! Global online status (see `fanout::online` for the registry): every
+//! Global online status (see `store::online` for the registry): every
 //! WebSocket connection is an entry of its user, kept alive while it is
 //! open; `user_online` goes to the `online` channel when a user's first
 //! connection anywhere opens, `user_offline` when a sweep finds the last one
 //! lapsed (closed plus the presence grace period, or its gateway dead for
 //! the presence TTL).
 
-use crate::server::AppState;
+use fanout::Fanout;
 use parking_lot::Mutex;
 use shared::CanvasId;
 use shared::protocol::{Author, ServerMessage, UserOffline, UserOnline};
 use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+use store::OnlineRegistry;
 
 /// Entries refreshed per Redis round trip.
 const REFRESH_CHUNK: usize = 500;
 
 /// This gateway's open connections in the online registry.
-#[derive(Default)]
 pub(crate) struct Online {
+    /// The cluster's registry (Redis, or memory when standalone).
+    registry: OnlineRegistry,
+    /// Where `user_online`/`user_offline` are published.
+    bus: Arc<Fanout>,
+    /// This gateway's id, part of every entry's name.
+    node: String,
+    /// An entry lives this long without a refresh (the presence TTL).
+    ttl: Duration,
+    /// A closed connection's entry lapses after this (the presence grace).
+    grace: Duration,
     /// (user, entry) by connection.
     local: Mutex<HashMap<u64, (String, String)>>,
 }
 
 impl Online {
+    pub fn new(
+        registry: OnlineRegistry,
+        bus: Arc<Fanout>,
+        node: String,
+        ttl: Duration,
+        grace: Duration,
+    ) -> Self {
+        Online {
+            registry,
+            bus,
+            node,
+            ttl,
+            grace,
+            local: Mutex::new(HashMap::new()),
+        }
+    }
+
     /// Connection `conn` of `author` opened: admitted unless the user then
     /// holds more than `max` open connections across the cluster (its entry
     /// is then removed at once). Announces the user if it was not online
     /// anywhere. Without the registry (Redis down) it admits.
-    pub async fn admit(&self, state: &AppState, conn: u64, author: &Author, max: usize) -> bool {
-        let entry = fanout::presence::entry(&author.id, &state.settings.node_id, conn);
+    pub async fn admit(&self, conn: u64, author: &Author, max: usize) -> bool {
+        let entry = store::presence::entry(&author.id, &self.node, conn);
         self.local
             .lock()
             .insert(conn, (author.id.clone(), entry.clone()));
-        let expiry = shared::now_ms() + state.presence.ttl.as_millis() as u64;
-        let grace = state.presence.grace;
-        match state
-            .fanout
-            .online_enter(&author.id, &entry, expiry, grace)
+        let expiry = shared::now_ms() + self.ttl.as_millis() as u64;
+        match self
+            .registry
+            .enter(&author.id, &entry, expiry, self.grace)
             .await
         {
             Ok((_, open)) if open > max => {
-                self.forget(state, conn).await;
+                self.forget(conn).await;
                 false
             }
             Ok((first, _)) => {
@@ -48,7 +76,7 @@ impl Online {
                         user: author.clone(),
                         ts: shared::now_ms(),
                     });
-                    announce(state, &event).await;
+                    self.announce(&event).await;
                 }
                 true
             }
@@ -62,34 +90,34 @@ impl Online {
     }
 
     /// Removes a refused connection's entry now (no grace period).
-    async fn forget(&self, state: &AppState, conn: u64) {
+    async fn forget(&self, conn: u64) {
         let Some(entry) = self.local.lock().remove(&conn) else {
             return;
         };
-        if let Err(err) = state.fanout.online_expire(&[entry], shared::now_ms()).await {
+        if let Err(err) = self.registry.expire(&[entry], shared::now_ms()).await {
             tracing::warn!(error = %err, "refused connection's online entry not removed");
         }
     }
 
     /// Connection `conn` closed: its entry lapses after the grace period
     /// unless the user is back, and a sweep announces the user offline.
-    pub async fn leave(&self, state: &AppState, conn: u64) {
+    pub async fn leave(&self, conn: u64) {
         let Some(entry) = self.local.lock().remove(&conn) else {
             return;
         };
-        let expiry = shared::now_ms() + state.presence.grace.as_millis() as u64;
-        if let Err(err) = state.fanout.online_expire(&[entry], expiry).await {
+        let expiry = shared::now_ms() + self.grace.as_millis() as u64;
+        if let Err(err) = self.registry.expire(&[entry], expiry).await {
             // The entry then lapses at its TTL instead.
             tracing::warn!(error = %err, "online leave not stored");
         }
     }
 
     /// Keeps this gateway's entries alive.
-    pub async fn refresh(&self, state: &AppState) {
+    pub async fn refresh(&self) {
         let entries: Vec<(String, String)> = self.local.lock().values().cloned().collect();
-        let expiry = shared::now_ms() + state.presence.ttl.as_millis() as u64;
+        let expiry = shared::now_ms() + self.ttl.as_millis() as u64;
         for chunk in entries.chunks(REFRESH_CHUNK) {
-            if let Err(err) = state.fanout.online_expire(chunk, expiry).await {
+            if let Err(err) = self.registry.expire(chunk, expiry).await {
                 tracing::warn!(error = %err, "online refresh failed; retrying next round");
                 return;
             }
@@ -97,29 +125,31 @@ impl Online {
     }
 
     /// Announces the users whose last entry lapsed (each once, cluster-wide).
-    pub async fn sweep(&self, state: &AppState) {
-        match state.fanout.online_sweep().await {
+    pub async fn sweep(&self) {
+        match self.registry.sweep().await {
             Ok(gone) => {
                 for user in gone {
                     let event = ServerMessage::UserOffline(UserOffline {
                         user,
                         ts: shared::now_ms(),
                     });
-                    announce(state, &event).await;
+                    self.announce(&event).await;
                 }
             }
             Err(err) => tracing::warn!(error = %err, "online sweep failed; retrying next round"),
         }
     }
-}
 
-async fn announce(state: &AppState, event: &ServerMessage) {
-    let header = state.bus_header(0);
-    if let Err(err) = state
-        .fanout
-        .publish(&CanvasId::online_channel(), &header, event)
-        .await
-    {
-        tracing::warn!(error = %err, "online status not published");
+    /// Whether each user has a live connection anywhere in the cluster.
+    pub async fn check(&self, users: &[String]) -> Result<Vec<bool>, store::StoreError> {
+        self.registry.check(users).await
+    }
+
+    async fn announce(&self, event: &ServerMessage) {
+        let header = shared::busframe::BusHeader::now(&self.node, 0);
+        let channel = CanvasId::online_channel();
+        if let Err(err) = self.bus.publish(&channel, &header, event).await {
+            tracing::warn!(error = %err, "online status not published");
+        }
     }
 }

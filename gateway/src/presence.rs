@@ -1,10 +1,9 @@
-//! Presence per canvas (see `fanout::presence` for the store): this
+//! Presence per canvas (see `store::presence` for the store): this
 //! gateway's entries, kept alive while their connections are, announced
 //! with `user_joined` when a user's first connection arrives and
 //! `user_left` when a sweep finds a user's last entry expired.
 
-use crate::server::AppState;
-use fanout::presence::{self, EntryInfo};
+use fanout::Fanout;
 use parking_lot::Mutex;
 use shared::CanvasId;
 use shared::auth::Role;
@@ -14,19 +13,23 @@ use shared::protocol::{
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio_util::sync::CancellationToken;
+use store::{EntryInfo, PresenceStore, StoreError};
 
 /// Entries refreshed per Redis round trip.
 const REFRESH_CHUNK: usize = 500;
 
 /// Presence settings and this gateway's live entries.
 pub(crate) struct Presence {
+    /// Where entries are kept (Redis, or memory when standalone).
+    store: PresenceStore,
+    /// Where `user_joined`/`user_left`/`activity` are published.
+    bus: Arc<Fanout>,
+    /// This gateway's id, part of every entry's name.
+    node: String,
     /// An entry lives this long without a refresh.
     pub ttl: Duration,
     /// A left entry stays this long, so a quick reconnect is no departure.
     pub grace: Duration,
-    /// How often expired entries are swept (and departures announced).
-    pub sweep_every: Duration,
     /// `user_joined`/`user_left` are sent only on canvases with at most
     /// this many connections: beyond, every join would cost a delivery to
     /// everyone (quadratic in a join storm); clients ask with `presence`.
@@ -36,11 +39,19 @@ pub(crate) struct Presence {
 }
 
 impl Presence {
-    pub fn new(ttl: Duration, grace: Duration, sweep_every: Duration, events_max: usize) -> Self {
+    pub fn new(
+        store: PresenceStore,
+        bus: Arc<Fanout>,
+        node: String,
+        (ttl, grace): (Duration, Duration),
+        events_max: usize,
+    ) -> Self {
         Presence {
+            store,
+            bus,
+            node,
             ttl,
             grace,
-            sweep_every,
             events_max,
             local: Mutex::new(HashMap::new()),
         }
@@ -54,14 +65,13 @@ impl Presence {
     /// clients ask with `presence`.
     pub async fn enter(
         &self,
-        state: &AppState,
         canvas: &CanvasId,
         conn: u64,
         author: &Author,
         role: Role,
     ) -> (Vec<PresentUser>, u32) {
         let now = shared::now_ms();
-        let entry = presence::entry(&author.id, &state.settings.node_id, conn);
+        let entry = store::presence::entry(&author.id, &self.node, conn);
         let info = EntryInfo {
             name: author.name.clone(),
             role,
@@ -72,10 +82,7 @@ impl Presence {
         self.local
             .lock()
             .insert((canvas.clone(), conn), (entry.clone(), info.clone()));
-        let entered = state
-            .fanout
-            .presence_enter(canvas, &entry, &info, expiry)
-            .await;
+        let entered = self.store.enter(canvas, &entry, &info, expiry).await;
         let live = match &entered {
             Ok((_, live)) => *live,
             Err(_) => 0,
@@ -93,7 +100,7 @@ impl Presence {
                         activity: None,
                     },
                 });
-                announce(state, canvas, conn, &event).await;
+                self.announce(canvas, conn, &event).await;
             }
             Ok(_) => {}
             Err(err) => tracing::warn!(%canvas, error = %err, "presence entry not stored"),
@@ -102,7 +109,11 @@ impl Presence {
         if live > self.events_max {
             return (Vec::new(), count);
         }
-        (self.list(state, canvas).await, count)
+        let list = self.list(canvas).await.unwrap_or_else(|err| {
+            tracing::warn!(%canvas, error = %err, "presence unavailable");
+            Vec::new()
+        });
+        (list, count)
     }
 
     /// Records what connection `conn`'s user is doing on `canvas` (shown in
@@ -110,12 +121,11 @@ impl Presence {
     /// no entry there.
     pub async fn set_activity(
         &self,
-        state: &AppState,
         canvas: &CanvasId,
         conn: u64,
         author: &Author,
         activity: Activity,
-    ) -> Result<bool, fanout::BusError> {
+    ) -> Result<bool, StoreError> {
         let found = self
             .local
             .lock()
@@ -130,73 +140,36 @@ impl Presence {
         let expiry = shared::now_ms() + self.ttl.as_millis() as u64;
         // Re-entering an existing entry replaces its details; it is not an
         // arrival, so nothing is announced for it.
-        state
-            .fanout
-            .presence_enter(canvas, &entry, &info, expiry)
-            .await?;
+        self.store.enter(canvas, &entry, &info, expiry).await?;
         let event = ServerMessage::Activity(ActivityEvent {
             canvas: canvas.clone(),
             user: author.clone(),
             activity,
         });
-        announce(state, canvas, conn, &event).await;
+        self.announce(canvas, conn, &event).await;
         Ok(true)
     }
 
-    /// Who is on the canvas; empty (and logged) if the store fails.
-    pub async fn list(&self, state: &AppState, canvas: &CanvasId) -> Vec<PresentUser> {
-        state
-            .fanout
-            .presence_list(canvas)
-            .await
-            .unwrap_or_else(|err| {
-                tracing::warn!(%canvas, error = %err, "presence unavailable");
-                Vec::new()
-            })
+    /// Who is on the canvas.
+    pub async fn list(&self, canvas: &CanvasId) -> Result<Vec<PresentUser>, StoreError> {
+        self.store.list(canvas).await
     }
 
     /// Connection `conn` left `canvas`: its entry expires after the grace
     /// period unless the user is back, and a sweep announces the departure.
-    pub async fn leave(&self, state: &AppState, canvas: &CanvasId, conn: u64) {
+    pub async fn leave(&self, canvas: &CanvasId, conn: u64) {
         let Some((entry, _)) = self.local.lock().remove(&(canvas.clone(), conn)) else {
             return;
         };
         let expiry = shared::now_ms() + self.grace.as_millis() as u64;
-        if let Err(err) = state
-            .fanout
-            .presence_expire(&[(canvas.clone(), entry)], expiry)
-            .await
-        {
+        if let Err(err) = self.store.expire(&[(canvas.clone(), entry)], expiry).await {
             // The entry then expires at its TTL instead.
             tracing::warn!(%canvas, error = %err, "presence leave not stored");
         }
     }
 
-    /// Keeps this gateway's entries alive and sweeps the canvases it has
-    /// members on, until `stop`.
-    pub async fn run(state: Arc<AppState>, stop: CancellationToken) {
-        let p = &state.presence;
-        let refresh_every = p.ttl / 3;
-        let mut refresh = tokio::time::interval(refresh_every);
-        let mut sweep = tokio::time::interval(p.sweep_every);
-        refresh.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                _ = stop.cancelled() => return,
-                _ = refresh.tick() => {
-                    p.refresh(&state).await;
-                    state.online.refresh(&state).await;
-                }
-                _ = sweep.tick() => {
-                    p.sweep(&state).await;
-                    state.online.sweep(&state).await;
-                }
-            }
-        }
-    }
-
-    async fn refresh(&self, state: &AppState) {
+    /// Keeps this gateway's entries alive (every third of the TTL).
+    pub async fn refresh(&self) {
         let entries: Vec<(CanvasId, String)> = self
             .local
             .lock()
@@ -205,14 +178,16 @@ impl Presence {
             .collect();
         let expiry = shared::now_ms() + self.ttl.as_millis() as u64;
         for chunk in entries.chunks(REFRESH_CHUNK) {
-            if let Err(err) = state.fanout.presence_expire(chunk, expiry).await {
+            if let Err(err) = self.store.expire(chunk, expiry).await {
                 tracing::warn!(error = %err, "presence refresh failed; retrying next round");
                 return;
             }
         }
     }
 
-    async fn sweep(&self, state: &AppState) {
+    /// Sweeps the canvases this gateway has members on, announcing
+    /// departures.
+    pub async fn sweep(&self) {
         let canvases: BTreeSet<CanvasId> = self
             .local
             .lock()
@@ -220,7 +195,7 @@ impl Presence {
             .map(|(canvas, _)| canvas.clone())
             .collect();
         for canvas in canvases {
-            match state.fanout.presence_sweep(&canvas).await {
+            match self.store.sweep(&canvas).await {
                 Ok((left, live)) => {
                     // `live` is after the departures: announce while the
                     // canvas was within the limit.
@@ -232,20 +207,20 @@ impl Presence {
                             canvas: canvas.clone(),
                             user,
                         });
-                        announce(state, &canvas, 0, &event).await;
+                        self.announce(&canvas, 0, &event).await;
                     }
                 }
                 Err(err) => tracing::debug!(%canvas, error = %err, "presence sweep failed"),
             }
         }
     }
-}
 
-/// Publishes a presence event to the canvas's members on every gateway
-/// (`conn` 0: from no connection, so no member is skipped as its sender).
-async fn announce(state: &AppState, canvas: &CanvasId, conn: u64, event: &ServerMessage) {
-    let header = state.bus_header(conn);
-    if let Err(err) = state.fanout.publish(canvas, &header, event).await {
-        tracing::warn!(%canvas, error = %err, "presence event not published");
+    /// Publishes a presence event to the canvas's members on every gateway
+    /// (`conn` 0: from no connection, so no member is skipped as its sender).
+    async fn announce(&self, canvas: &CanvasId, conn: u64, event: &ServerMessage) {
+        let header = shared::busframe::BusHeader::now(&self.node, conn);
+        if let Err(err) = self.bus.publish(canvas, &header, event).await {
+            tracing::warn!(%canvas, error = %err, "presence event not published");
+        }
     }
 }

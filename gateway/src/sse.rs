@@ -10,12 +10,12 @@
 //! `Last-Event-ID` and gets exactly the events it missed (or a `resync`
 //! with reason `history_unavailable` when they are no longer kept).
 
-use crate::api::{
-    ApiError, ApiQuery, authorize, canvas_def, canvas_id, error, sees_gm, unavailable,
-};
-use crate::server::AppState;
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use crate::http::on_canvas;
+use crate::http::{ApiError, ApiQuery, Authed, CanvasPath};
+use crate::ops::{self, OpError};
+use crate::state::AppState;
+use axum::extract::State;
+use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use fanout::{ConnControl, JoinGate, Member, Outbound};
@@ -26,13 +26,11 @@ use shared::codec::Encoding;
 use shared::protocol::{ResumeOutcome, Resync, ResyncReason, ServerMessage};
 use shared::{CanvasId, CloseCode, ErrorCode};
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 use tokio_tungstenite::tungstenite::Message;
 
 #[derive(Debug, Deserialize)]
 pub(crate) struct SseQuery {
-    token: Option<String>,
     /// For clients that cannot set the `Last-Event-ID` header.
     last_event_id: Option<u64>,
 }
@@ -46,7 +44,7 @@ struct Membership {
 
 impl Drop for Membership {
     fn drop(&mut self) {
-        self.state.fanout.leave(&self.canvas, self.conn);
+        self.state.bus.leave(&self.canvas, self.conn);
         self.state.metrics.connections_open.dec();
     }
 }
@@ -61,22 +59,20 @@ struct Streaming {
 /// `GET /sse/canvases/{id}`.
 pub(crate) async fn canvas_events(
     State(state): State<Arc<AppState>>,
-    Path(id): Path<String>,
     ApiQuery(q): ApiQuery<SseQuery>,
+    Authed(identity): Authed,
+    CanvasPath(canvas): CanvasPath,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let identity = authorize(&state, &headers, q.token.as_deref())?;
-    let canvas = canvas_id(&id)?;
-    canvas_def(&state, &canvas).await?;
-    let gm = sees_gm(&state, &identity, &canvas);
+    let (caller, _) = on_canvas(&state, &identity, &canvas).await?;
+    let gm = caller.gm();
     let since = match headers.get("last-event-id") {
         Some(v) => Some(
             v.to_str()
                 .ok()
                 .and_then(|v| v.trim().parse::<u64>().ok())
                 .ok_or_else(|| {
-                    error(
-                        StatusCode::BAD_REQUEST,
+                    ApiError::new(
                         ErrorCode::InvalidValue,
                         "Last-Event-ID must be a sequence number",
                     )
@@ -85,33 +81,22 @@ pub(crate) async fn canvas_events(
         None => q.last_event_id,
     };
     let gate = JoinGate::holding();
-    let (queue, control, membership) = open_member(&state, &canvas, gate.clone(), gm).await?;
-    let position = state.fanout.position(&canvas).await.map_err(unavailable)?;
-    let (outcome, replay) = match since {
-        None => (None, Vec::new()),
-        Some(since) => {
-            let (outcome, events) =
-                crate::session::replay_plan(&state, &canvas, &position, since, None)
-                    .await
-                    .map_err(unavailable)?;
-            (Some(outcome), events)
-        }
-    };
+    let (member, stream) = open_member(&state, &canvas, gate.clone(), gm)?;
+    let since = since.map(|seq| ops::canvas::Since { seq, epoch: None });
+    let subscribed = ops::canvas::subscribe(&state, &canvas, member, since).await?;
+    let position = &subscribed.position;
     let joined = serde_json::json!({
         "canvas": canvas,
         "seq": position.seq,
         "epoch": position.epoch,
-        "resume": outcome.map(ResumeOutcome::name),
+        "resume": subscribed.resume.map(ResumeOutcome::name),
     });
     // The replay, then what the gate held, in order; later events follow
     // through the gate as they come.
-    for (_, payload) in &replay {
-        if let Some(frame) = fanout::client_frame(payload, Encoding::Json, gm) {
-            queue.offer_wait(frame, 0).await;
-        }
-    }
+    let queue = &stream.queue;
+    ops::canvas::queue_replay(queue, &subscribed.replay, Encoding::Json, gm).await;
     if matches!(
-        outcome,
+        subscribed.resume,
         Some(ResumeOutcome::HistoryUnavailable | ResumeOutcome::Ahead)
     ) {
         let notice = ServerMessage::Resync(Resync {
@@ -122,19 +107,17 @@ pub(crate) async fn canvas_events(
             queue.offer_wait(frame, 0).await;
         }
     }
-    gate.release(position.seq, &queue).await;
+    gate.release(position.seq, queue).await;
 
     let first = Event::default().event("joined").data(joined.to_string());
-    Ok(respond(first, (queue, control, membership)))
+    Ok(respond(first, stream))
 }
 
 /// `GET /sse/notifications`: the token's user's notifications.
 pub(crate) async fn notifications(
     State(state): State<Arc<AppState>>,
-    ApiQuery(q): ApiQuery<SseQuery>,
-    headers: HeaderMap,
+    Authed(identity): Authed,
 ) -> Result<Response, ApiError> {
-    let identity = authorize(&state, &headers, q.token.as_deref())?;
     channel_events(
         &state,
         CanvasId::user_channel(&identity.user_id),
@@ -146,20 +129,16 @@ pub(crate) async fn notifications(
 /// `GET /sse/system`: the `global` channel (announcements, canvas changes).
 pub(crate) async fn system(
     State(state): State<Arc<AppState>>,
-    ApiQuery(q): ApiQuery<SseQuery>,
-    headers: HeaderMap,
+    Authed(_): Authed,
 ) -> Result<Response, ApiError> {
-    authorize(&state, &headers, q.token.as_deref())?;
     channel_events(&state, CanvasId::global_channel(), "global").await
 }
 
 /// `GET /sse/online`: the `online` channel (`user_online`, `user_offline`).
 pub(crate) async fn online(
     State(state): State<Arc<AppState>>,
-    ApiQuery(q): ApiQuery<SseQuery>,
-    headers: HeaderMap,
+    Authed(_): Authed,
 ) -> Result<Response, ApiError> {
-    authorize(&state, &headers, q.token.as_deref())?;
     channel_events(&state, CanvasId::online_channel(), "online").await
 }
 
@@ -169,30 +148,36 @@ async fn channel_events(
     channel: CanvasId,
     name: &str,
 ) -> Result<Response, ApiError> {
-    let (queue, control, membership) =
-        open_member(state, &channel, JoinGate::open(), false).await?;
+    let (member, stream) = open_member(state, &channel, JoinGate::open(), false)?;
+    state.bus.join(&channel, member).await.map_err(|err| {
+        tracing::warn!(%channel, error = %err, "channel not joined");
+        OpError::new(
+            ErrorCode::Unavailable,
+            "could not subscribe to the channel; try again",
+        )
+    })?;
     let first = Event::default()
         .event("subscribed")
         .data(serde_json::json!({ "channel": name }).to_string());
-    Ok(respond(first, (queue, control, membership)))
+    Ok(respond(first, stream))
 }
 
-/// Makes a JSON hub member of `canvas` (a canvas or a channel) for a
-/// stream, counted as an open connection until the stream is dropped.
-async fn open_member(
+/// A JSON hub member for a stream of `canvas` (a canvas or a channel), and
+/// the stream's side of it, counted as an open connection until the
+/// stream is dropped.
+fn open_member(
     state: &Arc<AppState>,
     canvas: &CanvasId,
     gate: Arc<JoinGate>,
     gm: bool,
-) -> Result<(Arc<Outbound>, Arc<ConnControl>, Membership), ApiError> {
+) -> Result<(Member, Streaming), ApiError> {
     if state.drain.is_closing() {
-        return Err(error(
-            StatusCode::SERVICE_UNAVAILABLE,
+        return Err(ApiError::new(
             ErrorCode::ConnectionFailed,
             "gateway is shutting down; connect to another",
         ));
     }
-    let conn = state.next_conn.fetch_add(1, Ordering::Relaxed);
+    let conn = state.next_conn();
     let queue = Arc::new(Outbound::new(state.settings.outbound_queue));
     let control = Arc::new(ConnControl::new());
     let member = Member {
@@ -211,24 +196,16 @@ async fn open_member(
         canvas: canvas.clone(),
         conn,
     };
-    state
-        .fanout
-        .join(canvas, member)
-        .await
-        .map_err(unavailable)?;
-    Ok((queue, control, membership))
-}
-
-/// The SSE response: `first`, then the member's messages until it ends.
-fn respond(
-    first: Event,
-    (queue, control, membership): (Arc<Outbound>, Arc<ConnControl>, Membership),
-) -> Response {
-    let start = Streaming {
+    let stream = Streaming {
         queue,
         control,
         membership,
     };
+    Ok((member, stream))
+}
+
+/// The SSE response: `first`, then the member's messages until it ends.
+fn respond(first: Event, start: Streaming) -> Response {
     let events = stream::once(async move { Ok::<_, std::convert::Infallible>(first) })
         .chain(stream::unfold(start, next_event));
     Sse::new(events)

@@ -42,7 +42,7 @@ async fn snapshot_and_events_over_rest() {
     assert_eq!(status, 200);
     assert_eq!(h["x-easel-bits"], "5");
     assert_eq!(packed.len(), (100 * 100 * 5usize).div_ceil(8));
-    assert_eq!(fanout::unpack_cells(&packed, 5, 100 * 100), cells);
+    assert_eq!(store::unpack_cells(&packed, 5, 100 * 100), cells);
 
     let (status, h, png) =
         http_get(g.addr, "/api/canvases/art/snapshot?format=png", Some(&t)).await;

@@ -159,7 +159,7 @@ async fn readiness_follows_redis_and_health_does_not() {
 async fn a_gateway_refuses_to_start_without_its_redis() {
     let port = testkit::free_port();
     let mut s = settings("nope", None, &[]);
-    s.redis = Some(fanout::RedisSettings::new(&format!(
+    s.redis = Some(gateway::RedisSettings::new(&format!(
         "redis://127.0.0.1:{port}"
     )));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -3,13 +3,12 @@
 //! up while measuring its drain rate from the canvases' persisted marks.
 
 use clap::Args;
-use fanout::{Fanout, PixelChange, RedisSettings};
 use serde::Serialize;
 use shared::busframe::BusHeader;
 use shared::protocol::{Author, DrawEvent, Pixel, ServerMessage};
 use shared::{CanvasId, keys};
 use std::time::{Duration, Instant};
-use tokio_util::sync::CancellationToken;
+use store::{Change, Log, LogSettings, PixelChange, RedisPool};
 
 /// Flags shared by `persist-fill` and `persist-wait`.
 #[derive(Debug, Clone, Args)]
@@ -61,19 +60,25 @@ fn canvases(opts: &PersistOptions) -> anyhow::Result<Vec<CanvasId>> {
 
 /// Publishes `events` durable one-pixel draws across the canvases.
 pub async fn fill(opts: &PersistOptions) -> anyhow::Result<PersistReport> {
-    let mut settings = RedisSettings::new(&opts.redis_url);
     // Leave trimming to the persister, and never refuse: this measures it.
-    settings.backlog_limit = usize::MAX / 2;
-    settings.pool_size = opts.canvases.max(1) * 2;
-    let shutdown = CancellationToken::new();
-    let fanout = std::sync::Arc::new(Fanout::redis("loadtest", settings, shutdown.clone()).await?);
+    let settings = LogSettings {
+        log_max_events: 100_000,
+        backlog_limit: usize::MAX / 2,
+    };
+    let pool = RedisPool::connect(
+        &opts.redis_url,
+        opts.canvases.max(1) * 2,
+        Duration::from_secs(2),
+    )
+    .await?;
+    let log = std::sync::Arc::new(Log::redis(pool, settings, None));
     let ids = canvases(opts)?;
     let per_canvas = opts.events / ids.len();
     let per_canvas_rate = opts.rate as f64 / ids.len() as f64;
     let started = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
     for canvas in ids {
-        let fanout = fanout.clone();
+        let log = log.clone();
         tasks.spawn(async move {
             let header = BusHeader {
                 node: "loadtest".into(),
@@ -102,7 +107,7 @@ pub async fn fill(opts: &PersistOptions) -> anyhow::Result<PersistReport> {
                         color: (i % 32) as u8,
                     }],
                 });
-                let change = fanout::Change::Pixels(PixelChange {
+                let change = Change::Pixels(PixelChange {
                     bits: 5,
                     cell_count: 1024 * 1024,
                     cells: vec![(x, (i % 32) as u8)],
@@ -111,8 +116,7 @@ pub async fn fill(opts: &PersistOptions) -> anyhow::Result<PersistReport> {
                     ingest_us: shared::now_us(),
                     ..header.clone()
                 };
-                fanout
-                    .publish_durable(&canvas, &header, &event, Some(&change))
+                log.publish_durable(&canvas, &header, &event, Some(&change))
                     .await?;
             }
             anyhow::Ok(())
@@ -121,7 +125,6 @@ pub async fn fill(opts: &PersistOptions) -> anyhow::Result<PersistReport> {
     while let Some(done) = tasks.join_next().await {
         done??;
     }
-    shutdown.cancel();
     let seconds = started.elapsed().as_secs_f64();
     let events = (per_canvas * opts.canvases.max(1)) as u64;
     Ok(PersistReport {

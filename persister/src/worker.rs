@@ -10,11 +10,10 @@
 
 use crate::metrics::Metrics;
 use crate::store::{self, Row};
-use bytes::Bytes;
 use deadpool_postgres::Pool;
-use fanout::Backoff;
 use redis::aio::ConnectionManager;
 use redis::streams::{StreamId, StreamReadReply};
+use shared::backoff::Backoff;
 use shared::busframe;
 use shared::codec::{self, Encoding};
 use shared::{CanvasId, keys};
@@ -361,7 +360,7 @@ impl Worker {
     }
 
     async fn snapshot(&mut self, key: &str, canvas: &CanvasId) {
-        let taken = match fanout::snapshot_packed(&mut self.ops, canvas).await {
+        let taken = match ::store::snapshot_packed(&mut self.ops, canvas).await {
             Ok(s) => s,
             Err(err) => {
                 self.metrics.errors.with_label_values(&["redis"]).inc();
@@ -405,19 +404,15 @@ fn canvas_of(key: &str) -> Option<CanvasId> {
 /// Turns a stream entry into a row. An entry whose event cannot be decoded
 /// is still stored (kind `undecodable`): never drop data, never block.
 fn to_row(canvas: &CanvasId, epoch: String, entry: &StreamId) -> Option<Row> {
-    let seq: i64 = entry.id.split_once('-')?.0.parse().ok()?;
-    let payload: Vec<u8> = entry.get("p")?;
-    let bytes = Bytes::from(payload.clone());
+    let (seq, bytes) = ::store::stream::entry(entry)?;
     let (kind, author, ingest_us) = match busframe::split(&bytes) {
         Ok(parts) => match codec::decode_server(Encoding::Msgpack, &parts.event) {
-            Ok(msg) => {
-                let author = match &msg {
-                    shared::protocol::ServerMessage::Draw(d) => Some(d.author.id.clone()),
-                    shared::protocol::ServerMessage::Chat(c) => Some(c.author.id.clone()),
-                    _ => None,
-                };
-                (msg.kind().to_owned(), author, parts.header.ingest_us as i64)
-            }
+            // Every event keeps its author (draws, chat, objects, clears).
+            Ok(msg) => (
+                msg.kind().to_owned(),
+                msg.author().map(|a| a.id.clone()),
+                parts.header.ingest_us as i64,
+            ),
             Err(_) => (
                 "undecodable".to_owned(),
                 None,
@@ -428,12 +423,12 @@ fn to_row(canvas: &CanvasId, epoch: String, entry: &StreamId) -> Option<Row> {
     };
     Some(Row {
         canvas_id: canvas.as_str().to_owned(),
-        seq,
+        seq: i64::try_from(seq).ok()?,
         epoch,
         kind,
         author_id: author,
         ingest_us,
-        payload,
+        payload: bytes.to_vec(),
     })
 }
 

@@ -3,13 +3,13 @@
 // Test code: a failed unwrap is a failed test, with its message.
 #![allow(clippy::unwrap_used)]
 
-use fanout::{Fanout, PixelChange, RedisSettings};
 use shared::busframe::BusHeader;
 use shared::protocol::{Author, DrawEvent, Pixel, ServerMessage};
 use shared::{CanvasId, keys};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
+use store::{Change, Log, LogSettings, PixelChange, RedisPool, StoreError};
 use testkit::{PostgresServer, RedisServer, eventually};
 use tokio_util::sync::CancellationToken;
 
@@ -30,18 +30,19 @@ fn draw_event(canvas: &CanvasId, x: u32) -> ServerMessage {
     })
 }
 
-async fn publisher(redis: &RedisServer, backlog_limit: usize) -> Arc<Fanout> {
-    let mut s = RedisSettings::new(&redis.url());
-    s.backlog_limit = backlog_limit;
-    Arc::new(
-        Fanout::redis("test-node", s, CancellationToken::new())
-            .await
-            .unwrap(),
-    )
+async fn publisher(redis: &RedisServer, backlog_limit: usize) -> Arc<Log> {
+    let pool = RedisPool::connect(&redis.url(), 4, std::time::Duration::from_secs(2))
+        .await
+        .unwrap();
+    let settings = LogSettings {
+        log_max_events: 100_000,
+        backlog_limit,
+    };
+    Arc::new(Log::redis(pool, settings, None))
 }
 
 /// Publishes `n` durable events on `canvas`; returns the acked seqs.
-async fn publish(f: &Fanout, canvas: &CanvasId, n: u32) -> Vec<u64> {
+async fn publish(f: &Log, canvas: &CanvasId, n: u32) -> Vec<u64> {
     let header = BusHeader {
         node: "test-node".into(),
         conn: 1,
@@ -51,7 +52,7 @@ async fn publish(f: &Fanout, canvas: &CanvasId, n: u32) -> Vec<u64> {
     let mut seqs = Vec::new();
     for i in 0..n {
         let x = i % 64;
-        let change = fanout::Change::Pixels(PixelChange {
+        let change = Change::Pixels(PixelChange {
             bits: 5,
             cell_count: 64,
             cells: vec![(x, (x % 32) as u8)],
@@ -424,7 +425,7 @@ async fn a_full_backlog_refuses_writes_until_the_persister_catches_up() {
         .publish_durable(&canvas, &header, &draw_event(&canvas, 1), None)
         .await;
     assert!(
-        matches!(refused, Err(fanout::BusError::BacklogFull { backlog: 50 })),
+        matches!(refused, Err(StoreError::BacklogFull { backlog: 50 })),
         "{refused:?}"
     );
     // Refused means not applied: the sequence did not move.

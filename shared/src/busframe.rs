@@ -31,6 +31,19 @@ pub struct BusHeader {
     pub gm_only: bool,
 }
 
+impl BusHeader {
+    /// The header of an event node `node` publishes now for its connection
+    /// `conn` (0: from no connection, so no member is skipped as its sender).
+    pub fn now(node: &str, conn: u64) -> Self {
+        BusHeader {
+            node: node.to_owned(),
+            conn,
+            ingest_us: crate::now_us(),
+            gm_only: false,
+        }
+    }
+}
+
 /// A bus payload that could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum BusFrameError {

@@ -6,6 +6,7 @@
 //! fuzzers link only what they need.
 
 pub mod auth;
+pub mod backoff;
 pub mod busframe;
 pub mod codec;
 pub mod config;

@@ -110,6 +110,31 @@ impl ClientMessage {
         }
     }
 
+    /// The canvas a command names, for commands that name one.
+    pub fn canvas(&self) -> Option<&CanvasId> {
+        match self {
+            ClientMessage::Handshake(_)
+            | ClientMessage::Ping(_)
+            | ClientMessage::Subscribe(_)
+            | ClientMessage::Unsubscribe(_) => None,
+            ClientMessage::Join(m) => Some(&m.canvas),
+            ClientMessage::Leave(m) => Some(&m.canvas),
+            ClientMessage::Draw(m) => Some(&m.canvas),
+            ClientMessage::Cursor(m) => Some(&m.canvas),
+            ClientMessage::Chat(m) => Some(&m.canvas),
+            ClientMessage::History(m) => Some(&m.canvas),
+            ClientMessage::ChatHistory(m) => Some(&m.canvas),
+            ClientMessage::Highlight(m) => Some(&m.canvas),
+            ClientMessage::Presence(m) => Some(&m.canvas),
+            ClientMessage::ObjectCreate(m) => Some(&m.canvas),
+            ClientMessage::ObjectUpdate(m) => Some(&m.canvas),
+            ClientMessage::ObjectMove(m) => Some(&m.canvas),
+            ClientMessage::ObjectDelete(m) | ClientMessage::ObjectLike(m) => Some(&m.canvas),
+            ClientMessage::Objects(m) | ClientMessage::Clear(m) => Some(&m.canvas),
+            ClientMessage::Activity(m) => Some(&m.canvas),
+        }
+    }
+
     /// The message type as a bounded label for logs and metrics.
     pub fn kind(&self) -> &'static str {
         match self {
@@ -588,6 +613,23 @@ impl ServerMessage {
             ServerMessage::Cleared(e) => Some(&e.canvas),
             ServerMessage::Hidden(e) => Some(&e.canvas),
             ServerMessage::Activity(e) => Some(&e.canvas),
+            _ => None,
+        }
+    }
+
+    /// Who caused an event, for events that record it.
+    pub fn author(&self) -> Option<&Author> {
+        match self {
+            ServerMessage::Draw(e) => Some(&e.author),
+            ServerMessage::Cursor(e) => Some(&e.author),
+            ServerMessage::Chat(e) => Some(&e.author),
+            ServerMessage::Highlight(e) => Some(&e.author),
+            ServerMessage::ObjectCreated(e) => Some(&e.author),
+            ServerMessage::ObjectUpdated(e) => Some(&e.author),
+            ServerMessage::ObjectMoved(e) => Some(&e.author),
+            ServerMessage::ObjectDeleted(e) | ServerMessage::ObjectLiked(e) => Some(&e.author),
+            ServerMessage::Cleared(e) => Some(&e.author),
+            ServerMessage::Activity(e) => Some(&e.user),
             _ => None,
         }
     }

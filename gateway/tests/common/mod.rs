@@ -319,7 +319,7 @@ pub async fn redis_cells(redis_url: &str, canvas: &CanvasId, side: u32) -> (Opti
         .unwrap();
     (
         seq,
-        fanout::unpack_cells(&packed.unwrap_or_default(), 5, (side * side) as usize),
+        store::unpack_cells(&packed.unwrap_or_default(), 5, (side * side) as usize),
     )
 }
 

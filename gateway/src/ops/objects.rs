@@ -1,44 +1,76 @@
-//! Object commands (`object_create`, `object_update`, `object_move`,
-//! `object_delete`, `object_like`) and `clear`: the role each needs, and
-//! the event and canvas state change a valid one makes. The rules that
-//! depend on the canvas's state (ownership, fog, one like per user, the
-//! object cap) are applied atomically with the publish, in
-//! `fanout::objects` and the publish script.
+//! Objects and fog: `objects` (the snapshot), the object commands
+//! (`object_create`, `object_update`, `object_move`, `object_delete`,
+//! `object_like`) and `clear`: the role each needs, and the event and
+//! canvas state change a valid one makes. The rules that depend on the
+//! canvas's state (ownership, fog, one like per user, the object cap) are
+//! applied atomically with the publish, in `store::objects` and the
+//! publish script.
 
-use fanout::{Change, ObjectChange, ObjectOp};
+use super::{Caller, OpError, Payer, access, publish};
+use crate::limits::OpClass;
+use crate::state::AppState;
+use shared::CanvasId;
 use shared::auth::Role;
 use shared::protocol::{
     Author, Cleared, ClientMessage, ObjectCreated, ObjectEvent, ObjectMoved, ObjectState,
-    ObjectUpdated, ServerMessage,
+    ObjectUpdated, ObjectsPage, Published, ServerMessage,
 };
 use shared::validate::{self, CanvasGeometry, Invalid};
-use shared::{CanvasId, RequestId};
+use store::{Change, ObjectChange, ObjectOp};
+
+/// The canvas's objects and the `seq` they include (fog only for a gm).
+pub(crate) async fn list(
+    state: &AppState,
+    canvas: &CanvasId,
+    gm: bool,
+) -> Result<ObjectsPage, OpError> {
+    let (position, objects) = state
+        .log
+        .objects(canvas, gm)
+        .await
+        .map_err(|e| OpError::unavailable("objects", &e))?;
+    Ok(ObjectsPage {
+        canvas: canvas.clone(),
+        seq: position.seq,
+        epoch: position.epoch,
+        objects,
+    })
+}
+
+/// An object command or clear on `canvas`: role, validation, rate, then
+/// the atomic publish that applies the canvas-state rules. The ack's
+/// result: the sequence number and the id of an object it creates; `None`
+/// when it changed nothing (a repeated like).
+pub(crate) async fn apply(
+    state: &AppState,
+    caller: &Caller,
+    payer: &mut dyn Payer,
+    geometry: &CanvasGeometry,
+    canvas: &CanvasId,
+    cmd: ClientMessage,
+) -> Result<Option<Published>, OpError> {
+    access::require(caller.role, needed(&cmd), cmd.kind(), canvas)?;
+    let max = state.settings.max_objects_per_canvas;
+    let p = prepare(cmd, geometry, &caller.author, caller.gm(), max).map_err(OpError::invalid)?;
+    payer.pay(OpClass::Objects, 1)?;
+    let seq = publish::durable(state, caller.conn, canvas, &p.event, Some(&p.change)).await?;
+    Ok(seq.map(|seq| Published {
+        seq,
+        object: p.created,
+    }))
+}
 
 /// A validated command, ready to publish.
-pub(crate) struct Prepared {
+struct Prepared {
     pub event: ServerMessage,
     pub change: Change,
     /// The object a create made (its id goes in the ack).
     pub created: Option<String>,
 }
 
-/// The command's id, canvas and name, if it is an object command or clear.
-pub(crate) fn target(cmd: &ClientMessage) -> Option<(Option<RequestId>, &CanvasId, &'static str)> {
-    Some(match cmd {
-        ClientMessage::ObjectCreate(c) => (c.id.clone(), &c.canvas, cmd.kind()),
-        ClientMessage::ObjectUpdate(c) => (c.id.clone(), &c.canvas, cmd.kind()),
-        ClientMessage::ObjectMove(c) => (c.id.clone(), &c.canvas, cmd.kind()),
-        ClientMessage::ObjectDelete(c) | ClientMessage::ObjectLike(c) => {
-            (c.id.clone(), &c.canvas, cmd.kind())
-        }
-        ClientMessage::Clear(c) => (c.id.clone(), &c.canvas, cmd.kind()),
-        _ => return None,
-    })
-}
-
 /// The least role the command needs (docs/PROTOCOL.md's table). Fog
 /// regions need a gm to create; on other objects' fog the state decides.
-pub(crate) fn needed(cmd: &ClientMessage) -> Role {
+fn needed(cmd: &ClientMessage) -> Role {
     match cmd {
         ClientMessage::ObjectCreate(c) if c.kind == shared::protocol::FOG_KIND => Role::Gm,
         ClientMessage::Clear(_) => Role::Gm,
@@ -48,7 +80,7 @@ pub(crate) fn needed(cmd: &ClientMessage) -> Role {
 }
 
 /// Validates an object command or clear and builds its event and change.
-pub(crate) fn prepare(
+fn prepare(
     cmd: ClientMessage,
     geometry: &CanvasGeometry,
     author: &Author,
@@ -60,7 +92,7 @@ pub(crate) fn prepare(
     let event = match cmd {
         ClientMessage::ObjectCreate(c) => {
             validate::object_create(&c, geometry)?;
-            let id = fanout::objects::new_object_id();
+            let id = store::objects::new_object_id();
             created = Some(id.clone());
             ServerMessage::ObjectCreated(ObjectCreated {
                 canvas: c.canvas,

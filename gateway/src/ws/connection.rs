@@ -6,16 +6,17 @@
 //! which the reader does on a fatal error or shutdown and the hub does when
 //! the outbound queue is full.
 
-use crate::server::AppState;
-use crate::session::Session;
-use crate::writer::{self, CLOSE_TIMEOUT, SLOW_CLOSE_TIMEOUT, WsSink, WsStream};
+use super::outbox::Outbox;
+use super::session::Session;
+use super::writer::{self, CLOSE_TIMEOUT, SLOW_CLOSE_TIMEOUT, WsSink, WsStream};
+use crate::state::AppState;
 use fanout::{ConnControl, Outbound};
 use futures_util::StreamExt;
 use futures_util::stream::SplitStream;
 use shared::auth::Identity;
 use shared::codec::{self, Encoding};
 use shared::protocol::{
-    Ack, AnnouncedLimits, ClientMessage, ErrorReply, ServerMessage, UserInfo, Welcome,
+    AnnouncedLimits, ClientMessage, ErrorReply, ServerMessage, UserInfo, Welcome,
 };
 use shared::{CloseCode, ErrorCode, RequestId};
 use std::net::SocketAddr;
@@ -39,77 +40,6 @@ pub(crate) struct Accepted {
     pub encoding: Encoding,
     /// Token from the URL or the Authorization header, if any.
     pub token: Option<String>,
-}
-
-/// The sending side of a connection, used by the reader and the session.
-pub(crate) struct Outbox {
-    /// This node's number for the connection.
-    pub conn: u64,
-    tx: Arc<Outbound>,
-    /// `easel_gateway_errors_total`, counted where every error is sent.
-    errors: prometheus::IntCounterVec,
-    /// `easel_gateway_messages_sent_total`, counted where every reply is queued.
-    sent: Arc<crate::metrics::ByKind>,
-    pub control: Arc<ConnControl>,
-    pub encoding: Encoding,
-}
-
-impl Outbox {
-    /// The queue, shared with the hub for canvas membership.
-    pub fn queue(&self) -> Arc<Outbound> {
-        self.tx.clone()
-    }
-
-    /// Queues a message; a full queue closes the connection as a slow consumer.
-    pub fn send(&self, msg: &ServerMessage) {
-        let Some(frame) = fanout::frame_for(self.encoding, msg) else {
-            return;
-        };
-        self.sent.inc(msg.kind());
-        if self.tx.offer(frame).is_err() {
-            self.control.close(CloseCode::SlowConsumer);
-        }
-    }
-
-    /// Replies `ack` when the command had an id.
-    pub fn ack(&self, id: Option<RequestId>, result: Option<shared::protocol::AckResult>) {
-        if let Some(id) = id {
-            self.send(&ServerMessage::Ack(Ack { id, result }));
-        }
-    }
-
-    /// Replies `error`, and closes the connection if the code is fatal.
-    pub fn error(&self, id: Option<RequestId>, code: ErrorCode, message: impl Into<String>) {
-        self.error_retry(id, code, message, None);
-    }
-
-    /// [`Outbox::error`] with a `retry_after_ms` hint.
-    pub fn error_retry(
-        &self,
-        id: Option<RequestId>,
-        code: ErrorCode,
-        message: impl Into<String>,
-        retry_after_ms: Option<u64>,
-    ) {
-        let code = self.reply_error(ErrorReply {
-            id,
-            code,
-            message: message.into(),
-            retry_after_ms,
-        });
-        if let Some(close) = CloseCode::for_fatal(code) {
-            self.control.close(close);
-        }
-    }
-
-    /// Counts and queues an error reply without closing. Every error reply
-    /// goes through here.
-    fn reply_error(&self, reply: ErrorReply) -> ErrorCode {
-        let code = reply.code;
-        self.errors.with_label_values(&[code.name()]).inc();
-        self.send(&ServerMessage::Error(reply));
-        code
-    }
 }
 
 /// Keeps the open-connections count right however the task ends.
@@ -183,16 +113,14 @@ async fn serve_inner(
         let max = state.settings.max_connections_per_user;
         let author = identity.author();
         let admitted = match state.users.enter(&identity.user_id) {
-            Some(slot) if state.online.admit(state, accepted.conn, &author, max).await => {
-                Some(slot)
-            }
+            Some(slot) if state.online.admit(accepted.conn, &author, max).await => Some(slot),
             _ => None,
         };
         match admitted {
             Some(user) => {
                 out.ack(handshake_id, None);
                 out.send(&welcome(state, accepted.conn, &identity, accepted.encoding));
-                let mut session = Session::new(state, &out, accepted.conn, &identity, &user.limits);
+                let mut session = Session::new(state, &out, &identity, &user.limits);
                 session.open_channels().await;
                 read_loop(
                     state,

@@ -1,7 +1,8 @@
 //! A canvas's objects (tiles, tokens, shapes, fog regions) and the rules of
 //! changing them, as one state machine: the in-memory bus runs it for every
 //! operation, a rebuild from Postgres replays stored events through it, and
-//! `scripts/publish.lua` applies the same rules inside Redis.
+//! `log/publish.lua` applies the same rules inside Redis. One table of rule
+//! cases (`tests/object_rules.rs`) runs against both, so they cannot drift.
 //!
 //! Rules (the caller has checked the role the operation itself needs):
 //! - a fog object (`kind` `fog`) does not exist for anyone but a gm: every
@@ -11,6 +12,8 @@
 //! - anyone who sees an object may move it (players) or like it (once per
 //!   user; a repeated like changes nothing and publishes nothing);
 //! - a canvas holds at most `max_objects` objects.
+
+pub(crate) mod redis;
 
 use shared::protocol::{ObjectState, Props, ServerMessage};
 use std::collections::{BTreeMap, BTreeSet};

@@ -2,13 +2,15 @@
 //! an ephemeral publish (PUBLISH) and a durable one (the publish script:
 //! sequence number, canvas state, log append and PUBLISH in one step).
 //!
-//! `cargo bench -p fanout --bench publish`
+//! `cargo bench -p store --bench publish`
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use fanout::{Fanout, PixelChange, RedisSettings};
+use fanout::{BusSettings, Fanout};
 use shared::CanvasId;
 use shared::busframe::BusHeader;
 use shared::protocol::{Author, CursorEvent, DrawEvent, Pixel, ServerMessage};
+use std::time::Duration;
+use store::{Change, Log, LogSettings, PixelChange, RedisPool};
 use testkit::RedisServer;
 use tokio_util::sync::CancellationToken;
 
@@ -16,15 +18,24 @@ fn bench_publish(c: &mut Criterion) {
     let redis = RedisServer::start();
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     let shutdown = CancellationToken::new();
+    let pool = rt
+        .block_on(RedisPool::connect(&redis.url(), 16, Duration::from_secs(2)))
+        .expect("redis pool");
     let fanout = rt
         .block_on(Fanout::redis(
             "bench-node",
-            RedisSettings::new(&redis.url()),
+            &BusSettings::new(&redis.url()),
+            pool.pool().clone(),
             shutdown.clone(),
         ))
         .expect("redis fan-out");
+    let settings = LogSettings {
+        log_max_events: 100_000,
+        backlog_limit: 0,
+    };
+    let log = Log::redis(pool, settings, None);
     let canvas = CanvasId::new("bench").expect("id");
-    rt.block_on(fanout.position(&canvas)).expect("canvas epoch");
+    rt.block_on(log.position(&canvas)).expect("canvas epoch");
     let header = BusHeader {
         node: "bench-node".into(),
         conn: 1,
@@ -55,7 +66,7 @@ fn bench_publish(c: &mut Criterion) {
         ts: 1,
         pixels: vec![pixel],
     });
-    let change = fanout::Change::Pixels(PixelChange {
+    let change = Change::Pixels(PixelChange {
         bits: PixelChange::bits_for(32),
         cell_count: 64 * 64,
         cells,
@@ -72,8 +83,7 @@ fn bench_publish(c: &mut Criterion) {
     });
     group.bench_function("durable_draw", |b| {
         b.to_async(&rt).iter(|| async {
-            fanout
-                .publish_durable(&canvas, &header, &draw, Some(&change))
+            log.publish_durable(&canvas, &header, &draw, Some(&change))
                 .await
                 .expect("publishes")
         })

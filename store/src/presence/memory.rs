@@ -1,92 +1,17 @@
-//! Who is on a canvas, across gateways.
-//!
-//! Each connection on a canvas is an entry `<user>\x1f<node>\x1f<conn>`
-//! with an expiry. The gateway owning the connection pushes the expiry
-//! forward while the connection lives; on leave it sets the expiry to the
-//! end of a short grace period instead of removing the entry, so a quick
-//! reconnect is no departure. Reads ignore expired entries, so a gateway
-//! that dies leaves no ghost beyond the entries' lifetime; sweeps (by any
-//! gateway with members on the canvas) remove expired entries and report
-//! the users left without one, exactly once each.
-//!
-//! On Redis the entries are a sorted set scored by expiry plus a hash of
-//! their details, changed by scripts; standalone, the same in memory.
+//! Presence in process memory, for standalone mode.
 
+use super::{EntryInfo, fold, user_of, user_prefix};
 use parking_lot::Mutex;
-use serde::{Deserialize, Serialize};
 use shared::CanvasId;
-use shared::auth::Role;
 use shared::protocol::PresentUser;
-use std::collections::{BTreeMap, HashMap};
-
-/// Separates the parts of an entry; not allowed in user ids.
-const SEP: char = '\x1f';
-
-/// An entry's name: user, node and connection.
-pub fn entry(user: &str, node: &str, conn: u64) -> String {
-    format!("{user}{SEP}{node}{SEP}{conn}")
-}
-
-/// The prefix shared by all of `user`'s entries.
-pub(crate) fn user_prefix(user: &str) -> String {
-    format!("{user}{SEP}")
-}
-
-fn user_of(entry: &str) -> Option<&str> {
-    entry.split_once(SEP).map(|(user, _)| user)
-}
-
-/// What is stored with an entry.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct EntryInfo {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
-    pub role: Role,
-    /// When the connection joined, ms since the Unix epoch.
-    pub since: u64,
-    /// What the connection last said its user is doing.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub activity: Option<shared::protocol::Activity>,
-}
-
-/// Folds live entries into one [`PresentUser`] per user: the earliest
-/// `since`, the details of that entry, the number of connections, and the
-/// latest activity any of them reported.
-pub(crate) fn fold<'a>(live: impl IntoIterator<Item = (&'a str, EntryInfo)>) -> Vec<PresentUser> {
-    let mut users: BTreeMap<String, PresentUser> = BTreeMap::new();
-    for (entry, info) in live {
-        let Some(id) = user_of(entry) else { continue };
-        let u = users.entry(id.to_owned()).or_insert_with(|| PresentUser {
-            id: id.to_owned(),
-            name: info.name.clone(),
-            role: info.role,
-            since: info.since,
-            connections: 0,
-            activity: None,
-        });
-        u.connections += 1;
-        if let Some(a) = &info.activity
-            && u.activity.as_ref().is_none_or(|b| a.ts > b.ts)
-        {
-            u.activity = Some(a.clone());
-        }
-        if info.since < u.since {
-            u.since = info.since;
-            u.name = info.name.clone();
-            u.role = info.role;
-        }
-    }
-    let mut list: Vec<PresentUser> = users.into_values().collect();
-    list.sort_by(|a, b| (a.since, &a.id).cmp(&(b.since, &b.id)));
-    list
-}
+use std::collections::HashMap;
 
 /// A canvas's entries: expiry and details by entry name.
 type Entries = HashMap<String, (u64, EntryInfo)>;
 
 /// The standalone store.
 #[derive(Default)]
-pub(crate) struct MemoryPresence {
+pub struct MemoryPresence {
     canvases: Mutex<HashMap<CanvasId, Entries>>,
 }
 
@@ -170,6 +95,8 @@ impl MemoryPresence {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::presence::entry;
+    use shared::auth::Role;
 
     fn info(since: u64, role: Role) -> EntryInfo {
         EntryInfo {

@@ -1,24 +1,11 @@
-//! Who is online anywhere in the cluster, for `user_online` /
-//! `user_offline` on the global channel.
-//!
-//! Each open connection is an entry of its user with an expiry that its
-//! gateway pushes forward while the connection lives, and sets to the end
-//! of a short grace period when it closes; a gateway that dies stops
-//! pushing, so its users' entries lapse within the lifetime. A user is
-//! online while any entry is live. Sweeps (by every gateway) remove lapsed
-//! entries and report each user left with none exactly once.
-//!
-//! Per user, not per canvas: an arrival looks at that user's entries only,
-//! so a connect costs the same with ten users online or a million. On Redis
-//! a sorted set per user plus an index scored by each user's latest expiry
-//! (scripts `online_*.lua`); standalone, the same in memory.
+//! The online registry in process memory, for standalone mode.
 
 use parking_lot::Mutex;
 use std::collections::HashMap;
 
 /// The standalone store: user -> (entry -> expiry).
 #[derive(Default)]
-pub(crate) struct MemoryOnline {
+pub struct MemoryOnline {
     users: Mutex<HashMap<String, HashMap<String, u64>>>,
 }
 

@@ -3,8 +3,9 @@
 //! task. Every refusal is an HTTP status with a JSON body
 //! `{"code": "E0xx", "message": "..."}`.
 
-use crate::connection::{self, Accepted};
-use crate::server::AppState;
+use super::connection::{self, Accepted};
+use crate::http::extract::token;
+use crate::state::AppState;
 use axum::Json;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -15,7 +16,6 @@ use shared::ErrorCode;
 use shared::codec::Encoding;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::Role;
@@ -46,65 +46,6 @@ fn header_has_token(headers: &HeaderMap, name: header::HeaderName, token: &str) 
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
         .any(|t| t.trim().eq_ignore_ascii_case(token))
-}
-
-/// The token from `?token=` or `Authorization: Bearer`, if either is present;
-/// `Err` for an Authorization header of another scheme.
-fn token_from(req: &Request) -> Result<Option<String>, &'static str> {
-    if let Some(query) = req.uri().query() {
-        for (k, v) in url_pairs(query) {
-            if k == "token" {
-                return Ok(Some(v));
-            }
-        }
-    }
-    match req.headers().get(header::AUTHORIZATION) {
-        None => Ok(None),
-        Some(value) => {
-            let value = value.to_str().unwrap_or_default();
-            match value.split_once(' ') {
-                Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => {
-                    Ok(Some(token.trim().to_owned()))
-                }
-                _ => Err("Authorization header must be 'Bearer <token>'"),
-            }
-        }
-    }
-}
-
-/// Splits a query string into decoded pairs.
-fn url_pairs(query: &str) -> impl Iterator<Item = (String, String)> + '_ {
-    query.split('&').filter(|p| !p.is_empty()).map(|pair| {
-        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        (percent_decode(k), percent_decode(v))
-    })
-}
-
-fn percent_decode(s: &str) -> String {
-    fn hex(b: u8) -> Option<u8> {
-        (b as char).to_digit(16).map(|d| d as u8)
-    }
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' => match (
-                bytes.get(i + 1).and_then(|b| hex(*b)),
-                bytes.get(i + 2).and_then(|b| hex(*b)),
-            ) {
-                (Some(hi), Some(lo)) => {
-                    out.push(hi << 4 | lo);
-                    i += 2;
-                }
-                _ => out.push(b'%'),
-            },
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// The `/ws` handler.
@@ -179,16 +120,15 @@ pub(crate) async fn websocket(
             );
         }
     };
-    let token = match token_from(&req) {
+    let token = match token(req.headers(), req.uri().query()) {
         Ok(t) => t,
-        Err(message) => {
+        Err(refusal) => {
             state
                 .metrics
                 .auth_failures
                 .with_label_values(&["bad_authorization_header"])
                 .inc();
-            let body = serde_json::json!({"code": ErrorCode::AuthFailed, "message": message});
-            return (StatusCode::UNAUTHORIZED, Json(body)).into_response();
+            return refusal.into_response();
         }
     };
     let client_ip = state.settings.trusted_proxies.client_ip(
@@ -253,7 +193,7 @@ pub(crate) async fn websocket(
     };
 
     let encoding = negotiated.unwrap_or(Encoding::Json);
-    let conn = state.next_conn.fetch_add(1, Ordering::Relaxed);
+    let conn = state.next_conn();
     let task_state = state.clone();
     state.tasks.spawn(async move {
         let upgraded = match on_upgrade.await {
@@ -302,26 +242,4 @@ pub(crate) async fn websocket(
         );
     }
     resp
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn query_tokens_are_percent_decoded() {
-        let pairs: Vec<_> = url_pairs("a=1&token=ab%2Bc%3D&x").collect();
-        assert_eq!(
-            pairs,
-            vec![
-                ("a".into(), "1".into()),
-                ("token".into(), "ab+c=".into()),
-                ("x".into(), "".into())
-            ]
-        );
-        assert_eq!(percent_decode("%zz%4"), "%zz%4");
-        assert_eq!(percent_decode("%"), "%");
-        assert_eq!(percent_decode("%aé"), "%aé");
-        assert_eq!(percent_decode("%C3%A9"), "é");
-    }
 }

@@ -20,7 +20,7 @@
 --         move:   x, y, w or '', h or ''
 --
 -- An object's hash holds kind, x, y, w, h, owner, likes and p:<name> = JSON.
--- The object rules are fanout/src/objects.rs's, which the in-memory bus and
+-- The object rules are store/src/objects/mod.rs's, which the in-memory log and
 -- rebuilds use: fog exists only for gms; only the owner or a gm updates or
 -- deletes; a user likes an object once.
 --

@@ -1,0 +1,33 @@
+//! What every HTTP handler shares: the one error response (an [`OpError`]
+//! with its status), and the extractors for the authenticated caller, a
+//! valid canvas id, query strings and JSON bodies.
+//!
+//! [`OpError`]: crate::ops::OpError
+
+pub(crate) mod error;
+pub(crate) mod extract;
+
+pub(crate) use error::ApiError;
+pub(crate) use extract::{Admin, ApiQuery, Authed, CanvasPath, ServerKey, json_body};
+
+use crate::ops::{Caller, access};
+use crate::state::AppState;
+use shared::CanvasId;
+use shared::auth::Identity;
+use shared::validate::CanvasGeometry;
+
+/// The caller on an existing canvas (404 `E009` otherwise), with its role
+/// there from its token, and the canvas's geometry.
+pub(crate) async fn on_canvas(
+    state: &AppState,
+    identity: &Identity,
+    canvas: &CanvasId,
+) -> Result<(Caller, CanvasGeometry), ApiError> {
+    let geometry = access::canvas(state, canvas).await?.geometry();
+    let caller = Caller {
+        author: identity.author(),
+        conn: 0,
+        role: access::role_of(state, identity, canvas),
+    };
+    Ok((caller, geometry))
+}

@@ -1,0 +1,62 @@
+//! Who may do what: a caller's role on a canvas, the role an operation
+//! needs, and the canvas itself (it must exist).
+
+use super::{Cause, OpError};
+use crate::canvases::{CanvasDef, CatalogueError};
+use crate::state::AppState;
+use shared::auth::{Identity, Role};
+use shared::{CanvasId, ErrorCode};
+use std::sync::Arc;
+
+/// The role `identity` holds on `canvas`: the token's role for it, else
+/// its default, else the gateway's.
+pub(crate) fn role_of(state: &AppState, identity: &Identity, canvas: &CanvasId) -> Role {
+    identity.role_or(canvas.as_str(), state.settings.default_role)
+}
+
+/// E008 unless `role` is at least `needed` for `op`.
+pub(crate) fn require(
+    role: Role,
+    needed: Role,
+    op: &str,
+    canvas: &CanvasId,
+) -> Result<(), OpError> {
+    if role >= needed {
+        return Ok(());
+    }
+    Err(OpError::new(
+        ErrorCode::Forbidden,
+        format!(
+            "{op} needs the {} role on canvas {canvas:?}; the caller is {}",
+            needed.name(),
+            role.name()
+        ),
+    ))
+}
+
+/// The canvas's definition, or E009 when it does not exist.
+pub(crate) async fn canvas(state: &AppState, canvas: &CanvasId) -> Result<Arc<CanvasDef>, OpError> {
+    match state.canvases.get(canvas).await {
+        Ok(Some(def)) => Ok(def),
+        Ok(None) => Err(not_found(canvas)),
+        Err(err) => Err(catalogue_error(err)),
+    }
+}
+
+/// E009 for a canvas that does not exist.
+pub(crate) fn not_found(canvas: &CanvasId) -> OpError {
+    OpError::new(
+        ErrorCode::NotFound,
+        format!("no canvas {canvas:?}; create it first"),
+    )
+}
+
+/// E012 for a catalogue that failed or is not configured.
+pub(crate) fn catalogue_error(err: CatalogueError) -> OpError {
+    match err {
+        CatalogueError::NoCatalogue => {
+            OpError::new(ErrorCode::Unavailable, err.to_string()).with_cause(Cause::NotConfigured)
+        }
+        CatalogueError::Unavailable(detail) => OpError::unavailable("canvas catalogue", &detail),
+    }
+}

@@ -1,0 +1,85 @@
+//! Channels (a user's own, `global`, `online`) and what the server side
+//! publishes on them: notices to a canvas, notifications to a user,
+//! announcements, and catalogue changes.
+
+use super::{OpError, publish};
+use crate::state::AppState;
+use shared::protocol::{
+    Announcement, CanvasesChanged, ChatSend, Notice, Notification, ServerMessage,
+};
+use shared::{CanvasId, ErrorCode};
+
+/// The channel a client may subscribe to by name.
+pub(crate) fn by_name(name: &str) -> Result<CanvasId, OpError> {
+    match name {
+        "global" => Ok(CanvasId::global_channel()),
+        "online" => Ok(CanvasId::online_channel()),
+        _ => Err(OpError::new(
+            ErrorCode::InvalidValue,
+            format!("no channel {name:?}; the channels are \"global\" and \"online\""),
+        )),
+    }
+}
+
+/// A `notice` with `data` to the canvas's members on every gateway.
+pub(crate) async fn notice(
+    state: &AppState,
+    canvas: &CanvasId,
+    data: serde_json::Value,
+) -> Result<(), OpError> {
+    let event = ServerMessage::Notice(Notice {
+        canvas: canvas.clone(),
+        data,
+        ts: shared::now_ms(),
+    });
+    publish::ephemeral(state, 0, canvas, &event).await
+}
+
+/// A `notification` with `data` to every connection of `user`.
+pub(crate) async fn notify(
+    state: &AppState,
+    user: &str,
+    data: serde_json::Value,
+) -> Result<(), OpError> {
+    if user.is_empty() || user.len() > 128 || user.chars().any(char::is_control) {
+        return Err(OpError::new(
+            ErrorCode::InvalidValue,
+            "user id must be 1 to 128 bytes without control characters",
+        ));
+    }
+    let event = ServerMessage::Notification(Notification {
+        data,
+        ts: shared::now_ms(),
+    });
+    publish::ephemeral(state, 0, &CanvasId::user_channel(user), &event).await
+}
+
+/// An `announcement` on `global`, with the rules of chat text.
+pub(crate) async fn broadcast(state: &AppState, text: String) -> Result<(), OpError> {
+    let as_chat = ChatSend {
+        id: None,
+        canvas: CanvasId::global_channel(),
+        text,
+    };
+    shared::validate::chat(&as_chat).map_err(OpError::invalid)?;
+    let event = ServerMessage::Announcement(Announcement {
+        text: as_chat.text,
+        ts: shared::now_ms(),
+    });
+    publish::ephemeral(state, 0, &CanvasId::global_channel(), &event).await
+}
+
+/// Tells lobby screens on every gateway (the global channel), and the
+/// canvas's own members, that a canvas was created, updated or deleted.
+pub(crate) async fn canvas_changed(state: &AppState, canvas: &CanvasId, change: &str) {
+    let event = ServerMessage::CanvasesChanged(CanvasesChanged {
+        canvas: canvas.clone(),
+        change: change.into(),
+        ts: shared::now_ms(),
+    });
+    for channel in [CanvasId::global_channel(), canvas.clone()] {
+        if let Err(err) = publish::ephemeral(state, 0, &channel, &event).await {
+            tracing::warn!(%canvas, error = %err.message, "canvases_changed not published");
+        }
+    }
+}

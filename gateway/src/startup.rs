@@ -1,0 +1,213 @@
+//! Building the gateway's state from its settings: Redis (the bus and the
+//! stores share one pool) or the in-memory versions, Postgres (the
+//! catalogue and the history to rebuild from), the services and limits.
+
+use crate::canvases::{self, CanvasDef, Catalogue};
+use crate::config::Settings;
+use crate::drain::Drain;
+use crate::limits::{IpLimiter, Users};
+use crate::metrics::Metrics;
+use crate::online::Online;
+use crate::presence::Presence;
+use crate::state::AppState;
+use fanout::{BusError, BusSettings, Fanout};
+use shared::auth::{AuthConfigError, TokenVerifier};
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+use std::time::Duration;
+use store::{Log, LogSettings, OnlineRegistry, PresenceStore, RedisPool, StoreError};
+use tokio::sync::Semaphore;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// Why the gateway could not start or stopped abnormally.
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayError {
+    #[error("could not connect to redis at start")]
+    Redis(#[from] StoreError),
+    #[error("could not subscribe to redis at start")]
+    Bus(#[from] BusError),
+    #[error("JWT settings are unusable")]
+    Auth(#[from] AuthConfigError),
+    #[error("HTTP server failed")]
+    Serve(#[source] std::io::Error),
+    #[error("postgres settings are unusable: {0}")]
+    Database(String),
+    #[error("metrics could not be registered")]
+    Metrics(#[source] prometheus::Error),
+}
+
+/// The bus and the stores, on Redis or in memory.
+struct Backends {
+    bus: Arc<Fanout>,
+    log: Log,
+    presence: PresenceStore,
+    online: OnlineRegistry,
+}
+
+/// Connects everything and builds the state. The bus runs until
+/// `bus_shutdown` is cancelled.
+pub(crate) async fn build(
+    settings: Settings,
+    shutdown: CancellationToken,
+    bus_shutdown: CancellationToken,
+) -> Result<Arc<AppState>, GatewayError> {
+    let database = match &settings.database {
+        Some(db) => Some(connect_database(db).await?),
+        None => None,
+    };
+    let history = database.clone().map(|pool| {
+        tracing::info!("canvases lost by redis are rebuilt from postgres");
+        Arc::new(crate::history::PgHistory::new(pool, settings.canvas)) as Arc<dyn store::History>
+    });
+    let backends = backends(&settings, history, bus_shutdown).await?;
+    let canvases = catalogue(&settings, database).await?;
+    let metrics = Metrics::new().map_err(GatewayError::Metrics)?;
+    metrics.backlog_limit.set(
+        settings
+            .redis
+            .as_ref()
+            .map_or(0, |r| r.backlog_limit as i64),
+    );
+    let node = settings.node_id.clone();
+    let presence = Presence::new(
+        backends.presence,
+        backends.bus.clone(),
+        node.clone(),
+        (settings.presence_ttl, settings.presence_grace),
+        settings.presence_events_max,
+    );
+    let online = Online::new(
+        backends.online,
+        backends.bus.clone(),
+        node,
+        settings.presence_ttl,
+        settings.presence_grace,
+    );
+    Ok(Arc::new(AppState {
+        users: Users::new(settings.user_rate_limits, settings.max_connections_per_user),
+        ip_limiter: settings.ip_connect_rate.map(IpLimiter::new),
+        presence: Arc::new(presence),
+        online: Arc::new(online),
+        permits: Arc::new(Semaphore::new(settings.max_connections)),
+        drain: Drain::new(settings.drain_window),
+        verifier: TokenVerifier::new(&settings.auth)?,
+        ws_config: ws_config(&settings),
+        bus: backends.bus,
+        log: backends.log,
+        settings,
+        canvases,
+        tasks: TaskTracker::new(),
+        shutdown,
+        next_conn: AtomicU64::new(1),
+        metrics,
+    }))
+}
+
+/// Redis for the bus and every store, or all of them in memory.
+async fn backends(
+    settings: &Settings,
+    history: Option<Arc<dyn store::History>>,
+    bus_shutdown: CancellationToken,
+) -> Result<Backends, GatewayError> {
+    let node = &settings.node_id;
+    let Some(redis) = &settings.redis else {
+        let bus = Arc::new(Fanout::memory(node));
+        let hub = bus.hub().clone();
+        let deliver: store::Deliver =
+            Arc::new(move |canvas, payload| hub.dispatch(canvas, payload));
+        return Ok(Backends {
+            bus,
+            log: Log::memory(settings.log_max_events, deliver),
+            presence: PresenceStore::memory(),
+            online: OnlineRegistry::memory(),
+        });
+    };
+    let pool = RedisPool::connect(&redis.url, redis.pool_size, redis.publish_timeout).await?;
+    let bus_settings = BusSettings {
+        url: redis.url.clone(),
+        publish_timeout: redis.publish_timeout,
+        subscribe_timeout: redis.subscribe_timeout,
+        health_interval: redis.health_interval,
+    };
+    let bus = Fanout::redis(node, &bus_settings, pool.pool().clone(), bus_shutdown).await?;
+    let log_settings = LogSettings {
+        log_max_events: redis.log_max_events,
+        backlog_limit: redis.backlog_limit,
+    };
+    Ok(Backends {
+        bus: Arc::new(bus),
+        log: Log::redis(pool.clone(), log_settings, history),
+        presence: PresenceStore::redis(pool.clone()),
+        online: OnlineRegistry::redis(pool),
+    })
+}
+
+/// A Postgres pool, with the schema migrated.
+async fn connect_database(
+    db: &tokio_postgres::Config,
+) -> Result<deadpool_postgres::Pool, GatewayError> {
+    let manager = deadpool_postgres::Manager::from_config(
+        db.clone(),
+        tokio_postgres::NoTls,
+        deadpool_postgres::ManagerConfig {
+            recycling_method: deadpool_postgres::RecyclingMethod::Fast,
+        },
+    );
+    let pool = deadpool_postgres::Pool::builder(manager)
+        .max_size(4)
+        .wait_timeout(Some(Duration::from_secs(5)))
+        .create_timeout(Some(Duration::from_secs(5)))
+        .runtime(deadpool_postgres::Runtime::Tokio1)
+        .build()
+        .map_err(|e| GatewayError::Database(e.to_string()))?;
+    let mut conn = pool
+        .get()
+        .await
+        .map_err(|e| GatewayError::Database(format!("EASEL_DATABASE_URL (--database-url): {e}")))?;
+    schema::migrate(&mut conn)
+        .await
+        .map_err(|e| GatewayError::Database(format!("migrations failed: {e}")))?;
+    drop(conn);
+    Ok(pool)
+}
+
+/// The catalogue: stored in Postgres (with the quickstart's `lobby`), or
+/// implicit (every id a canvas of the configured size).
+async fn catalogue(
+    settings: &Settings,
+    database: Option<deadpool_postgres::Pool>,
+) -> Result<Catalogue, GatewayError> {
+    let Some(pool) = database else {
+        return Ok(Catalogue::implicit(settings.canvas));
+    };
+    let catalogue = Catalogue::stored(settings.canvas, pool, settings.auto_create_canvases);
+    // A canvas to draw on out of the box (the quickstart's `lobby`).
+    let lobby = CanvasDef {
+        id: shared::CanvasId::new("lobby").map_err(|e| GatewayError::Database(e.to_string()))?,
+        width: settings.canvas.width,
+        height: settings.canvas.height,
+        palette: canvases::default_palette(settings.canvas.palette_size),
+        title: Some("Lobby".into()),
+    };
+    catalogue
+        .create(lobby)
+        .await
+        .map_err(|e| GatewayError::Database(e.to_string()))?;
+    Ok(catalogue)
+}
+
+/// WebSocket limits and buffer sizes for every connection.
+fn ws_config(settings: &Settings) -> WebSocketConfig {
+    WebSocketConfig::default()
+        .read_buffer_size(settings.read_buffer_bytes)
+        // Frames are written as they are queued; batching happens in the
+        // writer, which feeds everything queued and flushes once.
+        .write_buffer_size(0)
+        // Backpressure: the outbound queue is the bound, this only stops a
+        // runaway buffer if writes keep failing.
+        .max_write_buffer_size(settings.max_message_bytes * 4 + 4096)
+        .max_message_size(Some(settings.max_message_bytes))
+        .max_frame_size(Some(settings.max_message_bytes))
+}

@@ -1,0 +1,30 @@
+//! Why a store operation failed.
+
+use std::time::Duration;
+
+/// Why a store operation failed. On every error the operation changed
+/// nothing, except [`StoreError::Timeout`] of a write, whose outcome is
+/// unknown (Redis may still run it).
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("redis is unavailable")]
+    Redis(#[source] redis::RedisError),
+    #[error("no redis connection could be taken from the pool")]
+    Pool(#[source] deadpool_redis::PoolError),
+    #[error("redis pool could not be created")]
+    CreatePool(#[source] deadpool_redis::CreatePoolError),
+    #[error("redis did not answer within {0:?}")]
+    Timeout(Duration),
+    #[error(
+        "{backlog} events are waiting to be persisted; durable writes are refused until the persister catches up"
+    )]
+    BacklogFull { backlog: u64 },
+    #[error("the event could not be framed")]
+    Frame(#[source] shared::busframe::BusFrameError),
+    #[error("the canvas history could not be loaded for a rebuild: {0}")]
+    History(String),
+    #[error("presence details could not be encoded")]
+    Presence(#[source] serde_json::Error),
+    #[error("{0}")]
+    Refused(crate::objects::Refusal),
+}

@@ -1,0 +1,388 @@
+//! The durable log on Redis: per canvas a meta hash (seq, epoch, the
+//! persisted mark), a BITFIELD of pixels, a stream of events and the
+//! objects, changed only by `publish.lua` and `restore.lua`.
+
+use super::{History, LogSettings, Position, Snapshot, new_epoch, payload_is, unpack_cells};
+use crate::objects::{self, Change, Objects, Refusal};
+use crate::pool::RedisPool;
+use crate::{StoreError, stream};
+use bytes::Bytes;
+use shared::protocol::ObjectState;
+use shared::{CanvasId, keys};
+use std::sync::{Arc, LazyLock};
+
+/// The durable publish step (see `publish.lua`).
+static PUBLISH_SCRIPT: LazyLock<redis::Script> =
+    LazyLock::new(|| redis::Script::new(include_str!("publish.lua")));
+/// Position read (see `position.lua`).
+static POSITION_SCRIPT: LazyLock<redis::Script> =
+    LazyLock::new(|| redis::Script::new(include_str!("position.lua")));
+/// Initialisation or rebuild (see `restore.lua`).
+static RESTORE_SCRIPT: LazyLock<redis::Script> =
+    LazyLock::new(|| redis::Script::new(include_str!("restore.lua")));
+/// Snapshot read (see `snapshot.lua`).
+static SNAPSHOT_SCRIPT: LazyLock<redis::Script> =
+    LazyLock::new(|| redis::Script::new(include_str!("snapshot.lua")));
+
+/// The Redis log.
+pub struct RedisLog {
+    redis: RedisPool,
+    settings: LogSettings,
+    /// Where to rebuild a canvas from when Redis has lost it.
+    history: Option<Arc<dyn History>>,
+}
+
+impl RedisLog {
+    pub(crate) fn new(
+        redis: RedisPool,
+        settings: LogSettings,
+        history: Option<Arc<dyn History>>,
+    ) -> Self {
+        RedisLog {
+            redis,
+            settings,
+            history,
+        }
+    }
+
+    /// [`Self::events`], completed from the history where Redis trimmed.
+    pub(crate) async fn events_or_history(
+        &self,
+        canvas: &CanvasId,
+        after: u64,
+        until: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, Bytes)>, StoreError> {
+        let kept = self.events(canvas, after, until, limit).await?;
+        // Redis trims below what Postgres holds: a range that does not
+        // start right after `after` is read from the history.
+        let complete = kept.first().is_some_and(|(seq, _)| *seq == after + 1);
+        match &self.history {
+            Some(history) if !complete => {
+                // Postgres has what Redis trimmed (it trims only below the
+                // persisted mark); Redis has the newest.
+                let mut stored = history
+                    .events(canvas, after, until, limit)
+                    .await
+                    .map_err(StoreError::History)?;
+                let last = stored.last().map_or(after, |(seq, _)| *seq);
+                stored.extend(kept.into_iter().filter(|(seq, _)| *seq > last));
+                stored.truncate(limit);
+                Ok(stored)
+            }
+            _ => Ok(kept),
+        }
+    }
+
+    /// Chat before `before`: the tail above the persisted mark from Redis,
+    /// the rest from the history.
+    pub(crate) async fn chat_before(
+        &self,
+        canvas: &CanvasId,
+        before: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, Bytes)>, StoreError> {
+        let kind = "chat";
+        let Some(history) = &self.history else {
+            return self.kind_before(canvas, kind, before, limit, None).await;
+        };
+        // Everything up to the mark is in the history; only the tail above
+        // it needs scanning in Redis.
+        let mark = self.persisted(canvas).await?;
+        let mut found = self
+            .kind_before(canvas, kind, before, limit, Some(mark))
+            .await?;
+        if found.len() < limit {
+            let below = before.min(mark + 1);
+            let stored = history
+                .chat_before(canvas, below, limit - found.len())
+                .await
+                .map_err(StoreError::History)?;
+            found.extend(stored);
+        }
+        Ok(found)
+    }
+
+    pub async fn publish_durable(
+        &self,
+        canvas: &CanvasId,
+        headers: (Vec<u8>, Vec<u8>),
+        event: Vec<u8>,
+        change: Option<&Change>,
+    ) -> Result<Option<u64>, StoreError> {
+        match self.publish_once(canvas, &headers, &event, change).await {
+            // Redis lost the canvas (or never had it): initialise it, from
+            // the durable history if there is one, then publish.
+            Err(StoreError::Redis(err)) if err.code() == Some("UNINIT") => {
+                self.initialise(canvas).await?;
+                self.publish_once(canvas, &headers, &event, change).await
+            }
+            other => other,
+        }
+    }
+
+    async fn publish_once(
+        &self,
+        canvas: &CanvasId,
+        headers: &(Vec<u8>, Vec<u8>),
+        event: &[u8],
+        change: Option<&Change>,
+    ) -> Result<Option<u64>, StoreError> {
+        let mut call = PUBLISH_SCRIPT.prepare_invoke();
+        call.key(keys::canvas_meta(canvas))
+            .key(keys::canvas_pixels(canvas))
+            .key(keys::canvas_log(canvas))
+            .key(keys::canvas_objects(canvas))
+            .arg(keys::canvas_channel(canvas))
+            .arg(&headers.0)
+            .arg(event)
+            .arg(if self.settings.backlog_limit > 0 {
+                0
+            } else {
+                self.settings.log_max_events
+            })
+            .arg(self.settings.backlog_limit);
+        let mode = match change {
+            None => "",
+            Some(Change::Pixels(p)) if p.bits == 8 => "u8",
+            Some(Change::Pixels(_)) => "u5",
+            Some(Change::Object(_)) => "obj",
+            Some(Change::Clear) => "clear",
+        };
+        call.arg(mode)
+            .arg(keys::canvas_object_prefix(canvas))
+            .arg(keys::canvas_likers_prefix(canvas));
+        match change {
+            Some(Change::Pixels(change)) => {
+                for &(cell, color) in &change.cells {
+                    call.arg(cell).arg(color);
+                }
+            }
+            Some(Change::Object(change)) => objects::redis::args(&mut call, change, &headers.1),
+            Some(Change::Clear) | None => {}
+        }
+        let result: Result<(u64, String), StoreError> = self.redis.invoke(call).await;
+        match result {
+            Ok((0, _epoch)) => Ok(None),
+            Ok((seq, _epoch)) => Ok(Some(seq)),
+            Err(StoreError::Redis(err)) if err.code().and_then(Refusal::from_script).is_some() => {
+                Err(StoreError::Refused(
+                    err.code()
+                        .and_then(Refusal::from_script)
+                        .unwrap_or(Refusal::NoObject),
+                ))
+            }
+            Err(StoreError::Redis(err)) if err.code() == Some("BACKLOG") => {
+                let backlog = err
+                    .detail()
+                    .and_then(|d| d.trim().parse().ok())
+                    .unwrap_or(self.settings.backlog_limit as u64);
+                Err(StoreError::BacklogFull { backlog })
+            }
+            Err(err) => Err(err),
+        }
+    }
+
+    pub async fn events(
+        &self,
+        canvas: &CanvasId,
+        after: u64,
+        until: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, Bytes)>, StoreError> {
+        let key = keys::canvas_log(canvas);
+        let reply: redis::streams::StreamRangeReply = self
+            .redis
+            .with_conn(|conn| {
+                Box::pin(async move {
+                    redis::cmd("XRANGE")
+                        .arg(key)
+                        .arg(stream::entry_id(after + 1))
+                        .arg(stream::entry_id(until))
+                        .arg("COUNT")
+                        .arg(limit)
+                        .query_async(conn)
+                        .await
+                })
+            })
+            .await?;
+        Ok(reply.ids.iter().filter_map(stream::entry).collect())
+    }
+
+    /// The canvas log's events of `kind` with `seq < before`, newest first,
+    /// at most `limit`, scanning back page by page no further than `floor`
+    /// (exclusive). Returns them and the persisted mark read first.
+    pub async fn kind_before(
+        &self,
+        canvas: &CanvasId,
+        kind: &str,
+        before: u64,
+        limit: usize,
+        floor: Option<u64>,
+    ) -> Result<Vec<(u64, Bytes)>, StoreError> {
+        const PAGE: usize = 1000;
+        let key = keys::canvas_log(canvas);
+        let mut out = Vec::new();
+        let mut upper = before;
+        let lower = floor.map_or_else(|| "-".to_owned(), |f| stream::entry_id(f + 1));
+        while out.len() < limit && upper > 1 && floor.is_none_or(|f| upper > f + 1) {
+            let (key, lower) = (key.clone(), lower.clone());
+            let reply: redis::streams::StreamRangeReply = self
+                .redis
+                .with_conn(|conn| {
+                    Box::pin(async move {
+                        redis::cmd("XREVRANGE")
+                            .arg(key)
+                            .arg(stream::entry_id(upper - 1))
+                            .arg(lower)
+                            .arg("COUNT")
+                            .arg(PAGE)
+                            .query_async(conn)
+                            .await
+                    })
+                })
+                .await?;
+            let n = reply.ids.len();
+            for (seq, payload) in reply.ids.iter().filter_map(stream::entry) {
+                upper = upper.min(seq);
+                if out.len() < limit && payload_is(&payload, kind) {
+                    out.push((seq, payload));
+                }
+            }
+            if n < PAGE {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    /// The canvas's persisted mark: every event up to it is in the durable
+    /// history.
+    pub async fn persisted(&self, canvas: &CanvasId) -> Result<u64, StoreError> {
+        let key = keys::canvas_meta(canvas);
+        let mark: Option<u64> = self
+            .redis
+            .with_conn(|conn| {
+                Box::pin(async move {
+                    redis::cmd("HGET")
+                        .arg(key)
+                        .arg("persisted")
+                        .query_async(conn)
+                        .await
+                })
+            })
+            .await?;
+        Ok(mark.unwrap_or(0))
+    }
+
+    pub async fn position(&self, canvas: &CanvasId) -> Result<Position, StoreError> {
+        let mut call = POSITION_SCRIPT.prepare_invoke();
+        call.key(keys::canvas_meta(canvas));
+        let (seq, epoch): (u64, Option<String>) = self
+            .redis
+            .with_conn(|conn| Box::pin(async move { call.invoke_async(conn).await }))
+            .await?;
+        match epoch {
+            Some(epoch) => Ok(Position { seq, epoch }),
+            None => self.initialise(canvas).await,
+        }
+    }
+
+    /// Gives a canvas without an epoch its state, sequence counter and a new
+    /// epoch: rebuilt from the durable history when there is one, else empty
+    /// at seq 0. Nothing is served for the canvas until this succeeded.
+    async fn initialise(&self, canvas: &CanvasId) -> Result<Position, StoreError> {
+        let restored = match &self.history {
+            Some(history) => history.load(canvas).await.map_err(StoreError::History)?,
+            None => None,
+        };
+        let (seq, packed, objects) = match restored {
+            Some(r) => (r.seq, r.packed, r.objects),
+            None => (0, Vec::new(), Objects::default()),
+        };
+        let mut call = RESTORE_SCRIPT.prepare_invoke();
+        call.key(keys::canvas_meta(canvas))
+            .key(keys::canvas_pixels(canvas))
+            .key(keys::canvas_objects(canvas))
+            .arg(seq)
+            .arg(new_epoch())
+            .arg(packed)
+            .arg(keys::canvas_object_prefix(canvas))
+            .arg(keys::canvas_likers_prefix(canvas));
+        for (object, likers) in objects.records() {
+            let fields = objects::redis::fields(object);
+            call.arg(&object.id).arg(fields.len() / 2).arg(fields);
+            call.arg(likers.len());
+            for liker in likers {
+                call.arg(liker);
+            }
+        }
+        let (seq, epoch): (u64, String) = self
+            .redis
+            .with_conn(|conn| Box::pin(async move { call.invoke_async(conn).await }))
+            .await?;
+        tracing::info!(%canvas, seq, %epoch, rebuilt = self.history.is_some(), "canvas initialised in redis");
+        Ok(Position { seq, epoch })
+    }
+
+    pub async fn objects(
+        &self,
+        canvas: &CanvasId,
+        gm: bool,
+    ) -> Result<(Position, Vec<ObjectState>), StoreError> {
+        // Initialises the canvas (rebuilding it) if Redis lost it.
+        self.position(canvas).await?;
+        let mut call = objects::redis::READ_SCRIPT.prepare_invoke();
+        call.key(keys::canvas_meta(canvas))
+            .key(keys::canvas_objects(canvas))
+            .arg(keys::canvas_object_prefix(canvas));
+        let (seq, epoch, entries): (u64, Option<String>, Vec<Vec<String>>) = self
+            .redis
+            .with_conn(|conn| Box::pin(async move { call.invoke_async(conn).await }))
+            .await?;
+        let mut objects: Vec<ObjectState> = entries
+            .iter()
+            .filter_map(|entry| objects::redis::parse(entry))
+            .filter(|o| gm || !o.is_fog())
+            .collect();
+        objects.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok((
+            Position {
+                seq,
+                epoch: epoch.unwrap_or_default(),
+            },
+            objects,
+        ))
+    }
+
+    pub async fn snapshot(
+        &self,
+        canvas: &CanvasId,
+        bits: u8,
+        cell_count: usize,
+    ) -> Result<Snapshot, StoreError> {
+        let canvas = canvas.clone();
+        let (seq, epoch, packed) = self
+            .redis
+            .with_conn(|conn| Box::pin(async move { snapshot_packed(conn, &canvas).await }))
+            .await?;
+        Ok(Snapshot {
+            seq,
+            epoch,
+            cells: unpack_cells(&packed, bits, cell_count),
+        })
+    }
+}
+
+/// Reads a canvas's packed cells and the position they include, atomically:
+/// `(seq, epoch, packed BITFIELD bytes)`. Shared with the persister, which
+/// stores these as canvas snapshots.
+pub async fn snapshot_packed<C: redis::aio::ConnectionLike + Send>(
+    conn: &mut C,
+    canvas: &CanvasId,
+) -> redis::RedisResult<(u64, Option<String>, Vec<u8>)> {
+    let mut call = SNAPSHOT_SCRIPT.prepare_invoke();
+    call.key(keys::canvas_meta(canvas))
+        .key(keys::canvas_pixels(canvas));
+    call.invoke_async(conn).await
+}

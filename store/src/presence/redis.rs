@@ -1,0 +1,132 @@
+//! Presence on Redis: per canvas a sorted set of entries scored by expiry
+//! and a hash of their details, changed by `enter.lua` and `sweep.lua`.
+
+use super::{EntryInfo, fold, user_prefix};
+use crate::{RedisPool, StoreError, key_ttl};
+use shared::protocol::PresentUser;
+use shared::{CanvasId, keys};
+use std::sync::LazyLock;
+
+static ENTER_SCRIPT: LazyLock<redis::Script> =
+    LazyLock::new(|| redis::Script::new(include_str!("enter.lua")));
+static SWEEP_SCRIPT: LazyLock<redis::Script> =
+    LazyLock::new(|| redis::Script::new(include_str!("sweep.lua")));
+
+/// Presence on Redis.
+pub struct RedisPresence {
+    redis: RedisPool,
+}
+
+impl RedisPresence {
+    pub(crate) fn new(redis: RedisPool) -> Self {
+        RedisPresence { redis }
+    }
+
+    /// See [`super::PresenceStore::enter`].
+    pub async fn enter(
+        &self,
+        canvas: &CanvasId,
+        entry: &str,
+        info: &EntryInfo,
+        expiry: u64,
+        now: u64,
+    ) -> Result<(bool, usize), StoreError> {
+        let json = serde_json::to_string(info).map_err(StoreError::Presence)?;
+        let user = super::user_of(entry).unwrap_or_default();
+        let mut call = ENTER_SCRIPT.prepare_invoke();
+        call.key(keys::canvas_presence(canvas))
+            .key(keys::canvas_presence_info(canvas))
+            .arg(entry)
+            .arg(expiry)
+            .arg(now)
+            .arg(json)
+            .arg(user_prefix(user))
+            .arg(key_ttl(expiry, now));
+        let (first, count): (i64, usize) = self.redis.invoke(call).await?;
+        Ok((first == 1, count))
+    }
+
+    /// Sets the expiry of existing entries (refresh, or the grace on leave),
+    /// and keeps the keys alive.
+    pub async fn expire(
+        &self,
+        entries: &[(CanvasId, String)],
+        expiry: u64,
+        now: u64,
+    ) -> Result<(), StoreError> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let ttl = key_ttl(expiry, now);
+        let mut pipe = redis::pipe();
+        for (canvas, entry) in entries {
+            pipe.cmd("ZADD")
+                .arg(keys::canvas_presence(canvas))
+                .arg("XX")
+                .arg(expiry)
+                .arg(entry)
+                .ignore();
+            pipe.cmd("PEXPIRE")
+                .arg(keys::canvas_presence(canvas))
+                .arg(ttl)
+                .ignore();
+            pipe.cmd("PEXPIRE")
+                .arg(keys::canvas_presence_info(canvas))
+                .arg(ttl)
+                .ignore();
+        }
+        self.redis
+            .with_conn(|c| Box::pin(async move { pipe.query_async::<()>(c).await }))
+            .await
+    }
+
+    /// See [`super::PresenceStore::sweep`].
+    pub async fn sweep(
+        &self,
+        canvas: &CanvasId,
+        now: u64,
+    ) -> Result<(Vec<String>, usize), StoreError> {
+        let mut call = SWEEP_SCRIPT.prepare_invoke();
+        call.key(keys::canvas_presence(canvas))
+            .key(keys::canvas_presence_info(canvas))
+            .arg(now);
+        let reply: Vec<String> = self.redis.invoke(call).await?;
+        let mut values = reply.into_iter();
+        let live = values.next().and_then(|n| n.parse().ok()).unwrap_or(0);
+        let left = values.collect();
+        Ok((left, live))
+    }
+
+    /// See [`super::PresenceStore::list`].
+    pub async fn list(&self, canvas: &CanvasId, now: u64) -> Result<Vec<PresentUser>, StoreError> {
+        let zset = keys::canvas_presence(canvas);
+        let info = keys::canvas_presence_info(canvas);
+        let (entries, details): (Vec<String>, Vec<Option<String>>) = self
+            .redis
+            .with_conn(|c| {
+                Box::pin(async move {
+                    let entries: Vec<String> = redis::cmd("ZRANGEBYSCORE")
+                        .arg(&zset)
+                        .arg(format!("({now}"))
+                        .arg("+inf")
+                        .query_async(c)
+                        .await?;
+                    if entries.is_empty() {
+                        return Ok((entries, Vec::new()));
+                    }
+                    let details: Vec<Option<String>> = redis::cmd("HMGET")
+                        .arg(&info)
+                        .arg(&entries)
+                        .query_async(c)
+                        .await?;
+                    Ok((entries, details))
+                })
+            })
+            .await?;
+        let live = entries.iter().zip(details).filter_map(|(e, d)| {
+            let info = serde_json::from_str(d.as_deref()?).ok()?;
+            Some((e.as_str(), info))
+        });
+        Ok(fold(live))
+    }
+}
