@@ -27,6 +27,8 @@ mod state;
 mod ws;
 
 pub use canvases::CACHE_TTL as CATALOGUE_CACHE_TTL;
-pub use config::{Command, Config, ConfigError, LogFormat, OriginPolicy, RedisSettings, Settings};
+pub use config::{
+    Command, Config, ConfigError, LogFormat, OriginPolicy, RedisSettings, Settings, settings_table,
+};
 pub use server::run;
 pub use startup::GatewayError;

@@ -25,6 +25,10 @@ fn main() -> anyhow::Result<()> {
         println!("{}", shared::auth::mint_hs256(secret.as_bytes(), &claims)?);
         return Ok(());
     }
+    if let Some(Command::SettingsTable) = &config.command {
+        print!("{}", gateway::settings_table());
+        return Ok(());
+    }
     init_tracing(config.log_format);
     // Each connection is a descriptor; lift the soft limit to the hard one.
     match rlimit::increase_nofile_limit(u64::MAX) {

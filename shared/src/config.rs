@@ -6,21 +6,21 @@
 #[derive(Debug, thiserror::Error)]
 #[error("invalid configuration: {setting}: {message}")]
 pub struct ConfigError {
-    pub setting: &'static str,
+    pub setting: String,
     pub message: String,
 }
 
 /// A [`ConfigError`] for `setting`.
-pub fn bad(setting: &'static str, message: impl Into<String>) -> ConfigError {
+pub fn bad(setting: impl Into<String>, message: impl Into<String>) -> ConfigError {
     ConfigError {
-        setting,
+        setting: setting.into(),
         message: message.into(),
     }
 }
 
 /// `value` if it lies in `min..=max`, else an error naming `setting`.
 pub fn check_range<T: PartialOrd + std::fmt::Display + Copy>(
-    setting: &'static str,
+    setting: &str,
     value: T,
     min: T,
     max: T,
