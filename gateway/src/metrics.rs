@@ -171,68 +171,11 @@ impl Metrics {
     pub fn new() -> Result<Self, prometheus::Error> {
         let registry = Registry::new();
         let r = &registry;
-        let hub = HubMetrics {
-            deliveries: counter(
-                r,
-                "easel_gateway_deliveries_total",
-                "Event frames queued to local members",
-            )?,
-            slow_consumers: counter(
-                r,
-                "easel_gateway_slow_consumer_disconnects_total",
-                "Members closed with 4008 because their outbound queue was full",
-            )?,
-            bad_frames: counter(
-                r,
-                "easel_gateway_bad_bus_frames_total",
-                "Bus payloads that could not be decoded and were dropped",
-            )?,
-            resyncs: counter(
-                r,
-                "easel_gateway_resyncs_total",
-                "resync notices queued to members after a bus reconnect",
-            )?,
-            bus_reconnects: counter(
-                r,
-                "easel_gateway_bus_reconnects_total",
-                "Times the Redis pub/sub connection was re-established after a loss",
-            )?,
-            joined_canvases: gauge(
-                r,
-                "easel_gateway_joined_canvases",
-                "Canvases with at least one member on this gateway",
-            )?,
-            local_members: gauge(
-                r,
-                "easel_gateway_local_members",
-                "Canvas memberships of this gateway's connections",
-            )?,
-            bus_connected: gauge(
-                r,
-                "easel_gateway_bus_connected",
-                "1 while the bus can deliver events (Redis pub/sub connected; always 1 standalone)",
-            )?,
-            subscriptions: gauge(
-                r,
-                "easel_gateway_bus_subscriptions",
-                "Canvas channels subscribed on the Redis pub/sub connection",
-            )?,
-            sync: Mutex::new(()),
-        };
-        let publish_seconds = registered(
-            r,
-            HistogramVec::new(
-                HistogramOpts::new(
-                    "easel_gateway_bus_publish_seconds",
-                    "One publish to the bus, from the call to Redis's reply, by durability",
-                )
-                .buckets(PUBLISH_BUCKETS.to_vec()),
-                &["durability"],
-            )?,
-        )?;
+        let hub = HubMetrics::new(r)?;
+        let (publish_durable, publish_ephemeral, fanout_latency) = histograms(r)?;
         let m = Metrics {
-            publish_durable: publish_seconds.with_label_values(&["durable"]),
-            publish_ephemeral: publish_seconds.with_label_values(&["ephemeral"]),
+            publish_durable,
+            publish_ephemeral,
             connections_open: gauge(
                 r,
                 "easel_gateway_connections_open",
@@ -318,49 +261,12 @@ impl Metrics {
                 "Error replies sent, by code",
                 "code",
             )?,
-            fanout_latency: registered(
-                r,
-                Histogram::with_opts(
-                    HistogramOpts::new(
-                        "easel_gateway_fanout_latency_seconds",
-                        "From a live event's ingest on its origin gateway to a member's socket \
-                         on this one (wall clocks of both nodes, assumed synchronised)",
-                    )
-                    .buckets(FANOUT_BUCKETS.to_vec()),
-                )?,
-            )?,
+            fanout_latency,
             hub,
             registry,
         };
-        // Every label value from zero, so rates and dashboards show 0
-        // rather than no data before the first occurrence.
-        for code in shared::ErrorCode::ALL {
-            m.errors.with_label_values(&[code.name()]);
-        }
-        for code in shared::CloseCode::ALL {
-            m.connections_closed.with_label_values(&[code.name()]);
-        }
-        for outcome in shared::protocol::ResumeOutcome::ALL {
-            m.resumes.with_label_values(&[outcome.name()]);
-        }
-        for class in crate::limits::OpClass::ALL {
-            m.rate_limited.with_label_values(&[class.name()]);
-        }
-        m.rate_limited.with_label_values(&["connections"]);
-        for reason in UPGRADE_REFUSALS {
-            m.upgrades_refused.with_label_values(&[reason]);
-        }
-        for reason in shared::auth::AuthError::REASONS
-            .iter()
-            .chain(&CONNECTION_AUTH_FAILURES)
-        {
-            m.auth_failures.with_label_values(&[reason]);
-        }
-        #[cfg(target_os = "linux")]
-        m.registry.register(Box::new(
-            prometheus::process_collector::ProcessCollector::for_self(),
-        ))?;
-        shared::limits::register(&m.registry)?;
+        m.start_labels_at_zero();
+        m.register_process()?;
         Ok(m)
     }
 
@@ -388,5 +294,127 @@ impl Metrics {
             tracing::error!(error = %err, "metrics encoding failed");
         }
         out
+    }
+}
+/// The publish histograms (durable, ephemeral) and the fan-out latency.
+fn histograms(r: &Registry) -> Result<(Histogram, Histogram, Histogram), prometheus::Error> {
+    let publish_seconds = registered(
+        r,
+        HistogramVec::new(
+            HistogramOpts::new(
+                "easel_gateway_bus_publish_seconds",
+                "One publish to the bus, from the call to Redis's reply, by durability",
+            )
+            .buckets(PUBLISH_BUCKETS.to_vec()),
+            &["durability"],
+        )?,
+    )?;
+    let fanout_latency = registered(
+        r,
+        Histogram::with_opts(
+            HistogramOpts::new(
+                "easel_gateway_fanout_latency_seconds",
+                "From a live event's ingest on its origin gateway to a member's socket \
+                 on this one (wall clocks of both nodes, assumed synchronised)",
+            )
+            .buckets(FANOUT_BUCKETS.to_vec()),
+        )?,
+    )?;
+    Ok((
+        publish_seconds.with_label_values(&["durable"]),
+        publish_seconds.with_label_values(&["ephemeral"]),
+        fanout_latency,
+    ))
+}
+
+impl HubMetrics {
+    fn new(r: &Registry) -> Result<Self, prometheus::Error> {
+        Ok(HubMetrics {
+            deliveries: counter(
+                r,
+                "easel_gateway_deliveries_total",
+                "Event frames queued to local members",
+            )?,
+            slow_consumers: counter(
+                r,
+                "easel_gateway_slow_consumer_disconnects_total",
+                "Members closed with 4008 because their outbound queue was full",
+            )?,
+            bad_frames: counter(
+                r,
+                "easel_gateway_bad_bus_frames_total",
+                "Bus payloads that could not be decoded and were dropped",
+            )?,
+            resyncs: counter(
+                r,
+                "easel_gateway_resyncs_total",
+                "resync notices queued to members after a bus reconnect",
+            )?,
+            bus_reconnects: counter(
+                r,
+                "easel_gateway_bus_reconnects_total",
+                "Times the Redis pub/sub connection was re-established after a loss",
+            )?,
+            joined_canvases: gauge(
+                r,
+                "easel_gateway_joined_canvases",
+                "Canvases with at least one member on this gateway",
+            )?,
+            local_members: gauge(
+                r,
+                "easel_gateway_local_members",
+                "Canvas memberships of this gateway's connections",
+            )?,
+            bus_connected: gauge(
+                r,
+                "easel_gateway_bus_connected",
+                "1 while the bus can deliver events (Redis pub/sub connected; always 1 standalone)",
+            )?,
+            subscriptions: gauge(
+                r,
+                "easel_gateway_bus_subscriptions",
+                "Canvas channels subscribed on the Redis pub/sub connection",
+            )?,
+            sync: Mutex::new(()),
+        })
+    }
+}
+
+impl Metrics {
+    /// The process's own figures (CPU, memory, descriptors) and its limits.
+    fn register_process(&self) -> Result<(), prometheus::Error> {
+        #[cfg(target_os = "linux")]
+        self.registry.register(Box::new(
+            prometheus::process_collector::ProcessCollector::for_self(),
+        ))?;
+        shared::limits::register(&self.registry)?;
+        Ok(())
+    }
+
+    /// Every label value from zero, so rates and dashboards show 0 rather
+    /// than no data before the first occurrence.
+    fn start_labels_at_zero(&self) {
+        for code in shared::ErrorCode::ALL {
+            self.errors.with_label_values(&[code.name()]);
+        }
+        for code in shared::CloseCode::ALL {
+            self.connections_closed.with_label_values(&[code.name()]);
+        }
+        for outcome in shared::protocol::ResumeOutcome::ALL {
+            self.resumes.with_label_values(&[outcome.name()]);
+        }
+        for class in crate::limits::OpClass::ALL {
+            self.rate_limited.with_label_values(&[class.name()]);
+        }
+        self.rate_limited.with_label_values(&["connections"]);
+        for reason in UPGRADE_REFUSALS {
+            self.upgrades_refused.with_label_values(&[reason]);
+        }
+        for reason in shared::auth::AuthError::REASONS
+            .iter()
+            .chain(&CONNECTION_AUTH_FAILURES)
+        {
+            self.auth_failures.with_label_values(&[reason]);
+        }
     }
 }

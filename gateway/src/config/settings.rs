@@ -137,15 +137,8 @@ impl Config {
         let (redis, database) = self.stores(&n)?;
         let timing = self.timing(&n)?;
         let rates = self.rates(&n)?;
-        let canvas = CanvasGeometry {
-            width: self.canvas_width,
-            height: self.canvas_height,
-            palette_size: self.palette_size,
-        };
-        canvas.check().map_err(|m| {
-            let names = ["canvas_width", "canvas_height", "palette_size"].map(|id| n.of(id));
-            super::bad(names.join(" / "), m)
-        })?;
+        let (presence_ttl, presence_grace, presence_sweep) = self.presence(&n)?;
+        let canvas = self.canvas(&n)?;
         Ok(Settings {
             node_id: self.node_id(&n)?,
             redis,
@@ -206,24 +199,9 @@ impl Config {
                 .trim()
                 .parse()
                 .map_err(|m| n.bad("default_role", m))?,
-            presence_ttl: Duration::from_secs(n.range(
-                "presence_ttl_secs",
-                self.presence_ttl_secs,
-                2,
-                600,
-            )?),
-            presence_grace: Duration::from_millis(n.range(
-                "presence_grace_ms",
-                self.presence_grace_ms,
-                0,
-                60_000,
-            )?),
-            presence_sweep: Duration::from_millis(n.range(
-                "presence_sweep_ms",
-                self.presence_sweep_ms,
-                100,
-                60_000,
-            )?),
+            presence_ttl,
+            presence_grace,
+            presence_sweep,
             presence_events_max: self.presence_events_max,
             api_keys: self.api_keys(&n)?,
             outbound_queue: n.range("outbound_queue", self.outbound_queue, 4, 65_536)?,
@@ -247,6 +225,20 @@ impl Config {
             )?,
             canvas,
         })
+    }
+
+    /// The default canvas geometry.
+    fn canvas(&self, n: &Names) -> Result<CanvasGeometry, ConfigError> {
+        let canvas = CanvasGeometry {
+            width: self.canvas_width,
+            height: self.canvas_height,
+            palette_size: self.palette_size,
+        };
+        canvas.check().map_err(|m| {
+            let names = ["canvas_width", "canvas_height", "palette_size"].map(|id| n.of(id));
+            super::bad(names.join(" / "), m)
+        })?;
+        Ok(canvas)
     }
 
     fn node_id(&self, n: &Names) -> Result<String, ConfigError> {
@@ -440,6 +432,18 @@ impl Config {
             r => Some(Rate::parse(r).map_err(|m| n.bad("ip_connect_rate", m))?),
         };
         Ok((conn, user, ip))
+    }
+
+    /// Presence TTL, grace and sweep interval.
+    fn presence(&self, n: &Names) -> Result<(Duration, Duration, Duration), ConfigError> {
+        let ttl = n.range("presence_ttl_secs", self.presence_ttl_secs, 2, 600)?;
+        let grace = n.range("presence_grace_ms", self.presence_grace_ms, 0, 60_000)?;
+        let sweep = n.range("presence_sweep_ms", self.presence_sweep_ms, 100, 60_000)?;
+        Ok((
+            Duration::from_secs(ttl),
+            Duration::from_millis(grace),
+            Duration::from_millis(sweep),
+        ))
     }
 
     fn api_keys(&self, n: &Names) -> Result<Vec<String>, ConfigError> {

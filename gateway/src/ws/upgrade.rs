@@ -16,6 +16,7 @@ use shared::ErrorCode;
 use shared::codec::Encoding;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use tokio::sync::OwnedSemaphorePermit;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::Role;
@@ -48,77 +49,24 @@ fn header_has_token(headers: &HeaderMap, name: header::HeaderName, token: &str) 
         .any(|t| t.trim().eq_ignore_ascii_case(token))
 }
 
-/// The `/ws` handler.
+/// What a valid WebSocket handshake asked for.
+struct Handshake {
+    /// `Sec-WebSocket-Key`, to derive the accept key from.
+    key: HeaderValue,
+    /// The subprotocol chosen, if the client offered one.
+    negotiated: Option<Encoding>,
+}
+
+/// The `/ws` handler: the handshake, the token's place, then admission
+/// (address rate, drain, capacity), then the upgrade.
 pub(crate) async fn websocket(
     State(state): State<Arc<AppState>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     mut req: Request,
 ) -> Response {
-    let headers = req.headers();
-    if !header_has_token(headers, header::UPGRADE, "websocket")
-        || !header_has_token(headers, header::CONNECTION, "upgrade")
-    {
-        return refuse(
-            &state,
-            "not_websocket",
-            StatusCode::UPGRADE_REQUIRED,
-            ErrorCode::InvalidMessage,
-            "this endpoint speaks WebSocket only (Upgrade: websocket)",
-        );
-    }
-    if headers
-        .get(header::SEC_WEBSOCKET_VERSION)
-        .is_none_or(|v| v.as_bytes() != b"13")
-    {
-        let mut resp = refuse(
-            &state,
-            "bad_version",
-            StatusCode::UPGRADE_REQUIRED,
-            ErrorCode::InvalidMessage,
-            "Sec-WebSocket-Version must be 13",
-        );
-        resp.headers_mut().insert(
-            header::SEC_WEBSOCKET_VERSION,
-            HeaderValue::from_static("13"),
-        );
-        return resp;
-    }
-    let Some(key) = headers.get(header::SEC_WEBSOCKET_KEY).cloned() else {
-        return refuse(
-            &state,
-            "no_key",
-            StatusCode::BAD_REQUEST,
-            ErrorCode::InvalidMessage,
-            "Sec-WebSocket-Key is missing",
-        );
-    };
-    let origin = headers
-        .get(header::ORIGIN)
-        .map(|o| o.to_str().unwrap_or("<invalid>"));
-    if !state.settings.origins.allows(origin) {
-        tracing::info!(%peer, origin = origin.unwrap_or_default(), "origin refused");
-        return refuse(
-            &state,
-            "origin",
-            StatusCode::FORBIDDEN,
-            ErrorCode::Forbidden,
-            "origin not allowed",
-        );
-    }
-    let offered = headers
-        .get(header::SEC_WEBSOCKET_PROTOCOL)
-        .map(|v| v.to_str().unwrap_or("<invalid>"));
-    let negotiated = match Encoding::negotiate(offered) {
-        Ok(n) => n,
-        Err(err) => {
-            return refuse(
-                &state,
-                "subprotocol",
-                StatusCode::BAD_REQUEST,
-                ErrorCode::InvalidMessage,
-                err.to_string(),
-            );
-        }
+    let handshake = match handshake(&state, peer, req.headers()) {
+        Ok(h) => h,
+        Err(refusal) => return *refusal,
     };
     let token = match token(req.headers(), req.uri().query()) {
         Ok(t) => t,
@@ -131,56 +79,9 @@ pub(crate) async fn websocket(
             return refusal.into_response();
         }
     };
-    let client_ip = state.settings.trusted_proxies.client_ip(
-        peer.ip(),
-        req.headers()
-            .get("x-forwarded-for")
-            .and_then(|v| v.to_str().ok()),
-    );
-    if let Some(limiter) = &state.ip_limiter
-        && let Err(wait) = limiter.admit(client_ip)
-    {
-        state
-            .metrics
-            .rate_limited
-            .with_label_values(&["connections"])
-            .inc();
-        tracing::info!(%client_ip, "new connection refused: too many from this address");
-        let mut resp = refuse(
-            &state,
-            "rate_limited",
-            StatusCode::TOO_MANY_REQUESTS,
-            ErrorCode::RateLimited,
-            format!(
-                "too many new connections from your address; retry in {} ms",
-                wait.as_millis() + 1
-            ),
-        );
-        if let Ok(v) = HeaderValue::from_str(&wait.as_secs_f64().ceil().max(1.0).to_string()) {
-            resp.headers_mut().insert(header::RETRY_AFTER, v);
-        }
-        return resp;
-    }
-    if state.drain.is_closing() {
-        return refuse(
-            &state,
-            "draining",
-            StatusCode::SERVICE_UNAVAILABLE,
-            ErrorCode::ConnectionFailed,
-            "gateway is shutting down; connect to another",
-        );
-    }
-    let Ok(permit) = state.permits.clone().try_acquire_owned() else {
-        let mut resp = refuse(
-            &state,
-            "capacity",
-            StatusCode::SERVICE_UNAVAILABLE,
-            ErrorCode::ConnectionFailed,
-            "gateway is at its connection limit; try another or retry later",
-        );
-        resp.headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-        return resp;
+    let permit = match admit(&state, peer, req.headers()) {
+        Ok(permit) => permit,
+        Err(refusal) => return *refusal,
     };
     let Some(on_upgrade) = req.extensions_mut().remove::<hyper::upgrade::OnUpgrade>() else {
         return refuse(
@@ -192,14 +93,160 @@ pub(crate) async fn websocket(
         );
     };
 
-    let encoding = negotiated.unwrap_or(Encoding::Json);
-    let conn = state.next_conn();
+    let encoding = handshake.negotiated.unwrap_or(Encoding::Json);
+    let accepted = Accepted {
+        conn: state.next_conn(),
+        peer,
+        encoding,
+        token,
+    };
+    spawn_connection(&state, on_upgrade, permit, accepted);
+    switching_protocols(&handshake)
+}
+
+/// Checks the upgrade request's headers: WebSocket, version 13, a key, an
+/// allowed Origin and a known subprotocol.
+fn handshake(
+    state: &AppState,
+    peer: SocketAddr,
+    headers: &HeaderMap,
+) -> Result<Handshake, Box<Response>> {
+    if !header_has_token(headers, header::UPGRADE, "websocket")
+        || !header_has_token(headers, header::CONNECTION, "upgrade")
+    {
+        return Err(Box::new(refuse(
+            state,
+            "not_websocket",
+            StatusCode::UPGRADE_REQUIRED,
+            ErrorCode::InvalidMessage,
+            "this endpoint speaks WebSocket only (Upgrade: websocket)",
+        )));
+    }
+    if headers
+        .get(header::SEC_WEBSOCKET_VERSION)
+        .is_none_or(|v| v.as_bytes() != b"13")
+    {
+        let mut resp = refuse(
+            state,
+            "bad_version",
+            StatusCode::UPGRADE_REQUIRED,
+            ErrorCode::InvalidMessage,
+            "Sec-WebSocket-Version must be 13",
+        );
+        resp.headers_mut().insert(
+            header::SEC_WEBSOCKET_VERSION,
+            HeaderValue::from_static("13"),
+        );
+        return Err(Box::new(resp));
+    }
+    let Some(key) = headers.get(header::SEC_WEBSOCKET_KEY).cloned() else {
+        return Err(Box::new(refuse(
+            state,
+            "no_key",
+            StatusCode::BAD_REQUEST,
+            ErrorCode::InvalidMessage,
+            "Sec-WebSocket-Key is missing",
+        )));
+    };
+    let origin = headers
+        .get(header::ORIGIN)
+        .map(|o| o.to_str().unwrap_or("<invalid>"));
+    if !state.settings.origins.allows(origin) {
+        tracing::info!(%peer, origin = origin.unwrap_or_default(), "origin refused");
+        return Err(Box::new(refuse(
+            state,
+            "origin",
+            StatusCode::FORBIDDEN,
+            ErrorCode::Forbidden,
+            "origin not allowed",
+        )));
+    }
+    let offered = headers
+        .get(header::SEC_WEBSOCKET_PROTOCOL)
+        .map(|v| v.to_str().unwrap_or("<invalid>"));
+    let negotiated = Encoding::negotiate(offered).map_err(|err| {
+        Box::new(refuse(
+            state,
+            "subprotocol",
+            StatusCode::BAD_REQUEST,
+            ErrorCode::InvalidMessage,
+            err.to_string(),
+        ))
+    })?;
+    Ok(Handshake { key, negotiated })
+}
+
+/// Admits a new connection: within its address's connect rate, not while
+/// draining, and within the gateway's capacity (the permit it holds).
+fn admit(
+    state: &Arc<AppState>,
+    peer: SocketAddr,
+    headers: &HeaderMap,
+) -> Result<OwnedSemaphorePermit, Box<Response>> {
+    let client_ip = state.settings.trusted_proxies.client_ip(
+        peer.ip(),
+        headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()),
+    );
+    if let Some(limiter) = &state.ip_limiter
+        && let Err(wait) = limiter.admit(client_ip)
+    {
+        state
+            .metrics
+            .rate_limited
+            .with_label_values(&["connections"])
+            .inc();
+        tracing::info!(%client_ip, "new connection refused: too many from this address");
+        let mut resp = refuse(
+            state,
+            "rate_limited",
+            StatusCode::TOO_MANY_REQUESTS,
+            ErrorCode::RateLimited,
+            format!(
+                "too many new connections from your address; retry in {} ms",
+                wait.as_millis() + 1
+            ),
+        );
+        if let Ok(v) = HeaderValue::from_str(&wait.as_secs_f64().ceil().max(1.0).to_string()) {
+            resp.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+        return Err(Box::new(resp));
+    }
+    if state.drain.is_closing() {
+        return Err(Box::new(refuse(
+            state,
+            "draining",
+            StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::ConnectionFailed,
+            "gateway is shutting down; connect to another",
+        )));
+    }
+    state.permits.clone().try_acquire_owned().map_err(|_| {
+        let mut resp = refuse(
+            state,
+            "capacity",
+            StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::ConnectionFailed,
+            "gateway is at its connection limit; try another or retry later",
+        );
+        resp.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        Box::new(resp)
+    })
+}
+
+/// Runs the connection once the upgrade completes, holding its permit.
+fn spawn_connection(
+    state: &Arc<AppState>,
+    on_upgrade: hyper::upgrade::OnUpgrade,
+    permit: OwnedSemaphorePermit,
+    accepted: Accepted,
+) {
     let task_state = state.clone();
     state.tasks.spawn(async move {
         let upgraded = match on_upgrade.await {
             Ok(u) => u,
             Err(err) => {
-                tracing::debug!(%peer, error = %err, "upgrade failed");
+                tracing::debug!(peer = %accepted.peer, error = %err, "upgrade failed");
                 return;
             }
         };
@@ -213,29 +260,21 @@ pub(crate) async fn websocket(
         ))
         .await;
         let (sink, stream) = ws.split();
-        connection::serve(
-            task_state,
-            stream,
-            sink,
-            Accepted {
-                conn,
-                peer,
-                encoding,
-                token,
-            },
-        )
-        .await;
+        connection::serve(task_state, stream, sink, accepted).await;
         drop(permit);
     });
+}
 
+/// The 101 answer to a valid handshake.
+fn switching_protocols(handshake: &Handshake) -> Response {
     let mut resp = StatusCode::SWITCHING_PROTOCOLS.into_response();
     let h = resp.headers_mut();
     h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
     h.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
-    if let Ok(accept) = HeaderValue::from_str(&derive_accept_key(key.as_bytes())) {
+    if let Ok(accept) = HeaderValue::from_str(&derive_accept_key(handshake.key.as_bytes())) {
         h.insert(header::SEC_WEBSOCKET_ACCEPT, accept);
     }
-    if let Some(enc) = negotiated {
+    if let Some(enc) = handshake.negotiated {
         h.insert(
             header::SEC_WEBSOCKET_PROTOCOL,
             HeaderValue::from_static(enc.subprotocol()),
