@@ -10,11 +10,13 @@ pub mod backoff;
 pub mod busframe;
 pub mod codec;
 pub mod config;
+pub mod encoding;
 pub mod error;
 pub mod ids;
 pub mod keys;
 pub mod limits;
 pub mod protocol;
+pub mod role;
 pub mod validate;
 
 pub use codec::Encoding;
