@@ -69,7 +69,8 @@ bench:
 
 bench-micro:
 	$(CARGO) bench -p shared --bench codec
-	$(CARGO) bench -p fanout --bench dispatch --bench publish
+	$(CARGO) bench -p fanout --bench dispatch
+	$(CARGO) bench -p store --bench publish
 
 bench-idle:
 	loadtest/bench/idle.sh 5000

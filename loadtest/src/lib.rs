@@ -10,5 +10,6 @@ pub mod payload;
 pub mod persist;
 pub mod plot;
 pub mod proc;
+pub mod report;
 pub mod stats;
 pub mod track;

@@ -1,7 +1,7 @@
 //! `--plot FILE`: delivery latency over the run (p50, p99 and max of each
 //! second) and the latency distribution, as one SVG.
 
-use crate::engine::Report;
+use crate::report::Report;
 use crate::stats::SecondStats;
 use anyhow::anyhow;
 use plotters::prelude::*;
