@@ -66,6 +66,7 @@ fn token_subcommand_mints_a_token_the_gateway_accepts() {
         issuer: None,
         audience: None,
         leeway_secs: 0,
+        max_lifetime_secs: None,
     };
     let id = shared::auth::TokenVerifier::new(&settings)
         .unwrap()

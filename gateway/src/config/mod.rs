@@ -87,6 +87,11 @@ pub struct Config {
     #[arg(long, env = "EASEL_JWT_LEEWAY_SECS", default_value_t = 5)]
     pub jwt_leeway_secs: u64,
 
+    /// Longest lifetime a token may have (`exp` minus `iat`, or minus now
+    /// without `iat`), seconds; longer ones are refused with E002. 0: any.
+    #[arg(long, env = "EASEL_JWT_MAX_LIFETIME_SECS", default_value_t = 0)]
+    pub jwt_max_lifetime_secs: u64,
+
     /// Allowed browser origins, comma-separated (`https://host[:port]`), or
     /// `*` for any; none: no browser origin. Clients without an Origin
     /// header are not affected.

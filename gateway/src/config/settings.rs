@@ -329,6 +329,10 @@ impl Config {
             issuer: self.jwt_issuer.clone(),
             audience: self.jwt_audience.clone(),
             leeway_secs: n.range("jwt_leeway_secs", self.jwt_leeway_secs, 0, 300)?,
+            max_lifetime_secs: match self.jwt_max_lifetime_secs {
+                0 => None,
+                secs => Some(n.range("jwt_max_lifetime_secs", secs, 60, 10 * 365 * 86_400)?),
+            },
         };
         // Build a verifier once now so a bad key fails at start, naming the setting.
         shared::auth::TokenVerifier::new(&auth).map_err(|e| {

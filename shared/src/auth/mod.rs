@@ -94,6 +94,9 @@ pub struct AuthSettings {
     pub audience: Option<String>,
     /// Clock skew allowed on `exp` and `nbf`, in seconds.
     pub leeway_secs: u64,
+    /// Longest lifetime a token may have (`exp` minus `iat`, or minus now
+    /// without `iat`), in seconds; `None`: any.
+    pub max_lifetime_secs: Option<u64>,
 }
 
 /// Auth settings that cannot work; the message names what is wrong.
@@ -175,6 +178,12 @@ impl AuthError {
 #[derive(Debug, Clone, Deserialize)]
 struct Claims {
     sub: String,
+    /// Required (checked by the validation); optional here so that a
+    /// token without it is reported as missing the claim.
+    #[serde(default)]
+    exp: Option<f64>,
+    #[serde(default)]
+    iat: Option<f64>,
     #[serde(default)]
     name: Option<String>,
     #[serde(default)]
@@ -226,6 +235,9 @@ pub struct TokenVerifier {
     key: DecodingKey,
     validation: Validation,
     algorithm: JwtAlgorithm,
+    /// See [`AuthSettings::max_lifetime_secs`].
+    max_lifetime_secs: Option<u64>,
+    leeway_secs: u64,
 }
 
 impl std::fmt::Debug for TokenVerifier {
@@ -288,6 +300,8 @@ impl TokenVerifier {
             key,
             validation,
             algorithm: alg,
+            max_lifetime_secs: settings.max_lifetime_secs,
+            leeway_secs: settings.leeway_secs,
         })
     }
 
@@ -308,6 +322,13 @@ impl TokenVerifier {
             return Err(AuthError::WrongAlgorithm {
                 expected: self.algorithm.as_str(),
             });
+        }
+        // RFC 7515 4.1.11: a critical extension the verifier does not
+        // understand must make the token invalid; Easel understands none.
+        if has_crit_header(token) {
+            return Err(AuthError::InvalidClaims(
+                "the crit header names extensions this server does not support".into(),
+            ));
         }
         let data = jsonwebtoken::decode::<Claims>(token, &self.key, &self.validation).map_err(
             |e| match e.kind() {
@@ -330,6 +351,23 @@ impl TokenVerifier {
                 "sub must be 1..={MAX_SUB_LEN} bytes"
             )));
         }
+        // Control characters (the presence entry separator among them)
+        // would let one user pass for another in lists and logs.
+        if claims.sub.chars().any(char::is_control) {
+            return Err(AuthError::InvalidClaims(
+                "sub must not contain control characters".into(),
+            ));
+        }
+        if let Some(max) = self.max_lifetime_secs {
+            let from = claims
+                .iat
+                .unwrap_or_else(|| (crate::now_ms() / 1000) as f64);
+            if claims.exp.unwrap_or(f64::INFINITY) - from > (max + self.leeway_secs) as f64 {
+                return Err(AuthError::InvalidClaims(format!(
+                    "the token lives longer than the {max} s this server accepts"
+                )));
+            }
+        }
         if let Some(name) = &claims.name
             && name.chars().count() > MAX_NAME_LEN
         {
@@ -345,6 +383,19 @@ impl TokenVerifier {
             admin: claims.admin,
         })
     }
+}
+
+/// Whether the token's protected header carries `crit`.
+fn has_crit_header(token: &str) -> bool {
+    use base64::Engine;
+    let Some(header) = token.split('.').next() else {
+        return false;
+    };
+    let Ok(json) = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(header) else {
+        return false;
+    };
+    serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(&json)
+        .is_ok_and(|h| h.contains_key("crit"))
 }
 
 /// The claims of a token to mint (development tools, the load tester, tests).

@@ -29,6 +29,7 @@ fn hs_settings() -> AuthSettings {
         issuer: None,
         audience: None,
         leeway_secs: 5,
+        max_lifetime_secs: None,
     }
 }
 
@@ -239,6 +240,7 @@ fn asym_case(
         issuer: None,
         audience: None,
         leeway_secs: 5,
+        max_lifetime_secs: None,
     };
     let v = verifier(&s);
     let claims = MintClaims::for_user("u", 60);
@@ -284,4 +286,78 @@ fn es256_with_public_key() {
         include_str!("../../tests/keys/ec_public.pem"),
         include_str!("../../tests/keys/ec_other_private.pem"),
     );
+}
+
+/// A token with these exact claims and header, signed with [`SECRET`].
+fn signed(header: jsonwebtoken::Header, claims: serde_json::Value) -> String {
+    jsonwebtoken::encode(&header, &claims, &EncodingKey::from_secret(SECRET)).expect("encodes")
+}
+
+#[test]
+fn a_sub_with_control_characters_is_refused() {
+    let v = verifier(&hs_settings());
+    for sub in ["ada\u{1f}gw\u{1f}1", "ada\nbob", "\u{7f}x", "tab\there"] {
+        let token = mint_hs256(SECRET, &MintClaims::for_user(sub, 60)).expect("mints");
+        assert!(
+            matches!(v.verify(&token), Err(AuthError::InvalidClaims(_))),
+            "{sub:?}"
+        );
+    }
+    let token = mint_hs256(SECRET, &MintClaims::for_user("Ada Lovelace-1", 60)).expect("mints");
+    assert!(v.verify(&token).is_ok());
+}
+
+#[test]
+fn a_critical_header_extension_is_refused() {
+    let v = verifier(&hs_settings());
+    let claims = serde_json::json!({"sub": "ada", "exp": now() + 60});
+    let plain = signed(jsonwebtoken::Header::new(Algorithm::HS256), claims.clone());
+    assert!(v.verify(&plain).is_ok());
+    // jsonwebtoken's Header has no `crit`: sign a header that carries one.
+    use base64::Engine;
+    let b64 = |v: &serde_json::Value| {
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string())
+    };
+    let header = serde_json::json!({"alg": "HS256", "typ": "JWT", "crit": ["exp"]});
+    let input = format!("{}.{}", b64(&header), b64(&claims));
+    let signature = jsonwebtoken::crypto::sign(
+        input.as_bytes(),
+        &EncodingKey::from_secret(SECRET),
+        Algorithm::HS256,
+    )
+    .expect("signs");
+    let token = format!("{input}.{signature}");
+    assert!(
+        matches!(v.verify(&token), Err(AuthError::InvalidClaims(m)) if m.contains("crit")),
+        "a token with crit must be refused"
+    );
+}
+
+#[test]
+fn a_maximum_lifetime_refuses_longer_tokens() {
+    let mut s = hs_settings();
+    s.max_lifetime_secs = Some(3600);
+    let v = verifier(&s);
+    let t = now();
+    let ok = signed(
+        jsonwebtoken::Header::new(Algorithm::HS256),
+        serde_json::json!({"sub": "ada", "iat": t, "exp": t + 3600}),
+    );
+    assert!(v.verify(&ok).is_ok());
+    let long = signed(
+        jsonwebtoken::Header::new(Algorithm::HS256),
+        serde_json::json!({"sub": "ada", "iat": t, "exp": t + 86_400}),
+    );
+    assert!(matches!(v.verify(&long), Err(AuthError::InvalidClaims(_))));
+    // Without iat the lifetime counts from now.
+    let no_iat = signed(
+        jsonwebtoken::Header::new(Algorithm::HS256),
+        serde_json::json!({"sub": "ada", "exp": t + 86_400}),
+    );
+    assert!(matches!(
+        v.verify(&no_iat),
+        Err(AuthError::InvalidClaims(_))
+    ));
+    // Without a maximum, any lifetime.
+    assert!(verifier(&hs_settings()).verify(&long).is_ok());
 }

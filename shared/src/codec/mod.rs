@@ -6,9 +6,12 @@
 //! asked for) or `easel.v1.msgpack` (binary frames, MessagePack maps with the
 //! same field names as JSON).
 
+mod nesting;
+
 pub use crate::encoding::{
     Encoding, JSON_SUBPROTOCOL, MSGPACK_SUBPROTOCOL, UnsupportedSubprotocol,
 };
+pub use nesting::MAX_NESTING;
 
 use crate::ids::RequestId;
 use crate::protocol::{ClientMessage, ServerMessage};
@@ -63,6 +66,12 @@ fn truncate(mut s: String) -> String {
 /// struct-as-array MessagePack that rmp-serde writes by default), which is
 /// not part of the protocol and would silently depend on field order.
 pub fn decode_client(encoding: Encoding, payload: &[u8]) -> Result<ClientMessage, DecodeError> {
+    if nesting::too_deep(encoding, payload) {
+        return Err(DecodeError {
+            id: None,
+            message: format!("a message may nest at most {MAX_NESTING} levels"),
+        });
+    }
     if !is_map(encoding, payload) {
         return Err(DecodeError {
             id: None,
