@@ -11,10 +11,11 @@
 //! with reason `history_unavailable` when they are no longer kept).
 
 use crate::http::on_canvas;
-use crate::http::{ApiError, ApiQuery, Authed, CanvasPath};
+use crate::http::{ApiError, ApiQuery, Authed, CanvasPath, admit};
+use crate::limits::UserSlot;
 use crate::ops::{self, OpError};
 use crate::state::AppState;
-use axum::extract::State;
+use axum::extract::{ConnectInfo, State};
 use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
@@ -22,11 +23,14 @@ use fanout::{ConnControl, JoinGate, Member, Outbound};
 use futures_util::StreamExt;
 use futures_util::stream;
 use serde::Deserialize;
+use shared::auth::Identity;
 use shared::codec::Encoding;
 use shared::protocol::{ResumeOutcome, Resync, ResyncReason, ServerMessage};
 use shared::{CanvasId, CloseCode, ErrorCode};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::OwnedSemaphorePermit;
 use tokio_tungstenite::tungstenite::Message;
 
 #[derive(Debug, Deserialize)]
@@ -35,18 +39,35 @@ pub(crate) struct SseQuery {
     last_event_id: Option<u64>,
 }
 
-/// Leaves the canvas when the stream is dropped (the client went away).
+/// Leaves the canvas, and gives back the stream's place in every
+/// connection limit, when the stream is dropped (the client went away).
 struct Membership {
     state: Arc<AppState>,
     canvas: CanvasId,
     conn: u64,
+    /// The gateway's capacity: one of `EASEL_MAX_CONNECTIONS`.
+    _permit: OwnedSemaphorePermit,
+    /// The user's place in its per-user cap on this gateway.
+    _user: UserSlot,
 }
 
 impl Drop for Membership {
     fn drop(&mut self) {
         self.state.bus.leave(&self.canvas, self.conn);
         self.state.metrics.connections_open.dec();
+        // The cluster-wide count (the online registry) is left after the
+        // grace period, like a closed WebSocket's.
+        let (online, conn) = (self.state.online.clone(), self.conn);
+        tokio::spawn(async move { online.leave(conn).await });
     }
+}
+
+/// Who opens a stream: the caller, and where from (for the per-address
+/// connection rate).
+struct Opener<'a> {
+    identity: &'a Identity,
+    peer: SocketAddr,
+    headers: &'a HeaderMap,
 }
 
 /// What the stream needs between events.
@@ -59,6 +80,7 @@ struct Streaming {
 /// `GET /sse/canvases/{id}`.
 pub(crate) async fn canvas_events(
     State(state): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     ApiQuery(q): ApiQuery<SseQuery>,
     Authed(identity): Authed,
     CanvasPath(canvas): CanvasPath,
@@ -81,7 +103,12 @@ pub(crate) async fn canvas_events(
         None => q.last_event_id,
     };
     let gate = JoinGate::holding();
-    let (member, stream) = open_member(&state, &canvas, gate.clone(), gm)?;
+    let opener = Opener {
+        identity: &identity,
+        peer,
+        headers: &headers,
+    };
+    let (member, stream) = open_member(&state, &opener, &canvas, gate.clone(), gm).await?;
     let since = since.map(|seq| ops::canvas::Since { seq, epoch: None });
     let subscribed = ops::canvas::subscribe(&state, &canvas, member, since).await?;
     let position = &subscribed.position;
@@ -116,39 +143,57 @@ pub(crate) async fn canvas_events(
 /// `GET /sse/notifications`: the token's user's notifications.
 pub(crate) async fn notifications(
     State(state): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Authed(identity): Authed,
+    headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    channel_events(
-        &state,
-        CanvasId::user_channel(&identity.user_id),
-        "notifications",
-    )
-    .await
+    let channel = CanvasId::user_channel(&identity.user_id);
+    let opener = Opener {
+        identity: &identity,
+        peer,
+        headers: &headers,
+    };
+    channel_events(&state, &opener, channel, "notifications").await
 }
 
 /// `GET /sse/system`: the `global` channel (announcements, canvas changes).
 pub(crate) async fn system(
     State(state): State<Arc<AppState>>,
-    Authed(_): Authed,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Authed(identity): Authed,
+    headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    channel_events(&state, CanvasId::global_channel(), "global").await
+    let opener = Opener {
+        identity: &identity,
+        peer,
+        headers: &headers,
+    };
+    channel_events(&state, &opener, CanvasId::global_channel(), "global").await
 }
 
 /// `GET /sse/online`: the `online` channel (`user_online`, `user_offline`).
 pub(crate) async fn online(
     State(state): State<Arc<AppState>>,
-    Authed(_): Authed,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Authed(identity): Authed,
+    headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    channel_events(&state, CanvasId::online_channel(), "online").await
+    let opener = Opener {
+        identity: &identity,
+        peer,
+        headers: &headers,
+    };
+    channel_events(&state, &opener, CanvasId::online_channel(), "online").await
 }
 
 /// A channel's live messages (no history: channels keep none).
 async fn channel_events(
     state: &Arc<AppState>,
+    opener: &Opener<'_>,
     channel: CanvasId,
     name: &str,
 ) -> Result<Response, ApiError> {
-    let (member, stream) = open_member(state, &channel, JoinGate::open(), false)?;
+    let (member, stream) = open_member(state, opener, &channel, JoinGate::open(), false).await?;
     state.bus.join(&channel, member).await.map_err(|err| {
         tracing::warn!(%channel, error = %err, "channel not joined");
         OpError::new(
@@ -163,21 +208,20 @@ async fn channel_events(
 }
 
 /// A JSON hub member for a stream of `canvas` (a canvas or a channel), and
-/// the stream's side of it, counted as an open connection until the
-/// stream is dropped.
-fn open_member(
+/// the stream's side of it: admitted like any connection (address rate,
+/// drain, capacity, the per-user cap) and counted as an open connection
+/// until the stream is dropped.
+async fn open_member(
     state: &Arc<AppState>,
+    opener: &Opener<'_>,
     canvas: &CanvasId,
     gate: Arc<JoinGate>,
     gm: bool,
 ) -> Result<(Member, Streaming), ApiError> {
-    if state.drain.is_closing() {
-        return Err(ApiError::new(
-            ErrorCode::ConnectionFailed,
-            "gateway is shutting down; connect to another",
-        ));
-    }
+    let permit = admit::connection(state, opener.peer, opener.headers)
+        .map_err(|refused| ApiError(refused.error))?;
     let conn = state.next_conn();
+    let user = ops::access::admit_user(state, conn, opener.identity).await?;
     let queue = Arc::new(Outbound::new(state.settings.outbound_queue));
     let control = Arc::new(ConnControl::new());
     let member = Member {
@@ -195,6 +239,8 @@ fn open_member(
         state: state.clone(),
         canvas: canvas.clone(),
         conn,
+        _permit: permit,
+        _user: user,
     };
     let stream = Streaming {
         queue,

@@ -120,3 +120,84 @@ async fn writer_probe(g: &Gateway) -> testkit::ws::WsClient {
     join_ok(&mut w, 1, "sse", false).await;
     w
 }
+
+fn stream(path: &str, user: &str) -> String {
+    format!("{path}?token={}", token(user))
+}
+
+/// An SSE stream is a connection like a WebSocket: it takes a place in the
+/// gateway's capacity, in its user's cap, and in its address's rate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sse_streams_count_towards_every_connection_limit() {
+    let g = Gateway::start(settings(
+        "sse-limits",
+        None,
+        &["--max-connections=3", "--max-connections-per-user=2"],
+    ))
+    .await;
+    // The per-user cap: a third stream of one user is refused, and so is a
+    // WebSocket of that user.
+    let _ada1 = SseClient::open(g.addr, &stream("/sse/system", "ada"), None)
+        .await
+        .unwrap();
+    let _ada2 = SseClient::open(g.addr, &stream("/sse/online", "ada"), None)
+        .await
+        .unwrap();
+    let third = SseClient::open(g.addr, &stream("/sse/notifications", "ada"), None).await;
+    assert_eq!(third.err(), Some(429), "the user's third stream");
+    let mut ws = testkit::ws::WsClient::connect(g.addr, testkit::ws::Connect::token(&token("ada")))
+        .await
+        .unwrap();
+    assert_eq!(
+        ws.closed().await.code,
+        Some(4011),
+        "a WebSocket past the cap"
+    );
+    // The gateway's capacity: a third stream (another user) fills it, once
+    // the refused WebSocket has given its place back; then streams and
+    // WebSocket upgrades are refused.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let bob = loop {
+        match SseClient::open(g.addr, &stream("/sse/canvases/board", "bob"), None).await {
+            Ok(s) => break s,
+            Err(503) if std::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(20)).await
+            }
+            Err(status) => panic!("bob's stream: {status}"),
+        }
+    };
+    let full = SseClient::open(g.addr, &stream("/sse/system", "cat"), None).await;
+    assert_eq!(full.err(), Some(503), "a stream past EASEL_MAX_CONNECTIONS");
+    match testkit::ws::WsClient::connect(g.addr, testkit::ws::Connect::token(&token("cat"))).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => {
+            assert_eq!(resp.status().as_u16(), 503)
+        }
+        other => panic!(
+            "a WebSocket past EASEL_MAX_CONNECTIONS: {:?}",
+            other.is_ok()
+        ),
+    }
+    // A stream that ends gives its place back.
+    drop(bob);
+    testkit::eventually(Duration::from_secs(5), "a place freed", || async {
+        SseClient::open(g.addr, &stream("/sse/system", "cat"), None)
+            .await
+            .is_ok()
+    })
+    .await;
+    g.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sse_streams_count_towards_the_per_address_connect_rate() {
+    let g = Gateway::start(settings("sse-rate", None, &["--ip-connect-rate=1/s:2"])).await;
+    let _a = SseClient::open(g.addr, &stream("/sse/system", "ada"), None)
+        .await
+        .unwrap();
+    let _b = SseClient::open(g.addr, &stream("/sse/system", "bob"), None)
+        .await
+        .unwrap();
+    let third = SseClient::open(g.addr, &stream("/sse/system", "cat"), None).await;
+    assert_eq!(third.err(), Some(429), "past the address's burst");
+    g.stop().await;
+}

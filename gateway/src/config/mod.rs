@@ -106,8 +106,8 @@ pub struct Config {
     #[arg(long, env = "EASEL_MAX_MESSAGE_BYTES", default_value_t = 65536)]
     pub max_message_bytes: usize,
 
-    /// Most simultaneous WebSocket connections on this node; more are
-    /// refused with 503.
+    /// Most simultaneous connections (WebSockets and SSE streams) on this
+    /// node; more are refused with 503.
     #[arg(long, env = "EASEL_MAX_CONNECTIONS", default_value_t = 50_000)]
     pub max_connections: usize,
 
@@ -227,8 +227,8 @@ pub struct Config {
     #[arg(long, env = "EASEL_RATE_ABUSE_LIMIT", default_value_t = 100)]
     pub rate_abuse_limit: u32,
 
-    /// New connections per client address, `RATE/s:BURST`, or `off`; over
-    /// it: HTTP 429.
+    /// New connections (WebSockets and SSE streams) per client address,
+    /// `RATE/s:BURST`, or `off`; over it: HTTP 429.
     #[arg(long, env = "EASEL_IP_CONNECT_RATE", default_value = "50/s:200")]
     pub ip_connect_rate: String,
 
@@ -276,8 +276,9 @@ pub struct Config {
     #[arg(long, env = "EASEL_DEFAULT_ROLE", default_value = "player")]
     pub default_role: String,
 
-    /// Most open connections one user may hold across the cluster; the next
-    /// is closed with 4011 after authentication.
+    /// Most open connections (WebSockets and SSE streams) one user may hold
+    /// across the cluster; the next WebSocket is closed with 4011 after
+    /// authentication, the next stream refused with 429 E011.
     #[arg(long, env = "EASEL_MAX_CONNECTIONS_PER_USER", default_value_t = 16)]
     pub max_connections_per_user: usize,
 

@@ -31,13 +31,13 @@ pub(crate) fn status_for(err: &OpError) -> StatusCode {
         (ErrorCode::Unavailable, Cause::NotConfigured) => StatusCode::NOT_IMPLEMENTED,
         (ErrorCode::AuthFailed, _) => StatusCode::UNAUTHORIZED,
         (ErrorCode::MessageTooLarge, _) => StatusCode::PAYLOAD_TOO_LARGE,
-        (ErrorCode::RateLimited, _) => StatusCode::TOO_MANY_REQUESTS,
+        (ErrorCode::RateLimited | ErrorCode::LimitReached, _) => StatusCode::TOO_MANY_REQUESTS,
         (ErrorCode::InvalidSession | ErrorCode::InvalidMessage | ErrorCode::InvalidValue, _) => {
             StatusCode::BAD_REQUEST
         }
         (ErrorCode::Forbidden, _) => StatusCode::FORBIDDEN,
         (ErrorCode::NotFound, _) => StatusCode::NOT_FOUND,
-        (ErrorCode::NotJoined | ErrorCode::LimitReached, _) => StatusCode::CONFLICT,
+        (ErrorCode::NotJoined, _) => StatusCode::CONFLICT,
         (ErrorCode::ConnectionFailed | ErrorCode::Unavailable | ErrorCode::BacklogFull, _) => {
             StatusCode::SERVICE_UNAVAILABLE
         }

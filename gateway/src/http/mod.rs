@@ -4,6 +4,7 @@
 //!
 //! [`OpError`]: crate::ops::OpError
 
+pub(crate) mod admit;
 pub(crate) mod error;
 pub(crate) mod extract;
 

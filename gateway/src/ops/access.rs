@@ -60,3 +60,27 @@ pub(crate) fn catalogue_error(err: CatalogueError) -> OpError {
         CatalogueError::Unavailable(detail) => OpError::unavailable("canvas catalogue", &detail),
     }
 }
+
+/// Admits connection `conn` of `identity`'s user (a WebSocket or an SSE
+/// stream) within the per-user cap, which holds on this gateway (the
+/// user's buckets) and across the cluster (the online registry counts the
+/// user's open connections); the user's slot, held while it is open.
+/// E011 when the user holds the most connections allowed.
+pub(crate) async fn admit_user(
+    state: &AppState,
+    conn: u64,
+    identity: &Identity,
+) -> Result<crate::limits::UserSlot, OpError> {
+    let max = state.settings.max_connections_per_user;
+    let author = identity.author();
+    match state.users.enter(&identity.user_id) {
+        Some(slot) if state.online.admit(conn, &author, max).await => Ok(slot),
+        _ => {
+            tracing::info!(max, "refused: the user's connection cap");
+            Err(OpError::new(
+                ErrorCode::LimitReached,
+                format!("this user already holds {max} connections, the most allowed"),
+            ))
+        }
+    }
+}

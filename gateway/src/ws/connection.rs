@@ -108,16 +108,8 @@ async fn serve_inner(
     {
         tracing::Span::current().record("user", identity.user_id.as_str());
         tracing::debug!("authenticated");
-        // The cap holds on this gateway (its buckets) and across the
-        // cluster (the online registry counts the user's open connections).
-        let max = state.settings.max_connections_per_user;
-        let author = identity.author();
-        let admitted = match state.users.enter(&identity.user_id) {
-            Some(slot) if state.online.admit(accepted.conn, &author, max).await => Some(slot),
-            _ => None,
-        };
-        match admitted {
-            Some(user) => {
+        match crate::ops::access::admit_user(state, accepted.conn, &identity).await {
+            Ok(user) => {
                 out.ack(handshake_id, None);
                 out.send(&welcome(state, accepted.conn, &identity, accepted.encoding));
                 let mut session = Session::new(state, &out, &identity, &user.limits);
@@ -133,13 +125,8 @@ async fn serve_inner(
                 .await;
                 session.leave_all().await;
             }
-            None => {
-                tracing::info!(max, "refused: the user's connection cap");
-                out.error(
-                    handshake_id,
-                    ErrorCode::LimitReached,
-                    format!("this user already holds {max} connections, the most allowed"),
-                );
+            Err(refused) => {
+                out.fail(handshake_id, refused);
                 out.control.close(CloseCode::TooManyConnections);
             }
         }

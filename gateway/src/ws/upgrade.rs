@@ -4,6 +4,7 @@
 //! `{"code": "E0xx", "message": "..."}`.
 
 use super::connection::{self, Accepted};
+use crate::http::ApiError;
 use crate::http::extract::token;
 use crate::state::AppState;
 use axum::Json;
@@ -30,14 +31,19 @@ fn refuse(
     code: ErrorCode,
     message: impl Into<String>,
 ) -> Response {
+    count_refusal(state, reason);
+    let body = serde_json::json!({"code": code, "message": message.into()});
+    (status, Json(body)).into_response()
+}
+
+/// Counts a refused upgrade in `easel_gateway_upgrades_refused_total`.
+fn count_refusal(state: &AppState, reason: &'static str) {
     debug_assert!(crate::metrics::UPGRADE_REFUSALS.contains(&reason));
     state
         .metrics
         .upgrades_refused
         .with_label_values(&[reason])
         .inc();
-    let body = serde_json::json!({"code": code, "message": message.into()});
-    (status, Json(body)).into_response()
 }
 
 fn header_has_token(headers: &HeaderMap, name: header::HeaderName, token: &str) -> bool {
@@ -79,9 +85,12 @@ pub(crate) async fn websocket(
             return refusal.into_response();
         }
     };
-    let permit = match admit(&state, peer, req.headers()) {
+    let permit = match crate::http::admit::connection(&state, peer, req.headers()) {
         Ok(permit) => permit,
-        Err(refusal) => return *refusal,
+        Err(refused) => {
+            count_refusal(&state, refused.reason);
+            return ApiError(refused.error).into_response();
+        }
     };
     let Some(on_upgrade) = req.extensions_mut().remove::<hyper::upgrade::OnUpgrade>() else {
         return refuse(
@@ -174,64 +183,6 @@ fn handshake(
         ))
     })?;
     Ok(Handshake { key, negotiated })
-}
-
-/// Admits a new connection: within its address's connect rate, not while
-/// draining, and within the gateway's capacity (the permit it holds).
-fn admit(
-    state: &Arc<AppState>,
-    peer: SocketAddr,
-    headers: &HeaderMap,
-) -> Result<OwnedSemaphorePermit, Box<Response>> {
-    let client_ip = state.settings.trusted_proxies.client_ip(
-        peer.ip(),
-        headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()),
-    );
-    if let Some(limiter) = &state.ip_limiter
-        && let Err(wait) = limiter.admit(client_ip)
-    {
-        state
-            .metrics
-            .rate_limited
-            .with_label_values(&["connections"])
-            .inc();
-        tracing::info!(%client_ip, "new connection refused: too many from this address");
-        let mut resp = refuse(
-            state,
-            "rate_limited",
-            StatusCode::TOO_MANY_REQUESTS,
-            ErrorCode::RateLimited,
-            format!(
-                "too many new connections from your address; retry in {} ms",
-                wait.as_millis() + 1
-            ),
-        );
-        if let Ok(v) = HeaderValue::from_str(&wait.as_secs_f64().ceil().max(1.0).to_string()) {
-            resp.headers_mut().insert(header::RETRY_AFTER, v);
-        }
-        return Err(Box::new(resp));
-    }
-    if state.drain.is_closing() {
-        return Err(Box::new(refuse(
-            state,
-            "draining",
-            StatusCode::SERVICE_UNAVAILABLE,
-            ErrorCode::ConnectionFailed,
-            "gateway is shutting down; connect to another",
-        )));
-    }
-    state.permits.clone().try_acquire_owned().map_err(|_| {
-        let mut resp = refuse(
-            state,
-            "capacity",
-            StatusCode::SERVICE_UNAVAILABLE,
-            ErrorCode::ConnectionFailed,
-            "gateway is at its connection limit; try another or retry later",
-        );
-        resp.headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-        Box::new(resp)
-    })
 }
 
 /// Runs the connection once the upgrade completes, holding its permit.
