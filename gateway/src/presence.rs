@@ -77,6 +77,7 @@ impl Presence {
             role,
             since: now,
             activity: None,
+            gm_only: false,
         };
         let expiry = now + self.ttl.as_millis() as u64;
         self.local
@@ -100,7 +101,7 @@ impl Presence {
                         activity: None,
                     },
                 });
-                self.announce(canvas, conn, &event).await;
+                self.announce(canvas, conn, false, &event).await;
             }
             Ok(_) => {}
             Err(err) => tracing::warn!(%canvas, error = %err, "presence entry not stored"),
@@ -109,10 +110,13 @@ impl Presence {
         if live > self.events_max {
             return (Vec::new(), count);
         }
-        let list = self.list(canvas).await.unwrap_or_else(|err| {
-            tracing::warn!(%canvas, error = %err, "presence unavailable");
-            Vec::new()
-        });
+        let list = self
+            .list(canvas, role >= Role::Gm)
+            .await
+            .unwrap_or_else(|err| {
+                tracing::warn!(%canvas, error = %err, "presence unavailable");
+                Vec::new()
+            });
         (list, count)
     }
 
@@ -125,6 +129,7 @@ impl Presence {
         conn: u64,
         author: &Author,
         activity: Activity,
+        gm_only: bool,
     ) -> Result<bool, StoreError> {
         let found = self
             .local
@@ -132,6 +137,7 @@ impl Presence {
             .get_mut(&(canvas.clone(), conn))
             .map(|(entry, info)| {
                 info.activity = Some(activity.clone());
+                info.gm_only = gm_only;
                 (entry.clone(), info.clone())
             });
         let Some((entry, info)) = found else {
@@ -146,13 +152,13 @@ impl Presence {
             user: author.clone(),
             activity,
         });
-        self.announce(canvas, conn, &event).await;
+        self.announce(canvas, conn, gm_only, &event).await;
         Ok(true)
     }
 
-    /// Who is on the canvas.
-    pub async fn list(&self, canvas: &CanvasId) -> Result<Vec<PresentUser>, StoreError> {
-        self.store.list(canvas).await
+    /// Who is on the canvas, as a gm sees it or (`gm` false) anyone else.
+    pub async fn list(&self, canvas: &CanvasId, gm: bool) -> Result<Vec<PresentUser>, StoreError> {
+        self.store.list(canvas, gm).await
     }
 
     /// Connection `conn` left `canvas`: its entry expires after the grace
@@ -207,7 +213,7 @@ impl Presence {
                             canvas: canvas.clone(),
                             user,
                         });
-                        self.announce(&canvas, 0, &event).await;
+                        self.announce(&canvas, 0, false, &event).await;
                     }
                 }
                 Err(err) => tracing::debug!(%canvas, error = %err, "presence sweep failed"),
@@ -216,9 +222,13 @@ impl Presence {
     }
 
     /// Publishes a presence event to the canvas's members on every gateway
-    /// (`conn` 0: from no connection, so no member is skipped as its sender).
-    async fn announce(&self, canvas: &CanvasId, conn: u64, event: &ServerMessage) {
-        let header = shared::busframe::BusHeader::now(&self.node, conn);
+    /// (`conn` 0: from no connection, so no member is skipped as its
+    /// sender); a `gm_only` one reaches gms alone.
+    async fn announce(&self, canvas: &CanvasId, conn: u64, gm_only: bool, event: &ServerMessage) {
+        let header = shared::busframe::BusHeader {
+            gm_only,
+            ..shared::busframe::BusHeader::now(&self.node, conn)
+        };
         if let Err(err) = self.bus.publish(canvas, &header, event).await {
             tracing::warn!(%canvas, error = %err, "presence event not published");
         }

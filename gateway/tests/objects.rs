@@ -521,3 +521,107 @@ async fn object_operations_pay_from_their_own_rate_limit() {
     );
     g.stop().await;
 }
+
+fn editing(n: u64, object: Option<&str>, at: (f64, f64)) -> ClientMessage {
+    ClientMessage::Activity(ActivitySend {
+        id: id(n),
+        canvas: c(),
+        state: ActivityState::Editing,
+        x: Some(at.0),
+        y: Some(at.1),
+        object: object.map(str::to_owned),
+    })
+}
+
+/// The next `activity` event, passing over object events.
+async fn next_activity(client: &mut WsClient) -> ActivityEvent {
+    loop {
+        match client.recv().await {
+            ServerMessage::Activity(e) => return e,
+            ServerMessage::ObjectCreated(_) | ServerMessage::Hidden(_) => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+}
+
+/// A gm's user entry in a presence list read over REST with a token of `role`.
+async fn gm_activity_as(g: &Gateway, role: Role) -> Option<Activity> {
+    let path = format!("/api/canvases/{}/presence", c());
+    let (status, _, body) =
+        testkit::http::get(g.addr, &path, Some(&token_as("viewer", role))).await;
+    assert_eq!(status, 200);
+    let list: PresenceList = serde_json::from_slice(&body).unwrap();
+    list.users.into_iter().find(|u| u.id == "gm")?.activity
+}
+
+/// A gm editing a fog region tells other gms where, and players nothing:
+/// no live event, and no place in the presence list they read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn editing_fog_reaches_gms_only_live_and_in_the_presence_list() {
+    let redis = RedisServer::start();
+    let a = Gateway::start(settings("fogact-a", Some(&redis), &[])).await;
+    let b = Gateway::start(settings("fogact-b", Some(&redis), &[])).await;
+    let mut gm = client_as(&a, "gm", Role::Gm).await;
+    let mut gm2 = client_as(&b, "gm2", Role::Gm).await;
+    let mut ann = client_as(&b, "ann", Role::Player).await;
+    let (_, fog) = published(&mut gm, create(1, "fog", 7.0, Props::new())).await;
+    let fog = fog.unwrap();
+    let (_, token) = published(&mut gm, create(2, "token", 8.0, Props::new())).await;
+    let token = token.unwrap();
+
+    ack(&mut gm, editing(3, Some(&token), (8.0, 5.0))).await;
+    ack(&mut gm, editing(4, Some(&fog), (7.0, 5.0))).await;
+    // While the fog edit is the latest: gms see where, players only that
+    // the gm is editing.
+    let seen = gm_activity_as(&b, Role::Gm).await.unwrap();
+    assert_eq!(
+        (seen.object.as_deref(), seen.x),
+        (Some(fog.as_str()), Some(7.0))
+    );
+    let seen = gm_activity_as(&b, Role::Player).await.unwrap();
+    assert_eq!(seen.state, ActivityState::Editing);
+    assert_eq!(
+        (seen.object, seen.x, seen.y),
+        (None, None, None),
+        "fog place leaked"
+    );
+    ack(
+        &mut gm,
+        ClientMessage::Activity(ActivitySend {
+            id: id(5),
+            canvas: c(),
+            state: ActivityState::Typing,
+            x: None,
+            y: None,
+            object: None,
+        }),
+    )
+    .await;
+
+    // Live: the other gm gets all three, the player the token edit and the
+    // typing, never the fog edit.
+    let objects = |e: ActivityEvent| (e.activity.state, e.activity.object);
+    assert_eq!(
+        objects(next_activity(&mut gm2).await),
+        (ActivityState::Editing, Some(token.clone()))
+    );
+    assert_eq!(
+        objects(next_activity(&mut gm2).await),
+        (ActivityState::Editing, Some(fog.clone()))
+    );
+    assert_eq!(
+        objects(next_activity(&mut gm2).await),
+        (ActivityState::Typing, None)
+    );
+    assert_eq!(
+        objects(next_activity(&mut ann).await),
+        (ActivityState::Editing, Some(token))
+    );
+    assert_eq!(
+        objects(next_activity(&mut ann).await),
+        (ActivityState::Typing, None),
+        "fog edit leaked"
+    );
+    a.stop().await;
+    b.stop().await;
+}

@@ -387,6 +387,17 @@ async fn run_table(impl_name: &str, log: &Log) {
             "{impl_name}: {}: objects after",
             case.name
         );
+        for o in &objects {
+            let fog = log.is_fog(&canvas, &o.id).await.unwrap();
+            assert_eq!(
+                fog,
+                o.is_fog(),
+                "{impl_name}: {}: is_fog({})",
+                case.name,
+                o.id
+            );
+        }
+        assert!(!log.is_fog(&canvas, "no-such-object").await.unwrap());
         // Players never see fog.
         let (_, visible) = log.objects(&canvas, false).await.unwrap();
         assert!(

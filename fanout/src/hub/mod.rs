@@ -304,6 +304,11 @@ impl Hub {
                 continue;
             }
             let frame = if gm_only && !member.gm {
+                // An ephemeral gm-only event (an activity at a fog region)
+                // holds no place in a numbering: others get nothing.
+                if seq.is_none() {
+                    continue;
+                }
                 hidden_frames[member.encoding.index()]
                     .get_or_insert_with(|| {
                         let notice = ServerMessage::Hidden(shared::protocol::Hidden {

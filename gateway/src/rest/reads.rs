@@ -140,8 +140,8 @@ pub(crate) async fn presence(
     Authed(identity): Authed,
     CanvasPath(canvas): CanvasPath,
 ) -> Result<Response, ApiError> {
-    on_canvas(&state, &identity, &canvas).await?;
-    let list = ops::presence::list(&state, &canvas).await?;
+    let (caller, _) = on_canvas(&state, &identity, &canvas).await?;
+    let list = ops::presence::list(&state, &canvas, caller.gm()).await?;
     Ok(Json(list).into_response())
 }
 

@@ -234,8 +234,8 @@ impl<'a> Session<'a> {
                 Ok(Reply::Ack(Some(AckResult::Objects(page))))
             }
             ClientMessage::Presence(p) => {
-                self.on(&p.canvas)?;
-                let list = ops::presence::list(state, &p.canvas).await?;
+                let (caller, _) = self.on(&p.canvas)?;
+                let list = ops::presence::list(state, &p.canvas, caller.gm()).await?;
                 Ok(Reply::Ack(Some(AckResult::Presence(list))))
             }
             ClientMessage::ObjectCreate(_)

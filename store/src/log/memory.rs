@@ -134,6 +134,13 @@ impl MemoryLog {
         )
     }
 
+    /// Whether `object` is a fog region on the canvas.
+    pub fn is_fog(&self, canvas: &CanvasId, object: &str) -> bool {
+        let map = self.canvases.lock();
+        map.get(canvas)
+            .is_some_and(|log| log.objects.is_fog(object))
+    }
+
     /// Kept events with `after < seq <= until`, oldest first, at most `limit`.
     pub fn events(
         &self,

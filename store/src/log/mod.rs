@@ -217,6 +217,15 @@ impl Log {
         }
     }
 
+    /// Whether `object` is a fog region (gm-only) on the canvas; false for
+    /// an object that does not exist.
+    pub async fn is_fog(&self, canvas: &CanvasId, object: &str) -> Result<bool, StoreError> {
+        match self {
+            Log::Memory(log) => Ok(log.is_fog(canvas, object)),
+            Log::Redis(r) => r.is_fog(canvas, object).await,
+        }
+    }
+
     /// The events of a canvas with `after < seq <= until`, oldest first, at
     /// most `limit`, as bus payloads: from the canvas log, or from the
     /// durable history when the log has trimmed them. A range that does not

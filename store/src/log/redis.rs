@@ -74,6 +74,20 @@ impl RedisLog {
         }
     }
 
+    /// Whether `object` is a fog region: its hash's `kind`.
+    pub(crate) async fn is_fog(&self, canvas: &CanvasId, object: &str) -> Result<bool, StoreError> {
+        let key = format!("{}{object}", keys::canvas_object_prefix(canvas));
+        let kind: Option<String> = self
+            .redis
+            .with_conn(|c| {
+                Box::pin(
+                    async move { redis::cmd("HGET").arg(key).arg("kind").query_async(c).await },
+                )
+            })
+            .await?;
+        Ok(kind.as_deref() == Some(shared::protocol::FOG_KIND))
+    }
+
     /// Chat before `before`: the tail above the persisted mark from Redis,
     /// the rest from the history.
     pub(crate) async fn chat_before(

@@ -78,7 +78,7 @@ impl MemoryPresence {
         (left, live)
     }
 
-    pub fn list(&self, canvas: &CanvasId, now: u64) -> Vec<PresentUser> {
+    pub fn list(&self, canvas: &CanvasId, now: u64, gm: bool) -> Vec<PresentUser> {
         let map = self.canvases.lock();
         let Some(entries) = map.get(canvas) else {
             return Vec::new();
@@ -88,6 +88,7 @@ impl MemoryPresence {
                 .iter()
                 .filter(|(_, (exp, _))| *exp > now)
                 .map(|(e, (_, info))| (e.as_str(), info.clone())),
+            gm,
         )
     }
 }
@@ -104,6 +105,7 @@ mod tests {
             role,
             since,
             activity: None,
+            gm_only: false,
         }
     }
 
@@ -122,7 +124,7 @@ mod tests {
             p.enter(&c, &entry("bob", "gw1", 2), info(15, Role::Gm), 1000, 0)
                 .0
         );
-        let list = p.list(&c, 5);
+        let list = p.list(&c, 5, true);
         assert_eq!(list.len(), 2);
         assert_eq!(
             (list[0].id.as_str(), list[0].connections, list[0].since),
@@ -132,9 +134,9 @@ mod tests {
         // One of ada's entries expires: she is still there.
         p.expire_at(&c, &a1, 50);
         assert_eq!(p.sweep(&c, 60), (Vec::new(), 2));
-        assert_eq!(p.list(&c, 60)[0].connections, 1);
+        assert_eq!(p.list(&c, 60, true)[0].connections, 1);
         // Expired entries are not listed even before a sweep.
-        assert!(p.list(&c, 1000).is_empty());
+        assert!(p.list(&c, 1000, true).is_empty());
         assert_eq!(
             p.sweep(&c, 1000),
             (vec!["ada".to_owned(), "bob".to_owned()], 0)
@@ -159,6 +161,6 @@ mod tests {
             p.enter(&c, &entry("ada", "g", 2), info(1, Role::Player), 100, 0)
                 .0
         );
-        assert_eq!(p.list(&c, 0).len(), 2);
+        assert_eq!(p.list(&c, 0, true).len(), 2);
     }
 }

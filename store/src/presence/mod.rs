@@ -54,12 +54,28 @@ pub struct EntryInfo {
     /// What the connection last said its user is doing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub activity: Option<shared::protocol::Activity>,
+    /// The activity's place (an object, a position) is gm-only data (it
+    /// names a fog region): others see only its state.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub gm_only: bool,
+}
+
+impl EntryInfo {
+    /// The activity as a viewer sees it: without its place when it is
+    /// gm-only and the viewer is not a gm.
+    fn activity_for(&self, gm: bool) -> Option<shared::protocol::Activity> {
+        let mut a = self.activity.clone()?;
+        if self.gm_only && !gm {
+            (a.x, a.y, a.object) = (None, None, None);
+        }
+        Some(a)
+    }
 }
 
 /// Folds live entries into one [`PresentUser`] per user: the earliest
 /// `since`, the details of that entry, the number of connections, and the
-/// latest activity any of them reported.
-fn fold<'a>(live: impl IntoIterator<Item = (&'a str, EntryInfo)>) -> Vec<PresentUser> {
+/// latest activity any of them reported, as seen by a gm or not.
+fn fold<'a>(live: impl IntoIterator<Item = (&'a str, EntryInfo)>, gm: bool) -> Vec<PresentUser> {
     let mut users: BTreeMap<String, PresentUser> = BTreeMap::new();
     for (entry, info) in live {
         let Some(id) = user_of(entry) else { continue };
@@ -72,10 +88,10 @@ fn fold<'a>(live: impl IntoIterator<Item = (&'a str, EntryInfo)>) -> Vec<Present
             activity: None,
         });
         u.connections += 1;
-        if let Some(a) = &info.activity
+        if let Some(a) = info.activity_for(gm)
             && u.activity.as_ref().is_none_or(|b| a.ts > b.ts)
         {
-            u.activity = Some(a.clone());
+            u.activity = Some(a);
         }
         if info.since < u.since {
             u.since = info.since;
@@ -150,12 +166,13 @@ impl PresenceStore {
         }
     }
 
-    /// The users with a live entry on the canvas, earliest first.
-    pub async fn list(&self, canvas: &CanvasId) -> Result<Vec<PresentUser>, StoreError> {
+    /// The users with a live entry on the canvas, earliest first, as a gm
+    /// sees them or (`gm` false) anyone else.
+    pub async fn list(&self, canvas: &CanvasId, gm: bool) -> Result<Vec<PresentUser>, StoreError> {
         let now = shared::now_ms();
         match self {
-            PresenceStore::Memory(m) => Ok(m.list(canvas, now)),
-            PresenceStore::Redis(r) => r.list(canvas, now).await,
+            PresenceStore::Memory(m) => Ok(m.list(canvas, now, gm)),
+            PresenceStore::Redis(r) => r.list(canvas, now, gm).await,
         }
     }
 }

@@ -98,7 +98,12 @@ impl RedisPresence {
     }
 
     /// See [`super::PresenceStore::list`].
-    pub async fn list(&self, canvas: &CanvasId, now: u64) -> Result<Vec<PresentUser>, StoreError> {
+    pub async fn list(
+        &self,
+        canvas: &CanvasId,
+        now: u64,
+        gm: bool,
+    ) -> Result<Vec<PresentUser>, StoreError> {
         let zset = keys::canvas_presence(canvas);
         let info = keys::canvas_presence_info(canvas);
         let (entries, details): (Vec<String>, Vec<Option<String>>) = self
@@ -127,6 +132,6 @@ impl RedisPresence {
             let info = serde_json::from_str(d.as_deref()?).ok()?;
             Some((e.as_str(), info))
         });
-        Ok(fold(live))
+        Ok(fold(live, gm))
     }
 }
