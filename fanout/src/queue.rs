@@ -5,6 +5,12 @@
 //! tokio's mpsc, which allocates a block of 32 slots per channel up front,
 //! this holds no heap memory while empty beyond a few spare slots, which
 //! matters at tens of thousands of mostly idle connections.
+//!
+//! It is bounded twice: in frames, and in the bytes they hold, so that a
+//! client that asks for large replies and never reads cannot make the
+//! gateway hold more than the byte bound for it. A frame is refused when
+//! either bound would be passed, except into an empty queue: one frame is
+//! always admitted (replies are bounded by their own size limits).
 
 use parking_lot::Mutex;
 use std::collections::VecDeque;
@@ -22,12 +28,21 @@ pub type Stamped = (Message, u64);
 /// See the module documentation.
 #[derive(Debug)]
 pub struct Outbound {
-    frames: Mutex<VecDeque<Stamped>>,
+    frames: Mutex<Queued>,
     /// Signalled when a frame is offered (the writer waits on it).
     ready: Notify,
     /// Signalled when a frame is taken (a replay waits on it).
     space: Notify,
     capacity: usize,
+    /// The most payload bytes the queued frames may hold.
+    max_bytes: usize,
+}
+
+/// The frames and the payload bytes they hold.
+#[derive(Debug, Default)]
+struct Queued {
+    frames: VecDeque<Stamped>,
+    bytes: usize,
 }
 
 /// The queue was full; the frame is handed back.
@@ -35,13 +50,20 @@ pub struct Outbound {
 pub struct Full(pub Message);
 
 impl Outbound {
-    /// A queue that holds at most `capacity` frames.
+    /// A queue that holds at most `capacity` frames, of any size.
     pub fn new(capacity: usize) -> Self {
+        Outbound::bounded(capacity, usize::MAX)
+    }
+
+    /// A queue that holds at most `capacity` frames and `max_bytes` bytes
+    /// of payload (one frame of any size when it is empty).
+    pub fn bounded(capacity: usize, max_bytes: usize) -> Self {
         Outbound {
-            frames: Mutex::new(VecDeque::new()),
+            frames: Mutex::new(Queued::default()),
             ready: Notify::new(),
             space: Notify::new(),
             capacity: capacity.max(1),
+            max_bytes,
         }
     }
 
@@ -54,11 +76,14 @@ impl Outbound {
     /// gateway, unless the queue is full.
     pub fn offer_at(&self, frame: Message, ingest_us: u64) -> Result<(), Full> {
         {
-            let mut frames = self.frames.lock();
-            if frames.len() >= self.capacity {
+            let mut q = self.frames.lock();
+            let size = frame.len();
+            let over_bytes = q.bytes.saturating_add(size) > self.max_bytes;
+            if q.frames.len() >= self.capacity || (over_bytes && !q.frames.is_empty()) {
                 return Err(Full(frame));
             }
-            frames.push_back((frame, ingest_us));
+            q.bytes += size;
+            q.frames.push_back((frame, ingest_us));
         }
         self.ready.notify_one();
         Ok(())
@@ -87,10 +112,13 @@ impl Outbound {
     /// Takes the next frame, with its ingest stamp, if there is one.
     pub fn try_take_stamped(&self) -> Option<Stamped> {
         let frame = {
-            let mut frames = self.frames.lock();
-            let frame = frames.pop_front();
-            if frames.is_empty() && frames.capacity() > KEEP_SLOTS {
-                frames.shrink_to(KEEP_SLOTS);
+            let mut q = self.frames.lock();
+            let frame = q.frames.pop_front();
+            if let Some((f, _)) = &frame {
+                q.bytes -= f.len();
+            }
+            if q.frames.is_empty() && q.frames.capacity() > KEEP_SLOTS {
+                q.frames.shrink_to(KEEP_SLOTS);
             }
             frame
         };
@@ -121,7 +149,12 @@ impl Outbound {
 
     /// Frames waiting.
     pub fn len(&self) -> usize {
-        self.frames.lock().len()
+        self.frames.lock().frames.len()
+    }
+
+    /// Payload bytes waiting.
+    pub fn bytes(&self) -> usize {
+        self.frames.lock().bytes
     }
 
     /// Whether no frame is waiting.
@@ -154,13 +187,32 @@ mod tests {
     }
 
     #[test]
+    fn bounded_in_bytes_too_but_always_one_frame() {
+        let q = Outbound::bounded(100, 10);
+        assert!(
+            q.offer(text("0123456789abcdef")).is_ok(),
+            "one frame always fits"
+        );
+        assert!(q.offer(text("x")).is_err(), "over the bytes");
+        assert_eq!(q.try_take(), Some(text("0123456789abcdef")));
+        assert_eq!(q.bytes(), 0);
+        assert!(q.offer(text("01234")).is_ok());
+        assert!(q.offer(text("56789")).is_ok());
+        assert_eq!(q.bytes(), 10);
+        assert!(matches!(q.offer(text("a")), Err(Full(_))));
+        assert_eq!(q.try_take(), Some(text("01234")));
+        assert!(q.offer(text("a")).is_ok());
+        assert_eq!(q.len(), 2);
+    }
+
+    #[test]
     fn drained_queues_release_memory() {
         let q = Outbound::new(1000);
         for i in 0..500 {
             q.offer(text(&i.to_string())).expect("room");
         }
         while q.try_take().is_some() {}
-        assert!(q.frames.lock().capacity() <= KEEP_SLOTS);
+        assert!(q.frames.lock().frames.capacity() <= KEEP_SLOTS);
     }
 
     #[tokio::test]

@@ -222,7 +222,10 @@ async fn open_member(
         .map_err(|refused| ApiError(refused.error))?;
     let conn = state.next_conn();
     let user = ops::access::admit_user(state, conn, opener.identity).await?;
-    let queue = Arc::new(Outbound::new(state.settings.outbound_queue));
+    let queue = Arc::new(Outbound::bounded(
+        state.settings.outbound_queue,
+        state.settings.outbound_queue_bytes,
+    ));
     let control = Arc::new(ConnControl::new());
     let member = Member {
         conn,

@@ -136,6 +136,11 @@ async fn a_killed_gateways_users_go_offline_within_the_ttl() {
     .await
     .unwrap();
     assert_eq!(sse.next().await.event.as_deref(), Some("subscribed"));
+    // An SSE stream is a connection: its user comes online too.
+    assert_eq!(
+        next_status(&mut lobby).await,
+        ("online", "sse-viewer".into())
+    );
     let (mut doomed, doomed_addr) =
         spawn_gateway_process("on-doomed", &redis, testkit::free_port());
     // Until the doomed gateway listens (a deadline, polling).

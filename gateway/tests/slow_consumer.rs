@@ -103,3 +103,63 @@ async fn a_stalled_reader_is_cut_off_and_others_are_not_delayed() {
     );
     g.stop().await;
 }
+
+/// A client that asks for large replies and never reads is closed as a
+/// slow consumer by the byte bound, long before the message bound: the
+/// gateway holds at most `EASEL_OUTBOUND_QUEUE_BYTES` (plus one frame) for
+/// it, whatever it asked for.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reader_of_large_replies_that_never_reads_is_cut_off_by_bytes() {
+    let g = Gateway::start(settings(
+        "slow-bytes",
+        None,
+        &[
+            "--outbound-queue=256",
+            "--outbound-queue-bytes=65536",
+            "--max-pixels-per-draw=1000",
+        ],
+    ))
+    .await;
+    let mut sender = g.client("sender").await;
+    join_ok(&mut sender, 1, "board", false).await;
+    // 100 events of 40 pixels: a history page of 100 is about 115 KB,
+    // over the 64 KiB bound (and under the write buffer's limit).
+    for i in 0..100 {
+        let mut draw = big_draw(i);
+        if let ClientMessage::Draw(d) = &mut draw {
+            d.pixels.truncate(40);
+        }
+        sender.send(&draw).await;
+        expect_ack(&mut sender, i as u64).await;
+    }
+    let mut opts = Connect::token(&token("hoarder"));
+    opts.recv_buffer = Some(4096);
+    let (mut hoarder, _) = WsClient::connect_ok(g.addr, opts).await;
+    join_ok(&mut hoarder, 1, "board", false).await;
+    // Sixty history pages (7 MB, more than the kernel's socket buffers
+    // take), nothing read: 60 messages, far under the message bound.
+    for n in 0..60u64 {
+        hoarder
+            .send(&ClientMessage::History(HistoryRequest {
+                id: Some(RequestId::Num(100 + n)),
+                canvas: canvas("board"),
+                since: 0,
+                limit: Some(100),
+            }))
+            .await;
+    }
+    let mut ws = hoarder.into_inner();
+    let code = loop {
+        match tokio::time::timeout(Duration::from_secs(15), ws.next())
+            .await
+            .expect("the hoarder was never closed")
+        {
+            Some(Ok(Message::Close(c))) => break c.map(|c| u16::from(c.code)),
+            Some(Ok(_)) => {}
+            Some(Err(e)) => panic!("the hoarder saw {e} instead of a close"),
+            None => break None,
+        }
+    };
+    assert_eq!(code, Some(4008));
+    g.stop().await;
+}

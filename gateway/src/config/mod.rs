@@ -134,6 +134,12 @@ pub struct Config {
     #[arg(long, env = "EASEL_OUTBOUND_QUEUE", default_value_t = 256)]
     pub outbound_queue: usize,
 
+    /// Payload bytes queued per connection (WebSocket or SSE stream) before
+    /// it is closed as a slow consumer (4008), whatever it asked for; one
+    /// frame is always admitted into an empty queue.
+    #[arg(long, env = "EASEL_OUTBOUND_QUEUE_BYTES", default_value_t = 1 << 20)]
+    pub outbound_queue_bytes: usize,
+
     /// Interval between server WebSocket pings, seconds.
     #[arg(long, env = "EASEL_PING_INTERVAL_SECS", default_value_t = 25)]
     pub ping_interval_secs: u64,

@@ -105,6 +105,8 @@ pub struct Settings {
     /// Keys accepted by the server-side API.
     pub api_keys: Vec<String>,
     pub outbound_queue: usize,
+    /// Payload bytes queued per connection before it is closed as slow.
+    pub outbound_queue_bytes: usize,
     pub ping_interval: Duration,
     pub idle_timeout: Duration,
     pub shutdown_grace: Duration,
@@ -205,6 +207,12 @@ impl Config {
             presence_events_max: self.presence_events_max,
             api_keys: self.api_keys(&n)?,
             outbound_queue: n.range("outbound_queue", self.outbound_queue, 4, 65_536)?,
+            outbound_queue_bytes: n.range(
+                "outbound_queue_bytes",
+                self.outbound_queue_bytes,
+                64 << 10,
+                1 << 30,
+            )?,
             ping_interval: timing.ping_interval,
             idle_timeout: timing.idle_timeout,
             shutdown_grace: timing.shutdown_grace,

@@ -81,7 +81,10 @@ async fn serve_inner(
     state.metrics.connections_opened.inc();
     let _open = OpenGuard(state);
     let started = Instant::now();
-    let tx = Arc::new(Outbound::new(state.settings.outbound_queue));
+    let tx = Arc::new(Outbound::bounded(
+        state.settings.outbound_queue,
+        state.settings.outbound_queue_bytes,
+    ));
     let control = Arc::new(ConnControl::new());
     let mut writer = tokio::spawn(writer::run(
         sink,
