@@ -206,7 +206,9 @@ fn ws_config(settings: &Settings) -> WebSocketConfig {
         // writer, which feeds everything queued and flushes once.
         .write_buffer_size(0)
         // Backpressure: the outbound queue is the bound, this only stops a
-        // runaway buffer if writes keep failing.
+        // runaway buffer if writes keep failing. A larger frame than this
+        // cannot be sent at all: reply pages stay under it
+        // (`ops::history::page_bytes`, three times the message size).
         .max_write_buffer_size(settings.max_message_bytes * 4 + 4096)
         .max_message_size(Some(settings.max_message_bytes))
         .max_frame_size(Some(settings.max_message_bytes))

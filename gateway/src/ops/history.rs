@@ -11,6 +11,19 @@ use shared::{CanvasId, ErrorCode};
 /// Most events one page returns.
 pub const MAX_PAGE: usize = 1000;
 
+/// The most JSON bytes of events one page carries: three times the largest
+/// message a client may send, which keeps every reply frame under the
+/// connection's write buffer limit (four times, see `startup.rs`). A page
+/// cut short by it says where to continue (`next_since`, `next_before`).
+pub(crate) fn page_bytes(state: &AppState) -> usize {
+    state.settings.max_message_bytes * 3
+}
+
+/// An event's size on the wire as JSON (the larger encoding).
+fn json_size(event: &ServerMessage) -> usize {
+    serde_json::to_vec(event).map_or(0, |v| v.len())
+}
+
 /// A page size: `limit`, or `default` without one; 1 to [`MAX_PAGE`], else E007.
 pub(crate) fn page_limit(limit: Option<usize>, default: usize) -> Result<usize, OpError> {
     match limit.unwrap_or(default) {
@@ -41,17 +54,28 @@ pub(crate) async fn events(
     // False when events after `since` are no longer kept anywhere: reload
     // the snapshot instead.
     let complete = since >= position.seq || page.first().is_some_and(|(seq, _)| *seq == since + 1);
-    // Gm-only events are `hidden` for others, keeping the numbering gapless.
-    let events = page
-        .iter()
-        .filter_map(|(_, payload)| fanout::visible_event(payload, gm))
-        .collect();
+    // Gm-only events are `hidden` for others, keeping the numbering
+    // gapless; the page ends early at its byte budget (one event at least).
+    let (budget, mut used) = (page_bytes(state), 0);
+    let mut events = Vec::with_capacity(page.len());
+    let mut next_since = since;
+    for (seq, payload) in &page {
+        if let Some(event) = fanout::visible_event(payload, gm) {
+            let size = json_size(&event);
+            if !events.is_empty() && used + size > budget {
+                break;
+            }
+            used += size;
+            events.push(event);
+        }
+        next_since = *seq;
+    }
     Ok(HistoryPage {
         canvas: canvas.clone(),
         epoch: position.epoch,
         seq: position.seq,
         complete,
-        next_since: page.last().map_or(since, |(seq, _)| *seq),
+        next_since,
         events,
     })
 }
@@ -86,12 +110,11 @@ pub(crate) async fn chat(
         .chat_before(canvas, before, limit)
         .await
         .map_err(|e| OpError::unavailable("chat history", &e))?;
-    // Older messages may exist only when the page is full.
-    let next_before = (found.len() == limit)
-        .then(|| found.last().map(|(seq, _)| *seq))
-        .flatten();
+    // Newest first, until the page's byte budget (one message at least).
+    let (budget, mut used) = (page_bytes(state), 0);
     let mut messages = Vec::with_capacity(found.len());
-    for (seq, payload) in found.iter().rev() {
+    let mut cut = false;
+    for (seq, payload) in &found {
         let Ok(parts) = shared::busframe::split(payload) else {
             continue;
         };
@@ -99,9 +122,20 @@ pub(crate) async fn chat(
             codec::decode_server(Encoding::Msgpack, &parts.event)
         {
             chat.seq = Some(*seq);
+            let size = serde_json::to_vec(&chat).map_or(0, |v| v.len());
+            if !messages.is_empty() && used + size > budget {
+                cut = true;
+                break;
+            }
+            used += size;
             messages.push(chat);
         }
     }
+    // Older messages may exist when the page is full or was cut short.
+    let next_before = (cut || found.len() == limit)
+        .then(|| messages.last().and_then(|m| m.seq))
+        .flatten();
+    messages.reverse();
     Ok(ChatPage {
         canvas: canvas.clone(),
         messages,
