@@ -19,8 +19,8 @@ pub(crate) fn page_bytes(state: &AppState) -> usize {
     state.settings.max_message_bytes * 3
 }
 
-/// An event's size on the wire as JSON (the larger encoding).
-fn json_size(event: &ServerMessage) -> usize {
+/// A reply item's size on the wire as JSON (the larger encoding).
+fn json_size<T: serde::Serialize>(event: &T) -> usize {
     serde_json::to_vec(event).map_or(0, |v| v.len())
 }
 
@@ -44,13 +44,33 @@ pub(crate) async fn events(
     limit: usize,
     gm: bool,
 ) -> Result<HistoryPage, OpError> {
-    let unavailable = |e: store::StoreError| OpError::unavailable("history", &e);
-    let position = state.log.position(canvas).await.map_err(unavailable)?;
+    let position = position(state, canvas).await?;
+    page_after(state, canvas, position, since, limit, gm).await
+}
+
+/// The canvas's position, or E012.
+async fn position(state: &AppState, canvas: &CanvasId) -> Result<store::Position, OpError> {
+    state
+        .log
+        .position(canvas)
+        .await
+        .map_err(|e| OpError::unavailable("history", &e))
+}
+
+/// The page after `since` up to `position`.
+async fn page_after(
+    state: &AppState,
+    canvas: &CanvasId,
+    position: store::Position,
+    since: u64,
+    limit: usize,
+    gm: bool,
+) -> Result<HistoryPage, OpError> {
     let page = state
         .log
         .events(canvas, since, position.seq, limit)
         .await
-        .map_err(unavailable)?;
+        .map_err(|e| OpError::unavailable("history", &e))?;
     // False when events after `since` are no longer kept anywhere: reload
     // the snapshot instead.
     let complete = since >= position.seq || page.first().is_some_and(|(seq, _)| *seq == since + 1);
@@ -87,13 +107,9 @@ pub(crate) async fn recent(
     limit: usize,
     gm: bool,
 ) -> Result<HistoryPage, OpError> {
-    let position = state
-        .log
-        .position(canvas)
-        .await
-        .map_err(|e| OpError::unavailable("history", &e))?;
+    let position = position(state, canvas).await?;
     let since = position.seq.saturating_sub(limit as u64);
-    events(state, canvas, since, limit, gm).await
+    page_after(state, canvas, position, since, limit, gm).await
 }
 
 /// The chat messages with `seq < before` (all, without `before`), the
@@ -122,7 +138,7 @@ pub(crate) async fn chat(
             codec::decode_server(Encoding::Msgpack, &parts.event)
         {
             chat.seq = Some(*seq);
-            let size = serde_json::to_vec(&chat).map_or(0, |v| v.len());
+            let size = json_size(&chat);
             if !messages.is_empty() && used + size > budget {
                 cut = true;
                 break;
