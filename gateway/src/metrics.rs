@@ -44,6 +44,11 @@ pub(crate) struct Metrics {
     pub resumes: IntCounterVec,
     /// Durable writes refused because the canvas's unpersisted backlog was full.
     pub durable_refused: IntCounter,
+    /// Durable writes answered E012 whose outcome is unknown (Redis timed
+    /// out or the connection broke mid-call).
+    pub durable_unknown: IntCounter,
+    /// Durable commands answered from a remembered operation key.
+    pub durable_repeats: IntCounter,
     /// Error replies sent, by error code name.
     pub errors: IntCounterVec,
     /// From a live event's ingest on its origin gateway to this gateway
@@ -254,6 +259,16 @@ impl Metrics {
                 r,
                 "easel_gateway_durable_writes_refused_total",
                 "Durable writes refused with E013 because the canvas's unpersisted backlog was full",
+            )?,
+            durable_unknown: counter(
+                r,
+                "easel_gateway_durable_writes_unknown_total",
+                "Durable writes answered E012 whose outcome is unknown (Redis timed out or the connection broke mid-call)",
+            )?,
+            durable_repeats: counter(
+                r,
+                "easel_gateway_durable_repeats_total",
+                "Durable commands resent with a remembered operation key, answered with the first ack and not applied again",
             )?,
             errors: counter_vec(
                 r,

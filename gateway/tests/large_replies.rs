@@ -15,6 +15,7 @@ fn wide_draw(i: u64) -> ClientMessage {
     ClientMessage::Draw(Draw {
         id: Some(RequestId::Num(i)),
         canvas: canvas("wide"),
+        key: None,
         pixels: (0..256)
             .map(|k| PixelInput {
                 x: (k % 100) as i64,

@@ -47,6 +47,7 @@ fn create(n: u64, kind: &str, x: f64, p: Props) -> ClientMessage {
     ClientMessage::ObjectCreate(ObjectCreate {
         id: id(n),
         canvas: c(),
+        key: None,
         kind: kind.into(),
         x,
         y: 5.0,
@@ -60,6 +61,7 @@ fn update(n: u64, object: &str, p: Props) -> ClientMessage {
     ClientMessage::ObjectUpdate(ObjectUpdate {
         id: id(n),
         canvas: c(),
+        key: None,
         object: object.into(),
         props: p,
     })
@@ -69,6 +71,7 @@ fn mv(n: u64, object: &str, x: f64, y: f64) -> ClientMessage {
     ClientMessage::ObjectMove(ObjectMove {
         id: id(n),
         canvas: c(),
+        key: None,
         object: object.into(),
         x,
         y,
@@ -81,6 +84,7 @@ fn delete(n: u64, object: &str) -> ClientMessage {
     ClientMessage::ObjectDelete(ObjectRef {
         id: id(n),
         canvas: c(),
+        key: None,
         object: object.into(),
     })
 }
@@ -89,6 +93,7 @@ fn like(n: u64, object: &str) -> ClientMessage {
     ClientMessage::ObjectLike(ObjectRef {
         id: id(n),
         canvas: c(),
+        key: None,
         object: object.into(),
     })
 }
@@ -97,6 +102,7 @@ fn whole(n: u64, clear: bool) -> ClientMessage {
     let r = CanvasRequest {
         id: id(n),
         canvas: c(),
+        key: None,
     };
     if clear {
         ClientMessage::Clear(r)

@@ -66,6 +66,7 @@ async fn a_flooding_connection_is_refused_with_retry_after_and_nothing_is_applie
             shared::protocol::Draw {
                 id: Some(shared::RequestId::Num(20)),
                 canvas: canvas("rl"),
+                key: None,
                 pixels: (0..256)
                     .map(|i| shared::protocol::PixelInput {
                         x: i % 100,

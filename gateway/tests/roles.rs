@@ -42,10 +42,12 @@ fn operation(op: &str, id: u64) -> ClientMessage {
         "objects" => ClientMessage::Objects(CanvasRequest {
             id: Some(RequestId::Num(id)),
             canvas: canvas("r"),
+            key: None,
         }),
         "object_create" => ClientMessage::ObjectCreate(ObjectCreate {
             id: Some(RequestId::Num(id)),
             canvas: canvas("r"),
+            key: None,
             kind: "token".into(),
             x: 1.0,
             y: 1.0,
@@ -56,6 +58,7 @@ fn operation(op: &str, id: u64) -> ClientMessage {
         "fog_create" => ClientMessage::ObjectCreate(ObjectCreate {
             id: Some(RequestId::Num(id)),
             canvas: canvas("r"),
+            key: None,
             kind: "fog".into(),
             x: 1.0,
             y: 1.0,
@@ -67,12 +70,14 @@ fn operation(op: &str, id: u64) -> ClientMessage {
         "object_update" => ClientMessage::ObjectUpdate(ObjectUpdate {
             id: Some(RequestId::Num(id)),
             canvas: canvas("r"),
+            key: None,
             object: "nobody-has-this".into(),
             props: [("a".to_owned(), 1.into())].into(),
         }),
         "object_move" => ClientMessage::ObjectMove(ObjectMove {
             id: Some(RequestId::Num(id)),
             canvas: canvas("r"),
+            key: None,
             object: "nobody-has-this".into(),
             x: 1.0,
             y: 1.0,
@@ -82,11 +87,13 @@ fn operation(op: &str, id: u64) -> ClientMessage {
         "object_delete" => ClientMessage::ObjectDelete(ObjectRef {
             id: Some(RequestId::Num(id)),
             canvas: canvas("r"),
+            key: None,
             object: "nobody-has-this".into(),
         }),
         "object_like" => ClientMessage::ObjectLike(ObjectRef {
             id: Some(RequestId::Num(id)),
             canvas: canvas("r"),
+            key: None,
             object: "nobody-has-this".into(),
         }),
         "activity" => ClientMessage::Activity(ActivitySend {
@@ -100,6 +107,7 @@ fn operation(op: &str, id: u64) -> ClientMessage {
         "clear" => ClientMessage::Clear(CanvasRequest {
             id: Some(RequestId::Num(id)),
             canvas: canvas("r"),
+            key: None,
         }),
         other => panic!("no operation {other}"),
     }

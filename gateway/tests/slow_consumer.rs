@@ -21,6 +21,7 @@ fn big_draw(i: usize) -> ClientMessage {
     ClientMessage::Draw(Draw {
         id: Some(RequestId::Num(i as u64)),
         canvas: canvas("board"),
+        key: None,
         pixels: (0..PIXELS)
             .map(|k| PixelInput {
                 x: (k % 100) as i64,

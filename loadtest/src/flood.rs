@@ -219,6 +219,7 @@ fn draw(canvas: &CanvasId, id: u64) -> ClientMessage {
     ClientMessage::Draw(Draw {
         id: Some(RequestId::Num(id)),
         canvas: canvas.clone(),
+        key: None,
         // 64 pixels a draw: 64 tokens of the pixels bucket each.
         pixels: (0..64)
             .map(|x| PixelInput {

@@ -73,6 +73,7 @@ impl Kind {
             Kind::Draw => ClientMessage::Draw(Draw {
                 id,
                 canvas,
+                key: None,
                 pixels: vec![PixelInput {
                     x: (n % w) as i64,
                     y: (n / w % h) as i64,
@@ -82,6 +83,7 @@ impl Kind {
             Kind::Chat => ClientMessage::Chat(ChatSend {
                 id,
                 canvas,
+                key: None,
                 text: format!("load {n}"),
             }),
             Kind::Cursor => {

@@ -58,6 +58,7 @@ fn client_messages() -> Vec<(&'static str, ClientMessage)> {
             ClientMessage::Draw(Draw {
                 id: id.clone(),
                 canvas: canvas(),
+                key: None,
                 pixels: vec![PixelInput {
                     x: 10,
                     y: 20,
@@ -70,6 +71,7 @@ fn client_messages() -> Vec<(&'static str, ClientMessage)> {
             ClientMessage::Draw(Draw {
                 id: id.clone(),
                 canvas: canvas(),
+                key: None,
                 pixels: (0..64)
                     .map(|i| PixelInput {
                         x: i,
@@ -93,6 +95,7 @@ fn client_messages() -> Vec<(&'static str, ClientMessage)> {
             ClientMessage::Chat(ChatSend {
                 id: id.clone(),
                 canvas: canvas(),
+                key: None,
                 text: "hello everyone, nice canvas".into(),
             }),
         ),

@@ -35,6 +35,18 @@ pub fn canvas_log(canvas: &CanvasId) -> String {
     format!("{PREFIX}:{{c:{canvas}}}:log")
 }
 
+/// The canvas's remembered operation keys: a hash from `<user>\x1f<key>`
+/// to `<seq> <object id a create made>`.
+pub fn canvas_op_keys(canvas: &CanvasId) -> String {
+    format!("{PREFIX}:{{c:{canvas}}}:opkeys")
+}
+
+/// When each remembered operation key expires: a sorted set of
+/// `<user>\x1f<key>` scored in ms since the Unix epoch.
+pub fn canvas_op_expiry(canvas: &CanvasId) -> String {
+    format!("{PREFIX}:{{c:{canvas}}}:opexpiry")
+}
+
 /// Who is on the canvas: a sorted set of `<user>\x1f<node>\x1f<conn>`
 /// scored by the entry's expiry (ms since the Unix epoch).
 pub fn canvas_presence(canvas: &CanvasId) -> String {

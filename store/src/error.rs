@@ -3,8 +3,9 @@
 use std::time::Duration;
 
 /// Why a store operation failed. On every error the operation changed
-/// nothing, except [`StoreError::Timeout`] of a write, whose outcome is
-/// unknown (Redis may still run it).
+/// nothing, except those [`StoreError::outcome_unknown`] names: a write
+/// that timed out or lost its connection mid-call (Redis may have run it,
+/// or may still).
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("redis is unavailable")]
@@ -27,4 +28,19 @@ pub enum StoreError {
     Presence(#[source] serde_json::Error),
     #[error("{0}")]
     Refused(crate::objects::Refusal),
+}
+
+impl StoreError {
+    /// Whether a write that failed this way may have been applied: it timed
+    /// out, or its connection broke after the call may have reached Redis.
+    /// Every other error happened before Redis ran anything.
+    pub fn outcome_unknown(&self) -> bool {
+        match self {
+            StoreError::Timeout(_) => true,
+            StoreError::Redis(err) => {
+                err.is_io_error() || err.is_connection_dropped() || err.is_timeout()
+            }
+            _ => false,
+        }
+    }
 }

@@ -111,6 +111,26 @@ impl RedisServer {
         }
     }
 
+    /// Freezes the server with SIGSTOP: connections stay open and calls
+    /// hang until [`Self::resume`] (a stall, not a crash).
+    pub fn pause(&self) {
+        self.signal("-STOP");
+    }
+
+    /// Lets a paused server run again (SIGCONT): it runs what it was sent.
+    pub fn resume(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, which: &str) {
+        let child = self.child.as_ref().expect("redis-server is running");
+        let status = Command::new("kill")
+            .args([which, &child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill {which} failed");
+    }
+
     /// Starts the server again on the same port, empty. Panics if it cannot.
     pub fn restart(&mut self) {
         self.kill();

@@ -171,6 +171,12 @@ pub struct Config {
     #[arg(long, env = "EASEL_READ_BUFFER_BYTES", default_value_t = 2048)]
     pub read_buffer_bytes: usize,
 
+    /// How long an operation key is remembered, seconds: a durable command
+    /// resent with the same key within this window is answered with the
+    /// first one's ack and not applied again.
+    #[arg(long, env = "EASEL_OP_KEY_WINDOW_SECS", default_value_t = 300)]
+    pub op_key_window_secs: u64,
+
     /// Events kept per canvas log (Redis stream, or memory when standalone).
     #[arg(long, env = "EASEL_LOG_MAX_EVENTS", default_value_t = 100_000)]
     pub log_max_events: usize,

@@ -116,6 +116,8 @@ pub struct Settings {
     pub drain_window: Duration,
     pub read_buffer_bytes: usize,
     pub log_max_events: usize,
+    /// How long an operation key is remembered.
+    pub op_key_window: Duration,
     pub max_replay_events: usize,
     pub canvas: CanvasGeometry,
 }
@@ -225,6 +227,12 @@ impl Config {
                 1 << 20,
             )?,
             log_max_events: n.range("log_max_events", self.log_max_events, 100, 100_000_000)?,
+            op_key_window: Duration::from_secs(n.range(
+                "op_key_window_secs",
+                self.op_key_window_secs,
+                1,
+                86_400,
+            )?),
             max_replay_events: n.range(
                 "max_replay_events",
                 self.max_replay_events,

@@ -59,6 +59,7 @@ pub(crate) async fn broadcast(state: &AppState, text: String) -> Result<(), OpEr
     let as_chat = ChatSend {
         id: None,
         canvas: CanvasId::global_channel(),
+        key: None,
         text,
     };
     shared::validate::chat(&as_chat).map_err(OpError::invalid)?;

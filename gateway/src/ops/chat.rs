@@ -5,7 +5,9 @@ use super::{Caller, OpError, Payer, access, publish};
 use crate::limits::OpClass;
 use crate::state::AppState;
 use shared::auth::Role;
-use shared::protocol::{ChatEvent, ChatSend, HighlightEvent, HighlightSend, ServerMessage};
+use shared::protocol::{
+    ChatEvent, ChatSend, HighlightEvent, HighlightSend, Published, ServerMessage,
+};
 use shared::validate::{self, CanvasGeometry, HighlightTarget};
 
 /// Validates, pays for and publishes a chat message; its sequence number.
@@ -14,9 +16,10 @@ pub(crate) async fn chat(
     caller: &Caller,
     payer: &mut dyn Payer,
     cmd: ChatSend,
-) -> Result<Option<u64>, OpError> {
+) -> Result<Option<Published>, OpError> {
     access::require(caller.role, Role::Spectator, "chat", &cmd.canvas)?;
     validate::chat(&cmd).map_err(OpError::invalid)?;
+    let key = publish::op_key(state, caller, cmd.key.as_deref())?;
     payer.pay(OpClass::Chat, 1)?;
     let event = ServerMessage::Chat(ChatEvent {
         canvas: cmd.canvas.clone(),
@@ -25,7 +28,8 @@ pub(crate) async fn chat(
         ts: shared::now_ms(),
         text: cmd.text,
     });
-    publish::durable(state, caller.conn, &cmd.canvas, &event, None).await
+    let written = publish::durable(state, caller, &cmd.canvas, &event, None, key.as_ref());
+    Ok(publish::published(written.await?, None))
 }
 
 /// Validates, pays for and publishes a highlight.

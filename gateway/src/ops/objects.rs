@@ -50,14 +50,19 @@ pub(crate) async fn apply(
     cmd: ClientMessage,
 ) -> Result<Option<Published>, OpError> {
     access::require(caller.role, needed(&cmd), cmd.kind(), canvas)?;
+    let key = publish::op_key(state, caller, cmd.op_key())?;
     let max = state.settings.max_objects_per_canvas;
     let p = prepare(cmd, geometry, &caller.author, caller.gm(), max).map_err(OpError::invalid)?;
     payer.pay(OpClass::Objects, 1)?;
-    let seq = publish::durable(state, caller.conn, canvas, &p.event, Some(&p.change)).await?;
-    Ok(seq.map(|seq| Published {
-        seq,
-        object: p.created,
-    }))
+    let written = publish::durable(
+        state,
+        caller,
+        canvas,
+        &p.event,
+        Some(&p.change),
+        key.as_ref(),
+    );
+    Ok(publish::published(written.await?, p.created))
 }
 
 /// A validated command, ready to publish.

@@ -4,19 +4,21 @@ use super::{Caller, OpError, Payer, access, publish};
 use crate::limits::OpClass;
 use crate::state::AppState;
 use shared::auth::Role;
-use shared::protocol::{Draw, DrawEvent, Pixel, ServerMessage};
+use shared::protocol::{Draw, DrawEvent, Pixel, Published, ServerMessage};
 use shared::validate::{self, CanvasGeometry, CommandLimits};
 use store::{Change, PixelChange};
 
-/// Validates, pays for and publishes a draw; its sequence number.
+/// Validates, pays for and publishes a draw; its sequence number (the
+/// first one's for a resent key).
 pub(crate) async fn draw(
     state: &AppState,
     caller: &Caller,
     payer: &mut dyn Payer,
     geometry: &CanvasGeometry,
     cmd: Draw,
-) -> Result<Option<u64>, OpError> {
+) -> Result<Option<Published>, OpError> {
     access::require(caller.role, Role::Player, "draw", &cmd.canvas)?;
+    let key = publish::op_key(state, caller, cmd.key.as_deref())?;
     let limits = CommandLimits {
         max_pixels_per_draw: state.settings.max_pixels_per_draw,
     };
@@ -30,7 +32,15 @@ pub(crate) async fn draw(
         ts: shared::now_ms(),
         pixels,
     });
-    publish::durable(state, caller.conn, &cmd.canvas, &event, Some(&change)).await
+    let written = publish::durable(
+        state,
+        caller,
+        &cmd.canvas,
+        &event,
+        Some(&change),
+        key.as_ref(),
+    );
+    Ok(publish::published(written.await?, None))
 }
 
 /// The change a validated draw makes to the canvas state.

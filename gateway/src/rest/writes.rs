@@ -1,7 +1,8 @@
 //! The REST fallback for clients that cannot hold a WebSocket:
 //!
-//! - `POST /api/canvases/{id}/draw` `{"pixels": [{"x", "y", "color"}]}`:
-//!   a durable draw; 200 `{"seq": n}`.
+//! - `POST /api/canvases/{id}/draw` `{"pixels": [{"x", "y", "color"}],
+//!   "key"?}`: a durable draw; 200 `{"seq": n}` (the first one's for a
+//!   resent key).
 //! - `POST /api/canvases/{id}/cursor` `{"x", "y"}`: an ephemeral cursor
 //!   update; 202.
 //!
@@ -26,6 +27,8 @@ use std::sync::Arc;
 #[serde(deny_unknown_fields)]
 pub(crate) struct DrawBody {
     pixels: Vec<PixelInput>,
+    #[serde(default)]
+    key: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -59,17 +62,19 @@ pub(crate) async fn draw(
     body: axum::body::Bytes,
 ) -> Result<Response, ApiError> {
     let (caller, geometry) = on_canvas(&state, &identity, &canvas).await?;
-    let DrawBody { pixels } = json_body(&body)?;
+    let DrawBody { pixels, key } = json_body(&body)?;
     let cmd = Draw {
         id: None,
         canvas,
+        key,
         pixels,
     };
     let mut payer = UserPayer {
         state: &state,
         user: &identity.user_id,
     };
-    let seq = ops::pixels::draw(&state, &caller, &mut payer, &geometry, cmd).await?;
+    let done = ops::pixels::draw(&state, &caller, &mut payer, &geometry, cmd).await?;
+    let seq = done.map(|p| p.seq);
     Ok(Json(serde_json::json!({ "seq": seq })).into_response())
 }
 

@@ -11,9 +11,7 @@ use crate::state::AppState;
 use fanout::{JoinGate, Member};
 use shared::CloseCode;
 use shared::auth::{Identity, Role};
-use shared::protocol::{
-    AckResult, Author, ClientMessage, Join, Joined, Pong, Published, ServerMessage,
-};
+use shared::protocol::{AckResult, Author, ClientMessage, Join, Joined, Pong, ServerMessage};
 use shared::validate::CanvasGeometry;
 use shared::{CanvasId, ErrorCode};
 use std::time::Duration;
@@ -192,13 +190,13 @@ impl<'a> Session<'a> {
             }
             ClientMessage::Draw(d) => {
                 let (caller, geometry) = self.on(&d.canvas)?;
-                let seq = ops::pixels::draw(state, &caller, &mut self.rates, &geometry, d).await?;
-                Ok(published(seq, None))
+                let done = ops::pixels::draw(state, &caller, &mut self.rates, &geometry, d).await?;
+                Ok(Reply::Ack(done.map(AckResult::Published)))
             }
             ClientMessage::Chat(c) => {
                 let (caller, _) = self.on(&c.canvas)?;
-                let seq = ops::chat::chat(state, &caller, &mut self.rates, c).await?;
-                Ok(published(seq, None))
+                let done = ops::chat::chat(state, &caller, &mut self.rates, c).await?;
+                Ok(Reply::Ack(done.map(AckResult::Published)))
             }
             ClientMessage::Highlight(h) => {
                 let (caller, geometry) = self.on(&h.canvas)?;
@@ -230,6 +228,10 @@ impl<'a> Session<'a> {
             }
             ClientMessage::Objects(r) => {
                 let (caller, _) = self.on(&r.canvas)?;
+                if r.key.is_some() {
+                    let message = "objects is a read: it takes no key";
+                    return Err(OpError::new(ErrorCode::InvalidValue, message));
+                }
                 let page = ops::objects::list(state, &r.canvas, caller.gm()).await?;
                 Ok(Reply::Ack(Some(AckResult::Objects(page))))
             }
@@ -306,10 +308,6 @@ impl<'a> Session<'a> {
 
 /// The ack of a durable write: its sequence number, or nothing when it
 /// changed nothing.
-fn published(seq: Option<u64>, object: Option<String>) -> Reply {
-    Reply::Ack(seq.map(|seq| AckResult::Published(Published { seq, object })))
-}
-
 fn not_joined(canvas: &CanvasId) -> OpError {
     OpError::new(
         ErrorCode::NotJoined,

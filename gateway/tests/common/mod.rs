@@ -174,6 +174,7 @@ pub fn draw(id: u64, c: &str, x: i64, y: i64, color: i64) -> ClientMessage {
     ClientMessage::Draw(Draw {
         id: Some(RequestId::Num(id)),
         canvas: canvas(c),
+        key: None,
         pixels: vec![PixelInput { x, y, color }],
     })
 }
@@ -182,6 +183,7 @@ pub fn chat(id: u64, c: &str, text: &str) -> ClientMessage {
     ClientMessage::Chat(ChatSend {
         id: Some(RequestId::Num(id)),
         canvas: canvas(c),
+        key: None,
         text: text.into(),
     })
 }

@@ -40,6 +40,7 @@ fn all_client_messages() -> Vec<ClientMessage> {
         ClientMessage::Draw(Draw {
             id: Some(RequestId::Num(9)),
             canvas: canvas(),
+            key: None,
             pixels: vec![PixelInput {
                 x: 1,
                 y: 2,
@@ -55,6 +56,7 @@ fn all_client_messages() -> Vec<ClientMessage> {
         ClientMessage::Chat(ChatSend {
             id: Some(RequestId::Num(3)),
             canvas: canvas(),
+            key: None,
             text: "héllo <b>".into(),
         }),
         ClientMessage::History(HistoryRequest {
@@ -72,6 +74,7 @@ fn all_client_messages() -> Vec<ClientMessage> {
         ClientMessage::ObjectCreate(ObjectCreate {
             id: Some(RequestId::Num(20)),
             canvas: canvas(),
+            key: None,
             kind: "token".into(),
             x: 1.5,
             y: 2.0,
@@ -86,6 +89,7 @@ fn all_client_messages() -> Vec<ClientMessage> {
         ClientMessage::ObjectUpdate(ObjectUpdate {
             id: Some(RequestId::Num(21)),
             canvas: canvas(),
+            key: None,
             object: "9f2c".into(),
             props: [
                 ("hp".to_owned(), serde_json::json!(2)),
@@ -96,6 +100,7 @@ fn all_client_messages() -> Vec<ClientMessage> {
         ClientMessage::ObjectMove(ObjectMove {
             id: Some(RequestId::Num(22)),
             canvas: canvas(),
+            key: None,
             object: "9f2c".into(),
             x: 3.0,
             y: 4.0,
@@ -105,20 +110,24 @@ fn all_client_messages() -> Vec<ClientMessage> {
         ClientMessage::ObjectDelete(ObjectRef {
             id: None,
             canvas: canvas(),
+            key: None,
             object: "9f2c".into(),
         }),
         ClientMessage::ObjectLike(ObjectRef {
             id: Some(RequestId::Num(23)),
             canvas: canvas(),
+            key: None,
             object: "9f2c".into(),
         }),
         ClientMessage::Objects(CanvasRequest {
             id: Some(RequestId::Num(24)),
             canvas: canvas(),
+            key: None,
         }),
         ClientMessage::Clear(CanvasRequest {
             id: Some(RequestId::Num(25)),
             canvas: canvas(),
+            key: None,
         }),
         ClientMessage::Activity(ActivitySend {
             id: Some(RequestId::Num(26)),

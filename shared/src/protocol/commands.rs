@@ -43,6 +43,10 @@ pub struct ObjectCreate {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id: Option<RequestId>,
     pub canvas: CanvasId,
+    /// Names this operation so a resend is not applied twice (see
+    /// docs/PROTOCOL.md, "Operation keys").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
     pub kind: String,
     pub x: f64,
     pub y: f64,
@@ -60,6 +64,10 @@ pub struct ObjectUpdate {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id: Option<RequestId>,
     pub canvas: CanvasId,
+    /// Names this operation so a resend is not applied twice (see
+    /// docs/PROTOCOL.md, "Operation keys").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
     pub object: String,
     pub props: Props,
 }
@@ -71,6 +79,10 @@ pub struct ObjectMove {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id: Option<RequestId>,
     pub canvas: CanvasId,
+    /// Names this operation so a resend is not applied twice (see
+    /// docs/PROTOCOL.md, "Operation keys").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
     pub object: String,
     pub x: f64,
     pub y: f64,
@@ -87,6 +99,10 @@ pub struct ObjectRef {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id: Option<RequestId>,
     pub canvas: CanvasId,
+    /// Names this operation so a resend is not applied twice (see
+    /// docs/PROTOCOL.md, "Operation keys").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
     pub object: String,
 }
 
@@ -97,6 +113,10 @@ pub struct CanvasRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id: Option<RequestId>,
     pub canvas: CanvasId,
+    /// Names this operation so a resend is not applied twice (see
+    /// docs/PROTOCOL.md, "Operation keys").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
 }
 
 /// An object as it stands.
@@ -259,6 +279,10 @@ pub struct Draw {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id: Option<RequestId>,
     pub canvas: CanvasId,
+    /// Names this operation so a resend is not applied twice (see
+    /// docs/PROTOCOL.md, "Operation keys").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
     pub pixels: Vec<PixelInput>,
 }
 
@@ -341,5 +365,9 @@ pub struct ChatSend {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id: Option<RequestId>,
     pub canvas: CanvasId,
+    /// Names this operation so a resend is not applied twice (see
+    /// docs/PROTOCOL.md, "Operation keys").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
     pub text: String,
 }

@@ -118,6 +118,20 @@ impl ClientMessage {
         }
     }
 
+    /// The operation key of a durable command, if it has one.
+    pub fn op_key(&self) -> Option<&str> {
+        match self {
+            ClientMessage::Draw(m) => m.key.as_deref(),
+            ClientMessage::Chat(m) => m.key.as_deref(),
+            ClientMessage::ObjectCreate(m) => m.key.as_deref(),
+            ClientMessage::ObjectUpdate(m) => m.key.as_deref(),
+            ClientMessage::ObjectMove(m) => m.key.as_deref(),
+            ClientMessage::ObjectDelete(m) | ClientMessage::ObjectLike(m) => m.key.as_deref(),
+            ClientMessage::Objects(m) | ClientMessage::Clear(m) => m.key.as_deref(),
+            _ => None,
+        }
+    }
+
     /// The canvas a command names, for commands that name one.
     pub fn canvas(&self) -> Option<&CanvasId> {
         match self {
@@ -297,6 +311,21 @@ impl ServerMessage {
             ServerMessage::ObjectDeleted(e) | ServerMessage::ObjectLiked(e) => Some(&e.author),
             ServerMessage::Cleared(e) => Some(&e.author),
             ServerMessage::Activity(e) => Some(&e.user),
+            _ => None,
+        }
+    }
+
+    /// The sequence number of a durable event.
+    pub fn seq(&self) -> Option<u64> {
+        match self {
+            ServerMessage::Draw(e) => e.seq,
+            ServerMessage::Chat(e) => e.seq,
+            ServerMessage::ObjectCreated(e) => e.seq,
+            ServerMessage::ObjectUpdated(e) => e.seq,
+            ServerMessage::ObjectMoved(e) => e.seq,
+            ServerMessage::ObjectDeleted(e) | ServerMessage::ObjectLiked(e) => e.seq,
+            ServerMessage::Cleared(e) => e.seq,
+            ServerMessage::Hidden(e) => e.seq,
             _ => None,
         }
     }

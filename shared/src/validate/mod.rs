@@ -229,6 +229,20 @@ pub fn object_id(id: &str) -> Result<(), Invalid> {
     }
 }
 
+/// Longest operation key, in bytes.
+pub const MAX_OP_KEY: usize = 64;
+
+/// An operation key: 1 to 64 printable ASCII characters (`!` to `~`).
+pub fn op_key(key: &str) -> Result<(), Invalid> {
+    if !key.is_empty() && key.len() <= MAX_OP_KEY && key.bytes().all(|b| b.is_ascii_graphic()) {
+        Ok(())
+    } else {
+        Err(invalid(format!(
+            "key {key:?} is not an operation key (1 to {MAX_OP_KEY} printable ASCII characters, no spaces)"
+        )))
+    }
+}
+
 /// Properties: at most 32, names 1 to 64 of `A-Z a-z 0-9 _ . -`, values
 /// at most 4,096 bytes of JSON together; `null` (removal) only if `update`.
 fn props(props: &Props, update: bool) -> Result<(), Invalid> {

@@ -56,6 +56,7 @@ fn draw_of(pixels: &[(i64, i64, i64)]) -> Draw {
     Draw {
         id: None,
         canvas: CanvasId::new("c").expect("valid"),
+        key: None,
         pixels: pixels
             .iter()
             .map(|&(x, y, color)| PixelInput { x, y, color })
@@ -134,6 +135,7 @@ fn chat_of(text: &str) -> ChatSend {
     ChatSend {
         id: None,
         canvas: CanvasId::new("c").expect("valid"),
+        key: None,
         text: text.into(),
     }
 }
@@ -183,6 +185,7 @@ fn objects_are_bounded_and_named() {
     let create = |kind: &str, x: f64, w: f64, props: Props| ObjectCreate {
         id: None,
         canvas: canvas.clone(),
+        key: None,
         kind: kind.into(),
         x,
         y: 10.0,
@@ -217,6 +220,7 @@ fn objects_are_bounded_and_named() {
     let update = |object: &str, props: Props| ObjectUpdate {
         id: None,
         canvas: canvas.clone(),
+        key: None,
         object: object.into(),
         props,
     };
@@ -226,6 +230,7 @@ fn objects_are_bounded_and_named() {
     let mv = |x: f64, w: Option<f64>| ObjectMove {
         id: None,
         canvas: canvas.clone(),
+        key: None,
         object: "a1".into(),
         x,
         y: 0.0,

@@ -1,13 +1,14 @@
 //! Standalone mode's log: the durable log's semantics in process memory,
 //! one lock per node, so numbering, state and delivery order agree.
 
-use super::{Deliver, Position, Snapshot, new_epoch, payload_is};
+use super::{Deliver, OpKey, Position, Snapshot, Written, new_epoch, payload_is};
 use crate::objects::{Change, ObjectOp, Objects, Outcome, Refusal};
 use bytes::Bytes;
 use parking_lot::Mutex;
 use shared::CanvasId;
 use shared::busframe;
 use std::collections::{HashMap, VecDeque};
+use std::time::Instant;
 
 /// Standalone mode's log: the same semantics in process memory.
 pub struct MemoryLog {
@@ -26,6 +27,12 @@ struct CanvasLog {
     objects: Objects,
     /// The last `max_events` bus payloads, oldest first.
     events: VecDeque<(u64, Bytes)>,
+    /// Remembered operation keys: the sequence number and created object
+    /// of each, until it expires.
+    op_keys: HashMap<String, (u64, Option<String>, Instant)>,
+    /// The same keys in the order they were remembered (by expiry, as one
+    /// gateway uses one window).
+    op_expiry: VecDeque<(Instant, String)>,
 }
 
 impl CanvasLog {
@@ -36,7 +43,39 @@ impl CanvasLog {
             cells: Vec::new(),
             objects: Default::default(),
             events: VecDeque::new(),
+            op_keys: HashMap::new(),
+            op_expiry: VecDeque::new(),
         }
+    }
+
+    /// The first operation under `key`, if it is remembered; forgets
+    /// expired keys.
+    fn repeated(&mut self, key: &str, now: Instant) -> Option<Written> {
+        while let Some((until, _)) = self.op_expiry.front() {
+            if *until > now {
+                break;
+            }
+            if let Some((until, old)) = self.op_expiry.pop_front() {
+                // Unless the key was used again since: then it is the newer.
+                if self.op_keys.get(&old).is_some_and(|e| e.2 == until) {
+                    self.op_keys.remove(&old);
+                }
+            }
+        }
+        // (A key remembered for a shorter window than those before it may
+        // outlive its expiry in the map, so each is checked.)
+        self.op_keys
+            .get(key)
+            .filter(|(_, _, until)| *until > now)
+            .map(|(seq, object, _)| Written::Repeated {
+                seq: *seq,
+                object: object.clone(),
+            })
+    }
+
+    fn remember(&mut self, key: String, seq: u64, object: Option<String>, until: Instant) {
+        self.op_keys.insert(key.clone(), (seq, object, until));
+        self.op_expiry.push_back((until, key));
     }
 }
 
@@ -58,24 +97,30 @@ impl MemoryLog {
         }
     }
 
-    /// Checks the change, assigns the next sequence number, applies the
-    /// change, keeps the payload, and delivers it to this node, all under
-    /// the lock so that dispatch order is sequence order. `None` when the
-    /// change changes nothing (nothing is published); `gm_header` frames an
-    /// event about a fog object.
+    /// Answers a remembered `key` as its first operation did; else checks
+    /// the change, assigns the next sequence number, applies the change,
+    /// keeps the payload, remembers the key and delivers the event to this
+    /// node, all under the lock so that dispatch order is sequence order.
+    /// `headers.1` frames an event about a fog object.
     pub fn publish(
         &self,
         canvas: &CanvasId,
         headers: (&[u8], &[u8]),
         event: &[u8],
         change: Option<&Change>,
-    ) -> Result<Option<u64>, Refusal> {
+        key: Option<&OpKey>,
+    ) -> Result<Written, Refusal> {
         let mut map = self.canvases.lock();
         let log = map.entry(canvas.clone()).or_insert_with(CanvasLog::new);
+        let now = Instant::now();
+        let field = key.map(OpKey::field);
+        if let Some(first) = field.as_deref().and_then(|f| log.repeated(f, now)) {
+            return Ok(first);
+        }
         let mut header = headers.0;
         if let Some(Change::Object(change)) = change {
             if log.objects.check(change)? == Outcome::Unchanged {
-                return Ok(None);
+                return Ok(Written::Unchanged);
             }
             if log.objects.is_fog(change.op.object())
                 || matches!(&change.op, ObjectOp::Create(o) if o.is_fog())
@@ -113,7 +158,16 @@ impl MemoryLog {
             log.events.pop_front();
         }
         (self.deliver)(canvas, &payload);
-        Ok(Some(seq))
+        if let (Some(field), Some(key)) = (field, key) {
+            let created = match change {
+                Some(Change::Object(c)) if matches!(c.op, ObjectOp::Create(_)) => {
+                    Some(c.op.object().to_owned())
+                }
+                _ => None,
+            };
+            log.remember(field, seq, created, now + key.window);
+        }
+        Ok(Written::Applied(seq))
     }
 
     /// The canvas's objects (fog regions only for a gm) and the position
@@ -227,8 +281,8 @@ mod tests {
         });
         for expected in 1..=3 {
             assert_eq!(
-                log.publish(&c, (b"", b""), b"", Some(&change)),
-                Ok(Some(expected))
+                log.publish(&c, (b"", b""), b"", Some(&change), None),
+                Ok(Written::Applied(expected))
             );
         }
         assert_eq!(delivered.lock().len(), 3, "each event delivered once");

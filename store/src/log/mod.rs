@@ -55,6 +55,48 @@ pub struct Position {
     pub epoch: String,
 }
 
+/// A client's name for one durable operation: a resend under the same key
+/// within `window` is not applied again but answered as the first was.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpKey {
+    /// Whose key: keys are per user (and per canvas).
+    pub user: String,
+    /// The client's key (validated by the caller).
+    pub key: String,
+    /// How long the key is remembered after the operation.
+    pub window: std::time::Duration,
+}
+
+impl OpKey {
+    /// The key as the log stores it: `<user>\x1f<key>` (user ids and keys
+    /// hold no control characters).
+    pub(crate) fn field(&self) -> String {
+        format!("{}\x1f{}", self.user, self.key)
+    }
+}
+
+/// What a durable publish did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Written {
+    /// Applied and published under this sequence number.
+    Applied(u64),
+    /// Changed nothing (a repeated like); nothing was published.
+    Unchanged,
+    /// The key was used within its window: nothing was applied again; the
+    /// first operation's sequence number and the object id its create made.
+    Repeated { seq: u64, object: Option<String> },
+}
+
+impl Written {
+    /// The sequence number the operation has, if it has one.
+    pub fn seq(&self) -> Option<u64> {
+        match self {
+            Written::Applied(seq) | Written::Repeated { seq, .. } => Some(*seq),
+            Written::Unchanged => None,
+        }
+    }
+}
+
 /// The canvas state change a durable operation makes.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct PixelChange {
@@ -162,7 +204,8 @@ impl Log {
     /// applies the change, appends the event to the canvas log and
     /// publishes it. Returns the sequence number, or `None` when the change
     /// changes nothing (a repeated like: nothing is published). On error
-    /// nothing was applied, except after [`StoreError::Timeout`].
+    /// nothing was applied, except after [`StoreError::Timeout`] or a
+    /// connection lost mid-call (see [`StoreError::outcome_unknown`]).
     pub async fn publish_durable(
         &self,
         canvas: &CanvasId,
@@ -170,6 +213,21 @@ impl Log {
         event: &ServerMessage,
         change: Option<&Change>,
     ) -> Result<Option<u64>, StoreError> {
+        let written = self.publish_keyed(canvas, header, event, change, None);
+        Ok(written.await?.seq())
+    }
+
+    /// [`Self::publish_durable`] for an operation that may carry a key: a
+    /// repeat of a key remembered for the user and canvas is answered
+    /// [`Written::Repeated`], in the same atomic step, before any check.
+    pub async fn publish_keyed(
+        &self,
+        canvas: &CanvasId,
+        header: &BusHeader,
+        event: &ServerMessage,
+        change: Option<&Change>,
+        key: Option<&OpKey>,
+    ) -> Result<Written, StoreError> {
         // Only an object operation can be about fog: the gm-only header
         // (which the state picks) is framed for those alone.
         let gm_header = match change {
@@ -189,9 +247,9 @@ impl Log {
         let event = busframe::encode_event(event).map_err(StoreError::Frame)?;
         match self {
             Log::Memory(log) => log
-                .publish(canvas, (&headers.0, &headers.1), &event, change)
+                .publish(canvas, (&headers.0, &headers.1), &event, change, key)
                 .map_err(StoreError::Refused),
-            Log::Redis(r) => r.publish_durable(canvas, headers, event, change).await,
+            Log::Redis(r) => r.publish_durable(canvas, headers, event, change, key).await,
         }
     }
 

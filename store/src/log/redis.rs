@@ -2,7 +2,9 @@
 //! persisted mark), a BITFIELD of pixels, a stream of events and the
 //! objects, changed only by `publish.lua` and `restore.lua`.
 
-use super::{History, LogSettings, Position, Snapshot, new_epoch, payload_is, unpack_cells};
+use super::{
+    History, LogSettings, OpKey, Position, Snapshot, Written, new_epoch, payload_is, unpack_cells,
+};
 use crate::objects::{self, Change, Objects, Refusal};
 use crate::pool::RedisPool;
 use crate::{StoreError, stream};
@@ -123,13 +125,18 @@ impl RedisLog {
         headers: (Vec<u8>, Vec<u8>),
         event: Vec<u8>,
         change: Option<&Change>,
-    ) -> Result<Option<u64>, StoreError> {
-        match self.publish_once(canvas, &headers, &event, change).await {
+        key: Option<&OpKey>,
+    ) -> Result<Written, StoreError> {
+        match self
+            .publish_once(canvas, &headers, &event, change, key)
+            .await
+        {
             // Redis lost the canvas (or never had it): initialise it, from
             // the durable history if there is one, then publish.
             Err(StoreError::Redis(err)) if err.code() == Some("UNINIT") => {
                 self.initialise(canvas).await?;
-                self.publish_once(canvas, &headers, &event, change).await
+                self.publish_once(canvas, &headers, &event, change, key)
+                    .await
             }
             other => other,
         }
@@ -141,12 +148,15 @@ impl RedisLog {
         headers: &(Vec<u8>, Vec<u8>),
         event: &[u8],
         change: Option<&Change>,
-    ) -> Result<Option<u64>, StoreError> {
+        key: Option<&OpKey>,
+    ) -> Result<Written, StoreError> {
         let mut call = PUBLISH_SCRIPT.prepare_invoke();
         call.key(keys::canvas_meta(canvas))
             .key(keys::canvas_pixels(canvas))
             .key(keys::canvas_log(canvas))
             .key(keys::canvas_objects(canvas))
+            .key(keys::canvas_op_keys(canvas))
+            .key(keys::canvas_op_expiry(canvas))
             .arg(keys::canvas_channel(canvas))
             .arg(&headers.0)
             .arg(event)
@@ -165,7 +175,9 @@ impl RedisLog {
         };
         call.arg(mode)
             .arg(keys::canvas_object_prefix(canvas))
-            .arg(keys::canvas_likers_prefix(canvas));
+            .arg(keys::canvas_likers_prefix(canvas))
+            .arg(key.map(OpKey::field).unwrap_or_default())
+            .arg(key.map_or(0, |k| k.window.as_millis().max(1) as u64));
         match change {
             Some(Change::Pixels(change)) => {
                 for &(cell, color) in &change.cells {
@@ -175,10 +187,15 @@ impl RedisLog {
             Some(Change::Object(change)) => objects::redis::args(&mut call, change, &headers.1),
             Some(Change::Clear) | None => {}
         }
-        let result: Result<(u64, String), StoreError> = self.redis.invoke(call).await;
+        // {seq, epoch, ''}, or {seq, epoch, '=' .. object} for a repeat.
+        let result: Result<(u64, String, String), StoreError> = self.redis.invoke(call).await;
         match result {
-            Ok((0, _epoch)) => Ok(None),
-            Ok((seq, _epoch)) => Ok(Some(seq)),
+            Ok((seq, _epoch, repeat)) if repeat.starts_with('=') => Ok(Written::Repeated {
+                seq,
+                object: Some(repeat[1..].to_owned()).filter(|o| !o.is_empty()),
+            }),
+            Ok((0, _epoch, _)) => Ok(Written::Unchanged),
+            Ok((seq, _epoch, _)) => Ok(Written::Applied(seq)),
             Err(StoreError::Redis(err)) if err.code().and_then(Refusal::from_script).is_some() => {
                 Err(StoreError::Refused(
                     err.code()
@@ -318,6 +335,8 @@ impl RedisLog {
         call.key(keys::canvas_meta(canvas))
             .key(keys::canvas_pixels(canvas))
             .key(keys::canvas_objects(canvas))
+            .key(keys::canvas_op_keys(canvas))
+            .key(keys::canvas_op_expiry(canvas))
             .arg(seq)
             .arg(new_epoch())
             .arg(packed)

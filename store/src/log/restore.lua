@@ -5,6 +5,8 @@
 -- wins and nothing changes.
 --
 -- KEYS[1] meta hash   KEYS[2] pixels   KEYS[3] object ids (set)
+-- KEYS[4], KEYS[5] operation keys and their expiries (forgotten: they name
+-- sequence numbers of a lost history)
 -- ARGV[1] seq   ARGV[2] new epoch   ARGV[3] packed cells ('' for none)
 -- ARGV[4] prefix of an object's hash   ARGV[5] prefix of an object's likers set
 -- ARGV[6..] per object: id, n, then n (field, value) pairs, m, then m likers
@@ -22,7 +24,7 @@ end
 for _, id in ipairs(redis.call('SMEMBERS', KEYS[3])) do
   redis.call('DEL', ARGV[4] .. id, ARGV[5] .. id)
 end
-redis.call('DEL', KEYS[3])
+redis.call('DEL', KEYS[3], KEYS[4], KEYS[5])
 local i = 6
 while i <= #ARGV do
   local id = ARGV[i]
