@@ -51,6 +51,8 @@ pub enum BusFrameError {
     Header(#[source] rmp_serde::decode::Error),
     #[error("bus frame has no event after its header")]
     Empty,
+    #[error("bus frame nests deeper than any event may")]
+    TooDeep,
     #[error("bus frame encoding failed")]
     Encode(#[source] rmp_serde::encode::Error),
 }
@@ -106,6 +108,14 @@ pub struct Parts {
 
 /// Splits a bus payload into header, sequence number and event bytes.
 pub fn split(payload: &Bytes) -> Result<Parts, BusFrameError> {
+    // serde would recurse into a deep header (an unknown field's value).
+    if crate::codec::deeper_than(
+        crate::codec::Encoding::Msgpack,
+        payload,
+        crate::codec::MAX_SERVER_NESTING,
+    ) {
+        return Err(BusFrameError::TooDeep);
+    }
     let mut cursor = std::io::Cursor::new(payload.as_ref());
     let (header, seq): (BusHeader, Option<u64>) = {
         let mut de = rmp_serde::Deserializer::new(&mut cursor);
@@ -215,5 +225,31 @@ mod tests {
             split(&Bytes::from(no_event)),
             Err(BusFrameError::Empty)
         ));
+    }
+
+    #[test]
+    fn deep_frames_and_events_are_refused_before_decoding() {
+        // Found by the fuzzer: thousands of nested arrays overflowed a
+        // debug build's stack in serde before any limit applied.
+        let mut frame = encode_header(&BusHeader {
+            node: "n".into(),
+            conn: 1,
+            ingest_us: 0,
+            gm_only: false,
+        })
+        .expect("a header");
+        frame.extend(std::iter::repeat_n(0x91, 5000));
+        frame.push(0x90);
+        assert!(matches!(
+            split(&Bytes::from(frame)),
+            Err(BusFrameError::TooDeep)
+        ));
+        let mut event = vec![0x81, 0xa1, b'x'];
+        event.extend(std::iter::repeat_n(0x91, 5000));
+        event.push(0x90);
+        let err = decode_server(Encoding::Msgpack, &event).expect_err("refused");
+        assert!(err.message.contains("nest"), "{}", err.message);
+        let json = format!("{{\"x\":{}{}}}", "[".repeat(5000), "]".repeat(5000));
+        assert!(decode_server(Encoding::Json, json.as_bytes()).is_err());
     }
 }

@@ -11,7 +11,7 @@ mod nesting;
 pub use crate::encoding::{
     Encoding, JSON_SUBPROTOCOL, MSGPACK_SUBPROTOCOL, UnsupportedSubprotocol,
 };
-pub use nesting::MAX_NESTING;
+pub use nesting::{MAX_NESTING, MAX_SERVER_NESTING, deeper_than};
 
 use crate::ids::RequestId;
 use crate::protocol::{ClientMessage, ServerMessage};
@@ -117,8 +117,16 @@ pub fn encode<T: Serialize>(encoding: Encoding, msg: &T) -> Result<Vec<u8>, Enco
     }
 }
 
-/// Decodes a server message (used by clients: the load tester and tests).
+/// Decodes a server message (used by clients: the load tester and tests,
+/// and by gateways for events from the bus), refusing one that nests
+/// deeper than [`MAX_SERVER_NESTING`] before serde recurses into it.
 pub fn decode_server(encoding: Encoding, payload: &[u8]) -> Result<ServerMessage, DecodeError> {
+    if nesting::deeper_than(encoding, payload, MAX_SERVER_NESTING) {
+        return Err(DecodeError {
+            id: None,
+            message: format!("a server message may nest at most {MAX_SERVER_NESTING} levels"),
+        });
+    }
     let res = match encoding {
         Encoding::Json => serde_json::from_slice(payload).map_err(|e| e.to_string()),
         Encoding::Msgpack => rmp_serde::from_slice(payload).map_err(|e| e.to_string()),

@@ -10,12 +10,22 @@ use crate::encoding::Encoding;
 /// message itself included.
 pub const MAX_NESTING: usize = 32;
 
+/// Most levels a server message (or a bus frame) may nest: it wraps what a
+/// client sent (at most [`MAX_NESTING`]) in a few levels of its own.
+pub const MAX_SERVER_NESTING: usize = 64;
+
 /// Whether `payload` nests deeper than [`MAX_NESTING`]. A malformed payload
 /// is not judged here (the decoder reports it).
 pub fn too_deep(encoding: Encoding, payload: &[u8]) -> bool {
+    deeper_than(encoding, payload, MAX_NESTING)
+}
+
+/// Whether `payload` (one value, or MessagePack values one after another)
+/// nests deeper than `max`.
+pub fn deeper_than(encoding: Encoding, payload: &[u8], max: usize) -> bool {
     match encoding {
-        Encoding::Json => json_depth_exceeds(payload, MAX_NESTING),
-        Encoding::Msgpack => msgpack_depth_exceeds(payload, MAX_NESTING),
+        Encoding::Json => json_depth_exceeds(payload, max),
+        Encoding::Msgpack => msgpack_depth_exceeds(payload, max),
     }
 }
 
