@@ -5,13 +5,15 @@ CARGO ?= cargo
 # processes; fall back to cargo test where it is not installed.
 TEST_RUNNER := $(shell $(CARGO) nextest --version >/dev/null 2>&1 && echo "nextest run" || echo "test")
 
-.PHONY: run cluster cluster-status cluster-down test check-deploy verify-cluster lint fmt bench bench-micro bench-idle bench-persister help
+.PHONY: run cluster cluster-status cluster-down test test-faults fuzz check-deploy verify-cluster lint fmt bench bench-micro bench-idle bench-persister help
 
 help:
 	@echo "make run         standalone gateway on ws://127.0.0.1:8080/ws (in-memory bus, dev token in the log)"
 	@echo "make cluster     local cluster: Redis, Postgres, 2 gateways, persister, nginx on :8080, Prometheus"
 	@echo "make cluster-status / cluster-down   its state; stop it (data kept; deploy/local/cluster.sh down --purge deletes it)"
 	@echo "make test        the whole test suite: cargo tests, deploy checks, the loaded local cluster against the dashboards"
+	@echo "make test-faults the fault suite alone (also part of make test): Redis, Postgres, persister and gateway faults under steady writes"
+	@echo "make fuzz        1,000,000 mutated inputs per fuzz target (fuzz/README.md)"
 	@echo "make check-deploy  alert rules (promtool), kustomize overlays (schemas), Compose and nginx configs"
 	@echo "make verify-cluster  local cluster under load: every dashboard query returns data"
 	@echo "make lint        cargo fmt --check and clippy -D warnings"
@@ -50,6 +52,19 @@ test:
 	$(CARGO) $(TEST_RUNNER) --workspace
 	deploy/check.sh
 	deploy/local/verify.sh
+
+# The fault suite (gateway/tests/faults), with its report: per fault, the
+# writes acked, lost, applied twice, numbered twice, answered E012, and
+# whether any loss was within the documented window.
+test-faults:
+	rm -rf target/tmp/faults
+	$(CARGO) $(TEST_RUNNER) -p gateway --test faults
+	@echo "| fault | acked | lost | duplicates | seq reused | E012 resent | within window |"
+	@echo "|---|---|---|---|---|---|---|"
+	@cat target/tmp/faults/*.md
+
+fuzz:
+	$(CARGO) run --release -p fuzz -- --executions 1000000
 
 check-deploy:
 	deploy/check.sh

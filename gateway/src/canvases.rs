@@ -290,19 +290,35 @@ impl Catalogue {
         });
     }
 
-    /// The canvas's definition read from the database now (auto-creating
-    /// it if configured), refreshing the cache.
+    /// The canvas's definition read from the database now, refreshing the
+    /// cache.
     pub async fn fresh(&self, id: &CanvasId) -> Result<Option<Arc<CanvasDef>>, CatalogueError> {
         let Some(store) = &self.store else {
             return Ok(Some(Arc::new(self.default_def(id))));
         };
-        let mut found = load(&store.pool, id).await?;
-        if found.is_none() && store.auto_create {
-            self.create(self.default_def(id)).await?;
-            found = load(&store.pool, id).await?;
-        }
+        let found = load(&store.pool, id).await?;
         remember(&store.cache, id, &found);
         Ok(found)
+    }
+
+    /// Whether unknown canvases are created on first use.
+    pub fn auto_creates(&self) -> bool {
+        self.store.as_ref().is_some_and(|s| s.auto_create)
+    }
+
+    /// Creates a canvas with the default geometry on its first use (when
+    /// the catalogue auto-creates; the caller has paid for it); its
+    /// definition, or `None` if it cannot be (auto-creation off, or the id
+    /// belongs to a deleted canvas).
+    pub async fn auto_create(
+        &self,
+        id: &CanvasId,
+    ) -> Result<Option<Arc<CanvasDef>>, CatalogueError> {
+        if !self.auto_creates() {
+            return Ok(None);
+        }
+        self.create(self.default_def(id)).await?;
+        self.fresh(id).await
     }
 
     /// Sets a canvas's title (`None` clears it); the new definition, or

@@ -85,6 +85,27 @@ impl PgHistory {
         .await
     }
 
+    async fn last_seq_inner(&self, canvas: &CanvasId) -> Result<u64, String> {
+        let conn = self.pool.get().await.map_err(|e| e.to_string())?;
+        let row = conn
+            .query_one(
+                "SELECT GREATEST(
+                     (SELECT max(seq) FROM events WHERE canvas_id = $1),
+                     (SELECT max(seq) FROM canvas_snapshots WHERE canvas_id = $1))",
+                &[&canvas.as_str()],
+            )
+            .await;
+        match row {
+            Ok(row) => Ok(row
+                .get::<_, Option<i64>>(0)
+                .and_then(|s| u64::try_from(s).ok())
+                .unwrap_or(0)),
+            // No persister has ever migrated this database: no history.
+            Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::UNDEFINED_TABLE) => Ok(0),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
     async fn load_inner(&self, canvas: &CanvasId) -> Result<Option<Restored>, String> {
         let conn = self.pool.get().await.map_err(|e| e.to_string())?;
         let snapshot = match conn
@@ -187,6 +208,10 @@ impl PgHistory {
 impl History for PgHistory {
     fn load<'a>(&'a self, canvas: &'a CanvasId) -> HistoryFuture<'a, Option<Restored>> {
         Box::pin(self.load_inner(canvas))
+    }
+
+    fn last_seq<'a>(&'a self, canvas: &'a CanvasId) -> HistoryFuture<'a, u64> {
+        Box::pin(self.last_seq_inner(canvas))
     }
 
     fn events<'a>(

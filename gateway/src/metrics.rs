@@ -49,6 +49,10 @@ pub(crate) struct Metrics {
     pub durable_unknown: IntCounter,
     /// Durable commands answered from a remembered operation key.
     pub durable_repeats: IntCounter,
+    /// Canvases created by their first use.
+    pub canvases_auto_created: IntCounter,
+    /// Uses of unknown canvases refused by EASEL_AUTO_CREATE_RATE.
+    pub canvases_auto_create_refused: IntCounter,
     /// Error replies sent, by error code name.
     pub errors: IntCounterVec,
     /// From a live event's ingest on its origin gateway to this gateway
@@ -269,6 +273,16 @@ impl Metrics {
                 r,
                 "easel_gateway_durable_repeats_total",
                 "Durable commands resent with a remembered operation key, answered with the first ack and not applied again",
+            )?,
+            canvases_auto_created: counter(
+                r,
+                "easel_gateway_canvases_auto_created_total",
+                "Canvases created by their first use (EASEL_AUTO_CREATE_CANVASES)",
+            )?,
+            canvases_auto_create_refused: counter(
+                r,
+                "easel_gateway_canvases_auto_create_refused_total",
+                "Uses of unknown canvases refused with E004 because the user created too many (EASEL_AUTO_CREATE_RATE)",
             )?,
             errors: counter_vec(
                 r,

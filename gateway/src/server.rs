@@ -7,6 +7,7 @@
 //! connection tasks until the grace period, counted from the cancel, ends.
 
 use crate::config::{OriginPolicy, Settings};
+use crate::http::serve::serve;
 use crate::startup::GatewayError;
 use crate::state::AppState;
 use crate::{rest, sse, ws};
@@ -15,7 +16,6 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
-use axum::serve::ListenerExt;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::net::TcpListener;
@@ -41,26 +41,18 @@ pub async fn run(
     let housekeeping_stop = CancellationToken::new();
     let housekeeping = tokio::spawn(housekeeping(state.clone(), housekeeping_stop.clone()));
     let admin_stop = CancellationToken::new();
-    let admin_server = tokio::spawn(
-        axum::serve(admin, admin_router(state.clone()))
-            .with_graceful_shutdown(admin_stop.clone().cancelled_owned())
-            .into_future(),
-    );
-    // Small frames must not wait for Nagle's algorithm.
-    let listener = listener.tap_io(|tcp| {
-        if let Err(err) = tcp.set_nodelay(true) {
-            tracing::debug!(error = %err, "could not set TCP_NODELAY");
-        }
-    });
+    let header_timeout = state.settings.http_header_timeout;
+    let admin_server = tokio::spawn(serve(
+        admin,
+        admin_router(state.clone()),
+        header_timeout,
+        admin_stop.clone().cancelled_owned(),
+    ));
     // SIGTERM (the token) starts the drain; the delay runs beside the
     // server, which keeps accepting until the drain begins.
     let (deadline_tx, deadline_rx) = tokio::sync::oneshot::channel();
     let drain_timer = tokio::spawn(drain_timer(state.clone(), shutdown, deadline_tx));
-    let served = axum::serve(
-        listener,
-        router(state.clone()).into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown({
+    let served = serve(listener, router(state.clone()), header_timeout, {
         let state = state.clone();
         async move { state.drain.closing().await }
     })

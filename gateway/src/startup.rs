@@ -86,7 +86,11 @@ pub(crate) async fn build(
         settings.presence_grace,
     );
     Ok(Arc::new(AppState {
-        users: Users::new(settings.user_rate_limits, settings.max_connections_per_user),
+        users: Users::new(
+            settings.user_rate_limits,
+            settings.auto_create_rate,
+            settings.max_connections_per_user,
+        ),
         ip_limiter: settings.ip_connect_rate.map(IpLimiter::new),
         presence: Arc::new(presence),
         online: Arc::new(online),
@@ -135,6 +139,7 @@ async fn backends(
     let log_settings = LogSettings {
         log_max_events: redis.log_max_events,
         backlog_limit: redis.backlog_limit,
+        ack_replicas: redis.ack_replicas,
     };
     Ok(Backends {
         bus: Arc::new(bus),

@@ -12,15 +12,6 @@ use shared::protocol::*;
 use shared::{ErrorCode, RequestId};
 use testkit::RedisServer;
 
-fn keyed_draw(id: u64, x: i64, key: &str) -> ClientMessage {
-    ClientMessage::Draw(Draw {
-        id: Some(RequestId::Num(id)),
-        canvas: canvas("k"),
-        key: Some(key.into()),
-        pixels: vec![PixelInput { x, y: 0, color: 3 }],
-    })
-}
-
 fn keyed_create(id: u64, key: &str) -> ClientMessage {
     ClientMessage::ObjectCreate(ObjectCreate {
         id: Some(RequestId::Num(id)),
@@ -76,7 +67,7 @@ async fn a_resent_command_is_answered_once_across_gateways() {
     // the same commands under the same keys (with new request ids).
     let mut first = a.client("alice").await;
     join_ok(&mut first, 1, "k", false).await;
-    first.send(&keyed_draw(2, 5, "draw-1")).await;
+    first.send(&keyed_draw(2, "k", 5, "draw-1")).await;
     let drawn = published(&mut first, 2).await;
     first.send(&keyed_create(3, "create-1")).await;
     let created = published(&mut first, 3).await;
@@ -87,7 +78,7 @@ async fn a_resent_command_is_answered_once_across_gateways() {
     let mut again = b.client("alice").await;
     join_ok(&mut again, 1, "k", false).await;
     // Other content under the same key: still the first operation's ack.
-    again.send(&keyed_draw(12, 9, "draw-1")).await;
+    again.send(&keyed_draw(12, "k", 9, "draw-1")).await;
     assert_eq!(published(&mut again, 12).await, drawn);
     again.send(&keyed_create(13, "create-1")).await;
     let repeat = published(&mut again, 13).await;
@@ -99,7 +90,7 @@ async fn a_resent_command_is_answered_once_across_gateways() {
     // Another user's same key is another operation.
     let mut bob = a.client("bob").await;
     join_ok(&mut bob, 1, "k", false).await;
-    bob.send(&keyed_draw(2, 6, "draw-1")).await;
+    bob.send(&keyed_draw(2, "k", 6, "draw-1")).await;
     let bobs = published(&mut bob, 2).await;
     assert_eq!(bobs.seq, said.seq + 1);
 
@@ -148,7 +139,7 @@ async fn bad_keys_are_refused_and_reads_take_none() {
     join_ok(&mut c, 1, "k", false).await;
     let long = "x".repeat(65);
     for bad in ["", "has space", "tab\there", long.as_str()] {
-        c.send(&keyed_draw(2, 1, bad)).await;
+        c.send(&keyed_draw(2, "k", 1, bad)).await;
         let err = expect_error(&mut c).await;
         assert_eq!(err.code, ErrorCode::InvalidValue, "{bad:?}");
         assert!(err.message.contains("key"), "{}", err.message);
@@ -161,7 +152,7 @@ async fn bad_keys_are_refused_and_reads_take_none() {
     .await;
     assert_eq!(expect_error(&mut c).await.code, ErrorCode::InvalidValue);
     // Nothing was applied by the refused draws.
-    c.send(&keyed_draw(4, 1, "good-1")).await;
+    c.send(&keyed_draw(4, "k", 1, "good-1")).await;
     assert_eq!(published(&mut c, 4).await.seq, 1);
     g.stop().await;
 }
@@ -194,7 +185,7 @@ async fn a_write_caught_in_a_redis_stall_is_resent_safely_with_its_key() {
     let mut c = g.client("alice").await;
     join_ok(&mut c, 1, "k", true).await;
     // A first draw (which loads the publish script into Redis).
-    c.send(&keyed_draw(2, 3, "warm-1")).await;
+    c.send(&keyed_draw(2, "k", 3, "warm-1")).await;
     let mut draws = Vec::new();
     let mut acked = false;
     while !(acked && draws.len() == 1) {
@@ -217,7 +208,7 @@ async fn a_write_caught_in_a_redis_stall_is_resent_safely_with_its_key() {
         .query_async(&mut admin)
         .await
         .unwrap();
-    c.send(&keyed_draw(3, 4, "stalled-1")).await;
+    c.send(&keyed_draw(3, "k", 4, "stalled-1")).await;
     let err = expect_error(&mut c).await;
     assert_eq!(err.code, ErrorCode::Unavailable);
     assert!(err.message.contains("same key"), "{}", err.message);
@@ -228,7 +219,7 @@ async fn a_write_caught_in_a_redis_stall_is_resent_safely_with_its_key() {
     let mut id = 4;
     let acked = 'resend: loop {
         assert!(tokio::time::Instant::now() < deadline, "never acked");
-        c.send(&keyed_draw(id, 4, "stalled-1")).await;
+        c.send(&keyed_draw(id, "k", 4, "stalled-1")).await;
         loop {
             match c.recv().await {
                 ServerMessage::Draw(d) => draws.push(d.seq),

@@ -137,9 +137,9 @@ async fn a_reader_of_large_replies_that_never_reads_is_cut_off_by_bytes() {
     opts.recv_buffer = Some(4096);
     let (mut hoarder, _) = WsClient::connect_ok(g.addr, opts).await;
     join_ok(&mut hoarder, 1, "board", false).await;
-    // Sixty history pages (7 MB, more than the kernel's socket buffers
-    // take), nothing read: 60 messages, far under the message bound.
-    for n in 0..60u64 {
+    // 150 history pages (17 MB, far more than the kernel's socket
+    // buffers take), nothing read: 150 messages, under the message bound.
+    for n in 0..150u64 {
         hoarder
             .send(&ClientMessage::History(HistoryRequest {
                 id: Some(RequestId::Num(100 + n)),

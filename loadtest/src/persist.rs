@@ -64,6 +64,7 @@ pub async fn fill(opts: &PersistOptions) -> anyhow::Result<PersistReport> {
     let settings = LogSettings {
         log_max_events: 100_000,
         backlog_limit: usize::MAX / 2,
+        ack_replicas: 0,
     };
     let pool = RedisPool::connect(
         &opts.redis_url,

@@ -56,6 +56,12 @@ pub struct Config {
     #[arg(long, env = "EASEL_SNAPSHOT_EVERY", default_value_t = 10_000)]
     pub snapshot_every: u64,
 
+    /// Evict a canvas from Redis once it has had no member and no new
+    /// event, with everything persisted, for this long, seconds; gateways
+    /// rebuild it from Postgres on its next use. 0: never.
+    #[arg(long, env = "EASEL_EVICT_IDLE_SECS", default_value_t = 3600)]
+    pub evict_idle_secs: u64,
+
     /// Connections in the Postgres pool.
     #[arg(long, env = "EASEL_DATABASE_POOL_SIZE", default_value_t = 4)]
     pub database_pool_size: usize,
@@ -80,6 +86,8 @@ pub struct Settings {
     pub claim_idle: Duration,
     pub keep_events: u64,
     pub snapshot_every: u64,
+    /// How long a canvas stays cold before eviction; `None`: never.
+    pub evict_idle: Option<Duration>,
     pub database_pool_size: usize,
 }
 
@@ -148,6 +156,15 @@ impl Config {
                 1,
                 1_000_000_000,
             )?,
+            evict_idle: match in_range(
+                "EASEL_EVICT_IDLE_SECS (--evict-idle-secs)",
+                self.evict_idle_secs,
+                0,
+                365 * 86_400,
+            )? {
+                0 => None,
+                secs => Some(Duration::from_secs(secs)),
+            },
             database_pool_size: in_range(
                 "EASEL_DATABASE_POOL_SIZE (--database-pool-size)",
                 self.database_pool_size,

@@ -6,6 +6,7 @@
 //! it in-process or as the built binary (to kill it with SIGKILL).
 
 mod config;
+mod evict;
 mod metrics;
 mod store;
 mod worker;
@@ -122,9 +123,16 @@ pub async fn run(
         }
     }
     tracing::info!(consumer = %settings.consumer, "persister running");
+    let evictor = settings.evict_idle.map(|idle| {
+        let evictor = evict::Evictor::new(idle, ops.clone(), pool.clone(), metrics.clone());
+        tokio::spawn(evictor.run(shutdown.clone()))
+    });
     worker::Worker::new(settings, pool, reader, ops, metrics)
         .run(shutdown)
         .await;
+    if let Some(evictor) = evictor {
+        let _ = evictor.await;
+    }
     match admin_task.await {
         Ok(Ok(())) | Err(_) => Ok(()),
         Ok(Err(e)) => Err(PersisterError::Admin(e)),

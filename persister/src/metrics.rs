@@ -9,6 +9,9 @@ pub struct Metrics {
     pub registry: Registry,
     pub events_persisted: IntCounter,
     pub events_replayed: IntCounter,
+    pub events_diverged: IntCounter,
+    pub canvases_evicted: IntCounter,
+    pub redis_canvases: IntGauge,
     pub batches: IntCounter,
     pub batch_size: Histogram,
     pub commit_seconds: Histogram,
@@ -33,6 +36,19 @@ impl Metrics {
             events_replayed: IntCounter::new(
                 "easel_persister_events_duplicate_total",
                 "Events read again after a crash or claim that Postgres already had",
+            )?,
+            events_diverged: IntCounter::new(
+                "easel_persister_events_diverged_total",
+                "Events whose sequence number Postgres already holds with another payload \
+                 (Redis went back behind Postgres); kept in diverged_events",
+            )?,
+            canvases_evicted: IntCounter::new(
+                "easel_persister_canvases_evicted_total",
+                "Cold canvases evicted from Redis (EASEL_EVICT_IDLE_SECS)",
+            )?,
+            redis_canvases: IntGauge::new(
+                "easel_persister_redis_canvases",
+                "Canvases in Redis at the evictor's last pass",
             )?,
             batches: IntCounter::new("easel_persister_batches_total", "Batches committed")?,
             batch_size: Histogram::with_opts(
@@ -78,6 +94,9 @@ impl Metrics {
         };
         m.registry.register(Box::new(m.events_persisted.clone()))?;
         m.registry.register(Box::new(m.events_replayed.clone()))?;
+        m.registry.register(Box::new(m.events_diverged.clone()))?;
+        m.registry.register(Box::new(m.canvases_evicted.clone()))?;
+        m.registry.register(Box::new(m.redis_canvases.clone()))?;
         m.registry.register(Box::new(m.batches.clone()))?;
         m.registry.register(Box::new(m.batch_size.clone()))?;
         m.registry.register(Box::new(m.commit_seconds.clone()))?;

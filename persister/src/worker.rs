@@ -153,18 +153,7 @@ impl Worker {
                 if self.streams.contains_key(&key) {
                     continue;
                 }
-                let created: redis::RedisResult<()> = redis::cmd("XGROUP")
-                    .arg("CREATE")
-                    .arg(&key)
-                    .arg(GROUP)
-                    .arg("0")
-                    .query_async(&mut self.ops)
-                    .await;
-                match created {
-                    Ok(()) => {}
-                    Err(e) if e.code() == Some("BUSYGROUP") => {}
-                    Err(e) => return Err(e),
-                }
+                self.join_group(&key).await?;
                 self.streams.insert(key, CanvasState::default());
                 // New streams may hold entries this consumer had pending.
                 self.own_pending_done = false;
@@ -176,6 +165,21 @@ impl Worker {
         }
         self.metrics.streams.set(self.streams.len() as i64);
         Ok(())
+    }
+
+    /// Creates the consumer group on a canvas log unless it exists.
+    async fn join_group(&mut self, key: &str) -> redis::RedisResult<()> {
+        let created: redis::RedisResult<()> = redis::cmd("XGROUP")
+            .arg("CREATE")
+            .arg(key)
+            .arg(GROUP)
+            .arg("0")
+            .query_async(&mut self.ops)
+            .await;
+        match created {
+            Err(e) if e.code() != Some("BUSYGROUP") => Err(e),
+            _ => Ok(()),
+        }
     }
 
     /// Reads new entries (`>`, blocking) or this consumer's own pending ones (`0`).
@@ -200,9 +204,19 @@ impl Worker {
             let reply: Option<StreamReadReply> = match cmd.query_async(&mut self.reader).await {
                 Ok(r) => r,
                 Err(e) if e.code() == Some("NOGROUP") => {
-                    // Redis lost the stream (and its group): forget it.
+                    // Redis lost a stream (and its group), or the canvas
+                    // was evicted (and may be in use again, with a new
+                    // stream): forget the missing ones, rejoin the others.
                     for key in chunk {
-                        self.streams.remove(key);
+                        let exists: bool = redis::cmd("EXISTS")
+                            .arg(key)
+                            .query_async(&mut self.ops)
+                            .await?;
+                        if exists {
+                            self.join_group(key).await?;
+                        } else {
+                            self.streams.remove(key);
+                        }
                     }
                     None
                 }
@@ -282,9 +296,9 @@ impl Worker {
         }
         let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
         let started = Instant::now();
-        let inserted = loop {
+        let committed = loop {
             match store::insert_events(&self.pool, &rows).await {
-                Ok(n) => break n,
+                Ok(c) => break c,
                 Err(err) => {
                     self.metrics.errors.with_label_values(&["postgres"]).inc();
                     tracing::warn!(error = %err, batch = rows.len(), "commit failed; keeping the batch and retrying");
@@ -301,10 +315,19 @@ impl Worker {
             .observe(started.elapsed().as_secs_f64());
         self.metrics.batches.inc();
         self.metrics.batch_size.observe(rows.len() as f64);
+        let inserted = committed.inserted;
+        let diverged = committed.diverged.len() as u64;
         self.metrics.events_persisted.inc_by(inserted);
+        self.metrics.events_diverged.inc_by(diverged);
         self.metrics
             .events_replayed
-            .inc_by(rows.len() as u64 - inserted);
+            .inc_by((rows.len() as u64).saturating_sub(inserted + diverged));
+        for (canvas, seq) in &committed.diverged {
+            tracing::error!(
+                %canvas, seq,
+                "diverged: this event's sequence number is stored with another payload; kept in diverged_events (see docs/OPERATIONS.md)"
+            );
+        }
         if oldest_us != u64::MAX {
             let age = shared::now_us().saturating_sub(oldest_us) as f64 / 1e6;
             self.metrics.lag_seconds.set(age);

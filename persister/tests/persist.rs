@@ -37,6 +37,7 @@ async fn publisher(redis: &RedisServer, backlog_limit: usize) -> Arc<Log> {
     let settings = LogSettings {
         log_max_events: 100_000,
         backlog_limit,
+        ack_replicas: 0,
     };
     Arc::new(Log::redis(pool, settings, None))
 }
@@ -481,6 +482,57 @@ async fn metrics_count_what_was_persisted() {
     assert!(get("easel_process_memory_limit_bytes") > 0.0);
     let (status, _, _) = testkit::http::get(admin, "/readyz", None).await;
     assert_eq!(status, 200);
+    stop.cancel();
+    handle.await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reused_sequence_number_is_divergence_kept_not_a_duplicate() {
+    use testkit::http::{sample, scrape};
+    let redis = RedisServer::start();
+    let pg = PostgresServer::start();
+    let f = publisher(&redis, 0).await;
+    let canvas = CanvasId::new("diverge").unwrap();
+    publish(&f, &canvas, 5).await;
+    let (stop, handle, admin) = start_with_admin(&redis, &pg, "p1", &[]).await;
+    eventually(Duration::from_secs(30), "5 persisted", || async {
+        count(&pg, "diverge") == 5
+    })
+    .await;
+    let before = pg.psql("SELECT md5(string_agg(payload::text, ',' ORDER BY seq)) FROM events");
+    // Redis loses everything and nothing rebuilds the canvas (a publisher
+    // without a history): seqs 1..3 are reused for other events.
+    let client = redis::Client::open(redis.url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let _: () = redis::cmd("FLUSHALL").query_async(&mut conn).await.unwrap();
+    assert_eq!(publish(&f, &canvas, 3).await, vec![1, 2, 3]);
+    eventually(
+        Duration::from_secs(30),
+        "the divergence counted",
+        || async {
+            sample(
+                &scrape(admin).await,
+                "easel_persister_events_diverged_total",
+            ) == Some(3.0)
+        },
+    )
+    .await;
+    let text = scrape(admin).await;
+    assert_eq!(
+        sample(&text, "easel_persister_events_duplicate_total"),
+        Some(0.0),
+        "not counted as replays"
+    );
+    assert_eq!(
+        pg.psql("SELECT md5(string_agg(payload::text, ',' ORDER BY seq)) FROM events"),
+        before,
+        "the stored events are untouched"
+    );
+    assert_eq!(
+        pg.psql("SELECT string_agg(seq::text, ',' ORDER BY seq) FROM diverged_events WHERE canvas_id = 'diverge'"),
+        "1,2,3",
+        "the diverged events are kept"
+    );
     stop.cancel();
     handle.await.unwrap();
 }

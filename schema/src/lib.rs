@@ -15,7 +15,13 @@ const MIGRATIONS: &[(i32, &str)] = &[
     (3, include_str!("migrations/0003_chat_index.sql")),
     (4, include_str!("migrations/0004_canvas_title_deleted.sql")),
     (5, include_str!("migrations/0005_object_index.sql")),
+    (6, include_str!("migrations/0006_diverged_events.sql")),
 ];
+
+/// How many migrations there are (the version a migrated database is at).
+pub fn migration_count() -> usize {
+    MIGRATIONS.len()
+}
 
 /// An arbitrary constant identifying Easel's migration lock.
 const LOCK_KEY: i64 = 0x000e_a5e1_0001;

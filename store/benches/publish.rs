@@ -1,6 +1,7 @@
 //! The Redis publish path per operation, against a private redis-server:
 //! an ephemeral publish (PUBLISH) and a durable one (the publish script:
-//! sequence number, canvas state, log append and PUBLISH in one step).
+//! sequence number, canvas state, log append and PUBLISH in one step),
+//! with an operation key, and acked only once a replica has it (WAIT 1).
 //!
 //! `cargo bench -p store --bench publish`
 
@@ -10,12 +11,13 @@ use shared::CanvasId;
 use shared::busframe::BusHeader;
 use shared::protocol::{Author, CursorEvent, DrawEvent, Pixel, ServerMessage};
 use std::time::Duration;
-use store::{Change, Log, LogSettings, PixelChange, RedisPool};
+use store::{Change, Log, LogSettings, OpKey, PixelChange, RedisPool};
 use testkit::RedisServer;
 use tokio_util::sync::CancellationToken;
 
 fn bench_publish(c: &mut Criterion) {
     let redis = RedisServer::start();
+    let replica = RedisServer::start_replica_of(&redis);
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     let shutdown = CancellationToken::new();
     let pool = rt
@@ -32,8 +34,17 @@ fn bench_publish(c: &mut Criterion) {
     let settings = LogSettings {
         log_max_events: 100_000,
         backlog_limit: 0,
+        ack_replicas: 0,
     };
-    let log = Log::redis(pool, settings, None);
+    let log = Log::redis(pool.clone(), settings, None);
+    let replicated = Log::redis(
+        pool,
+        LogSettings {
+            ack_replicas: 1,
+            ..settings
+        },
+        None,
+    );
     let canvas = CanvasId::new("bench").expect("id");
     rt.block_on(log.position(&canvas)).expect("canvas epoch");
     let header = BusHeader {
@@ -88,8 +99,35 @@ fn bench_publish(c: &mut Criterion) {
                 .expect("publishes")
         })
     });
+    let mut n = 0u64;
+    group.bench_function("durable_draw_keyed", |b| {
+        b.to_async(&rt).iter(|| {
+            n += 1;
+            let key = OpKey {
+                user: "user-1".into(),
+                key: format!("op-{n}"),
+                window: Duration::from_secs(300),
+            };
+            let log = &log;
+            let (canvas, header, draw, change) = (&canvas, &header, &draw, &change);
+            async move {
+                log.publish_keyed(canvas, header, draw, Some(change), Some(&key))
+                    .await
+                    .expect("publishes")
+            }
+        })
+    });
+    group.bench_function("durable_draw_wait_replica", |b| {
+        b.to_async(&rt).iter(|| async {
+            replicated
+                .publish_durable(&canvas, &header, &draw, Some(&change))
+                .await
+                .expect("publishes")
+        })
+    });
     group.finish();
     shutdown.cancel();
+    drop(replica);
 }
 
 criterion_group!(benches, bench_publish);

@@ -28,6 +28,8 @@ pub enum StoreError {
     Presence(#[source] serde_json::Error),
     #[error("{0}")]
     Refused(crate::objects::Refusal),
+    #[error("the write reached {confirmed} of the {needed} redis replicas an ack waits for")]
+    NotReplicated { confirmed: usize, needed: usize },
 }
 
 impl StoreError {
@@ -36,7 +38,7 @@ impl StoreError {
     /// Every other error happened before Redis ran anything.
     pub fn outcome_unknown(&self) -> bool {
         match self {
-            StoreError::Timeout(_) => true,
+            StoreError::Timeout(_) | StoreError::NotReplicated { .. } => true,
             StoreError::Redis(err) => {
                 err.is_io_error() || err.is_connection_dropped() || err.is_timeout()
             }

@@ -20,7 +20,7 @@ pub mod stream;
 pub use error::StoreError;
 pub use log::{
     Deliver, History, HistoryFuture, Log, LogSettings, OpKey, PixelChange, Position, Restored,
-    Snapshot, Written, pack_cell, snapshot_packed, unpack_cells,
+    Snapshot, Written, evict_canvas, pack_cell, snapshot_packed, unpack_cells,
 };
 pub use objects::{Change, ObjectChange, ObjectOp, Objects, Refusal};
 pub use online::OnlineRegistry;

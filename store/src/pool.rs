@@ -2,10 +2,46 @@
 //! shares, and the one place a Redis call gets its timeout.
 
 use crate::StoreError;
-use deadpool_redis::{Config as PoolConfig, Runtime, Timeouts};
+use deadpool_redis::{Config as PoolConfig, Hook, HookError, Runtime, Timeouts};
+use parking_lot::Mutex;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
+
+/// Which Redis server process the pool's connections reach: its `run_id`
+/// (new at every start, and on another server after a failover) and how
+/// many times it changed.
+#[derive(Default)]
+struct ServerIdentity {
+    run_id: Mutex<String>,
+    generation: AtomicU64,
+}
+
+impl ServerIdentity {
+    /// Records the run id a new connection reached.
+    fn reached(&self, run_id: &str) {
+        let mut current = self.run_id.lock();
+        if *current != run_id {
+            if !current.is_empty() {
+                tracing::warn!(
+                    previous = %current, now = %run_id,
+                    "redis is another server process now (restarted or failed over): canvases are checked against postgres before their next write"
+                );
+            }
+            *current = run_id.to_owned();
+            self.generation.fetch_add(1, Ordering::AcqRel);
+        }
+    }
+}
+
+/// The `run_id` line of `INFO server`.
+fn run_id(info: &str) -> Option<&str> {
+    info.lines()
+        .find_map(|l| l.strip_prefix("run_id:"))
+        .map(str::trim)
+}
 
 /// A pooled Redis client whose every call is bounded by one timeout.
 #[derive(Clone)]
@@ -14,6 +50,9 @@ pub struct RedisPool {
     pool: deadpool_redis::Pool,
     /// The longest one call may take, taking a connection included.
     timeout: Duration,
+    /// The server the connections reach, learned by each new connection
+    /// before it is used.
+    server: Arc<ServerIdentity>,
 }
 
 impl RedisPool {
@@ -28,10 +67,36 @@ impl RedisPool {
             recycle: Some(timeout),
         };
         cfg.pool = Some(pool_cfg);
+        let server = Arc::new(ServerIdentity::default());
+        let seen = server.clone();
+        // Every new connection (the first ones, and those replacing broken
+        // ones after a restart or failover) learns the server's run id
+        // before it serves a call, so no write reaches a new server
+        // process unnoticed.
+        let hook = Hook::async_fn(move |conn: &mut redis::aio::MultiplexedConnection, _| {
+            let seen = seen.clone();
+            Box::pin(async move {
+                let info: String = redis::cmd("INFO")
+                    .arg("server")
+                    .query_async(conn)
+                    .await
+                    .map_err(HookError::Backend)?;
+                seen.reached(run_id(&info).unwrap_or_default());
+                Ok(())
+            })
+        });
         let pool = cfg
-            .create_pool(Some(Runtime::Tokio1))
-            .map_err(StoreError::CreatePool)?;
-        let redis = RedisPool { pool, timeout };
+            .builder()
+            .map_err(|e| StoreError::CreatePool(deadpool_redis::CreatePoolError::Config(e)))?
+            .runtime(Runtime::Tokio1)
+            .post_create(hook)
+            .build()
+            .map_err(|e| StoreError::CreatePool(deadpool_redis::CreatePoolError::Build(e)))?;
+        let redis = RedisPool {
+            pool,
+            timeout,
+            server,
+        };
         let _: String = redis
             .with_conn(|c| Box::pin(async move { redis::cmd("PING").query_async(c).await }))
             .await?;
@@ -41,6 +106,13 @@ impl RedisPool {
     /// The underlying pool, for the bus's publisher.
     pub fn pool(&self) -> &deadpool_redis::Pool {
         &self.pool
+    }
+
+    /// How many distinct Redis server processes the pool has reached (1
+    /// after the first connection): a change means Redis restarted or
+    /// failed over, and may have come back with older data.
+    pub fn generation(&self) -> u64 {
+        self.server.generation.load(Ordering::Acquire)
     }
 
     /// The timeout of one call.
@@ -62,6 +134,29 @@ impl RedisPool {
         };
         match tokio::time::timeout(self.timeout, attempt).await {
             Ok(result) => result,
+            Err(_) => Err(StoreError::Timeout(self.timeout)),
+        }
+    }
+
+    /// A connection for a sequence of calls, and the generation of the
+    /// server it reaches: taken (and, if it was broken, replaced by one
+    /// that has learned the server's run id) before the generation is read.
+    pub(crate) async fn checked(&self) -> Result<(deadpool_redis::Connection, u64), StoreError> {
+        let conn = match tokio::time::timeout(self.timeout, self.pool.get()).await {
+            Ok(conn) => conn.map_err(StoreError::Pool)?,
+            Err(_) => return Err(StoreError::Timeout(self.timeout)),
+        };
+        Ok((conn, self.generation()))
+    }
+
+    /// One call on a connection taken with [`Self::checked`], within the
+    /// timeout.
+    pub(crate) async fn call<T>(
+        &self,
+        call: impl Future<Output = redis::RedisResult<T>>,
+    ) -> Result<T, StoreError> {
+        match tokio::time::timeout(self.timeout, call).await {
+            Ok(result) => result.map_err(StoreError::Redis),
             Err(_) => Err(StoreError::Timeout(self.timeout)),
         }
     }

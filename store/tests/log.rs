@@ -26,6 +26,7 @@ async fn log(redis: &RedisServer) -> Log {
     let settings = LogSettings {
         log_max_events: 100_000,
         backlog_limit: 0,
+        ack_replicas: 0,
     };
     Log::redis(pool(redis).await, settings, None)
 }

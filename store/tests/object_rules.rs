@@ -423,6 +423,7 @@ async fn the_redis_script_follows_the_table() {
     let settings = LogSettings {
         log_max_events: 1000,
         backlog_limit: 0,
+        ack_replicas: 0,
     };
     run_table("redis", &Log::redis(pool, settings, None)).await;
 }

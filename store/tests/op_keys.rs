@@ -24,6 +24,7 @@ async fn redis_log(redis: &RedisServer) -> Log {
     let settings = LogSettings {
         log_max_events: 1000,
         backlog_limit: 0,
+        ack_replicas: 0,
     };
     Log::redis(pool, settings, None)
 }

@@ -13,6 +13,8 @@ pub struct RedisServer {
     binary: PathBuf,
     dir: tempfile::TempDir,
     child: Option<Child>,
+    /// Further `redis-server` arguments (e.g. `--replicaof`).
+    extra: Vec<String>,
 }
 
 impl RedisServer {
@@ -20,6 +22,26 @@ impl RedisServer {
     ///
     /// Panics with an install hint if `redis-server` is not installed.
     pub fn start() -> Self {
+        Self::start_with(&[])
+    }
+
+    /// A replica of `primary`, started and in sync (its link is up).
+    pub fn start_replica_of(primary: &RedisServer) -> Self {
+        let port = primary.port.to_string();
+        let replica = Self::start_with(&["--replicaof", "127.0.0.1", &port]);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !replica
+            .info("replication")
+            .contains("master_link_status:up")
+        {
+            assert!(Instant::now() < deadline, "the replica never synced");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        replica
+    }
+
+    /// [`Self::start`] with further `redis-server` arguments.
+    pub fn start_with(extra: &[&str]) -> Self {
         let binary = crate::find_binary("redis-server", &["/usr/bin", "/usr/local/bin"]).expect(
             "redis-server not found on PATH: integration tests start private Redis \
                  processes; install it (apt-get install redis-server)",
@@ -34,6 +56,7 @@ impl RedisServer {
                 binary: binary.clone(),
                 dir,
                 child: None,
+                extra: extra.iter().map(|a| a.to_string()).collect(),
             };
             if server.spawn() {
                 return server;
@@ -53,6 +76,7 @@ impl RedisServer {
             .arg(self.dir.path())
             .arg("--logfile")
             .arg(&log)
+            .args(&self.extra)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -91,6 +115,43 @@ impl RedisServer {
         }
         let mut buf = [0u8; 7];
         s.read_exact(&mut buf).is_ok() && &buf == b"+PONG\r\n"
+    }
+
+    /// A section of `INFO`, as text (empty if the server does not answer).
+    pub fn info(&self, section: &str) -> String {
+        let Ok(mut s) = TcpStream::connect_timeout(
+            &([127, 0, 0, 1], self.port).into(),
+            Duration::from_millis(200),
+        ) else {
+            return String::new();
+        };
+        let _ = s.set_read_timeout(Some(Duration::from_millis(500)));
+        if s.write_all(format!("INFO {section}\r\n").as_bytes())
+            .is_err()
+        {
+            return String::new();
+        }
+        // A bulk string: `$<len>\r\n<text>\r\n`.
+        let mut reply = Vec::new();
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = s.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            reply.extend_from_slice(&buf[..n]);
+            let text = String::from_utf8_lossy(&reply);
+            if let Some((len, rest)) = text.strip_prefix('$').and_then(|t| t.split_once("\r\n"))
+                && rest.len() >= len.parse::<usize>().unwrap_or(0)
+            {
+                return rest.to_owned();
+            }
+        }
+        String::new()
+    }
+
+    /// Its data directory (RDB snapshot, AOF files).
+    pub fn dir(&self) -> &std::path::Path {
+        self.dir.path()
     }
 
     /// The port it listens on.

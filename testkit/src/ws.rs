@@ -148,28 +148,40 @@ impl WsClient {
     /// The next message within `timeout`, skipping pings and pongs; `None`
     /// on timeout; panics if the connection closes.
     pub async fn recv_within(&mut self, timeout: Duration) -> Option<ServerMessage> {
+        match self.try_recv_within(timeout).await {
+            Ok(msg) => msg,
+            Err(why) => panic!("{why} while waiting for a message"),
+        }
+    }
+
+    /// [`Self::recv_within`] for clients that expect the connection to
+    /// fail: `Err` says how it ended instead of panicking.
+    pub async fn try_recv_within(
+        &mut self,
+        timeout: Duration,
+    ) -> Result<Option<ServerMessage>, String> {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             let frame = match tokio::time::timeout_at(deadline, self.ws.next()).await {
-                Err(_) => return None,
-                Ok(None) => panic!("connection ended while waiting for a message"),
-                Ok(Some(Err(e))) => panic!("connection failed while waiting for a message: {e}"),
+                Err(_) => return Ok(None),
+                Ok(None) => return Err("connection ended".into()),
+                Ok(Some(Err(e))) => return Err(format!("connection failed: {e}")),
                 Ok(Some(Ok(f))) => f,
             };
             match frame {
                 Message::Text(t) => {
-                    return Some(
+                    return Ok(Some(
                         codec::decode_server(Encoding::Json, t.as_bytes())
                             .expect("server sent bad json"),
-                    );
+                    ));
                 }
                 Message::Binary(b) => {
-                    return Some(
+                    return Ok(Some(
                         codec::decode_server(Encoding::Msgpack, &b)
                             .expect("server sent bad msgpack"),
-                    );
+                    ));
                 }
-                Message::Close(c) => panic!("closed while waiting for a message: {c:?}"),
+                Message::Close(c) => return Err(format!("closed: {c:?}")),
                 _ => continue,
             }
         }

@@ -58,6 +58,12 @@ pub struct Config {
     #[arg(long, env = "EASEL_AUTO_CREATE_CANVASES", default_value_t = false)]
     pub auto_create_canvases: bool,
 
+    /// Canvases one user may create by using them (auto-creation), per
+    /// gateway, as RATE/s:BURST; beyond it, using an unknown canvas is
+    /// refused with E004 and retry_after_ms.
+    #[arg(long, env = "EASEL_AUTO_CREATE_RATE", default_value = "0.2/s:20")]
+    pub auto_create_rate: String,
+
     /// Connections in the Redis pool the canvas state and the bus share.
     #[arg(long, env = "EASEL_REDIS_POOL_SIZE", default_value_t = 16)]
     pub redis_pool_size: usize,
@@ -97,6 +103,13 @@ pub struct Config {
     /// header are not affected.
     #[arg(long, env = "EASEL_ALLOWED_ORIGINS", value_delimiter = ',')]
     pub allowed_origins: Vec<String>,
+
+    /// Deadline for an HTTP request's headers (a WebSocket upgrade, REST,
+    /// SSE), counted from the connection's start or, kept alive, from the
+    /// previous response: a client that has not sent them all by then is
+    /// disconnected.
+    #[arg(long, env = "EASEL_HTTP_HEADER_TIMEOUT_SECS", default_value_t = 10)]
+    pub http_header_timeout_secs: u64,
 
     /// Deadline for the token when it comes in a `handshake` message, ms.
     #[arg(long, env = "EASEL_HANDSHAKE_TIMEOUT_MS", default_value_t = 5000)]
@@ -186,6 +199,13 @@ pub struct Config {
     /// the log. 0: no persister; the log is trimmed to EASEL_LOG_MAX_EVENTS.
     #[arg(long, env = "EASEL_BACKLOG_LIMIT", default_value_t = 0)]
     pub backlog_limit: usize,
+
+    /// Ack a durable write only once this many Redis replicas have it
+    /// (Redis WAIT, within the 2 s Redis timeout; if fewer confirm in time
+    /// the client gets E012 "may or may not have been applied" and resends
+    /// with its operation key). 0: ack once the primary has it.
+    #[arg(long, env = "EASEL_DURABLE_ACK_REPLICAS", default_value_t = 0)]
+    pub durable_ack_replicas: usize,
 
     /// Most missed events replayed on resume; further behind, the client
     /// reloads the snapshot instead.

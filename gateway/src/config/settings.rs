@@ -48,6 +48,8 @@ pub struct RedisSettings {
     /// With a persister: refuse durable writes while this many events await
     /// it. 0: no persister, trim by length.
     pub backlog_limit: usize,
+    /// Replicas that must have a durable write before it is acked.
+    pub ack_replicas: usize,
 }
 
 impl RedisSettings {
@@ -61,6 +63,7 @@ impl RedisSettings {
             health_interval: Duration::from_secs(5),
             log_max_events: 100_000,
             backlog_limit: 0,
+            ack_replicas: 0,
         }
     }
 }
@@ -73,11 +76,15 @@ pub struct Settings {
     pub database: Option<tokio_postgres::Config>,
     /// Create unknown canvases on first use (always on in development mode).
     pub auto_create_canvases: bool,
+    /// Canvases a user may create by use, per gateway.
+    pub auto_create_rate: Rate,
     pub auth: AuthSettings,
     /// Set in development mode when the secret was generated, so the token can be logged.
     pub dev_secret: Option<Vec<u8>>,
     pub origins: OriginPolicy,
     pub handshake_timeout: Duration,
+    /// Deadline for an HTTP request's headers.
+    pub http_header_timeout: Duration,
     pub max_message_bytes: usize,
     pub max_connections: usize,
     pub max_canvases_per_connection: usize,
@@ -148,9 +155,17 @@ impl Config {
             redis,
             database,
             auto_create_canvases: self.auto_create_canvases || self.dev,
+            auto_create_rate: Rate::parse(&self.auto_create_rate)
+                .map_err(|m| n.bad("auto_create_rate", m))?,
             auth,
             dev_secret,
             origins: self.origins(&n)?,
+            http_header_timeout: Duration::from_secs(n.range(
+                "http_header_timeout_secs",
+                self.http_header_timeout_secs,
+                1,
+                300,
+            )?),
             handshake_timeout: Duration::from_millis(n.range(
                 "handshake_timeout_ms",
                 self.handshake_timeout_ms,
@@ -281,10 +296,18 @@ impl Config {
                 let mut r = RedisSettings::new(url);
                 r.log_max_events = self.log_max_events;
                 r.backlog_limit = self.backlog_limit;
+                r.ack_replicas =
+                    n.range("durable_ack_replicas", self.durable_ack_replicas, 0, 16)?;
                 r.pool_size = n.range("redis_pool_size", self.redis_pool_size, 1, 1024)?;
                 Some(r)
             }
         };
+        if redis.is_none() && self.durable_ack_replicas > 0 {
+            return Err(n.bad(
+                "durable_ack_replicas",
+                "waiting for Redis replicas needs EASEL_REDIS_URL",
+            ));
+        }
         let database = match &self.database_url {
             None => None,
             Some(_) if redis.is_none() => {

@@ -66,6 +66,14 @@ fn bad_values_name_their_setting() {
             "EASEL_ALLOWED_ORIGINS",
         ),
         (&[SECRET, "--redis-url=http://nope"], "EASEL_REDIS_URL"),
+        (
+            &[SECRET, "--durable-ack-replicas=1"],
+            "EASEL_DURABLE_ACK_REPLICAS",
+        ),
+        (
+            &[SECRET, "--op-key-window-secs=0"],
+            "EASEL_OP_KEY_WINDOW_SECS",
+        ),
         (&[SECRET, "--node-id=bad id"], "EASEL_NODE_ID"),
         (&[SECRET, "--canvas-width=0"], "EASEL_CANVAS_WIDTH"),
         (&["--jwt-algorithm=RS256"], "EASEL_JWT_PUBLIC_KEY_FILE"),

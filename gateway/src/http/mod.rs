@@ -7,6 +7,7 @@
 pub(crate) mod admit;
 pub(crate) mod error;
 pub(crate) mod extract;
+pub(crate) mod serve;
 
 pub(crate) use error::ApiError;
 pub(crate) use extract::{Admin, ApiQuery, Authed, CanvasPath, ServerKey, json_body};
@@ -24,7 +25,9 @@ pub(crate) async fn on_canvas(
     identity: &Identity,
     canvas: &CanvasId,
 ) -> Result<(Caller, CanvasGeometry), ApiError> {
-    let geometry = access::canvas(state, canvas).await?.geometry();
+    let geometry = access::canvas(state, canvas, &identity.user_id)
+        .await?
+        .geometry();
     let caller = Caller {
         author: identity.author(),
         conn: 0,

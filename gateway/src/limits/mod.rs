@@ -182,6 +182,8 @@ impl Bucket {
 /// connections.
 pub struct UserLimits {
     buckets: Mutex<[Bucket; 4]>,
+    /// Canvases this user may still create by using them.
+    creations: Mutex<Bucket>,
     /// This user's connections on this gateway.
     connections: Mutex<usize>,
 }
@@ -189,6 +191,8 @@ pub struct UserLimits {
 /// Users with connections on this gateway.
 pub struct Users {
     rates: ClassRates,
+    /// Canvases created by use (auto-creation), per user.
+    create_rate: Rate,
     max_connections: usize,
     map: Mutex<HashMap<String, Arc<UserLimits>>>,
 }
@@ -201,9 +205,10 @@ pub struct UserSlot {
 }
 
 impl Users {
-    pub fn new(rates: ClassRates, max_connections: usize) -> Arc<Users> {
+    pub fn new(rates: ClassRates, create_rate: Rate, max_connections: usize) -> Arc<Users> {
         Arc::new(Users {
             rates,
+            create_rate,
             max_connections,
             map: Mutex::new(HashMap::new()),
         })
@@ -239,8 +244,9 @@ const USER_SWEEP_AT: usize = 10_000;
 
 impl UserLimits {
     /// No connection and every bucket full: the same as a new entry.
-    fn is_idle(&self, rates: &ClassRates, now: Instant) -> bool {
+    fn is_idle(&self, rates: &ClassRates, create_rate: Rate, now: Instant) -> bool {
         *self.connections.lock() == 0
+            && self.creations.lock().is_full(create_rate, now)
             && self
                 .buckets
                 .lock()
@@ -263,13 +269,14 @@ impl Users {
     fn entry(&self, map: &mut HashMap<String, Arc<UserLimits>>, user: &str) -> Arc<UserLimits> {
         if map.len() >= USER_SWEEP_AT && !map.contains_key(user) {
             let now = Instant::now();
-            map.retain(|_, u| !u.is_idle(&self.rates, now));
+            map.retain(|_, u| !u.is_idle(&self.rates, self.create_rate, now));
         }
         map.entry(user.to_owned())
             .or_insert_with(|| {
                 let now = Instant::now();
                 Arc::new(UserLimits {
                     buckets: Mutex::new(self.rates.0.map(|r| Bucket::full(r, now))),
+                    creations: Mutex::new(Bucket::full(self.create_rate, now)),
                     connections: Mutex::new(0),
                 })
             })
@@ -283,6 +290,12 @@ impl UserLimits {
     pub fn take(&self, rates: &ClassRates, class: OpClass, cost: f64) -> Result<(), Duration> {
         self.buckets.lock()[class as usize].take(rates.get(class), cost, Instant::now())
     }
+
+    /// Pays for one canvas created by use at `rate`, or says how long
+    /// until it could.
+    pub fn take_creation(&self, rate: Rate) -> Result<(), Duration> {
+        self.creations.lock().take(rate, 1.0, Instant::now())
+    }
 }
 
 impl Drop for UserSlot {
@@ -291,7 +304,10 @@ impl Drop for UserSlot {
         *self.limits.connections.lock() -= 1;
         // A user who drained a bucket keeps it past its last connection, so
         // reconnecting does not refill it; it goes once full again.
-        if self.limits.is_idle(&self.users.rates, Instant::now()) {
+        if self
+            .limits
+            .is_idle(&self.users.rates, self.users.create_rate, Instant::now())
+        {
             map.remove(&self.user);
         }
     }
@@ -415,7 +431,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_users_connections_share_its_bucket_and_its_cap() {
-        let users = Users::new(ClassRates([rate(1.0, 3.0); 4]), 2);
+        let users = Users::new(ClassRates([rate(1.0, 3.0); 4]), rate(1.0, 1.0), 2);
         let own = ClassRates([rate(100.0, 100.0); 4]);
         let user_rates = ClassRates([rate(1.0, 3.0); 4]);
         let r = (&own, &user_rates);
@@ -465,7 +481,7 @@ mod tests {
         users
             .map
             .lock()
-            .retain(|_, u| !u.is_idle(&users.rates, now));
+            .retain(|_, u| !u.is_idle(&users.rates, users.create_rate, now));
         assert_eq!(users.len(), 2, "v and x remain");
     }
 

@@ -34,13 +34,45 @@ pub(crate) fn require(
     ))
 }
 
-/// The canvas's definition, or E009 when it does not exist.
-pub(crate) async fn canvas(state: &AppState, canvas: &CanvasId) -> Result<Arc<CanvasDef>, OpError> {
-    match state.canvases.get(canvas).await {
+/// The canvas's definition, or E009 when it does not exist. With
+/// auto-creation on, an unknown canvas is created for `user`, who pays
+/// from its creation bucket (`EASEL_AUTO_CREATE_RATE`; E004 when empty).
+pub(crate) async fn canvas(
+    state: &AppState,
+    canvas: &CanvasId,
+    user: &str,
+) -> Result<Arc<CanvasDef>, OpError> {
+    let found = match state.canvases.get(canvas).await {
+        Ok(None) if state.canvases.auto_creates() => {
+            pay_creation(state, user, canvas)?;
+            state.metrics.canvases_auto_created.inc();
+            state.canvases.auto_create(canvas).await
+        }
+        other => other,
+    };
+    match found {
         Ok(Some(def)) => Ok(def),
         Ok(None) => Err(not_found(canvas)),
         Err(err) => Err(catalogue_error(err)),
     }
+}
+
+/// Takes one creation from the user's bucket, or E004 with the wait.
+fn pay_creation(state: &AppState, user: &str, canvas: &CanvasId) -> Result<(), OpError> {
+    let rate = state.settings.auto_create_rate;
+    let limits = state.users.limits(user);
+    limits.take_creation(rate).map_err(|wait| {
+        state.metrics.canvases_auto_create_refused.inc();
+        OpError::new(
+            ErrorCode::RateLimited,
+            format!(
+                "canvas {canvas:?} does not exist and this user created too many by using them \
+                 (at most {}/s, {} at once); nothing was created",
+                rate.per_sec, rate.burst
+            ),
+        )
+        .retry_after(wait.as_millis().max(1) as u64)
+    })
 }
 
 /// E009 for a canvas that does not exist.

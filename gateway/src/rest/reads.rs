@@ -34,11 +34,11 @@ pub(crate) struct SnapshotQuery {
 pub(crate) async fn snapshot(
     State(state): State<Arc<AppState>>,
     ApiQuery(q): ApiQuery<SnapshotQuery>,
-    Authed(_): Authed,
+    Authed(identity): Authed,
     CanvasPath(canvas): CanvasPath,
 ) -> Result<Response, ApiError> {
     let format = ops::snapshot::Format::parse(q.format.as_deref())?;
-    let def = access::canvas(&state, &canvas).await?;
+    let def = access::canvas(&state, &canvas, &identity.user_id).await?;
     let taken = ops::snapshot::take(&state, &canvas, &def, format).await?;
     let geometry = def.geometry();
     let mut resp = taken.body.into_response();

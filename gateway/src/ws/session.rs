@@ -343,7 +343,8 @@ impl Session<'_> {
             ));
         }
         let role = ops::access::role_of(state, &self.identity, &canvas);
-        let geometry = ops::access::canvas(state, &canvas).await?.geometry();
+        let user = &self.identity.user_id;
+        let geometry = ops::access::canvas(state, &canvas, user).await?.geometry();
         // Subscribe with the gate holding live events, then read the
         // position, queue the ack, and release what came after it: the
         // client sees every event after `seq` once and in order.

@@ -179,6 +179,16 @@ pub fn draw(id: u64, c: &str, x: i64, y: i64, color: i64) -> ClientMessage {
     })
 }
 
+/// A `draw` of one pixel carrying an operation key.
+pub fn keyed_draw(id: u64, c: &str, x: i64, key: &str) -> ClientMessage {
+    ClientMessage::Draw(Draw {
+        id: Some(RequestId::Num(id)),
+        canvas: canvas(c),
+        key: Some(key.into()),
+        pixels: vec![PixelInput { x, y: 0, color: 3 }],
+    })
+}
+
 pub fn chat(id: u64, c: &str, text: &str) -> ClientMessage {
     ClientMessage::Chat(ChatSend {
         id: Some(RequestId::Num(id)),
@@ -304,6 +314,12 @@ impl RunningPersister {
     pub async fn stop(self) {
         self.stop.cancel();
         self.handle.await.unwrap().unwrap();
+    }
+
+    /// Kills it mid-flight: no drain, nothing acknowledged after this.
+    pub async fn kill(self) {
+        self.handle.abort();
+        let _ = self.handle.await;
     }
 }
 

@@ -9,11 +9,14 @@
 //! Either way every member sees a canvas's events in sequence order.
 
 mod cells;
+mod evict;
 mod memory;
+mod rebuild;
 mod redis;
 
 pub use self::redis::snapshot_packed;
 pub use cells::{pack_cell, unpack_cells};
+pub use evict::evict_canvas;
 pub use memory::MemoryLog;
 
 use crate::StoreError;
@@ -39,6 +42,9 @@ pub struct LogSettings {
     /// With a persister: refuse durable writes while this many events await
     /// it, and leave trimming to it. 0: no persister, trim by length.
     pub backlog_limit: usize,
+    /// Ack a durable write only once this many replicas have it (Redis
+    /// `WAIT`, within the pool's timeout). 0: once the primary has it.
+    pub ack_replicas: usize,
 }
 
 /// A fresh epoch id: unique enough to tell two histories apart.
@@ -144,6 +150,10 @@ pub type HistoryFuture<'a, T> =
 pub trait History: Send + Sync {
     /// The canvas's history, or `None` if it has none.
     fn load<'a>(&'a self, canvas: &'a CanvasId) -> HistoryFuture<'a, Option<Restored>>;
+
+    /// The last sequence number the history holds for the canvas (0 for
+    /// none): Redis must never be behind it.
+    fn last_seq<'a>(&'a self, canvas: &'a CanvasId) -> HistoryFuture<'a, u64>;
 
     /// Stored events with `after < seq <= until`, oldest first, at most
     /// `limit`, as bus payloads (for ranges Redis no longer keeps).

@@ -59,6 +59,9 @@ if opkey ~= '' then
   if until_ms and until_ms > now then
     local first = redis.call('HGET', KEYS[5], opkey)
     if first then
+      -- A write, so that a WAIT after this call also covers the first
+      -- operation (replication is in order).
+      redis.call('PEXPIRE', KEYS[5], ARGV[10])
       local s, o = string.match(first, '^(%d+) (.*)$')
       return {tonumber(s), epoch, '=' .. o}
     end

@@ -2,13 +2,12 @@
 //! persisted mark), a BITFIELD of pixels, a stream of events and the
 //! objects, changed only by `publish.lua` and `restore.lua`.
 
-use super::{
-    History, LogSettings, OpKey, Position, Snapshot, Written, new_epoch, payload_is, unpack_cells,
-};
-use crate::objects::{self, Change, Objects, Refusal};
+use super::{History, LogSettings, OpKey, Position, Snapshot, Written, payload_is, unpack_cells};
+use crate::objects::{self, Change, Refusal};
 use crate::pool::RedisPool;
 use crate::{StoreError, stream};
 use bytes::Bytes;
+use deadpool_redis::Connection;
 use shared::protocol::ObjectState;
 use shared::{CanvasId, keys};
 use std::sync::{Arc, LazyLock};
@@ -19,19 +18,19 @@ static PUBLISH_SCRIPT: LazyLock<redis::Script> =
 /// Position read (see `position.lua`).
 static POSITION_SCRIPT: LazyLock<redis::Script> =
     LazyLock::new(|| redis::Script::new(include_str!("position.lua")));
-/// Initialisation or rebuild (see `restore.lua`).
-static RESTORE_SCRIPT: LazyLock<redis::Script> =
-    LazyLock::new(|| redis::Script::new(include_str!("restore.lua")));
 /// Snapshot read (see `snapshot.lua`).
 static SNAPSHOT_SCRIPT: LazyLock<redis::Script> =
     LazyLock::new(|| redis::Script::new(include_str!("snapshot.lua")));
 
 /// The Redis log.
 pub struct RedisLog {
-    redis: RedisPool,
+    pub(super) redis: RedisPool,
     settings: LogSettings,
     /// Where to rebuild a canvas from when Redis has lost it.
-    history: Option<Arc<dyn History>>,
+    pub(super) history: Option<Arc<dyn History>>,
+    /// Canvases checked against the history since Redis last became
+    /// another server process (see `rebuild.rs`).
+    pub(super) checked: super::rebuild::Checked,
 }
 
 impl RedisLog {
@@ -44,6 +43,7 @@ impl RedisLog {
             redis,
             settings,
             history,
+            checked: Default::default(),
         }
     }
 
@@ -127,15 +127,18 @@ impl RedisLog {
         change: Option<&Change>,
         key: Option<&OpKey>,
     ) -> Result<Written, StoreError> {
+        let (mut conn, generation) = self.redis.checked().await?;
+        self.verify(&mut conn, canvas, generation).await?;
+        let conn = &mut conn;
         match self
-            .publish_once(canvas, &headers, &event, change, key)
+            .publish_once(conn, canvas, &headers, &event, change, key)
             .await
         {
             // Redis lost the canvas (or never had it): initialise it, from
             // the durable history if there is one, then publish.
             Err(StoreError::Redis(err)) if err.code() == Some("UNINIT") => {
-                self.initialise(canvas).await?;
-                self.publish_once(canvas, &headers, &event, change, key)
+                self.initialise(conn, canvas).await?;
+                self.publish_once(conn, canvas, &headers, &event, change, key)
                     .await
             }
             other => other,
@@ -144,6 +147,7 @@ impl RedisLog {
 
     async fn publish_once(
         &self,
+        conn: &mut Connection,
         canvas: &CanvasId,
         headers: &(Vec<u8>, Vec<u8>),
         event: &[u8],
@@ -188,7 +192,7 @@ impl RedisLog {
             Some(Change::Clear) | None => {}
         }
         // {seq, epoch, ''}, or {seq, epoch, '=' .. object} for a repeat.
-        let result: Result<(u64, String, String), StoreError> = self.redis.invoke(call).await;
+        let result = self.invoke_replicated(conn, call).await;
         match result {
             Ok((seq, _epoch, repeat)) if repeat.starts_with('=') => Ok(Written::Repeated {
                 seq,
@@ -212,6 +216,41 @@ impl RedisLog {
             }
             Err(err) => Err(err),
         }
+    }
+
+    /// Runs the publish script and, when acks wait for replicas, `WAIT`s
+    /// on the same connection (covering its write) for them.
+    async fn invoke_replicated(
+        &self,
+        conn: &mut Connection,
+        call: redis::ScriptInvocation<'static>,
+    ) -> Result<(u64, String, String), StoreError> {
+        let needed = self.settings.ack_replicas;
+        if needed == 0 {
+            return self.redis.call(call.invoke_async(conn)).await;
+        }
+        // Half the call's budget: a WAIT that runs out answers how many
+        // confirmed, rather than the whole call timing out.
+        let wait_ms = (self.redis.timeout().as_millis() / 2).max(1) as u64;
+        let (out, confirmed) = self
+            .redis
+            .call(async {
+                let out: (u64, String, String) = call.invoke_async(conn).await?;
+                if out.0 == 0 {
+                    return Ok((out, needed)); // changed nothing
+                }
+                let confirmed: usize = redis::cmd("WAIT")
+                    .arg(needed)
+                    .arg(wait_ms)
+                    .query_async(conn)
+                    .await?;
+                Ok((out, confirmed))
+            })
+            .await?;
+        if confirmed < needed {
+            return Err(StoreError::NotReplicated { confirmed, needed });
+        }
+        Ok(out)
     }
 
     pub async fn events(
@@ -306,56 +345,28 @@ impl RedisLog {
         Ok(mark.unwrap_or(0))
     }
 
+    /// The canvas's position (initialising it if Redis has none), checked
+    /// against the durable history first if Redis may have restarted with
+    /// older data since the last check.
     pub async fn position(&self, canvas: &CanvasId) -> Result<Position, StoreError> {
-        let mut call = POSITION_SCRIPT.prepare_invoke();
-        call.key(keys::canvas_meta(canvas));
-        let (seq, epoch): (u64, Option<String>) = self
-            .redis
-            .with_conn(|conn| Box::pin(async move { call.invoke_async(conn).await }))
-            .await?;
-        match epoch {
-            Some(epoch) => Ok(Position { seq, epoch }),
-            None => self.initialise(canvas).await,
+        let (mut conn, generation) = self.redis.checked().await?;
+        self.verify(&mut conn, canvas, generation).await?;
+        match self.read_position(&mut conn, canvas).await? {
+            Some(position) => Ok(position),
+            None => self.initialise(&mut conn, canvas).await,
         }
     }
 
-    /// Gives a canvas without an epoch its state, sequence counter and a new
-    /// epoch: rebuilt from the durable history when there is one, else empty
-    /// at seq 0. Nothing is served for the canvas until this succeeded.
-    async fn initialise(&self, canvas: &CanvasId) -> Result<Position, StoreError> {
-        let restored = match &self.history {
-            Some(history) => history.load(canvas).await.map_err(StoreError::History)?,
-            None => None,
-        };
-        let (seq, packed, objects) = match restored {
-            Some(r) => (r.seq, r.packed, r.objects),
-            None => (0, Vec::new(), Objects::default()),
-        };
-        let mut call = RESTORE_SCRIPT.prepare_invoke();
-        call.key(keys::canvas_meta(canvas))
-            .key(keys::canvas_pixels(canvas))
-            .key(keys::canvas_objects(canvas))
-            .key(keys::canvas_op_keys(canvas))
-            .key(keys::canvas_op_expiry(canvas))
-            .arg(seq)
-            .arg(new_epoch())
-            .arg(packed)
-            .arg(keys::canvas_object_prefix(canvas))
-            .arg(keys::canvas_likers_prefix(canvas));
-        for (object, likers) in objects.records() {
-            let fields = objects::redis::fields(object);
-            call.arg(&object.id).arg(fields.len() / 2).arg(fields);
-            call.arg(likers.len());
-            for liker in likers {
-                call.arg(liker);
-            }
-        }
-        let (seq, epoch): (u64, String) = self
-            .redis
-            .with_conn(|conn| Box::pin(async move { call.invoke_async(conn).await }))
-            .await?;
-        tracing::info!(%canvas, seq, %epoch, rebuilt = self.history.is_some(), "canvas initialised in redis");
-        Ok(Position { seq, epoch })
+    /// The position Redis holds, `None` if the canvas has no epoch.
+    pub(super) async fn read_position(
+        &self,
+        conn: &mut Connection,
+        canvas: &CanvasId,
+    ) -> Result<Option<Position>, StoreError> {
+        let mut call = POSITION_SCRIPT.prepare_invoke();
+        call.key(keys::canvas_meta(canvas));
+        let (seq, epoch): (u64, Option<String>) = self.redis.call(call.invoke_async(conn)).await?;
+        Ok(epoch.map(|epoch| Position { seq, epoch }))
     }
 
     pub async fn objects(

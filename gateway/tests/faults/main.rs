@@ -1,0 +1,263 @@
+//! The fault suite (`make test-faults`): each case runs a steady writer
+//! (chat with operation keys, resent until acked) through real gateways on
+//! private Redis and PostgreSQL processes with a persister, injects one
+//! fault, and checks in Postgres that every acked write is stored exactly
+//! once under the seq its ack named, with losses only within the window
+//! docs/OPERATIONS.md ("Durability") documents for the Redis setting. Each
+//! case writes its row of the report under target/tmp/faults/.
+
+// Test code: a failed unwrap is a failed test, with its message.
+#![allow(clippy::unwrap_used)]
+
+mod check;
+#[path = "../common/mod.rs"]
+mod common;
+mod proxy;
+mod writer;
+
+use common::*;
+use std::time::{Duration, Instant};
+use testkit::{PostgresServer, RedisServer, eventually};
+use writer::Writer;
+
+/// Writes per second.
+const RATE: f64 = 40.0;
+/// The persister's lag on this machine is far below this: a write acked
+/// this long before a Redis crash has been persisted.
+const LAG_WINDOW: Duration = Duration::from_secs(2);
+
+fn gateway_flags(pg: &PostgresServer) -> Vec<String> {
+    vec![
+        format!("--database-url={}", pg.url()),
+        "--auto-create-canvases".into(),
+        "--backlog-limit=100000".into(),
+    ]
+}
+
+async fn gateway(node: &str, redis: &RedisServer, pg: &PostgresServer) -> Gateway {
+    let flags = gateway_flags(pg);
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let g = Gateway::start(settings(node, Some(redis), &flags)).await;
+    ready(&g).await;
+    g
+}
+
+async fn ready(g: &Gateway) {
+    eventually(Duration::from_secs(15), "the gateway ready", || async {
+        testkit::http::status(g.admin, "/readyz").await == Some(200)
+    })
+    .await;
+}
+
+/// Writes for `secs`.
+async fn run_for(secs: f64) {
+    tokio::time::sleep(Duration::from_secs_f64(secs)).await;
+}
+
+/// Redis killed and restarted (per `redis_args`, and `between`, run on
+/// the stopped server's files, e.g. cutting an AOF's tail).
+async fn redis_crash(case: &str, redis_args: &[&str], between: impl FnOnce(&RedisServer)) {
+    let mut redis = RedisServer::start_with(redis_args);
+    let pg = PostgresServer::start();
+    let g = gateway("a", &redis, &pg).await;
+    let persister = RunningPersister::start(&redis, &pg, &[]).await;
+    let w = Writer::start(vec![g.addr], case, RATE);
+    run_for(3.0).await;
+    let crash = Instant::now();
+    redis.kill();
+    between(&redis);
+    redis.restart();
+    run_for(3.0).await;
+    let written = w.finish().await;
+    let o = check::outcome(&pg, case, &written, Some((crash, LAG_WINDOW))).await;
+    check::report(case, &o, &written);
+    persister.stop().await;
+    g.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_restarted_without_persistence() {
+    redis_crash("redis_no_persistence", &[], |_| {}).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_back_from_an_old_rdb_snapshot() {
+    // A snapshot taken a second before the crash, as `save 1 1` would.
+    let case = "redis_old_rdb";
+    let mut redis = RedisServer::start();
+    let pg = PostgresServer::start();
+    let g = gateway("a", &redis, &pg).await;
+    let persister = RunningPersister::start(&redis, &pg, &[]).await;
+    let w = Writer::start(vec![g.addr], case, RATE);
+    run_for(1.5).await;
+    let client = redis::Client::open(redis.url()).unwrap();
+    let mut admin = client.get_multiplexed_async_connection().await.unwrap();
+    let _: () = redis::cmd("SAVE").query_async(&mut admin).await.unwrap();
+    run_for(1.5).await;
+    let crash = Instant::now();
+    redis.kill();
+    redis.restart();
+    run_for(3.0).await;
+    let written = w.finish().await;
+    let o = check::outcome(&pg, case, &written, Some((crash, LAG_WINDOW))).await;
+    check::report(case, &o, &written);
+    persister.stop().await;
+    g.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_aof_everysec_after_a_host_crash() {
+    // A host crash loses what the AOF had not fsynced: cut its tail.
+    let args = ["--appendonly", "yes", "--appendfsync", "everysec"];
+    redis_crash("redis_aof_everysec_crash", &args, |redis| {
+        let dir = redis.dir().join("appendonlydir");
+        let incr = std::fs::read_dir(&dir)
+            .unwrap()
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .find(|p| p.to_string_lossy().ends_with(".incr.aof"))
+            .expect("an incremental AOF file");
+        let len = std::fs::metadata(&incr).unwrap().len();
+        let file = std::fs::OpenOptions::new().write(true).open(&incr).unwrap();
+        file.set_len(len * 3 / 4).unwrap();
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_frozen_by_sigstop() {
+    let case = "redis_sigstop";
+    let redis = RedisServer::start();
+    let pg = PostgresServer::start();
+    let g = gateway("a", &redis, &pg).await;
+    let persister = RunningPersister::start(&redis, &pg, &[]).await;
+    let w = Writer::start(vec![g.addr], case, RATE);
+    run_for(1.5).await;
+    redis.pause();
+    run_for(3.0).await;
+    redis.resume();
+    run_for(2.0).await;
+    let written = w.finish().await;
+    let o = check::outcome(&pg, case, &written, None).await;
+    check::report(case, &o, &written);
+    persister.stop().await;
+    g.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_down_for_a_while() {
+    let case = "postgres_down";
+    let redis = RedisServer::start();
+    let mut pg = PostgresServer::start();
+    let g = gateway("a", &redis, &pg).await;
+    let persister = RunningPersister::start(&redis, &pg, &[]).await;
+    let w = Writer::start(vec![g.addr], case, RATE);
+    run_for(1.5).await;
+    pg.kill();
+    run_for(3.0).await;
+    pg.restart();
+    run_for(2.0).await;
+    let written = w.finish().await;
+    let o = check::outcome(&pg, case, &written, None).await;
+    check::report(case, &o, &written);
+    persister.stop().await;
+    g.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn persister_killed_and_replaced() {
+    let case = "persister_killed";
+    let redis = RedisServer::start();
+    let pg = PostgresServer::start();
+    let g = gateway("a", &redis, &pg).await;
+    let persister = RunningPersister::start(&redis, &pg, &["--consumer=p1"]).await;
+    let w = Writer::start(vec![g.addr], case, RATE);
+    run_for(1.5).await;
+    persister.kill().await;
+    run_for(2.0).await;
+    // Its successor takes over its pending entries (same consumer name).
+    let persister = RunningPersister::start(&redis, &pg, &["--consumer=p1"]).await;
+    run_for(2.0).await;
+    let written = w.finish().await;
+    let o = check::outcome(&pg, case, &written, None).await;
+    check::report(case, &o, &written);
+    persister.stop().await;
+    g.stop().await;
+}
+
+/// A gateway process the writer starts on, killed (`freeze`: frozen
+/// with SIGSTOP for 4 s instead); the writer moves to an in-process one.
+async fn gateway_fault(case: &str, freeze: bool) {
+    let redis = RedisServer::start();
+    let pg = PostgresServer::start();
+    let other = gateway("b", &redis, &pg).await;
+    let port = testkit::free_port();
+    let (mut child, addr) = spawn_gateway_process("victim", &redis, port);
+    eventually(Duration::from_secs(15), "the victim gateway up", || async {
+        tokio::net::TcpStream::connect(addr).await.is_ok()
+    })
+    .await;
+    let persister = RunningPersister::start(&redis, &pg, &[]).await;
+    let w = Writer::start(vec![addr, other.addr], case, RATE);
+    run_for(1.5).await;
+    if freeze {
+        signal(child.id(), "-STOP");
+        run_for(4.0).await;
+        signal(child.id(), "-CONT");
+    } else {
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+    run_for(2.0).await;
+    let written = w.finish().await;
+    let o = check::outcome(&pg, case, &written, None).await;
+    check::report(case, &o, &written);
+    let _ = child.kill();
+    let _ = child.wait();
+    persister.stop().await;
+    other.stop().await;
+}
+
+fn signal(pid: u32, which: &str) {
+    let status = std::process::Command::new("kill")
+        .args([which, &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gateway_killed() {
+    gateway_fault("gateway_killed", false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gateway_frozen_by_sigstop() {
+    gateway_fault("gateway_sigstop", true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gateway_cut_off_from_redis() {
+    let case = "gateway_partitioned";
+    let redis = RedisServer::start();
+    let pg = PostgresServer::start();
+    let upstream = format!("127.0.0.1:{}", redis.port()).parse().unwrap();
+    let proxy = proxy::Proxy::start(upstream).await;
+    let mut flags = gateway_flags(&pg);
+    flags.push(format!("--redis-url=redis://{}", proxy.addr));
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let g = Gateway::start(settings("a", None, &flags)).await;
+    ready(&g).await;
+    let persister = RunningPersister::start(&redis, &pg, &[]).await;
+    let w = Writer::start(vec![g.addr], case, RATE);
+    run_for(1.5).await;
+    proxy.cut();
+    run_for(3.0).await;
+    proxy.restore();
+    run_for(3.0).await;
+    let written = w.finish().await;
+    let o = check::outcome(&pg, case, &written, None).await;
+    check::report(case, &o, &written);
+    persister.stop().await;
+    g.stop().await;
+}

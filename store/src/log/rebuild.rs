@@ -1,0 +1,152 @@
+//! Keeping Redis from going back in time. A canvas's Redis state is
+//! initialised from the durable history when Redis has none, and rebuilt
+//! from it, under a new epoch, when Redis came back (restarted from an old
+//! RDB or a truncated AOF, or a replica promoted after missing writes)
+//! holding a canvas at a sequence number below what the history already
+//! holds. Without that, new writes would reuse sequence numbers Postgres
+//! has, and the persister could not store them.
+//!
+//! A restart or failover is noticed by the pool (a new server `run_id` on
+//! a new connection, before that connection serves a call); each canvas is
+//! then checked once against the history before its next write or read of
+//! its position, on the very connection that write or read then uses (so
+//! no call reaches a new server before the check).
+
+use super::redis::RedisLog;
+use super::{Position, new_epoch};
+use crate::objects::{self, Objects};
+use crate::{Restored, StoreError};
+use deadpool_redis::Connection;
+use parking_lot::Mutex;
+use shared::{CanvasId, keys};
+use std::collections::HashSet;
+use std::sync::LazyLock;
+
+/// Initialisation or rebuild (see `restore.lua`).
+static RESTORE_SCRIPT: LazyLock<redis::Script> =
+    LazyLock::new(|| redis::Script::new(include_str!("restore.lua")));
+
+/// Most canvases remembered as checked; beyond it the record starts again
+/// (each canvas is then checked once more: one indexed query).
+const MAX_CHECKED: usize = 100_000;
+
+/// The canvases checked against the history, for one pool generation.
+#[derive(Default)]
+pub(crate) struct Checked {
+    inner: Mutex<(u64, HashSet<CanvasId>)>,
+}
+
+impl Checked {
+    fn contains(&self, canvas: &CanvasId, generation: u64) -> bool {
+        let inner = self.inner.lock();
+        inner.0 == generation && inner.1.contains(canvas)
+    }
+
+    fn insert(&self, canvas: &CanvasId, generation: u64) {
+        let mut inner = self.inner.lock();
+        if inner.0 != generation || inner.1.len() >= MAX_CHECKED {
+            *inner = (generation, HashSet::new());
+        }
+        inner.1.insert(canvas.clone());
+    }
+}
+
+impl RedisLog {
+    /// Checks the canvas against the history once per Redis server process
+    /// (`generation`, read after taking `conn`): if Redis holds it below the
+    /// history's last sequence number, rebuilds it from the history under a
+    /// new epoch before anything else uses it.
+    pub(super) async fn verify(
+        &self,
+        conn: &mut Connection,
+        canvas: &CanvasId,
+        generation: u64,
+    ) -> Result<(), StoreError> {
+        let Some(history) = &self.history else {
+            return Ok(());
+        };
+        if self.checked.contains(canvas, generation) {
+            return Ok(());
+        }
+        let stored = history
+            .last_seq(canvas)
+            .await
+            .map_err(StoreError::History)?;
+        if let Some(found) = self.read_position(conn, canvas).await?
+            && found.seq < stored
+        {
+            tracing::error!(
+                %canvas, redis_seq = found.seq, stored_seq = stored, epoch = %found.epoch,
+                "redis holds this canvas behind postgres (it restarted from older data): rebuilding it under a new epoch"
+            );
+            self.restore(conn, canvas, Some(&found)).await?;
+        }
+        // (A canvas without an epoch is initialised from the history on
+        // first use, which is up to date by construction.)
+        self.checked.insert(canvas, generation);
+        Ok(())
+    }
+
+    /// Gives a canvas without an epoch its state, sequence counter and a new
+    /// epoch: rebuilt from the durable history when there is one, else empty
+    /// at seq 0. Nothing is served for the canvas until this succeeded.
+    pub(super) async fn initialise(
+        &self,
+        conn: &mut Connection,
+        canvas: &CanvasId,
+    ) -> Result<Position, StoreError> {
+        self.restore(conn, canvas, None).await
+    }
+
+    /// Replaces the canvas's Redis state with the history's under a new
+    /// epoch, if Redis still holds it at `expected` (`None`: no epoch).
+    async fn restore(
+        &self,
+        conn: &mut Connection,
+        canvas: &CanvasId,
+        expected: Option<&Position>,
+    ) -> Result<Position, StoreError> {
+        let restored = match &self.history {
+            Some(history) => history.load(canvas).await.map_err(StoreError::History)?,
+            None => None,
+        };
+        let Restored {
+            seq,
+            packed,
+            objects,
+        } = restored.unwrap_or(Restored {
+            seq: 0,
+            packed: Vec::new(),
+            objects: Objects::default(),
+        });
+        let mut call = RESTORE_SCRIPT.prepare_invoke();
+        call.key(keys::canvas_meta(canvas))
+            .key(keys::canvas_pixels(canvas))
+            .key(keys::canvas_objects(canvas))
+            .key(keys::canvas_op_keys(canvas))
+            .key(keys::canvas_op_expiry(canvas))
+            .arg(seq)
+            .arg(new_epoch())
+            .arg(packed)
+            .arg(keys::canvas_object_prefix(canvas))
+            .arg(keys::canvas_likers_prefix(canvas))
+            .arg(expected.map_or("", |p| p.epoch.as_str()))
+            .arg(expected.map_or(0, |p| p.seq));
+        for (object, likers) in objects.records() {
+            let fields = objects::redis::fields(object);
+            call.arg(&object.id).arg(fields.len() / 2).arg(fields);
+            call.arg(likers.len());
+            for liker in likers {
+                call.arg(liker);
+            }
+        }
+        let (seq, epoch): (u64, String) = self.redis.call(call.invoke_async(conn)).await?;
+        tracing::info!(%canvas, seq, %epoch, rebuilt = self.history.is_some(), "canvas initialised in redis");
+        if epoch.is_empty() {
+            // Another gateway's rebuild is under way or lost the state
+            // again: initialise it now.
+            return Box::pin(self.restore(conn, canvas, None)).await;
+        }
+        Ok(Position { seq, epoch })
+    }
+}
