@@ -99,10 +99,10 @@ async fn a_cold_canvas_leaves_redis_and_comes_back_whole() {
             .1,
         cells_before
     );
-    back.send(&ClientMessage::Objects(CanvasRequest {
+    back.send(&ClientMessage::Objects(ObjectsRequest {
         id: Some(RequestId::Num(2)),
         canvas: canvas("cold"),
-        key: None,
+        after: None,
     }))
     .await;
     match expect_ack(&mut back, 2).await {

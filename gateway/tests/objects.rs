@@ -99,15 +99,18 @@ fn like(n: u64, object: &str) -> ClientMessage {
 }
 
 fn whole(n: u64, clear: bool) -> ClientMessage {
-    let r = CanvasRequest {
-        id: id(n),
-        canvas: c(),
-        key: None,
-    };
     if clear {
-        ClientMessage::Clear(r)
+        ClientMessage::Clear(CanvasRequest {
+            id: id(n),
+            canvas: c(),
+            key: None,
+        })
     } else {
-        ClientMessage::Objects(r)
+        ClientMessage::Objects(ObjectsRequest {
+            id: id(n),
+            canvas: c(),
+            after: None,
+        })
     }
 }
 

@@ -106,10 +106,10 @@ async fn a_resent_command_is_answered_once_across_gateways() {
         ]
     );
     again
-        .send(&ClientMessage::Objects(CanvasRequest {
+        .send(&ClientMessage::Objects(ObjectsRequest {
             id: Some(RequestId::Num(20)),
             canvas: canvas("k"),
-            key: None,
+            after: None,
         }))
         .await;
     loop {
@@ -144,13 +144,11 @@ async fn bad_keys_are_refused_and_reads_take_none() {
         assert_eq!(err.code, ErrorCode::InvalidValue, "{bad:?}");
         assert!(err.message.contains("key"), "{}", err.message);
     }
-    c.send(&ClientMessage::Objects(CanvasRequest {
-        id: Some(RequestId::Num(3)),
-        canvas: canvas("k"),
-        key: Some("read-1".into()),
-    }))
-    .await;
-    assert_eq!(expect_error(&mut c).await.code, ErrorCode::InvalidValue);
+    // A read takes no key: an unknown field.
+    let read = r#"{"type":"objects","id":3,"canvas":"k","key":"read-1"}"#;
+    c.send_raw(tokio_tungstenite::tungstenite::Message::Text(read.into()))
+        .await;
+    assert_eq!(expect_error(&mut c).await.code, ErrorCode::InvalidMessage);
     // Nothing was applied by the refused draws.
     c.send(&keyed_draw(4, "k", 1, "good-1")).await;
     assert_eq!(published(&mut c, 4).await.seq, 1);

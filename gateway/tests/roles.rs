@@ -39,10 +39,10 @@ fn operation(op: &str, id: u64) -> ClientMessage {
             before: None,
             limit: Some(10),
         }),
-        "objects" => ClientMessage::Objects(CanvasRequest {
+        "objects" => ClientMessage::Objects(ObjectsRequest {
             id: Some(RequestId::Num(id)),
             canvas: canvas("r"),
-            key: None,
+            after: None,
         }),
         "object_create" => ClientMessage::ObjectCreate(ObjectCreate {
             id: Some(RequestId::Num(id)),

@@ -19,8 +19,8 @@ pub mod stream;
 
 pub use error::StoreError;
 pub use log::{
-    Deliver, History, HistoryFuture, Log, LogSettings, OpKey, PixelChange, Position, Restored,
-    Snapshot, Written, evict_canvas, pack_cell, snapshot_packed, unpack_cells,
+    Deliver, History, HistoryFuture, Log, LogSettings, ObjectsPage, OpKey, PixelChange, Position,
+    Restored, Snapshot, Written, evict_canvas, pack_cell, snapshot_packed, unpack_cells,
 };
 pub use objects::{Change, ObjectChange, ObjectOp, Objects, Refusal};
 pub use online::OnlineRegistry;

@@ -18,22 +18,29 @@ use shared::protocol::{
 use shared::validate::{self, CanvasGeometry, Invalid};
 use store::{Change, ObjectChange, ObjectOp};
 
-/// The canvas's objects and the `seq` they include (fog only for a gm).
+/// A page of the canvas's objects after `after`, in id order, within the
+/// reply byte budget, and the `seq` they include (fog only for a gm).
 pub(crate) async fn list(
     state: &AppState,
     canvas: &CanvasId,
     gm: bool,
+    after: Option<&str>,
 ) -> Result<ObjectsPage, OpError> {
-    let (position, objects) = state
+    if let Some(after) = after {
+        validate::object_id(after).map_err(OpError::invalid)?;
+    }
+    let budget = super::history::page_bytes(state);
+    let page = state
         .log
-        .objects(canvas, gm)
+        .objects_page(canvas, gm, after, budget)
         .await
         .map_err(|e| OpError::unavailable("objects", &e))?;
     Ok(ObjectsPage {
         canvas: canvas.clone(),
-        seq: position.seq,
-        epoch: position.epoch,
-        objects,
+        seq: page.position.seq,
+        epoch: page.position.epoch,
+        objects: page.objects,
+        next_after: page.next,
     })
 }
 

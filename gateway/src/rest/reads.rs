@@ -122,15 +122,23 @@ pub(crate) async fn chat(
     Ok(Json(page).into_response())
 }
 
-/// `GET /api/canvases/{id}/objects`: the canvas's objects and the `seq`
-/// they include (fog regions only for a gm on the canvas).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ObjectsQuery {
+    after: Option<String>,
+}
+
+/// `GET /api/canvases/{id}/objects?after=`: a page of the canvas's objects
+/// and the `seq` they include (fog regions only for a gm on the canvas).
 pub(crate) async fn objects(
     State(state): State<Arc<AppState>>,
+    ApiQuery(q): ApiQuery<ObjectsQuery>,
     Authed(identity): Authed,
     CanvasPath(canvas): CanvasPath,
 ) -> Result<Response, ApiError> {
     let (caller, _) = on_canvas(&state, &identity, &canvas).await?;
-    let page = ops::objects::list(&state, &canvas, caller.gm()).await?;
+    let after = q.after.as_deref();
+    let page = ops::objects::list(&state, &canvas, caller.gm(), after).await?;
     Ok(Json(page).into_response())
 }
 

@@ -228,11 +228,8 @@ impl<'a> Session<'a> {
             }
             ClientMessage::Objects(r) => {
                 let (caller, _) = self.on(&r.canvas)?;
-                if r.key.is_some() {
-                    let message = "objects is a read: it takes no key";
-                    return Err(OpError::new(ErrorCode::InvalidValue, message));
-                }
-                let page = ops::objects::list(state, &r.canvas, caller.gm()).await?;
+                let after = r.after.as_deref();
+                let page = ops::objects::list(state, &r.canvas, caller.gm(), after).await?;
                 Ok(Reply::Ack(Some(AckResult::Objects(page))))
             }
             ClientMessage::Presence(p) => {

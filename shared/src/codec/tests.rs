@@ -119,10 +119,10 @@ fn all_client_messages() -> Vec<ClientMessage> {
             key: None,
             object: "9f2c".into(),
         }),
-        ClientMessage::Objects(CanvasRequest {
+        ClientMessage::Objects(ObjectsRequest {
             id: Some(RequestId::Num(24)),
             canvas: canvas(),
-            key: None,
+            after: None,
         }),
         ClientMessage::Clear(CanvasRequest {
             id: Some(RequestId::Num(25)),
@@ -403,6 +403,7 @@ fn all_server_messages() -> Vec<ServerMessage> {
                 seq: 18,
                 epoch: "e".into(),
                 objects: Vec::new(),
+                next_after: None,
             })),
         }),
         ServerMessage::Ack(Ack {

@@ -106,7 +106,19 @@ pub struct ObjectRef {
     pub object: String,
 }
 
-/// `objects` / `clear`: a command about a whole canvas.
+/// `objects`: a page of the canvas's objects, in id order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ObjectsRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<RequestId>,
+    pub canvas: CanvasId,
+    /// The previous page's `next_after`; absent for the first page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<String>,
+}
+
+/// `clear`: a command about a whole canvas.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CanvasRequest {
@@ -148,13 +160,17 @@ impl ObjectState {
 pub const FOG_KIND: &str = "fog";
 
 /// A canvas's objects and the position they include: the result of
-/// `objects`. Apply object events with a greater `seq` on top.
+/// `objects`: one page. Apply an object event on top when its `seq` is
+/// greater than the `seq` of the page whose id range holds its object.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ObjectsPage {
     pub canvas: CanvasId,
     pub seq: u64,
     pub epoch: String,
     pub objects: Vec<ObjectState>,
+    /// The `after` for the next page; absent on the last page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_after: Option<String>,
 }
 
 /// What a user is doing on a canvas.

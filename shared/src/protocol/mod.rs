@@ -56,7 +56,7 @@ pub enum ClientMessage {
     /// Likes an object (once per user).
     ObjectLike(ObjectRef),
     /// Asks for a joined canvas's objects and the position they include.
-    Objects(CanvasRequest),
+    Objects(ObjectsRequest),
     /// Clears a canvas: every pixel and object (gm).
     Clear(CanvasRequest),
     /// Says what this user is doing on a canvas (ephemeral; also shown in
@@ -112,7 +112,8 @@ impl ClientMessage {
             ClientMessage::ObjectUpdate(m) => m.id.as_ref(),
             ClientMessage::ObjectMove(m) => m.id.as_ref(),
             ClientMessage::ObjectDelete(m) | ClientMessage::ObjectLike(m) => m.id.as_ref(),
-            ClientMessage::Objects(m) | ClientMessage::Clear(m) => m.id.as_ref(),
+            ClientMessage::Objects(m) => m.id.as_ref(),
+            ClientMessage::Clear(m) => m.id.as_ref(),
             ClientMessage::Activity(m) => m.id.as_ref(),
             ClientMessage::Subscribe(m) | ClientMessage::Unsubscribe(m) => m.id.as_ref(),
         }
@@ -127,7 +128,7 @@ impl ClientMessage {
             ClientMessage::ObjectUpdate(m) => m.key.as_deref(),
             ClientMessage::ObjectMove(m) => m.key.as_deref(),
             ClientMessage::ObjectDelete(m) | ClientMessage::ObjectLike(m) => m.key.as_deref(),
-            ClientMessage::Objects(m) | ClientMessage::Clear(m) => m.key.as_deref(),
+            ClientMessage::Clear(m) => m.key.as_deref(),
             _ => None,
         }
     }
@@ -152,7 +153,8 @@ impl ClientMessage {
             ClientMessage::ObjectUpdate(m) => Some(&m.canvas),
             ClientMessage::ObjectMove(m) => Some(&m.canvas),
             ClientMessage::ObjectDelete(m) | ClientMessage::ObjectLike(m) => Some(&m.canvas),
-            ClientMessage::Objects(m) | ClientMessage::Clear(m) => Some(&m.canvas),
+            ClientMessage::Objects(m) => Some(&m.canvas),
+            ClientMessage::Clear(m) => Some(&m.canvas),
             ClientMessage::Activity(m) => Some(&m.canvas),
         }
     }

@@ -1,7 +1,7 @@
 //! Standalone mode's log: the durable log's semantics in process memory,
 //! one lock per node, so numbering, state and delivery order agree.
 
-use super::{Deliver, OpKey, Position, Snapshot, Written, new_epoch, payload_is};
+use super::{Deliver, ObjectsPage, OpKey, Position, Snapshot, Written, new_epoch, payload_is};
 use crate::objects::{Change, ObjectOp, Objects, Outcome, Refusal};
 use bytes::Bytes;
 use parking_lot::Mutex;
@@ -170,22 +170,25 @@ impl MemoryLog {
         Ok(Written::Applied(seq))
     }
 
-    /// The canvas's objects (fog regions only for a gm) and the position
-    /// they include.
+    /// A page of the canvas's objects (see [`super::Log::objects_page`]).
     pub fn objects(
         &self,
         canvas: &CanvasId,
         gm: bool,
-    ) -> (Position, Vec<shared::protocol::ObjectState>) {
+        after: Option<&str>,
+        budget: usize,
+    ) -> ObjectsPage {
         let mut map = self.canvases.lock();
         let log = map.entry(canvas.clone()).or_insert_with(CanvasLog::new);
-        (
-            Position {
+        let (objects, next) = log.objects.page(gm, after, budget);
+        ObjectsPage {
+            position: Position {
                 seq: log.seq,
                 epoch: log.epoch.clone(),
             },
-            log.objects.visible(gm),
-        )
+            objects,
+            next,
+        }
     }
 
     /// Whether `object` is a fog region on the canvas.

@@ -122,6 +122,15 @@ impl PixelChange {
     }
 }
 
+/// A page of a canvas's objects (see [`Log::objects_page`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ObjectsPage {
+    pub position: Position,
+    pub objects: Vec<ObjectState>,
+    /// The last id of the page when more objects follow.
+    pub next: Option<String>,
+}
+
 /// A canvas's pixels and the position they include.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Snapshot {
@@ -273,15 +282,31 @@ impl Log {
     }
 
     /// The canvas's objects (fog regions only for a gm) and the position
-    /// they include, read atomically.
+    /// they include, read atomically, all of them.
     pub async fn objects(
         &self,
         canvas: &CanvasId,
         gm: bool,
     ) -> Result<(Position, Vec<ObjectState>), StoreError> {
+        let page = self.objects_page(canvas, gm, None, usize::MAX).await?;
+        Ok((page.position, page.objects))
+    }
+
+    /// A page of the canvas's objects in id order after `after` (fog
+    /// regions only for a gm), read atomically with the position it
+    /// includes, ending before the object that would take it past
+    /// `budget` bytes (one object is always included); `next` is the last
+    /// id when more follow.
+    pub async fn objects_page(
+        &self,
+        canvas: &CanvasId,
+        gm: bool,
+        after: Option<&str>,
+        budget: usize,
+    ) -> Result<ObjectsPage, StoreError> {
         match self {
-            Log::Memory(log) => Ok(log.objects(canvas, gm)),
-            Log::Redis(r) => r.objects(canvas, gm).await,
+            Log::Memory(log) => Ok(log.objects(canvas, gm, after, budget)),
+            Log::Redis(r) => r.objects(canvas, gm, after, budget).await,
         }
     }
 

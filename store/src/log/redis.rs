@@ -2,13 +2,14 @@
 //! persisted mark), a BITFIELD of pixels, a stream of events and the
 //! objects, changed only by `publish.lua` and `restore.lua`.
 
-use super::{History, LogSettings, OpKey, Position, Snapshot, Written, payload_is, unpack_cells};
+use super::{
+    History, LogSettings, ObjectsPage, OpKey, Position, Snapshot, Written, payload_is, unpack_cells,
+};
 use crate::objects::{self, Change, Refusal};
 use crate::pool::RedisPool;
 use crate::{StoreError, stream};
 use bytes::Bytes;
 use deadpool_redis::Connection;
-use shared::protocol::ObjectState;
 use shared::{CanvasId, keys};
 use std::sync::{Arc, LazyLock};
 
@@ -369,34 +370,39 @@ impl RedisLog {
         Ok(epoch.map(|epoch| Position { seq, epoch }))
     }
 
+    /// A page of the canvas's objects in id order after `after`, ending
+    /// within `budget` bytes (fog regions only for a gm), the position they
+    /// include, and the last id when more follow.
     pub async fn objects(
         &self,
         canvas: &CanvasId,
         gm: bool,
-    ) -> Result<(Position, Vec<ObjectState>), StoreError> {
+        after: Option<&str>,
+        budget: usize,
+    ) -> Result<ObjectsPage, StoreError> {
         // Initialises the canvas (rebuilding it) if Redis lost it.
         self.position(canvas).await?;
         let mut call = objects::redis::READ_SCRIPT.prepare_invoke();
         call.key(keys::canvas_meta(canvas))
             .key(keys::canvas_objects(canvas))
-            .arg(keys::canvas_object_prefix(canvas));
-        let (seq, epoch, entries): (u64, Option<String>, Vec<Vec<String>>) = self
-            .redis
-            .with_conn(|conn| Box::pin(async move { call.invoke_async(conn).await }))
-            .await?;
-        let mut objects: Vec<ObjectState> = entries
+            .arg(keys::canvas_object_prefix(canvas))
+            .arg(after.unwrap_or_default())
+            .arg(if gm { "1" } else { "" })
+            .arg(budget);
+        let (seq, epoch, entries, next): (u64, Option<String>, Vec<Vec<String>>, String) =
+            self.redis.invoke(call).await?;
+        let objects = entries
             .iter()
             .filter_map(|entry| objects::redis::parse(entry))
-            .filter(|o| gm || !o.is_fog())
             .collect();
-        objects.sort_by(|a, b| a.id.cmp(&b.id));
-        Ok((
-            Position {
+        Ok(ObjectsPage {
+            position: Position {
                 seq,
                 epoch: epoch.unwrap_or_default(),
             },
             objects,
-        ))
+            next: Some(next).filter(|n| !n.is_empty()),
+        })
     }
 
     pub async fn snapshot(

@@ -274,6 +274,33 @@ impl Objects {
             .collect()
     }
 
+    /// The objects after `after` in id order (fog regions only for a gm),
+    /// ending before one that would take the page past `budget` bytes of
+    /// JSON (one is always included), and the last id when more follow.
+    pub fn page(
+        &self,
+        gm: bool,
+        after: Option<&str>,
+        budget: usize,
+    ) -> (Vec<ObjectState>, Option<String>) {
+        use std::ops::Bound;
+        let start = after.map_or(Bound::Unbounded, |a| Bound::Excluded(a.to_owned()));
+        let (mut page, mut used) = (Vec::new(), 0usize);
+        for entry in self.map.range((start, Bound::Unbounded)).map(|(_, e)| e) {
+            if !gm && entry.state.is_fog() {
+                continue;
+            }
+            let size = serde_json::to_vec(&entry.state).map_or(0, |j| j.len());
+            if used + size > budget && !page.is_empty() {
+                let next = page.last().map(|o: &ObjectState| o.id.clone());
+                return (page, next);
+            }
+            used += size;
+            page.push(entry.state.clone());
+        }
+        (page, None)
+    }
+
     /// Every object with the users who liked it (for a rebuild of Redis).
     pub fn records(&self) -> impl Iterator<Item = (&ObjectState, &BTreeSet<String>)> {
         self.map.values().map(|e| (&e.state, &e.likers))
