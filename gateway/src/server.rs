@@ -170,8 +170,8 @@ async fn housekeeping(state: Arc<AppState>, stop: CancellationToken) {
 
 /// The public routes.
 fn router(state: Arc<AppState>) -> Router {
-    Router::new()
-        .route("/ws", get(ws::upgrade::websocket))
+    // What browsers may call from other origins (see http/cors.rs).
+    let browser = Router::new()
         .route(
             "/api/canvases",
             get(rest::canvases::list).post(rest::canvases::create),
@@ -195,6 +195,9 @@ fn router(state: Arc<AppState>) -> Router {
         .route("/sse/notifications", get(sse::notifications))
         .route("/sse/system", get(sse::system))
         .route("/sse/online", get(sse::online))
+        .layer(crate::http::cors::layer(&state.settings.origins));
+    Router::new()
+        .route("/ws", get(ws::upgrade::websocket))
         .route(
             "/api/server/canvases/{id}/notice",
             post(rest::server_api::notice),
@@ -204,6 +207,7 @@ fn router(state: Arc<AppState>) -> Router {
             post(rest::server_api::notify),
         )
         .route("/api/server/broadcast", post(rest::server_api::broadcast))
+        .merge(browser)
         .with_state(state)
 }
 

@@ -46,26 +46,44 @@ pub async fn request(
     authorization: Option<&str>,
     body: Option<&[u8]>,
 ) -> (u16, HashMap<String, String>, Vec<u8>) {
+    let auth = authorization.map(|a| ("Authorization", a));
+    request_with(addr, method, path, auth.as_slice(), body).await
+}
+
+/// Any method with any request headers and an optional JSON body; returns
+/// as [`get`].
+pub async fn request_with(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&[u8]>,
+) -> (u16, HashMap<String, String>, Vec<u8>) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let auth = authorization
-        .map(|a| format!("Authorization: {a}\r\n"))
-        .unwrap_or_default();
-    let length = body
-        .map(|b| {
-            format!(
-                "Content-Type: application/json\r\nContent-Length: {}\r\n",
-                b.len()
-            )
-        })
-        .unwrap_or_default();
+    let mut extra: String = headers
+        .iter()
+        .map(|(k, v)| format!("{k}: {v}\r\n"))
+        .collect();
+    if let Some(b) = body {
+        extra.push_str(&format!(
+            "Content-Type: application/json\r\nContent-Length: {}\r\n",
+            b.len()
+        ));
+    }
     let mut req =
-        format!("{method} {path} HTTP/1.1\r\nHost: x\r\n{auth}{length}Connection: close\r\n\r\n")
+        format!("{method} {path} HTTP/1.1\r\nHost: x\r\n{extra}Connection: close\r\n\r\n")
             .into_bytes();
     req.extend_from_slice(body.unwrap_or_default());
     s.write_all(&req).await.unwrap();
     let mut raw = Vec::new();
     s.read_to_end(&mut raw).await.unwrap();
+    parse_response(&raw)
+}
+
+/// Status, lower-cased headers and body of a raw HTTP/1.1 response (the
+/// body as far as it was read).
+pub fn parse_response(raw: &[u8]) -> (u16, HashMap<String, String>, Vec<u8>) {
     let split = raw
         .windows(4)
         .position(|w| w == b"\r\n\r\n")

@@ -5,6 +5,7 @@
 //! [`OpError`]: crate::ops::OpError
 
 pub(crate) mod admit;
+pub(crate) mod cors;
 pub(crate) mod error;
 pub(crate) mod extract;
 pub(crate) mod serve;

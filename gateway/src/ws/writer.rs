@@ -16,6 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::error::{Error as WsError, ProtocolError};
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 
 /// The upgraded socket as the gateway uses it.
@@ -92,7 +93,12 @@ pub(crate) async fn run(
             code: code.code().into(),
             reason: code.reason().into(),
         };
-        sink.send(Message::Close(Some(frame))).await
+        match sink.send(Message::Close(Some(frame))).await {
+            // The client closed first: tungstenite queued the answer to
+            // its Close frame (same code), which a flush sends.
+            Err(WsError::Protocol(ProtocolError::SendAfterClosing)) => sink.flush().await,
+            sent => sent,
+        }
     };
     let limit = if code == CloseCode::SlowConsumer {
         SLOW_CLOSE_TIMEOUT
