@@ -176,12 +176,51 @@ fn catch_up(counter: &IntCounter, source: &AtomicU64) {
     }
 }
 
+/// The counters of durable writes (refused, unknown outcome, repeated)
+/// and of canvases created by use (created, refused).
+fn write_counters(r: &Registry) -> Result<[IntCounter; 5], prometheus::Error> {
+    Ok([
+        counter(
+            r,
+            "easel_gateway_durable_writes_refused_total",
+            "Durable writes refused with E013 because the canvas's unpersisted backlog was full",
+        )?,
+        counter(
+            r,
+            "easel_gateway_durable_writes_unknown_total",
+            "Durable writes answered E012 whose outcome is unknown (Redis timed out or the connection broke mid-call)",
+        )?,
+        counter(
+            r,
+            "easel_gateway_durable_repeats_total",
+            "Durable commands resent with a remembered operation key, answered with the first ack and not applied again",
+        )?,
+        counter(
+            r,
+            "easel_gateway_canvases_auto_created_total",
+            "Canvases created by their first use (EASEL_AUTO_CREATE_CANVASES)",
+        )?,
+        counter(
+            r,
+            "easel_gateway_canvases_auto_create_refused_total",
+            "Uses of unknown canvases refused with E004 because the user created too many (EASEL_AUTO_CREATE_RATE)",
+        )?,
+    ])
+}
+
 impl Metrics {
     pub fn new() -> Result<Self, prometheus::Error> {
         let registry = Registry::new();
         let r = &registry;
         let hub = HubMetrics::new(r)?;
         let (publish_durable, publish_ephemeral, fanout_latency) = histograms(r)?;
+        let [
+            durable_refused,
+            durable_unknown,
+            durable_repeats,
+            canvases_auto_created,
+            canvases_auto_create_refused,
+        ] = write_counters(r)?;
         let m = Metrics {
             publish_durable,
             publish_ephemeral,
@@ -259,31 +298,11 @@ impl Metrics {
                 "Joins with since (resumes), by outcome",
                 "outcome",
             )?,
-            durable_refused: counter(
-                r,
-                "easel_gateway_durable_writes_refused_total",
-                "Durable writes refused with E013 because the canvas's unpersisted backlog was full",
-            )?,
-            durable_unknown: counter(
-                r,
-                "easel_gateway_durable_writes_unknown_total",
-                "Durable writes answered E012 whose outcome is unknown (Redis timed out or the connection broke mid-call)",
-            )?,
-            durable_repeats: counter(
-                r,
-                "easel_gateway_durable_repeats_total",
-                "Durable commands resent with a remembered operation key, answered with the first ack and not applied again",
-            )?,
-            canvases_auto_created: counter(
-                r,
-                "easel_gateway_canvases_auto_created_total",
-                "Canvases created by their first use (EASEL_AUTO_CREATE_CANVASES)",
-            )?,
-            canvases_auto_create_refused: counter(
-                r,
-                "easel_gateway_canvases_auto_create_refused_total",
-                "Uses of unknown canvases refused with E004 because the user created too many (EASEL_AUTO_CREATE_RATE)",
-            )?,
+            durable_refused,
+            durable_unknown,
+            durable_repeats,
+            canvases_auto_created,
+            canvases_auto_create_refused,
             errors: counter_vec(
                 r,
                 "easel_gateway_errors_total",

@@ -340,3 +340,30 @@ async fn the_connection_cap_holds_across_gateways() {
     a.stop().await;
     b.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn welcome_announces_the_rate_limits_and_the_cursor_rate() {
+    let g = Gateway::start(settings(
+        "announce",
+        None,
+        &[
+            "--rate-limits=chat=3/s:7",
+            "--user-rate-limits=chat=6/s:14",
+            "--cursor-hz=10",
+        ],
+    ))
+    .await;
+    let (_, welcome) =
+        WsClient::connect_ok(g.addr, testkit::ws::Connect::token(&token("reader"))).await;
+    let limits = welcome.limits;
+    let chat = limits.rate_limits["chat"];
+    assert_eq!((chat.per_sec, chat.burst), (3.0, 7.0));
+    let chat = limits.user_rate_limits["chat"];
+    assert_eq!((chat.per_sec, chat.burst), (6.0, 14.0));
+    assert_eq!(
+        limits.rate_limits.keys().collect::<Vec<_>>(),
+        ["chat", "cursors", "objects", "pixels"]
+    );
+    assert_eq!(limits.cursor_hz, 10);
+    g.stop().await;
+}

@@ -99,17 +99,37 @@ fn bench_publish(c: &mut Criterion) {
                 .expect("publishes")
         })
     });
+    bench_keyed_and_replicated(
+        &mut group,
+        &rt,
+        (&log, &replicated),
+        &canvas,
+        &header,
+        (&draw, &change),
+    );
+    group.finish();
+    shutdown.cancel();
+    drop(replica);
+}
+
+/// A durable draw with an operation key, and one acked after a replica.
+fn bench_keyed_and_replicated(
+    group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    rt: &tokio::runtime::Runtime,
+    (log, replicated): (&Log, &Log),
+    canvas: &CanvasId,
+    header: &BusHeader,
+    (draw, change): (&ServerMessage, &Change),
+) {
     let mut n = 0u64;
     group.bench_function("durable_draw_keyed", |b| {
-        b.to_async(&rt).iter(|| {
+        b.to_async(rt).iter(|| {
             n += 1;
             let key = OpKey {
                 user: "user-1".into(),
                 key: format!("op-{n}"),
                 window: Duration::from_secs(300),
             };
-            let log = &log;
-            let (canvas, header, draw, change) = (&canvas, &header, &draw, &change);
             async move {
                 log.publish_keyed(canvas, header, draw, Some(change), Some(&key))
                     .await
@@ -118,16 +138,13 @@ fn bench_publish(c: &mut Criterion) {
         })
     });
     group.bench_function("durable_draw_wait_replica", |b| {
-        b.to_async(&rt).iter(|| async {
+        b.to_async(rt).iter(|| async {
             replicated
-                .publish_durable(&canvas, &header, &draw, Some(&change))
+                .publish_durable(canvas, header, draw, Some(change))
                 .await
                 .expect("publishes")
         })
     });
-    group.finish();
-    shutdown.cancel();
-    drop(replica);
 }
 
 criterion_group!(benches, bench_publish);

@@ -129,6 +129,13 @@ pub struct Settings {
     pub canvas: CanvasGeometry,
 }
 
+/// What [`Config::windows`] validates.
+struct Windows {
+    http_header_timeout: Duration,
+    op_key_window: Duration,
+    auto_create_rate: Rate,
+}
+
 fn normalise_origin(origin: &str) -> Result<String, String> {
     let o = origin.trim().trim_end_matches('/').to_ascii_lowercase();
     let (scheme, rest) = o
@@ -150,22 +157,17 @@ impl Config {
         let rates = self.rates(&n)?;
         let (presence_ttl, presence_grace, presence_sweep) = self.presence(&n)?;
         let canvas = self.canvas(&n)?;
+        let windows = self.windows(&n)?;
         Ok(Settings {
             node_id: self.node_id(&n)?,
             redis,
             database,
             auto_create_canvases: self.auto_create_canvases || self.dev,
-            auto_create_rate: Rate::parse(&self.auto_create_rate)
-                .map_err(|m| n.bad("auto_create_rate", m))?,
+            auto_create_rate: windows.auto_create_rate,
             auth,
             dev_secret,
             origins: self.origins(&n)?,
-            http_header_timeout: Duration::from_secs(n.range(
-                "http_header_timeout_secs",
-                self.http_header_timeout_secs,
-                1,
-                300,
-            )?),
+            http_header_timeout: windows.http_header_timeout,
             handshake_timeout: Duration::from_millis(n.range(
                 "handshake_timeout_ms",
                 self.handshake_timeout_ms,
@@ -242,12 +244,7 @@ impl Config {
                 1 << 20,
             )?,
             log_max_events: n.range("log_max_events", self.log_max_events, 100, 100_000_000)?,
-            op_key_window: Duration::from_secs(n.range(
-                "op_key_window_secs",
-                self.op_key_window_secs,
-                1,
-                86_400,
-            )?),
+            op_key_window: windows.op_key_window,
             max_replay_events: n.range(
                 "max_replay_events",
                 self.max_replay_events,
@@ -255,6 +252,27 @@ impl Config {
                 1_000_000,
             )?,
             canvas,
+        })
+    }
+
+    /// The header deadline, the operation key window and the auto-create
+    /// rate.
+    fn windows(&self, n: &Names) -> Result<Windows, ConfigError> {
+        Ok(Windows {
+            http_header_timeout: Duration::from_secs(n.range(
+                "http_header_timeout_secs",
+                self.http_header_timeout_secs,
+                1,
+                300,
+            )?),
+            op_key_window: Duration::from_secs(n.range(
+                "op_key_window_secs",
+                self.op_key_window_secs,
+                1,
+                86_400,
+            )?),
+            auto_create_rate: Rate::parse(&self.auto_create_rate)
+                .map_err(|m| n.bad("auto_create_rate", m))?,
         })
     }
 

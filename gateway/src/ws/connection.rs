@@ -9,6 +9,7 @@
 use super::outbox::Outbox;
 use super::session::Session;
 use super::writer::{self, CLOSE_TIMEOUT, SLOW_CLOSE_TIMEOUT, WsSink, WsStream};
+use crate::limits::{ClassRates, OpClass};
 use crate::state::AppState;
 use fanout::{ConnControl, Outbound};
 use futures_util::StreamExt;
@@ -16,9 +17,10 @@ use futures_util::stream::SplitStream;
 use shared::auth::Identity;
 use shared::codec::{self, Encoding};
 use shared::protocol::{
-    AnnouncedLimits, ClientMessage, ErrorReply, ServerMessage, UserInfo, Welcome,
+    AnnouncedLimits, AnnouncedRate, ClientMessage, ErrorReply, ServerMessage, UserInfo, Welcome,
 };
 use shared::{CloseCode, ErrorCode, RequestId};
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -178,8 +180,29 @@ fn welcome(state: &AppState, conn: u64, identity: &Identity, encoding: Encoding)
             max_chat_chars: shared::validate::MAX_CHAT_CHARS as u32,
             ping_interval_ms: s.ping_interval.as_millis() as u64,
             idle_timeout_ms: s.idle_timeout.as_millis() as u64,
+            rate_limits: announced(&s.rate_limits),
+            user_rate_limits: announced(&s.user_rate_limits),
+            cursor_hz: match s.cursor_interval.as_secs_f64() {
+                0.0 => 0,
+                secs => (1.0 / secs).round() as u32,
+            },
         },
     })
+}
+
+/// Rates by operation class name, as `welcome` announces them.
+fn announced(rates: &ClassRates) -> BTreeMap<String, AnnouncedRate> {
+    OpClass::ALL
+        .into_iter()
+        .map(|class| {
+            let rate = rates.get(class);
+            let announced = AnnouncedRate {
+                per_sec: rate.per_sec,
+                burst: rate.burst,
+            };
+            (class.name().to_owned(), announced)
+        })
+        .collect()
 }
 
 /// What a received frame means for this connection.

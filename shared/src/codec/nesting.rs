@@ -187,3 +187,43 @@ mod tests {
         assert!(!msgpack_depth_exceeds(&[0xdc, 0x00], 1));
     }
 }
+
+#[cfg(test)]
+mod refusals {
+    use super::MAX_NESTING;
+    use crate::codec::decode_client;
+    use crate::encoding::Encoding;
+
+    #[test]
+    fn frames_nesting_deeper_than_the_limit_are_refused_before_decoding() {
+        // A `chat` whose text is fine but whose unknown field nests 600 deep:
+        // without the limit, serde would recurse 600 times (a debug build's
+        // task stack overflows well before rmp-serde's own limit of 1024).
+        for depth in [MAX_NESTING, 600] {
+            let deep = format!(
+                r#"{{"type":"ping","x":{}{}}}"#,
+                "[".repeat(depth),
+                "]".repeat(depth)
+            );
+            let err = decode_client(Encoding::Json, deep.as_bytes()).expect_err("refused");
+            assert!(err.message.contains("nest"), "{depth}: {}", err.message);
+            let mut packed = vec![0x82, 0xa4];
+            packed.extend_from_slice(b"type");
+            packed.push(0xa4);
+            packed.extend_from_slice(b"ping");
+            packed.push(0xa1);
+            packed.push(b'x');
+            packed.extend(std::iter::repeat_n(0x91, depth - 1));
+            packed.push(0x90);
+            let err = decode_client(Encoding::Msgpack, &packed).expect_err("refused");
+            assert!(err.message.contains("nest"), "{depth}: {}", err.message);
+        }
+        // Within the limit, depth is no reason to refuse.
+        let ok = format!(
+            r#"{{"type":"object_create","canvas":"c","kind":"token","x":1,"y":1,"w":1,"h":1,"props":{{"a":{}1{}}}}}"#,
+            "[".repeat(MAX_NESTING - 3),
+            "]".repeat(MAX_NESTING - 3)
+        );
+        assert!(decode_client(Encoding::Json, ok.as_bytes()).is_ok());
+    }
+}

@@ -14,7 +14,7 @@ pub struct UserInfo {
 }
 
 /// Limits the server enforces on this connection, announced in `welcome`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AnnouncedLimits {
     pub max_message_bytes: u32,
     pub max_canvases: u32,
@@ -22,6 +22,25 @@ pub struct AnnouncedLimits {
     pub max_chat_chars: u32,
     pub ping_interval_ms: u64,
     pub idle_timeout_ms: u64,
+    /// This connection's buckets by operation class (`pixels`, `chat`,
+    /// `cursors`, `objects`).
+    #[serde(default)]
+    pub rate_limits: std::collections::BTreeMap<String, AnnouncedRate>,
+    /// The user's buckets on this gateway, shared by its connections and
+    /// REST requests, by operation class.
+    #[serde(default)]
+    pub user_rate_limits: std::collections::BTreeMap<String, AnnouncedRate>,
+    /// Cursor updates published per second per connection and canvas (0:
+    /// every update).
+    #[serde(default)]
+    pub cursor_hz: u32,
+}
+
+/// A token bucket: tokens added per second, and how many it holds.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct AnnouncedRate {
+    pub per_sec: f64,
+    pub burst: f64,
 }
 
 /// `welcome`.
