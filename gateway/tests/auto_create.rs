@@ -9,24 +9,13 @@ mod common;
 
 use common::*;
 use shared::ErrorCode;
-use std::time::Duration;
-use testkit::{PostgresServer, RedisServer, eventually};
+use testkit::{PostgresServer, RedisServer};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_user_creating_canvases_by_use_is_slowed_down() {
     let redis = RedisServer::start();
     let pg = PostgresServer::start();
-    let db = format!("--database-url={}", pg.url());
-    let g = Gateway::start(settings(
-        "gw",
-        Some(&redis),
-        &["--auto-create-canvases", "--auto-create-rate=0.01/s:3", &db],
-    ))
-    .await;
-    eventually(Duration::from_secs(10), "the gateway ready", || async {
-        testkit::http::status(g.admin, "/readyz").await == Some(200)
-    })
-    .await;
+    let g = gateway_with_db("gw", Some(&redis), &pg, &["--auto-create-rate=0.01/s:3"]).await;
     let mut c = g.client("churner").await;
     for (i, name) in ["new-1", "new-2", "new-3"].into_iter().enumerate() {
         join_ok(&mut c, i as u64, name, false).await;

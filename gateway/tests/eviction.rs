@@ -44,18 +44,8 @@ fn create_token(id: u64) -> ClientMessage {
 async fn a_cold_canvas_leaves_redis_and_comes_back_whole() {
     let redis = RedisServer::start();
     let pg = PostgresServer::start();
-    let db = format!("--database-url={}", pg.url());
-    let g = Gateway::start(settings(
-        "gw",
-        Some(&redis),
-        &["--auto-create-canvases", "--backlog-limit=10000", &db],
-    ))
-    .await;
+    let g = gateway_with_db("gw", Some(&redis), &pg, &[]).await;
     let persister = RunningPersister::start(&redis, &pg, &["--evict-idle-secs=1"]).await;
-    eventually(Duration::from_secs(10), "the gateway ready", || async {
-        testkit::http::status(g.admin, "/readyz").await == Some(200)
-    })
-    .await;
 
     // "cold" gets pixels and an object, then its only member leaves;
     // "idle" is joined and left without a write; "busy" keeps a member.

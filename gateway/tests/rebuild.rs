@@ -16,12 +16,7 @@ use std::time::Duration;
 use testkit::{PostgresServer, RedisServer, eventually};
 
 fn stored(pg: &PostgresServer) -> u64 {
-    if pg.psql("SELECT to_regclass('public.events') IS NOT NULL") != "t" {
-        return 0;
-    }
-    pg.psql("SELECT count(*) FROM events WHERE canvas_id = 'rb'")
-        .parse()
-        .unwrap()
+    stored_events(pg, "rb")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

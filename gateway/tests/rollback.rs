@@ -16,12 +16,7 @@ use std::time::Duration;
 use testkit::{PostgresServer, RedisServer, eventually};
 
 fn stored(pg: &PostgresServer) -> u64 {
-    if pg.psql("SELECT to_regclass('public.events') IS NOT NULL") != "t" {
-        return 0;
-    }
-    pg.psql("SELECT count(*) FROM events WHERE canvas_id = 'old'")
-        .parse()
-        .unwrap()
+    stored_events(pg, "old")
 }
 
 async fn draw_acked(c: &mut testkit::WsClient, id: u64, x: i64) -> u64 {
@@ -43,18 +38,8 @@ async fn draw_acked(c: &mut testkit::WsClient, id: u64, x: i64) -> u64 {
 async fn redis_back_from_an_old_snapshot_is_rebuilt_not_reused() {
     let mut redis = RedisServer::start();
     let pg = PostgresServer::start();
-    let db = format!("--database-url={}", pg.url());
-    let g = Gateway::start(settings(
-        "gw",
-        Some(&redis),
-        &["--backlog-limit=10000", "--auto-create-canvases", &db],
-    ))
-    .await;
+    let g = gateway_with_db("gw", Some(&redis), &pg, &[]).await;
     let persister = RunningPersister::start(&redis, &pg, &[]).await;
-    eventually(Duration::from_secs(10), "the gateway ready", || async {
-        testkit::http::status(g.admin, "/readyz").await == Some(200)
-    })
-    .await;
     let canvas = CanvasId::new("old").unwrap();
 
     let mut c = g.client("artist").await;

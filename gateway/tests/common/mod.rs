@@ -282,6 +282,49 @@ pub async fn wait_trimmed(redis: &RedisServer, canvas: &CanvasId, below: u64) {
     .await;
 }
 
+/// A gateway on `redis` with its catalogue and history in `pg` (canvases
+/// created on first use, a persister's backlog limit), plus `extra` flags;
+/// returned once ready.
+pub async fn gateway_with_db(
+    node: &str,
+    redis: Option<&RedisServer>,
+    pg: &testkit::PostgresServer,
+    extra: &[&str],
+) -> Gateway {
+    let db = format!("--database-url={}", pg.url());
+    let mut flags = vec![
+        db.as_str(),
+        "--auto-create-canvases",
+        "--backlog-limit=100000",
+    ];
+    flags.extend_from_slice(extra);
+    let g = Gateway::start(settings(node, redis, &flags)).await;
+    ready(&g).await;
+    g
+}
+
+/// Waits until the gateway reports ready (its bus connected to Redis).
+pub async fn ready(g: &Gateway) {
+    testkit::eventually(
+        std::time::Duration::from_secs(15),
+        "the gateway ready",
+        || async { testkit::http::status(g.admin, "/readyz").await == Some(200) },
+    )
+    .await;
+}
+
+/// Events Postgres holds for `canvas` (0 before a persister made the table).
+pub fn stored_events(pg: &testkit::PostgresServer, canvas: &str) -> u64 {
+    if pg.psql("SELECT to_regclass('public.events') IS NOT NULL") != "t" {
+        return 0;
+    }
+    pg.psql(&format!(
+        "SELECT count(*) FROM events WHERE canvas_id = '{canvas}'"
+    ))
+    .parse()
+    .unwrap()
+}
+
 /// A persister running in this process.
 pub struct RunningPersister {
     stop: CancellationToken,

@@ -26,27 +26,41 @@ const RATE: f64 = 40.0;
 /// this long before a Redis crash has been persisted.
 const LAG_WINDOW: Duration = Duration::from_secs(2);
 
-fn gateway_flags(pg: &PostgresServer) -> Vec<String> {
-    vec![
-        format!("--database-url={}", pg.url()),
-        "--auto-create-canvases".into(),
-        "--backlog-limit=100000".into(),
-    ]
+/// One gateway with a database and a persister on `redis`, and the writer
+/// writing through the gateway.
+struct Steady {
+    redis: RedisServer,
+    pg: PostgresServer,
+    gateway: Gateway,
+    persister: RunningPersister,
+    writer: Writer,
 }
 
-async fn gateway(node: &str, redis: &RedisServer, pg: &PostgresServer) -> Gateway {
-    let flags = gateway_flags(pg);
-    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
-    let g = Gateway::start(settings(node, Some(redis), &flags)).await;
-    ready(&g).await;
-    g
-}
+impl Steady {
+    async fn start(case: &str, redis: RedisServer, persister_flags: &[&str]) -> Steady {
+        let pg = PostgresServer::start();
+        let gateway = gateway_with_db("a", Some(&redis), &pg, &[]).await;
+        let persister = RunningPersister::start(&redis, &pg, persister_flags).await;
+        let writer = Writer::start(vec![gateway.addr], case, RATE);
+        Steady {
+            redis,
+            pg,
+            gateway,
+            persister,
+            writer,
+        }
+    }
 
-async fn ready(g: &Gateway) {
-    eventually(Duration::from_secs(15), "the gateway ready", || async {
-        testkit::http::status(g.admin, "/readyz").await == Some(200)
-    })
-    .await;
+    /// Stops the writer, checks and reports; `crash`: when Redis lost data.
+    async fn finish(self, case: &str, crash: Option<Instant>) {
+        let written = self.writer.finish().await;
+        let window = crash.map(|at| (at, LAG_WINDOW));
+        let o = check::outcome(&self.pg, case, &written, window).await;
+        check::report(case, &o, &written);
+        self.persister.stop().await;
+        self.gateway.stop().await;
+        drop(self.redis);
+    }
 }
 
 /// Writes for `secs`.
@@ -57,22 +71,14 @@ async fn run_for(secs: f64) {
 /// Redis killed and restarted (per `redis_args`, and `between`, run on
 /// the stopped server's files, e.g. cutting an AOF's tail).
 async fn redis_crash(case: &str, redis_args: &[&str], between: impl FnOnce(&RedisServer)) {
-    let mut redis = RedisServer::start_with(redis_args);
-    let pg = PostgresServer::start();
-    let g = gateway("a", &redis, &pg).await;
-    let persister = RunningPersister::start(&redis, &pg, &[]).await;
-    let w = Writer::start(vec![g.addr], case, RATE);
+    let mut run = Steady::start(case, RedisServer::start_with(redis_args), &[]).await;
     run_for(3.0).await;
     let crash = Instant::now();
-    redis.kill();
-    between(&redis);
-    redis.restart();
+    run.redis.kill();
+    between(&run.redis);
+    run.redis.restart();
     run_for(3.0).await;
-    let written = w.finish().await;
-    let o = check::outcome(&pg, case, &written, Some((crash, LAG_WINDOW))).await;
-    check::report(case, &o, &written);
-    persister.stop().await;
-    g.stop().await;
+    run.finish(case, Some(crash)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -82,27 +88,20 @@ async fn redis_restarted_without_persistence() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_back_from_an_old_rdb_snapshot() {
-    // A snapshot taken a second before the crash, as `save 1 1` would.
+    // A snapshot taken a second and a half before the crash, as a `save`
+    // rule would.
     let case = "redis_old_rdb";
-    let mut redis = RedisServer::start();
-    let pg = PostgresServer::start();
-    let g = gateway("a", &redis, &pg).await;
-    let persister = RunningPersister::start(&redis, &pg, &[]).await;
-    let w = Writer::start(vec![g.addr], case, RATE);
+    let mut run = Steady::start(case, RedisServer::start(), &[]).await;
     run_for(1.5).await;
-    let client = redis::Client::open(redis.url()).unwrap();
+    let client = redis::Client::open(run.redis.url()).unwrap();
     let mut admin = client.get_multiplexed_async_connection().await.unwrap();
     let _: () = redis::cmd("SAVE").query_async(&mut admin).await.unwrap();
     run_for(1.5).await;
     let crash = Instant::now();
-    redis.kill();
-    redis.restart();
+    run.redis.kill();
+    run.redis.restart();
     run_for(3.0).await;
-    let written = w.finish().await;
-    let o = check::outcome(&pg, case, &written, Some((crash, LAG_WINDOW))).await;
-    check::report(case, &o, &written);
-    persister.stop().await;
-    g.stop().await;
+    run.finish(case, Some(crash)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -127,62 +126,52 @@ async fn redis_aof_everysec_after_a_host_crash() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_frozen_by_sigstop() {
     let case = "redis_sigstop";
-    let redis = RedisServer::start();
-    let pg = PostgresServer::start();
-    let g = gateway("a", &redis, &pg).await;
-    let persister = RunningPersister::start(&redis, &pg, &[]).await;
-    let w = Writer::start(vec![g.addr], case, RATE);
+    let run = Steady::start(case, RedisServer::start(), &[]).await;
     run_for(1.5).await;
-    redis.pause();
+    run.redis.pause();
     run_for(3.0).await;
-    redis.resume();
+    run.redis.resume();
     run_for(2.0).await;
-    let written = w.finish().await;
-    let o = check::outcome(&pg, case, &written, None).await;
-    check::report(case, &o, &written);
-    persister.stop().await;
-    g.stop().await;
+    run.finish(case, None).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_down_for_a_while() {
     let case = "postgres_down";
-    let redis = RedisServer::start();
-    let mut pg = PostgresServer::start();
-    let g = gateway("a", &redis, &pg).await;
-    let persister = RunningPersister::start(&redis, &pg, &[]).await;
-    let w = Writer::start(vec![g.addr], case, RATE);
+    let mut run = Steady::start(case, RedisServer::start(), &[]).await;
     run_for(1.5).await;
-    pg.kill();
+    run.pg.kill();
     run_for(3.0).await;
-    pg.restart();
+    run.pg.restart();
     run_for(2.0).await;
-    let written = w.finish().await;
-    let o = check::outcome(&pg, case, &written, None).await;
-    check::report(case, &o, &written);
-    persister.stop().await;
-    g.stop().await;
+    run.finish(case, None).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn persister_killed_and_replaced() {
     let case = "persister_killed";
-    let redis = RedisServer::start();
-    let pg = PostgresServer::start();
-    let g = gateway("a", &redis, &pg).await;
-    let persister = RunningPersister::start(&redis, &pg, &["--consumer=p1"]).await;
-    let w = Writer::start(vec![g.addr], case, RATE);
+    let run = Steady::start(case, RedisServer::start(), &["--consumer=p1"]).await;
     run_for(1.5).await;
+    let Steady {
+        redis,
+        pg,
+        gateway,
+        persister,
+        writer,
+    } = run;
     persister.kill().await;
     run_for(2.0).await;
     // Its successor takes over its pending entries (same consumer name).
     let persister = RunningPersister::start(&redis, &pg, &["--consumer=p1"]).await;
     run_for(2.0).await;
-    let written = w.finish().await;
-    let o = check::outcome(&pg, case, &written, None).await;
-    check::report(case, &o, &written);
-    persister.stop().await;
-    g.stop().await;
+    let run = Steady {
+        redis,
+        pg,
+        gateway,
+        persister,
+        writer,
+    };
+    run.finish(case, None).await;
 }
 
 /// A gateway process the writer starts on, killed (`freeze`: frozen
@@ -190,7 +179,7 @@ async fn persister_killed_and_replaced() {
 async fn gateway_fault(case: &str, freeze: bool) {
     let redis = RedisServer::start();
     let pg = PostgresServer::start();
-    let other = gateway("b", &redis, &pg).await;
+    let other = gateway_with_db("b", Some(&redis), &pg, &[]).await;
     let port = testkit::free_port();
     let (mut child, addr) = spawn_gateway_process("victim", &redis, port);
     eventually(Duration::from_secs(15), "the victim gateway up", || async {
@@ -243,11 +232,8 @@ async fn gateway_cut_off_from_redis() {
     let pg = PostgresServer::start();
     let upstream = format!("127.0.0.1:{}", redis.port()).parse().unwrap();
     let proxy = proxy::Proxy::start(upstream).await;
-    let mut flags = gateway_flags(&pg);
-    flags.push(format!("--redis-url=redis://{}", proxy.addr));
-    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
-    let g = Gateway::start(settings("a", None, &flags)).await;
-    ready(&g).await;
+    let via_proxy = format!("--redis-url=redis://{}", proxy.addr);
+    let g = gateway_with_db("a", None, &pg, &[&via_proxy]).await;
     let persister = RunningPersister::start(&redis, &pg, &[]).await;
     let w = Writer::start(vec![g.addr], case, RATE);
     run_for(1.5).await;
