@@ -98,23 +98,7 @@ impl Evictor {
     /// Every canvas meta key in Redis.
     async fn metas(&mut self) -> redis::RedisResult<Vec<String>> {
         let pattern = format!("{}:{{c:*}}:meta", keys::PREFIX);
-        let mut cursor: u64 = 0;
-        let mut out = Vec::new();
-        loop {
-            let (next, found): (u64, Vec<String>) = redis::cmd("SCAN")
-                .arg(cursor)
-                .arg("MATCH")
-                .arg(&pattern)
-                .arg("COUNT")
-                .arg(1000)
-                .query_async(&mut self.redis)
-                .await?;
-            out.extend(found);
-            cursor = next;
-            if cursor == 0 {
-                return Ok(out);
-            }
-        }
+        crate::worker::scan_keys(&mut self.redis, &pattern).await
     }
 
     /// Stores the canvas's snapshot at `seq`, then evicts it if it is

@@ -139,29 +139,14 @@ impl Worker {
     /// could be lost) and joins their consumer groups.
     async fn discover(&mut self) -> redis::RedisResult<()> {
         let pattern = format!("{}:{{c:*}}:log", keys::PREFIX);
-        let mut cursor: u64 = 0;
-        loop {
-            let (next, found): (u64, Vec<String>) = redis::cmd("SCAN")
-                .arg(cursor)
-                .arg("MATCH")
-                .arg(&pattern)
-                .arg("COUNT")
-                .arg(1000)
-                .query_async(&mut self.ops)
-                .await?;
-            for key in found {
-                if self.streams.contains_key(&key) {
-                    continue;
-                }
-                self.join_group(&key).await?;
-                self.streams.insert(key, CanvasState::default());
-                // New streams may hold entries this consumer had pending.
-                self.own_pending_done = false;
+        for key in scan_keys(&mut self.ops, &pattern).await? {
+            if self.streams.contains_key(&key) {
+                continue;
             }
-            cursor = next;
-            if cursor == 0 {
-                break;
-            }
+            self.join_group(&key).await?;
+            self.streams.insert(key, CanvasState::default());
+            // New streams may hold entries this consumer had pending.
+            self.own_pending_done = false;
         }
         self.metrics.streams.set(self.streams.len() as i64);
         Ok(())
@@ -411,6 +396,30 @@ impl Worker {
                 self.metrics.errors.with_label_values(&["postgres"]).inc();
                 tracing::warn!(%canvas, error = %err, "storing a snapshot failed");
             }
+        }
+    }
+}
+
+/// Every key matching `pattern` (SCAN, in pages of about 1,000).
+pub(crate) async fn scan_keys(
+    conn: &mut ConnectionManager,
+    pattern: &str,
+) -> redis::RedisResult<Vec<String>> {
+    let mut cursor: u64 = 0;
+    let mut out = Vec::new();
+    loop {
+        let (next, found): (u64, Vec<String>) = redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg(pattern)
+            .arg("COUNT")
+            .arg(1000)
+            .query_async(conn)
+            .await?;
+        out.extend(found);
+        cursor = next;
+        if cursor == 0 {
+            return Ok(out);
         }
     }
 }
