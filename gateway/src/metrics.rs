@@ -105,10 +105,12 @@ pub(crate) const UPGRADE_REFUSALS: [&str; 9] = [
 
 /// `reason` labels of `easel_gateway_auth_failures_total` beside the
 /// token's own ([`shared::auth::AuthError::REASONS`]).
-pub(crate) const CONNECTION_AUTH_FAILURES: [&str; 3] = [
+pub(crate) const CONNECTION_AUTH_FAILURES: [&str; 5] = [
     "handshake_timeout",
     "no_handshake",
     "bad_authorization_header",
+    "expired_live",
+    "refresh_other_user",
 ];
 
 /// Server message types a connection sends itself.

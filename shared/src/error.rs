@@ -131,6 +131,9 @@ pub enum CloseCode {
     AuthFailed,
     /// 4002: no token arrived within the handshake deadline.
     AuthTimeout,
+    /// 4003: the connection's token expired (`exp` passed) and no `refresh`
+    /// brought a new one.
+    TokenExpired,
     /// 4005: a command arrived before the handshake completed.
     InvalidSession,
     /// 4008: the client did not read fast enough and its outbound queue filled up.
@@ -145,7 +148,7 @@ pub enum CloseCode {
 
 impl CloseCode {
     /// Every close code the server sends.
-    pub const ALL: [CloseCode; 12] = [
+    pub const ALL: [CloseCode; 13] = [
         CloseCode::Normal,
         CloseCode::ProtocolError,
         CloseCode::InvalidPayload,
@@ -153,6 +156,7 @@ impl CloseCode {
         CloseCode::ServiceRestart,
         CloseCode::AuthFailed,
         CloseCode::AuthTimeout,
+        CloseCode::TokenExpired,
         CloseCode::InvalidSession,
         CloseCode::SlowConsumer,
         CloseCode::IdleTimeout,
@@ -170,6 +174,7 @@ impl CloseCode {
             CloseCode::ServiceRestart => 1012,
             CloseCode::AuthFailed => 4001,
             CloseCode::AuthTimeout => 4002,
+            CloseCode::TokenExpired => 4003,
             CloseCode::InvalidSession => 4005,
             CloseCode::SlowConsumer => 4008,
             CloseCode::IdleTimeout => 4009,
@@ -188,6 +193,7 @@ impl CloseCode {
             CloseCode::ServiceRestart => "server restarting, reconnect",
             CloseCode::AuthFailed => "authentication failed",
             CloseCode::AuthTimeout => "no handshake within the deadline",
+            CloseCode::TokenExpired => "token expired: refresh before exp",
             CloseCode::InvalidSession => "command before handshake",
             CloseCode::SlowConsumer => "slow consumer: outbound queue full",
             CloseCode::IdleTimeout => "idle timeout: no frames received",
@@ -206,6 +212,7 @@ impl CloseCode {
             CloseCode::ServiceRestart => "service_restart",
             CloseCode::AuthFailed => "auth_failed",
             CloseCode::AuthTimeout => "auth_timeout",
+            CloseCode::TokenExpired => "token_expired",
             CloseCode::InvalidSession => "invalid_session",
             CloseCode::SlowConsumer => "slow_consumer",
             CloseCode::IdleTimeout => "idle_timeout",

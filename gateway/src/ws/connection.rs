@@ -359,9 +359,14 @@ async fn read_loop(
     loop {
         let cursor_due = session.cursor_due();
         let paused = session.read_paused_until();
+        let expiry = session.expiry();
         let next = tokio::select! {
             biased;
             _ = out.control.closed() => return,
+            _ = sleep_until_some(expiry) => {
+                expired(state, out);
+                return;
+            }
             _ = sleep_until_some(cursor_due) => {
                 session.flush_cursors().await;
                 continue;
@@ -422,6 +427,24 @@ async fn read_loop(
             }
         }
     }
+}
+
+/// Closes a connection whose token expired without a `refresh`: an
+/// `E002` saying so, then close code `4003`.
+fn expired(state: &AppState, out: &Outbox) {
+    tracing::info!("token expired");
+    state
+        .metrics
+        .auth_failures
+        .with_label_values(&["expired_live"])
+        .inc();
+    out.reply_error(ErrorReply {
+        id: None,
+        code: ErrorCode::AuthFailed,
+        message: "token expired: send refresh with a new token before exp".into(),
+        retry_after_ms: None,
+    });
+    out.control.close(CloseCode::TokenExpired);
 }
 
 /// Sleeps until `at`; never completes for `None`.

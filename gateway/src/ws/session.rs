@@ -111,6 +111,8 @@ pub(crate) struct Session<'a> {
     /// `online` once subscribed.
     channels: Vec<CanvasId>,
     rates: Rates<'a>,
+    /// See [`Session::expiry`].
+    expiry: Option<Instant>,
 }
 
 impl<'a> Session<'a> {
@@ -134,6 +136,7 @@ impl<'a> Session<'a> {
             author: identity.author(),
             joined: Vec::new(),
             identity: identity.clone(),
+            expiry: expiry(state, identity),
             cursors: Vec::new(),
             channels: Vec::new(),
         }
@@ -171,6 +174,7 @@ impl<'a> Session<'a> {
                 ErrorCode::InvalidSession,
                 "already authenticated",
             )),
+            ClientMessage::Refresh(r) => self.refresh(&r.token),
             ClientMessage::Ping(p) => {
                 self.out.send(&ServerMessage::Pong(Pong {
                     id: p.id,
@@ -256,6 +260,43 @@ impl<'a> Session<'a> {
         }
     }
 
+    /// Takes a new token for the same user: its expiry replaces the old
+    /// one's, its roles apply to canvases joined from now on. A token that
+    /// fails verification or names another user is E002 (fatal, as at
+    /// connect).
+    fn refresh(&mut self, token: &str) -> Result<Reply, OpError> {
+        let metrics = &self.state.metrics;
+        let identity = match self.state.verifier.verify(token) {
+            Ok(identity) => identity,
+            Err(err) => {
+                let reason = err.reason();
+                metrics.auth_failures.with_label_values(&[reason]).inc();
+                let message = format!("refresh refused: {err}");
+                return Err(OpError::new(ErrorCode::AuthFailed, message));
+            }
+        };
+        if identity.user_id != self.identity.user_id {
+            metrics
+                .auth_failures
+                .with_label_values(&["refresh_other_user"])
+                .inc();
+            return Err(OpError::new(
+                ErrorCode::AuthFailed,
+                "refresh refused: the token names another user than this connection's",
+            ));
+        }
+        tracing::debug!(expires_at = identity.expires_at, "token refreshed");
+        self.expiry = expiry(self.state, &identity);
+        self.identity = identity;
+        Ok(Reply::Ack(None))
+    }
+
+    /// When the connection's token expires (with the allowed clock skew):
+    /// the connection closes then with `4003` unless refreshed.
+    pub fn expiry(&self) -> Option<Instant> {
+        self.expiry
+    }
+
     /// Until when reading from the connection is paused after a refusal,
     /// if that is still ahead.
     pub fn read_paused_until(&mut self) -> Option<Instant> {
@@ -303,8 +344,18 @@ impl<'a> Session<'a> {
     }
 }
 
-/// The ack of a durable write: its sequence number, or nothing when it
-/// changed nothing.
+/// When a token's `exp` (plus the verifier's clock skew) passes, as a
+/// monotonic instant; `None` for one beyond any connection's life.
+fn expiry(state: &AppState, identity: &Identity) -> Option<Instant> {
+    let until_ms = identity
+        .expires_at
+        .saturating_add(state.verifier.leeway_secs())
+        .saturating_mul(1000)
+        .saturating_sub(shared::now_ms());
+    const YEAR_MS: u64 = 365 * 24 * 3600 * 1000;
+    (until_ms < YEAR_MS).then(|| Instant::now() + Duration::from_millis(until_ms))
+}
+
 fn not_joined(canvas: &CanvasId) -> OpError {
     OpError::new(
         ErrorCode::NotJoined,

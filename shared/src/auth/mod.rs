@@ -207,6 +207,10 @@ pub struct Identity {
     pub canvas_roles: BTreeMap<String, Role>,
     /// The token's `admin`: may create, change and delete canvases.
     pub admin: bool,
+    /// The token's `exp`, in Unix seconds: a WebSocket connection closes
+    /// with `4003` once it has passed (plus the allowed clock skew) unless a
+    /// `refresh` brought a later one.
+    pub expires_at: u64,
 }
 
 impl Identity {
@@ -305,6 +309,11 @@ impl TokenVerifier {
         })
     }
 
+    /// The clock skew allowed on `exp` and `nbf`, in seconds.
+    pub fn leeway_secs(&self) -> u64 {
+        self.leeway_secs
+    }
+
     /// Verifies a token and returns who it names.
     pub fn verify(&self, token: &str) -> Result<Identity, AuthError> {
         if token.len() > MAX_TOKEN_BYTES {
@@ -381,6 +390,7 @@ impl TokenVerifier {
             default_role: claims.role,
             canvas_roles: claims.roles,
             admin: claims.admin,
+            expires_at: claims.exp.map_or(u64::MAX, |exp| exp.max(0.0) as u64),
         })
     }
 }

@@ -22,6 +22,10 @@ fn all_client_messages() -> Vec<ClientMessage> {
             id: Some(RequestId::Num(1)),
             token: "t".into(),
         }),
+        ClientMessage::Refresh(Handshake {
+            id: Some(RequestId::Num(2)),
+            token: "t2".into(),
+        }),
         ClientMessage::Ping(Ping {
             id: None,
             ts: Some(-5),

@@ -26,6 +26,9 @@ pub enum ClientMessage {
     Handshake(Handshake),
     /// Application-level keepalive; answered with `pong`.
     Ping(Ping),
+    /// Replaces the connection's token with a fresh one for the same user
+    /// before the old one expires.
+    Refresh(Handshake),
     /// Joins a canvas: start receiving its events.
     Join(Join),
     /// Leaves a canvas: stop receiving its events.
@@ -70,9 +73,10 @@ pub enum ClientMessage {
 
 impl ClientMessage {
     /// Every [`ClientMessage::kind`], for metrics and documentation checks.
-    pub const KINDS: [&'static str; 21] = [
+    pub const KINDS: [&'static str; 22] = [
         "handshake",
         "ping",
+        "refresh",
         "join",
         "leave",
         "draw",
@@ -97,7 +101,7 @@ impl ClientMessage {
     /// The client's request id, if it gave one.
     pub fn id(&self) -> Option<&RequestId> {
         match self {
-            ClientMessage::Handshake(m) => m.id.as_ref(),
+            ClientMessage::Handshake(m) | ClientMessage::Refresh(m) => m.id.as_ref(),
             ClientMessage::Ping(m) => m.id.as_ref(),
             ClientMessage::Join(m) => m.id.as_ref(),
             ClientMessage::Leave(m) => m.id.as_ref(),
@@ -137,6 +141,7 @@ impl ClientMessage {
     pub fn canvas(&self) -> Option<&CanvasId> {
         match self {
             ClientMessage::Handshake(_)
+            | ClientMessage::Refresh(_)
             | ClientMessage::Ping(_)
             | ClientMessage::Subscribe(_)
             | ClientMessage::Unsubscribe(_) => None,
@@ -164,6 +169,7 @@ impl ClientMessage {
         match self {
             ClientMessage::Handshake(_) => "handshake",
             ClientMessage::Ping(_) => "ping",
+            ClientMessage::Refresh(_) => "refresh",
             ClientMessage::Join(_) => "join",
             ClientMessage::Leave(_) => "leave",
             ClientMessage::Draw(_) => "draw",
