@@ -190,6 +190,7 @@ fn router(state: Arc<AppState>) -> Router {
         .route("/api/canvases/{id}/chat", get(rest::reads::chat))
         .route("/api/canvases/{id}/draw", post(rest::writes::draw))
         .route("/api/canvases/{id}/cursor", post(rest::writes::cursor))
+        .route("/api/canvases/{id}/commands", post(rest::commands::command))
         .route("/api/users/online", get(rest::reads::online))
         .route("/sse/canvases/{id}", get(sse::canvas_events))
         .route("/sse/notifications", get(sse::notifications))

@@ -1,10 +1,12 @@
 //! The REST API: thin adapters that decode a request, call one operation
 //! and encode its reply. Reads (`reads.rs`), the fallback writes for
-//! clients without a WebSocket (`writes.rs`), the catalogue
+//! clients without a WebSocket (`writes.rs`, and every canvas command in
+//! its WebSocket form in `commands.rs`), the catalogue
 //! (`canvases.rs`) and the server API for trusted backends
 //! (`server_api.rs`). Errors are [`crate::http::ApiError`]s.
 
 pub(crate) mod canvases;
+pub(crate) mod commands;
 pub(crate) mod reads;
 pub(crate) mod server_api;
 pub(crate) mod writes;

@@ -40,9 +40,9 @@ pub(crate) struct CursorBody {
 
 /// A request pays from its user's buckets, shared with the user's
 /// connections to this gateway.
-struct UserPayer<'a> {
-    state: &'a AppState,
-    user: &'a str,
+pub(crate) struct UserPayer<'a> {
+    pub state: &'a AppState,
+    pub user: &'a str,
 }
 
 impl Payer for UserPayer<'_> {
