@@ -10,7 +10,7 @@ pub const JSON_SUBPROTOCOL: &str = "easel.v1.json";
 pub const MSGPACK_SUBPROTOCOL: &str = "easel.v1.msgpack";
 
 /// A connection's wire encoding.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ts_rs::TS)]
 #[serde(rename_all = "snake_case")]
 pub enum Encoding {
     /// JSON in text frames.

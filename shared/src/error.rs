@@ -6,7 +6,7 @@
 use serde::{Deserialize, Serialize};
 
 /// A stable error code carried in an `error` reply as `"E001"`..`"E012"`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ts_rs::TS)]
 pub enum ErrorCode {
     /// The server could not set up or keep the connection (capacity, internal failure).
     #[serde(rename = "E001")]

@@ -13,8 +13,9 @@ pub const MAX_REQUEST_ID_LEN: usize = 64;
 /// The character set keeps ids safe inside Redis key names and hash tags
 /// (no `{`, `}` or `:`), URLs and metric-free log lines. Cloning is a
 /// reference-count bump.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, ts_rs::TS)]
 #[serde(transparent)]
+#[ts(type = "string")]
 pub struct CanvasId(Arc<str>);
 
 /// Why a canvas id was rejected.
@@ -93,7 +94,7 @@ impl<'de> Deserialize<'de> for CanvasId {
 /// A client-chosen request id, echoed in the one reply to that request.
 ///
 /// Either a non-negative integer or a string of at most 64 bytes.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, ts_rs::TS)]
 #[serde(untagged)]
 pub enum RequestId {
     /// A numeric id, e.g. a client-side counter.

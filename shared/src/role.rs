@@ -4,7 +4,9 @@ use serde::{Deserialize, Serialize};
 
 /// A role on a canvas, from the token (`roles`, then `role`) or the
 /// gateway's default. Ordered: each role may do what the one before may.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ts_rs::TS,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     /// May view, chat and show a cursor.

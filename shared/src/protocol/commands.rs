@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 /// `history`: the durable events after `since`, at most `limit` (1 to 1000,
 /// default 100). The reply is an `ack` whose result holds them.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ts_rs::TS)]
 #[serde(deny_unknown_fields)]
 pub struct HistoryRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -19,7 +19,7 @@ pub struct HistoryRequest {
 /// `chat_history`: the chat messages with `seq < before` (default: all up
 /// to now), newest `limit` of them (1 to 1000, default 50). The reply is an
 /// `ack` whose result holds them oldest first.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ts_rs::TS)]
 #[serde(deny_unknown_fields)]
 pub struct ChatHistoryRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -37,7 +37,7 @@ pub type Props = std::collections::BTreeMap<String, serde_json::Value>;
 /// `object_create`: a new object at (`x`, `y`) of size `w` x `h` in canvas
 /// coordinates. `kind` `fog` is a fog-of-war region (gm only, seen by gms
 /// only). The server gives it its id (in the ack).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ts_rs::TS)]
 #[serde(deny_unknown_fields)]
 pub struct ObjectCreate {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -58,7 +58,7 @@ pub struct ObjectCreate {
 
 /// `object_update`: sets each named property (`null` removes it); last
 /// writer wins per property, in sequence order.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ts_rs::TS)]
 #[serde(deny_unknown_fields)]
 pub struct ObjectUpdate {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -73,7 +73,7 @@ pub struct ObjectUpdate {
 }
 
 /// `object_move`: a new position, and optionally a new size.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ts_rs::TS)]
 #[serde(deny_unknown_fields)]
 pub struct ObjectMove {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -93,7 +93,7 @@ pub struct ObjectMove {
 }
 
 /// `object_delete` / `object_like`: one object.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ts_rs::TS)]
 #[serde(deny_unknown_fields)]
 pub struct ObjectRef {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -107,7 +107,7 @@ pub struct ObjectRef {
 }
 
 /// `objects`: a page of the canvas's objects, in id order.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ts_rs::TS)]
 #[serde(deny_unknown_fields)]
 pub struct ObjectsRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -119,7 +119,7 @@ pub struct ObjectsRequest {
 }
 
 /// `clear`: a command about a whole canvas.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ts_rs::TS)]
 #[serde(deny_unknown_fields)]
 pub struct CanvasRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -132,7 +132,7 @@ pub struct CanvasRequest {
 }
 
 /// An object as it stands.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ts_rs::TS)]
 pub struct ObjectState {
     pub id: String,
     pub kind: String,
@@ -162,7 +162,7 @@ pub const FOG_KIND: &str = "fog";
 /// A canvas's objects and the position they include: the result of
 /// `objects`: one page. Apply an object event on top when its `seq` is
 /// greater than the `seq` of the page whose id range holds its object.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ts_rs::TS)]
 pub struct ObjectsPage {
     pub canvas: CanvasId,
     pub seq: u64,
@@ -174,7 +174,7 @@ pub struct ObjectsPage {
 }
 
 /// What a user is doing on a canvas.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
 #[serde(rename_all = "snake_case")]
 pub enum ActivityState {
     /// Here and busy with nothing in particular.
@@ -189,7 +189,7 @@ pub enum ActivityState {
 
 /// `activity`: `editing` names where, with `x` and `y`, an `object`, or
 /// both; the other states take neither.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ts_rs::TS)]
 #[serde(deny_unknown_fields)]
 pub struct ActivitySend {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -205,7 +205,7 @@ pub struct ActivitySend {
 }
 
 /// A user's activity on a canvas, as others see it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ts_rs::TS)]
 pub struct Activity {
     pub state: ActivityState,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -219,7 +219,7 @@ pub struct Activity {
 }
 
 /// `handshake`: the token, for clients that cannot put it in the URL or a header.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ts_rs::TS)]
 #[serde(deny_unknown_fields)]
 pub struct Handshake {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -229,7 +229,7 @@ pub struct Handshake {
 }
 
 /// `ping`: `ts` is the client's clock, echoed back unchanged in the `pong`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ts_rs::TS)]
 #[serde(deny_unknown_fields)]
 pub struct Ping {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -239,7 +239,7 @@ pub struct Ping {
 }
 
 /// `join`: subscribe this connection to a canvas.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ts_rs::TS)]
 #[serde(deny_unknown_fields)]
 pub struct Join {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -259,7 +259,7 @@ pub struct Join {
 }
 
 /// `leave`: unsubscribe this connection from a canvas.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ts_rs::TS)]
 #[serde(deny_unknown_fields)]
 pub struct Leave {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -270,7 +270,7 @@ pub struct Leave {
 /// One pixel as a client sends it. Coordinates and colour are wide signed
 /// integers on input so that out-of-range values get a precise `E007`
 /// rather than a type error.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
 #[serde(deny_unknown_fields)]
 pub struct PixelInput {
     pub x: i64,
@@ -280,7 +280,7 @@ pub struct PixelInput {
 }
 
 /// A validated pixel: inside the canvas, colour inside the palette.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
 pub struct Pixel {
     pub x: u32,
     pub y: u32,
@@ -289,7 +289,7 @@ pub struct Pixel {
 }
 
 /// `draw`: one pixel or a batch (1 to `max_pixels_per_draw`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ts_rs::TS)]
 #[serde(deny_unknown_fields)]
 pub struct Draw {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -303,7 +303,7 @@ pub struct Draw {
 }
 
 /// `cursor`: the user's pointer position in canvas coordinates.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ts_rs::TS)]
 #[serde(deny_unknown_fields)]
 pub struct CursorMove {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -315,7 +315,7 @@ pub struct CursorMove {
 
 /// `subscribe` / `unsubscribe`: a channel by name; `global` is the one
 /// there is (announcements, canvas changes).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ts_rs::TS)]
 #[serde(deny_unknown_fields)]
 pub struct ChannelRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -324,7 +324,7 @@ pub struct ChannelRequest {
 }
 
 /// `presence`: the users on a joined canvas; the ack carries them.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ts_rs::TS)]
 #[serde(deny_unknown_fields)]
 pub struct PresenceRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -333,7 +333,7 @@ pub struct PresenceRequest {
 }
 
 /// One user present on a canvas (with any number of connections).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ts_rs::TS)]
 pub struct PresentUser {
     pub id: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -351,7 +351,7 @@ pub struct PresentUser {
 }
 
 /// The users on a canvas: the result of `presence`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ts_rs::TS)]
 pub struct PresenceList {
     pub canvas: CanvasId,
     pub users: Vec<PresentUser>,
@@ -359,7 +359,7 @@ pub struct PresenceList {
 
 /// `highlight`: points at a canvas position (`x`, `y`) or at a user
 /// (`user`), exactly one of the two, for `duration_ms` (100 to 60,000).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ts_rs::TS)]
 #[serde(deny_unknown_fields)]
 pub struct HighlightSend {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -375,7 +375,7 @@ pub struct HighlightSend {
 }
 
 /// `chat`: a text message (1 to 2,000 characters), rendered by clients as text.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ts_rs::TS)]
 #[serde(deny_unknown_fields)]
 pub struct ChatSend {
     #[serde(default, skip_serializing_if = "Option::is_none")]

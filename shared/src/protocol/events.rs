@@ -4,7 +4,7 @@ use super::*;
 use serde::{Deserialize, Serialize};
 
 /// Who caused an event.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
 pub struct Author {
     pub id: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -12,7 +12,7 @@ pub struct Author {
 }
 
 /// `draw` event.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ts_rs::TS)]
 pub struct DrawEvent {
     pub canvas: CanvasId,
     /// The canvas's sequence number of this event: gapless and increasing
@@ -27,7 +27,7 @@ pub struct DrawEvent {
 }
 
 /// `cursor` event.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ts_rs::TS)]
 pub struct CursorEvent {
     pub canvas: CanvasId,
     pub author: Author,
@@ -37,7 +37,7 @@ pub struct CursorEvent {
 }
 
 /// `highlight` event: where to point (a position or a user) and for how long.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ts_rs::TS)]
 pub struct HighlightEvent {
     pub canvas: CanvasId,
     pub author: Author,
@@ -52,21 +52,21 @@ pub struct HighlightEvent {
 }
 
 /// `notification`: `data` is the backend's JSON, passed through.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ts_rs::TS)]
 pub struct Notification {
     pub data: serde_json::Value,
     pub ts: u64,
 }
 
 /// `announcement`: text for everyone, rendered as text.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ts_rs::TS)]
 pub struct Announcement {
     pub text: String,
     pub ts: u64,
 }
 
 /// `notice`: a backend's JSON for a canvas's members.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ts_rs::TS)]
 pub struct Notice {
     pub canvas: CanvasId,
     pub data: serde_json::Value,
@@ -74,7 +74,7 @@ pub struct Notice {
 }
 
 /// `canvases_changed`: `change` is `created`, `updated` or `deleted`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ts_rs::TS)]
 pub struct CanvasesChanged {
     pub canvas: CanvasId,
     pub change: String,
@@ -82,21 +82,21 @@ pub struct CanvasesChanged {
 }
 
 /// `user_joined` event.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ts_rs::TS)]
 pub struct UserJoined {
     pub canvas: CanvasId,
     pub user: PresentUser,
 }
 
 /// `user_left` event: the user's id.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
 pub struct UserLeft {
     pub canvas: CanvasId,
     pub user: String,
 }
 
 /// `chat` event.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ts_rs::TS)]
 pub struct ChatEvent {
     pub canvas: CanvasId,
     /// See [`DrawEvent::seq`].
@@ -108,7 +108,7 @@ pub struct ChatEvent {
 }
 
 /// Why a `resync` was sent.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
 #[serde(rename_all = "snake_case")]
 pub enum ResyncReason {
     /// The gateway lost and re-established its Redis subscription; events
@@ -120,14 +120,14 @@ pub enum ResyncReason {
 }
 
 /// `resync` notice.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ts_rs::TS)]
 pub struct Resync {
     pub canvas: CanvasId,
     pub reason: ResyncReason,
 }
 
 /// `object_created` event.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ts_rs::TS)]
 pub struct ObjectCreated {
     pub canvas: CanvasId,
     /// See [`DrawEvent::seq`].
@@ -139,7 +139,7 @@ pub struct ObjectCreated {
 }
 
 /// `object_updated` event: the properties set (`null`: removed).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ts_rs::TS)]
 pub struct ObjectUpdated {
     pub canvas: CanvasId,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -151,7 +151,7 @@ pub struct ObjectUpdated {
 }
 
 /// `object_moved` event: the new position, and the new size if it changed.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ts_rs::TS)]
 pub struct ObjectMoved {
     pub canvas: CanvasId,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -168,7 +168,7 @@ pub struct ObjectMoved {
 }
 
 /// `object_deleted` / `object_liked` event.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ts_rs::TS)]
 pub struct ObjectEvent {
     pub canvas: CanvasId,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -179,7 +179,7 @@ pub struct ObjectEvent {
 }
 
 /// `cleared` event.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ts_rs::TS)]
 pub struct Cleared {
     pub canvas: CanvasId,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -189,7 +189,7 @@ pub struct Cleared {
 }
 
 /// `hidden` event: a sequence number whose event is not for this connection.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
 pub struct Hidden {
     pub canvas: CanvasId,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -197,7 +197,7 @@ pub struct Hidden {
 }
 
 /// `activity` event.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ts_rs::TS)]
 pub struct ActivityEvent {
     pub canvas: CanvasId,
     pub user: Author,
@@ -205,14 +205,14 @@ pub struct ActivityEvent {
 }
 
 /// `user_online` event.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
 pub struct UserOnline {
     pub user: Author,
     pub ts: u64,
 }
 
 /// `user_offline` event.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
 pub struct UserOffline {
     pub user: String,
     pub ts: u64,

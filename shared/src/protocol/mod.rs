@@ -19,7 +19,7 @@ use crate::ids::{CanvasId, RequestId};
 use serde::{Deserialize, Serialize};
 
 /// A message from a client to the server.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ts_rs::TS)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ClientMessage {
     /// Authenticates a connection that gave no token in the URL or header.
@@ -194,7 +194,7 @@ impl ClientMessage {
 }
 
 /// A message from the server to a client.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ts_rs::TS)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ServerMessage {
     /// First message after authentication.

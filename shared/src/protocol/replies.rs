@@ -4,7 +4,7 @@ use super::*;
 use serde::{Deserialize, Serialize};
 
 /// The authenticated user, as shown to others.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
 pub struct UserInfo {
     /// The token's `sub`.
     pub id: String,
@@ -14,7 +14,7 @@ pub struct UserInfo {
 }
 
 /// Limits the server enforces on this connection, announced in `welcome`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ts_rs::TS)]
 pub struct AnnouncedLimits {
     pub max_message_bytes: u32,
     pub max_canvases: u32,
@@ -37,14 +37,14 @@ pub struct AnnouncedLimits {
 }
 
 /// A token bucket: tokens added per second, and how many it holds.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, ts_rs::TS)]
 pub struct AnnouncedRate {
     pub per_sec: f64,
     pub burst: f64,
 }
 
 /// `welcome`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ts_rs::TS)]
 pub struct Welcome {
     /// Unique across the cluster: `<node>-<n>`.
     pub connection_id: String,
@@ -58,7 +58,7 @@ pub struct Welcome {
 }
 
 /// `pong`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ts_rs::TS)]
 pub struct Pong {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id: Option<RequestId>,
@@ -69,7 +69,7 @@ pub struct Pong {
 }
 
 /// `ack`: the command with this `id` succeeded.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ts_rs::TS)]
 pub struct Ack {
     pub id: RequestId,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -77,7 +77,7 @@ pub struct Ack {
 }
 
 /// What a successful command returns, when it returns something.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ts_rs::TS)]
 #[serde(untagged)]
 pub enum AckResult {
     /// Result of `join`.
@@ -96,7 +96,7 @@ pub enum AckResult {
 }
 
 /// A page of chat messages, oldest first.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ts_rs::TS)]
 pub struct ChatPage {
     pub canvas: CanvasId,
     /// Each a `chat` event as it was delivered, with its `seq`.
@@ -107,7 +107,7 @@ pub struct ChatPage {
 }
 
 /// A page of durable events, oldest first.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ts_rs::TS)]
 pub struct HistoryPage {
     pub canvas: CanvasId,
     pub epoch: String,
@@ -121,7 +121,7 @@ pub struct HistoryPage {
 }
 
 /// The sequence number a durable operation was given.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
 pub struct Published {
     pub seq: u64,
     /// The new object's id (`object_create`).
@@ -130,7 +130,7 @@ pub struct Published {
 }
 
 /// The canvas a `join` entered.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ts_rs::TS)]
 pub struct Joined {
     pub canvas: CanvasId,
     pub width: u32,
@@ -158,7 +158,7 @@ pub struct Joined {
 }
 
 /// The outcome of a join with `since`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
 #[serde(rename_all = "snake_case")]
 pub enum ResumeOutcome {
     /// The events after `since` up to the ack's `seq` follow the ack, in
@@ -196,7 +196,7 @@ impl ResumeOutcome {
 }
 
 /// `error`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ts_rs::TS)]
 pub struct ErrorReply {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id: Option<RequestId>,
