@@ -5,7 +5,7 @@ CARGO ?= cargo
 # processes; fall back to cargo test where it is not installed.
 TEST_RUNNER := $(shell $(CARGO) nextest --version >/dev/null 2>&1 && echo "nextest run" || echo "test")
 
-.PHONY: run cluster cluster-status cluster-down test test-faults fuzz check-deploy verify-cluster lint fmt bench bench-micro bench-idle bench-persister help
+.PHONY: run cluster cluster-status cluster-down test test-faults sdk-test fuzz check-deploy verify-cluster lint fmt bench bench-micro bench-idle bench-persister help
 
 help:
 	@echo "make run         standalone gateway on ws://127.0.0.1:8080/ws (in-memory bus, dev token in the log)"
@@ -13,6 +13,7 @@ help:
 	@echo "make cluster-status / cluster-down   its state; stop it (data kept; deploy/local/cluster.sh down --purge deletes it)"
 	@echo "make test        the whole test suite: cargo tests, deploy checks, the loaded local cluster against the dashboards"
 	@echo "make test-faults the fault suite alone (also part of make test): Redis, Postgres, persister and gateway faults under steady writes"
+	@echo "make sdk-test    the TypeScript SDK's lint, unit and integration tests (also part of make test)"
 	@echo "make fuzz        1,000,000 mutated inputs per fuzz target (fuzz/README.md)"
 	@echo "make check-deploy  alert rules (promtool), kustomize overlays (schemas), Compose and nginx configs"
 	@echo "make verify-cluster  local cluster under load: every dashboard query returns data"
@@ -50,6 +51,7 @@ test:
 	@command -v kubernetes-validate >/dev/null 2>&1 || { \
 	  echo "kubernetes-validate not found: pip install kubernetes-validate (or run .ci/run)"; exit 1; }
 	$(CARGO) $(TEST_RUNNER) --workspace
+	$(MAKE) sdk-test
 	deploy/check.sh
 	deploy/local/verify.sh
 
@@ -62,6 +64,13 @@ test-faults:
 	@echo "| fault | acked | lost | duplicates | seq reused | E012 resent | within window |"
 	@echo "|---|---|---|---|---|---|---|"
 	@cat target/tmp/faults/*.md
+
+# The TypeScript SDK (clients/js): lint, type check, unit tests, and the
+# integration tests against gateway processes on a private Redis.
+sdk-test:
+	cd clients/js && npm ci --no-audit --no-fund
+	$(CARGO) build -p gateway
+	cd clients/js && npm run lint && npm test
 
 fuzz:
 	$(CARGO) run --release -p fuzz -- --executions 1000000
