@@ -197,7 +197,7 @@ fn router(state: Arc<AppState>) -> Router {
         .route("/sse/system", get(sse::system))
         .route("/sse/online", get(sse::online))
         .layer(crate::http::cors::layer(&state.settings.origins));
-    Router::new()
+    let router = Router::new()
         .route("/ws", get(ws::upgrade::websocket))
         .route(
             "/api/server/canvases/{id}/notice",
@@ -208,8 +208,19 @@ fn router(state: Arc<AppState>) -> Router {
             post(rest::server_api::notify),
         )
         .route("/api/server/broadcast", post(rest::server_api::broadcast))
-        .merge(browser)
-        .with_state(state)
+        .merge(browser);
+    let router = if state.settings.dev_secret.is_some() {
+        router.route("/dev/token", get(rest::dev::token))
+    } else {
+        router
+    };
+    let router = match &state.settings.static_dir {
+        Some(dir) => router.fallback_service(
+            tower_http::services::ServeDir::new(dir).append_index_html_on_directories(true),
+        ),
+        None => router,
+    };
+    router.with_state(state)
 }
 
 /// The admin port: probes and metrics, apart from client traffic so they

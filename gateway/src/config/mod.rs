@@ -226,9 +226,16 @@ pub struct Config {
     pub palette_size: u16,
 
     /// Development mode: without a configured secret, generate one and log a
-    /// ready-to-use token; allow any origin; drain at once.
+    /// ready-to-use token (and answer GET /dev/token with more); allow any
+    /// origin; drain at once.
     #[arg(long, env = "EASEL_DEV", default_value_t = false)]
     pub dev: bool,
+
+    /// A directory of static files served at `/` on the public port (GET
+    /// and HEAD; `index.html` for a directory), e.g. the demo app
+    /// (clients/demo/dist). Unset: `/` answers 404.
+    #[arg(long, env = "EASEL_STATIC_DIR")]
+    pub static_dir: Option<std::path::PathBuf>,
 
     /// Log format, `plain` or `json` (logs go to stderr; EASEL_LOG filters
     /// them, e.g. `info,gateway=debug`).

@@ -81,6 +81,8 @@ pub struct Settings {
     pub auth: AuthSettings,
     /// Set in development mode when the secret was generated, so the token can be logged.
     pub dev_secret: Option<Vec<u8>>,
+    /// Static files served at `/`.
+    pub static_dir: Option<std::path::PathBuf>,
     pub origins: OriginPolicy,
     pub handshake_timeout: Duration,
     /// Deadline for an HTTP request's headers.
@@ -166,6 +168,7 @@ impl Config {
             auto_create_rate: windows.auto_create_rate,
             auth,
             dev_secret,
+            static_dir: self.static_dir(&n)?,
             origins: self.origins(&n)?,
             http_header_timeout: windows.http_header_timeout,
             handshake_timeout: Duration::from_millis(n.range(
@@ -340,6 +343,17 @@ impl Config {
             ),
         };
         Ok((redis, database))
+    }
+
+    /// The static files' directory, which must exist.
+    fn static_dir(&self, n: &Names) -> Result<Option<std::path::PathBuf>, ConfigError> {
+        match &self.static_dir {
+            Some(dir) if !dir.is_dir() => Err(n.bad(
+                "static_dir",
+                format!("{} is not a directory", dir.display()),
+            )),
+            other => Ok(other.clone()),
+        }
     }
 
     /// The JWT settings, and the generated secret in development mode.

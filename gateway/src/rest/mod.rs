@@ -2,11 +2,12 @@
 //! and encode its reply. Reads (`reads.rs`), the fallback writes for
 //! clients without a WebSocket (`writes.rs`, and every canvas command in
 //! its WebSocket form in `commands.rs`), the catalogue
-//! (`canvases.rs`) and the server API for trusted backends
-//! (`server_api.rs`). Errors are [`crate::http::ApiError`]s.
+//! (`canvases.rs`), the server API for trusted backends
+//! (`server_api.rs`) and development tokens (`dev.rs`). Errors are [`crate::http::ApiError`]s.
 
 pub(crate) mod canvases;
 pub(crate) mod commands;
+pub(crate) mod dev;
 pub(crate) mod reads;
 pub(crate) mod server_api;
 pub(crate) mod writes;
