@@ -8,7 +8,7 @@ TEST_RUNNER := $(shell $(CARGO) nextest --version >/dev/null 2>&1 && echo "nexte
 .PHONY: run cluster cluster-status cluster-down test test-faults sdk-test fuzz check-deploy verify-cluster lint fmt bench bench-micro bench-idle bench-persister help
 
 help:
-	@echo "make run         standalone gateway on ws://127.0.0.1:8080/ws (in-memory bus, dev token in the log)"
+	@echo "make run         the demo at http://127.0.0.1:8080/ on a standalone dev gateway (ws://127.0.0.1:8080/ws, in-memory bus, dev token in the log)"
 	@echo "make cluster     local cluster: Redis, Postgres, 2 gateways, persister, nginx on :8080, Prometheus"
 	@echo "make cluster-status / cluster-down   its state; stop it (data kept; deploy/local/cluster.sh down --purge deletes it)"
 	@echo "make test        the whole test suite: cargo tests, deploy checks, the loaded local cluster against the dashboards"
@@ -24,7 +24,8 @@ help:
 	@echo "make bench-persister  persister throughput and durability lag (local Redis and PostgreSQL)"
 
 run:
-	$(CARGO) run --release -p gateway -- --dev
+	cd clients/js && npm ci --no-audit --no-fund && node scripts/build-demo.mjs
+	$(CARGO) run --release -p gateway -- --dev --static-dir clients/demo/dist --canvas-width 128 --canvas-height 128
 
 cluster:
 	deploy/local/cluster.sh up --prometheus
@@ -65,12 +66,13 @@ test-faults:
 	@echo "|---|---|---|---|---|---|---|"
 	@cat target/tmp/faults/*.md
 
-# The TypeScript SDK (clients/js): lint, type check, unit tests, and the
-# integration tests against gateway processes on a private Redis.
+# The TypeScript SDK (clients/js) and the demo (clients/demo): lint, type
+# check, unit tests, the integration tests against gateway processes on a
+# private Redis, and the browser tests in Debian's Chromium.
 sdk-test:
 	cd clients/js && npm ci --no-audit --no-fund
 	$(CARGO) build -p gateway
-	cd clients/js && npm run lint && npm test
+	cd clients/js && npm run lint && npm test && npm run test:browser
 
 fuzz:
 	$(CARGO) run --release -p fuzz -- --executions 1000000

@@ -2,12 +2,12 @@ import js from "@eslint/js";
 import tseslint from "typescript-eslint";
 
 export default tseslint.config(
-  { ignores: ["dist/", "build/", "node_modules/", "src/protocol.ts"] },
+  { ignores: ["**/dist/", "**/build/", "**/node_modules/", "**/src/protocol.ts", "eslint.config.js"] },
   js.configs.recommended,
   ...tseslint.configs.strictTypeChecked,
   {
     languageOptions: {
-      parserOptions: { project: ["./tsconfig.test.json"], tsconfigRootDir: import.meta.dirname },
+      parserOptions: { project: ["./tsconfig.test.json", "../demo/tsconfig.json"], tsconfigRootDir: import.meta.dirname },
     },
     rules: {
       "@typescript-eslint/restrict-template-expressions": ["error", { allowNumber: true }],
@@ -15,7 +15,7 @@ export default tseslint.config(
     },
   },
   {
-    files: ["test/**/*.ts"],
+    files: ["**/test/**/*.ts"],
     rules: {
       "@typescript-eslint/no-floating-promises": [
         "error",
@@ -26,5 +26,9 @@ export default tseslint.config(
   {
     files: ["**/*.js", "**/*.mjs"],
     ...tseslint.configs.disableTypeChecked,
+  },
+  {
+    files: ["**/scripts/*.mjs"],
+    languageOptions: { globals: { URL: "readonly", console: "readonly" } },
   },
 );
