@@ -49,6 +49,10 @@ test:
 	  command -v $${t%%:*} >/dev/null 2>&1 || { \
 	    echo "$${t%%:*} not found: the deployment checks need it (Debian: apt-get install $${t#*:}), or run .ci/run"; \
 	    exit 1; }; done
+	@command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || { \
+	  echo "node and npm not found: the SDK's tests need Node.js 20+ (Debian: apt-get install nodejs npm), or run .ci/run"; exit 1; }
+	@test -x $${EASEL_CHROMIUM:-/usr/bin/chromium} || { \
+	  echo "chromium not found: the browser tests drive Debian's Chromium (apt-get install chromium chromium-driver), or run .ci/run"; exit 1; }
 	@command -v kubernetes-validate >/dev/null 2>&1 || { \
 	  echo "kubernetes-validate not found: pip install kubernetes-validate (or run .ci/run)"; exit 1; }
 	$(CARGO) $(TEST_RUNNER) --workspace
