@@ -148,8 +148,11 @@ start_gateway() { # index 1 or 2
   if alive "$state/run/gateway-$i.pid"; then return; fi
   claim_port "$port" "gateway $i"
   claim_port "$admin" "gateway $i admin"
+  # The demo (clients/demo), when built: served through nginx at /.
+  local demo=()
+  [[ -f "$root/clients/demo/dist/index.html" ]] && demo=(EASEL_STATIC_DIR="$root/clients/demo/dist")
   # shellcheck disable=SC2046
-  spawn "gateway-$i" env $(common_env) \
+  spawn "gateway-$i" env $(common_env) "${demo[@]}" \
     EASEL_NODE_ID="gw-$i" \
     EASEL_LISTEN="127.0.0.1:$port" \
     EASEL_ADMIN_LISTEN="127.0.0.1:$admin" \
@@ -252,6 +255,13 @@ up() {
 Easel is running ($state):
   WebSocket   ws://127.0.0.1:$lb_port/ws?token=$token
   REST        http://127.0.0.1:$lb_port/api/canvases
+EOF
+  if [[ -f "$root/clients/demo/dist/index.html" ]]; then
+    echo "  demo        http://127.0.0.1:$lb_port/?user=you&token=$token"
+  else
+    echo "  demo        build it (cd clients/js && npm ci && npm run demo), then restart the cluster"
+  fi
+  cat <<EOF
   metrics     http://127.0.0.1:${gw_admin[0]}/metrics  http://127.0.0.1:${gw_admin[1]}/metrics  http://127.0.0.1:$persister_admin/metrics
 EOF
   ((with_prometheus)) && echo "  prometheus  http://127.0.0.1:$prom_port"
