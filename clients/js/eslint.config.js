@@ -29,6 +29,6 @@ export default tseslint.config(
   },
   {
     files: ["**/scripts/*.mjs"],
-    languageOptions: { globals: { URL: "readonly", console: "readonly" } },
+    languageOptions: { globals: { URL: "readonly", console: "readonly", setTimeout: "readonly", process: "readonly", Buffer: "readonly" } },
   },
 );

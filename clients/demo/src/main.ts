@@ -30,10 +30,10 @@ async function getToken(): Promise<string> {
   return ((await resp.json()) as { token: string }).token;
 }
 
-async function paletteOf(client: EaselClient, id: string, size: number): Promise<string[]> {
+async function paletteOf(canvas: Canvas, size: number): Promise<string[]> {
   try {
-    const def = (await client.http.getJson(`/api/canvases/${encodeURIComponent(id)}`)) as { palette?: string[] };
-    if (def.palette && def.palette.length > 0) return def.palette;
+    const palette = await canvas.palette();
+    if (palette.length > 0) return palette;
   } catch {
     // No catalogue: a generated palette below.
   }
@@ -83,7 +83,7 @@ async function main(): Promise<void> {
   const canvas = client.canvas(canvasId);
   (window as unknown as { easel: unknown }).easel = { client, canvas };
   await canvas.ready;
-  const board = new Board(canvas, await paletteOf(client, canvasId, canvas.paletteSize), client.welcome?.user.id ?? user);
+  const board = new Board(canvas, await paletteOf(canvas, canvas.paletteSize), client.welcome?.user.id ?? user);
   board.redraw();
   board.renderObjects();
   canvas.on("presence", () => people(canvas));

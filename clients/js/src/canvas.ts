@@ -143,6 +143,12 @@ export class Canvas extends Emitter<CanvasEvents> {
     }
   }
 
+  /** The palette: `#rrggbb` per colour index (from the catalogue). */
+  async palette(): Promise<string[]> {
+    const def = (await this.host.http.getJson(`/api/canvases/${encodeURIComponent(this.id)}`)) as { palette: string[] };
+    return def.palette;
+  }
+
   /** The PNG of the canvas (a URL to fetch with the token). */
   pngUrl(): string {
     return this.host.http.url(`/api/canvases/${encodeURIComponent(this.id)}/snapshot?format=png`);
