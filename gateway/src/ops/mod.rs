@@ -10,6 +10,7 @@ pub(crate) mod catalogue;
 pub(crate) mod channels;
 pub(crate) mod chat;
 pub(crate) mod cursors;
+pub(crate) mod dispatch;
 pub(crate) mod history;
 pub(crate) mod objects;
 pub(crate) mod pixels;

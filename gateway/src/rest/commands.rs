@@ -10,7 +10,7 @@
 
 use super::writes::UserPayer;
 use crate::http::{ApiError, Authed, CanvasPath, on_canvas};
-use crate::ops::{self, Caller, OpError};
+use crate::ops::{self, Caller};
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::State;
@@ -80,59 +80,17 @@ async fn run(
     geometry: &CanvasGeometry,
     cmd: ClientMessage,
 ) -> Result<Option<AckResult>, ApiError> {
-    let result = match cmd {
-        ClientMessage::Draw(d) => ops::pixels::draw(state, caller, payer, geometry, d)
-            .await?
-            .map(AckResult::Published),
-        ClientMessage::Chat(c) => ops::chat::chat(state, caller, payer, c)
-            .await?
-            .map(AckResult::Published),
-        ClientMessage::Highlight(h) => {
-            ops::chat::highlight(state, caller, payer, geometry, h).await?;
-            None
-        }
+    match cmd {
+        // Without a connection there is nothing to coalesce: published as is.
         ClientMessage::Cursor(c) => {
             let position = ops::cursors::accept(caller, payer, geometry, &c)?;
             let now = shared::now_ms();
             ops::cursors::publish(state, caller, &c.canvas, position, now).await?;
-            None
+            Ok(None)
         }
-        ClientMessage::History(h) => {
-            let limit = ops::history::page_limit(h.limit.map(|n| n as usize), 100)?;
-            let page = ops::history::events(state, &h.canvas, h.since, limit, caller.gm());
-            Some(AckResult::History(page.await?))
+        cmd if ops::dispatch::is_canvas_command(&cmd) => {
+            Ok(ops::dispatch::canvas_command(state, caller, payer, geometry, cmd).await?)
         }
-        ClientMessage::ChatHistory(h) => {
-            let limit = ops::history::page_limit(h.limit.map(|n| n as usize), 50)?;
-            let page = ops::history::chat(state, &h.canvas, h.before, limit).await?;
-            Some(AckResult::Chat(page))
-        }
-        ClientMessage::Objects(r) => {
-            let after = r.after.as_deref();
-            let page = ops::objects::list(state, &r.canvas, caller.gm(), after).await?;
-            Some(AckResult::Objects(page))
-        }
-        ClientMessage::Presence(p) => {
-            let list = ops::presence::list(state, &p.canvas, caller.gm()).await?;
-            Some(AckResult::Presence(list))
-        }
-        ClientMessage::ObjectCreate(_)
-        | ClientMessage::ObjectUpdate(_)
-        | ClientMessage::ObjectMove(_)
-        | ClientMessage::ObjectDelete(_)
-        | ClientMessage::ObjectLike(_)
-        | ClientMessage::Clear(_) => {
-            let canvas = caller_canvas(&cmd)?;
-            let done = ops::objects::apply(state, caller, payer, geometry, &canvas, cmd);
-            done.await?.map(AckResult::Published)
-        }
-        other => return Err(connection_only(&other)),
-    };
-    Ok(result)
-}
-
-fn caller_canvas(cmd: &ClientMessage) -> Result<shared::CanvasId, OpError> {
-    cmd.canvas()
-        .cloned()
-        .ok_or_else(|| OpError::new(ErrorCode::InvalidMessage, "the command names no canvas"))
+        other => Err(connection_only(&other)),
+    }
 }

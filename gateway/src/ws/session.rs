@@ -192,21 +192,6 @@ impl<'a> Session<'a> {
                 state.presence.leave(&l.canvas, self.conn).await;
                 Ok(Reply::Ack(None))
             }
-            ClientMessage::Draw(d) => {
-                let (caller, geometry) = self.on(&d.canvas)?;
-                let done = ops::pixels::draw(state, &caller, &mut self.rates, &geometry, d).await?;
-                Ok(Reply::Ack(done.map(AckResult::Published)))
-            }
-            ClientMessage::Chat(c) => {
-                let (caller, _) = self.on(&c.canvas)?;
-                let done = ops::chat::chat(state, &caller, &mut self.rates, c).await?;
-                Ok(Reply::Ack(done.map(AckResult::Published)))
-            }
-            ClientMessage::Highlight(h) => {
-                let (caller, geometry) = self.on(&h.canvas)?;
-                ops::chat::highlight(state, &caller, &mut self.rates, &geometry, h).await?;
-                Ok(Reply::Ack(None))
-            }
             ClientMessage::Cursor(c) => {
                 let (caller, geometry) = self.on(&c.canvas)?;
                 let position = ops::cursors::accept(&caller, &mut self.rates, &geometry, &c)?;
@@ -218,45 +203,18 @@ impl<'a> Session<'a> {
                 ops::presence::activity(state, &caller, &mut self.rates, &geometry, &a).await?;
                 Ok(Reply::Ack(None))
             }
-            ClientMessage::History(h) => {
-                let (caller, _) = self.on(&h.canvas)?;
-                let limit = ops::history::page_limit(h.limit.map(|n| n as usize), 100)?;
-                let page = ops::history::events(state, &h.canvas, h.since, limit, caller.gm());
-                Ok(Reply::Ack(Some(AckResult::History(page.await?))))
-            }
-            ClientMessage::ChatHistory(h) => {
-                self.on(&h.canvas)?;
-                let limit = ops::history::page_limit(h.limit.map(|n| n as usize), 50)?;
-                let page = ops::history::chat(state, &h.canvas, h.before, limit).await?;
-                Ok(Reply::Ack(Some(AckResult::Chat(page))))
-            }
-            ClientMessage::Objects(r) => {
-                let (caller, _) = self.on(&r.canvas)?;
-                let after = r.after.as_deref();
-                let page = ops::objects::list(state, &r.canvas, caller.gm(), after).await?;
-                Ok(Reply::Ack(Some(AckResult::Objects(page))))
-            }
-            ClientMessage::Presence(p) => {
-                let (caller, _) = self.on(&p.canvas)?;
-                let list = ops::presence::list(state, &p.canvas, caller.gm()).await?;
-                Ok(Reply::Ack(Some(AckResult::Presence(list))))
-            }
-            ClientMessage::ObjectCreate(_)
-            | ClientMessage::ObjectUpdate(_)
-            | ClientMessage::ObjectMove(_)
-            | ClientMessage::ObjectDelete(_)
-            | ClientMessage::ObjectLike(_)
-            | ClientMessage::Clear(_) => {
+            ClientMessage::Subscribe(c) => self.channel(&c.channel, true).await,
+            ClientMessage::Unsubscribe(c) => self.channel(&c.channel, false).await,
+            cmd => {
+                // Every other command names a canvas this connection joined.
                 let Some(canvas) = cmd.canvas().cloned() else {
                     return Ok(Reply::Ack(None));
                 };
                 let (caller, geometry) = self.on(&canvas)?;
                 let rates = &mut self.rates;
-                let done = ops::objects::apply(state, &caller, rates, &geometry, &canvas, cmd);
-                Ok(Reply::Ack(done.await?.map(AckResult::Published)))
+                let done = ops::dispatch::canvas_command(state, &caller, rates, &geometry, cmd);
+                Ok(Reply::Ack(done.await?))
             }
-            ClientMessage::Subscribe(c) => self.channel(&c.channel, true).await,
-            ClientMessage::Unsubscribe(c) => self.channel(&c.channel, false).await,
         }
     }
 
