@@ -9,6 +9,7 @@
 //! Either way every member sees a canvas's events in sequence order.
 
 mod cells;
+mod checked;
 mod evict;
 mod memory;
 mod rebuild;

@@ -17,39 +17,12 @@ use super::{Position, new_epoch};
 use crate::objects::{self, Objects};
 use crate::{Restored, StoreError};
 use deadpool_redis::Connection;
-use parking_lot::Mutex;
 use shared::{CanvasId, keys};
-use std::collections::HashSet;
 use std::sync::LazyLock;
 
 /// Initialisation or rebuild (see `restore.lua`).
 static RESTORE_SCRIPT: LazyLock<redis::Script> =
     LazyLock::new(|| redis::Script::new(include_str!("restore.lua")));
-
-/// Most canvases remembered as checked; beyond it the record starts again
-/// (each canvas is then checked once more: one indexed query).
-const MAX_CHECKED: usize = 100_000;
-
-/// The canvases checked against the history, for one pool generation.
-#[derive(Default)]
-pub(crate) struct Checked {
-    inner: Mutex<(u64, HashSet<CanvasId>)>,
-}
-
-impl Checked {
-    fn contains(&self, canvas: &CanvasId, generation: u64) -> bool {
-        let inner = self.inner.lock();
-        inner.0 == generation && inner.1.contains(canvas)
-    }
-
-    fn insert(&self, canvas: &CanvasId, generation: u64) {
-        let mut inner = self.inner.lock();
-        if inner.0 != generation || inner.1.len() >= MAX_CHECKED {
-            *inner = (generation, HashSet::new());
-        }
-        inner.1.insert(canvas.clone());
-    }
-}
 
 impl RedisLog {
     /// Checks the canvas against the history once per Redis server process

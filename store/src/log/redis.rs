@@ -31,7 +31,7 @@ pub struct RedisLog {
     pub(super) history: Option<Arc<dyn History>>,
     /// Canvases checked against the history since Redis last became
     /// another server process (see `rebuild.rs`).
-    pub(super) checked: super::rebuild::Checked,
+    pub(super) checked: super::checked::Checked,
 }
 
 impl RedisLog {
