@@ -7,7 +7,7 @@ import { EaselError } from "./errors.js";
 import type { HttpApi, StreamHandle } from "./http.js";
 import type * as P from "./protocol.js";
 import { readSnapshot } from "./snapshot.js";
-import { CanvasState } from "./state.js";
+import { CanvasState, type ObjectPages } from "./state.js";
 
 /** What a canvas needs from its client. */
 export interface CanvasHost {
@@ -207,18 +207,22 @@ export class Canvas extends Emitter<CanvasEvents> {
   async chatHistory(before?: number, limit?: number): Promise<P.ChatPage> {
     return (await this.host.request({ type: "chat_history", canvas: this.id, before, limit })) as P.ChatPage;
   }
-  /** Every object of the canvas and the `seq` they include (all pages). */
-  async loadObjects(): Promise<{ seq: number; objects: P.ObjectState[] }> {
+  /**
+   * Every object of the canvas (all pages), and for each page the `seq` it
+   * includes and the last id it covers (pages are read at different
+   * moments: an event on an object applies on top when newer than its page).
+   */
+  async loadObjects(): Promise<ObjectPages> {
     const objects: P.ObjectState[] = [];
+    const pages: ObjectPages["pages"] = [];
     let after: string | undefined;
-    let seq = 0;
     do {
       const page = (await this.host.request({ type: "objects", canvas: this.id, after })) as P.ObjectsPage;
       objects.push(...page.objects);
-      seq = Math.max(seq, page.seq);
       after = page.next_after ?? undefined;
+      pages.push({ upTo: after, seq: page.seq });
     } while (after);
-    return { seq, objects };
+    return { objects, pages };
   }
 
   private flushCursor(): void {

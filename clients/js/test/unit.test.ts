@@ -115,8 +115,25 @@ test("events that arrive while the snapshot loads apply after it only when newer
   });
   s.apply(draw(5, 0, 1)); // included in the snapshot below
   s.apply(draw(7, 1, 2)); // newer: applied after it
-  s.finishLoad({ width: 2, height: 1, paletteSize: 4, seq: 6, epoch: "e", cells: new Uint8Array([3, 0]) }, { seq: 6, objects: [] });
+  s.finishLoad({ width: 2, height: 1, paletteSize: 4, seq: 6, epoch: "e", cells: new Uint8Array([3, 0]) }, { objects: [], pages: [{ upTo: undefined, seq: 6 }] });
   assert.deepEqual([...(s.pixels ?? [])], [3, 2]);
   s.apply({ type: "cleared", canvas: "c", seq: 8, author: { id: "a" }, ts: 0 });
   assert.deepEqual([...(s.pixels ?? [])], [0, 0]);
+});
+
+test("object events during a load apply on top of the page that holds their object when newer", () => {
+  const s = new CanvasState(false, true);
+  s.beginLoad();
+  const obj = (id: string) => ({ id, kind: "token", x: 0, y: 0, w: 1, h: 1, props: {}, likes: 0, owner: "a" });
+  const like = (seq: number, object: string): ServerMessage => ({ type: "object_liked", canvas: "c", seq, author: { id: "a" }, ts: 0, object });
+  s.apply(like(6, "a")); // after page 1 (seq 5): applied
+  s.apply(like(7, "c")); // page 2 (seq 8) includes it: not applied again
+  s.apply(like(9, "c")); // after page 2: applied
+  s.finishLoad(undefined, {
+    objects: [obj("a"), obj("b"), obj("c")],
+    pages: [{ upTo: "b", seq: 5 }, { upTo: undefined, seq: 8 }],
+  });
+  assert.equal(s.objects.get("a")?.likes, 1);
+  assert.equal(s.objects.get("b")?.likes, 0);
+  assert.equal(s.objects.get("c")?.likes, 1);
 });
