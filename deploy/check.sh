@@ -54,6 +54,11 @@ for needed in ("Deployment", "Service", "Ingress", "HorizontalPodAutoscaler",
 rules = [d for d in docs if d["kind"] == "PrometheusRule"]
 assert len(rules) == 1, "expected one PrometheusRule"
 yaml.safe_dump({"groups": rules[0]["spec"]["groups"]}, open(sys.argv[2], "w"))
+# Every path clients use reaches the gateways: WebSockets, REST, SSE.
+routed = {p["path"] for i in docs if i["kind"] == "Ingress"
+          for r in i["spec"]["rules"] for p in r["http"]["paths"]}
+for prefix in ("/ws", "/api", "/sse"):
+    assert prefix in routed, f"the Ingress does not route {prefix}"
 services = {d["metadata"]["name"]: d for d in docs if d["kind"] == "Service"}
 for sm in (d for d in docs if d["kind"] == "ServiceMonitor"):
     want = sm["spec"]["selector"]["matchLabels"]
