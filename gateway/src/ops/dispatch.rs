@@ -10,23 +10,15 @@ use shared::ErrorCode;
 use shared::protocol::{AckResult, ClientMessage};
 use shared::validate::CanvasGeometry;
 
-/// Whether [`canvas_command`] runs `cmd`.
-pub(crate) fn is_canvas_command(cmd: &ClientMessage) -> bool {
-    matches!(
-        cmd,
-        ClientMessage::Draw(_)
-            | ClientMessage::Chat(_)
-            | ClientMessage::Highlight(_)
-            | ClientMessage::History(_)
-            | ClientMessage::ChatHistory(_)
-            | ClientMessage::Objects(_)
-            | ClientMessage::Presence(_)
-            | ClientMessage::ObjectCreate(_)
-            | ClientMessage::ObjectUpdate(_)
-            | ClientMessage::ObjectMove(_)
-            | ClientMessage::ObjectDelete(_)
-            | ClientMessage::ObjectLike(_)
-            | ClientMessage::Clear(_)
+/// The refusal of a command that is not a canvas command: it describes a
+/// connection (`join`, `ping`, `activity`, ...), which a request has not.
+pub(crate) fn not_a_canvas_command(cmd: &ClientMessage) -> OpError {
+    OpError::new(
+        ErrorCode::InvalidMessage,
+        format!(
+            "{} describes a connection: send it over WebSocket, not to /commands",
+            cmd.kind()
+        ),
     )
 }
 
@@ -80,12 +72,7 @@ pub(crate) async fn canvas_command(
             let done = objects::apply(state, caller, payer, geometry, &canvas, cmd);
             done.await?.map(AckResult::Published)
         }
-        other => {
-            return Err(OpError::new(
-                ErrorCode::InvalidMessage,
-                format!("{} is not a canvas command", other.kind()),
-            ));
-        }
+        other => return Err(not_a_canvas_command(&other)),
     };
     Ok(result)
 }

@@ -38,7 +38,7 @@ pub(crate) async fn command(
                 format!("the command names canvas {named:?}, the path {canvas:?}"),
             ));
         }
-        None => return Err(connection_only(&cmd)),
+        None => return Err(ops::dispatch::not_a_canvas_command(&cmd).into()),
     }
     let (caller, geometry) = on_canvas(&state, &identity, &canvas).await?;
     let id = cmd.id().cloned();
@@ -62,16 +62,6 @@ fn ack(id: Option<RequestId>, result: Option<AckResult>) -> serde_json::Value {
     ack
 }
 
-fn connection_only(cmd: &ClientMessage) -> ApiError {
-    ApiError::new(
-        ErrorCode::InvalidMessage,
-        format!(
-            "{} describes a connection: send it over WebSocket, not to /commands",
-            cmd.kind()
-        ),
-    )
-}
-
 /// Runs one canvas command as a request without a connection.
 async fn run(
     state: &AppState,
@@ -88,9 +78,7 @@ async fn run(
             ops::cursors::publish(state, caller, &c.canvas, position, now).await?;
             Ok(None)
         }
-        cmd if ops::dispatch::is_canvas_command(&cmd) => {
-            Ok(ops::dispatch::canvas_command(state, caller, payer, geometry, cmd).await?)
-        }
-        other => Err(connection_only(&other)),
+        // The rest, connection commands refused (E006) among them.
+        cmd => Ok(ops::dispatch::canvas_command(state, caller, payer, geometry, cmd).await?),
     }
 }
