@@ -21,6 +21,7 @@ fn payload(event: &ServerMessage, seq: Option<u64>) -> Bytes {
         conn: 1,
         ingest_us: 0,
         gm_only: false,
+        control: false,
     };
     Bytes::from(busframe::encode(&header, seq, event).expect("encodes"))
 }
@@ -76,6 +77,7 @@ fn bench_dispatch(c: &mut Criterion) {
                     control: Arc::new(ConnControl::new()),
                     gate: JoinGate::open(),
                     gm: false,
+                    signals_only: false,
                 };
                 rt.block_on(fanout.join(&canvas, member)).expect("joins");
                 tx

@@ -1,8 +1,16 @@
 //! A connection's close signal, shared by its tasks and the hub.
 
+use parking_lot::Mutex;
 use shared::CloseCode;
+use shared::busframe::Signal;
 use std::sync::OnceLock;
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
+
+/// Most signals kept for a connection that has not looked at them yet;
+/// beyond it the oldest are dropped (each says "check again", so the
+/// newest carry what matters).
+const MAX_PENDING_SIGNALS: usize = 64;
 
 /// Tells a connection's reader and writer to stop, and why.
 ///
@@ -12,6 +20,9 @@ use tokio_util::sync::CancellationToken;
 pub struct ConnControl {
     reason: OnceLock<CloseCode>,
     token: CancellationToken,
+    /// Signals from control frames, with the channel they came on.
+    signals: Mutex<Vec<(shared::CanvasId, Signal)>>,
+    signalled: Notify,
 }
 
 impl ConnControl {
@@ -42,6 +53,29 @@ impl ConnControl {
     pub async fn closed(&self) {
         self.token.cancelled().await
     }
+
+    /// Hands the connection a signal that came on `channel`.
+    pub fn signal(&self, channel: &shared::CanvasId, signal: Signal) {
+        {
+            let mut pending = self.signals.lock();
+            if pending.len() >= MAX_PENDING_SIGNALS {
+                pending.remove(0);
+            }
+            pending.push((channel.clone(), signal));
+        }
+        self.signalled.notify_one();
+    }
+
+    /// Waits for signals and takes every one pending, oldest first.
+    pub async fn signals(&self) -> Vec<(shared::CanvasId, Signal)> {
+        loop {
+            let taken = std::mem::take(&mut *self.signals.lock());
+            if !taken.is_empty() {
+                return taken;
+            }
+            self.signalled.notified().await;
+        }
+    }
 }
 
 #[cfg(test)]
@@ -56,5 +90,31 @@ mod tests {
         assert!(!c.close(CloseCode::ServiceRestart));
         c.closed().await;
         assert_eq!(c.reason(), Some(CloseCode::SlowConsumer));
+    }
+
+    #[tokio::test]
+    async fn signals_wait_until_one_comes_and_are_taken_in_order() {
+        let c = std::sync::Arc::new(ConnControl::new());
+        let canvas = shared::CanvasId::new("c").expect("valid");
+        let waiter = tokio::spawn({
+            let c = c.clone();
+            async move { c.signals().await }
+        });
+        tokio::task::yield_now().await;
+        assert!(!waiter.is_finished());
+        c.signal(&canvas, Signal::Access { user: None });
+        let got = waiter.await.expect("joins");
+        assert_eq!(got, vec![(canvas.clone(), Signal::Access { user: None })]);
+        for i in 0..(MAX_PENDING_SIGNALS + 3) {
+            c.signal(
+                &canvas,
+                Signal::Disconnect {
+                    user: i.to_string(),
+                },
+            );
+        }
+        let got = c.signals().await;
+        assert_eq!(got.len(), MAX_PENDING_SIGNALS);
+        assert_eq!(got[0].1, Signal::Disconnect { user: "3".into() });
     }
 }

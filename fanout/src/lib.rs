@@ -139,6 +139,23 @@ impl Fanout {
         self.hub.remove(canvas, conn)
     }
 
+    /// Sends a signal to the connections that are members of `channel` on
+    /// every node (see [`busframe::Signal`]).
+    pub async fn signal(
+        &self,
+        channel: &CanvasId,
+        signal: &busframe::Signal,
+    ) -> Result<(), BusError> {
+        let payload = signal.frame(self.hub.node()).map_err(BusError::Frame)?;
+        match &self.bus {
+            Bus::Memory => {
+                self.hub.dispatch(channel, &Bytes::from(payload));
+                Ok(())
+            }
+            Bus::Redis(r) => r.publish(channel, payload).await,
+        }
+    }
+
     /// Publishes an ephemeral event (never stored, no sequence number) to
     /// every member of its canvas on every node.
     pub async fn publish(

@@ -52,6 +52,7 @@ fn member_with_queue(conn: u64, queue: usize) -> (Member, Arc<Outbound>) {
             control: Arc::new(ConnControl::new()),
             gate: JoinGate::open(),
             gm: false,
+            signals_only: false,
         },
         rx,
     )
@@ -76,6 +77,7 @@ fn header(node: &str, conn: u64) -> BusHeader {
         conn,
         ingest_us: shared::now_us(),
         gm_only: false,
+        control: false,
     }
 }
 

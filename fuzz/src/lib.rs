@@ -186,6 +186,7 @@ fn bus_frame(event: &shared::protocol::ServerMessage) -> Option<Vec<u8>> {
         conn: 7,
         ingest_us: 1,
         gm_only: false,
+        control: false,
     };
     let mut frame = shared::busframe::encode_header(&header).ok()?;
     frame.extend_from_slice(&shared::busframe::encode_seq(Some(42)));

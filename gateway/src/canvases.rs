@@ -50,6 +50,45 @@ pub struct CanvasDef {
     pub palette: Vec<[u8; 3]>,
     /// Shown in lobbies; plain text.
     pub title: Option<String>,
+    /// Who may see it.
+    pub visibility: Visibility,
+}
+
+/// Who may see a canvas (join it, read it, stream it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Visibility {
+    /// Every user with a role: the token's for it, the token's `role`, or
+    /// the gateway's default.
+    #[default]
+    Public,
+    /// Users with a role for this canvas alone: the token's `roles` claim,
+    /// or a membership.
+    Members,
+    /// The app's join hook decides (the token's `roles` claim first).
+    Hook,
+}
+
+impl Visibility {
+    /// The stored and wire name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Visibility::Public => "public",
+            Visibility::Members => "members",
+            Visibility::Hook => "hook",
+        }
+    }
+
+    /// Parses a wire name.
+    pub fn parse(s: &str) -> Result<Visibility, String> {
+        match s {
+            "public" => Ok(Visibility::Public),
+            "members" => Ok(Visibility::Members),
+            "hook" => Ok(Visibility::Hook),
+            other => Err(format!(
+                "{other:?} is not a visibility (public, members, hook)"
+            )),
+        }
+    }
 }
 
 impl CanvasDef {
@@ -70,6 +109,7 @@ impl CanvasDef {
             "height": self.height,
             "palette": self.palette.iter().map(|c| format_rgb(*c)).collect::<Vec<_>>(),
             "title": self.title,
+            "visibility": self.visibility.name(),
         })
     }
 }
@@ -136,7 +176,7 @@ struct Stored {
 type Cache = HashMap<CanvasId, (Arc<CanvasDef>, Instant)>;
 
 /// The columns [`row_to_def`] reads, in order.
-const COLUMNS: &str = "width, height, palette, title";
+const COLUMNS: &str = "width, height, palette, title, visibility";
 
 fn row_to_def(id: &CanvasId, row: &tokio_postgres::Row, first: usize) -> CanvasDef {
     let palette: Vec<String> = row.get(first + 2);
@@ -149,6 +189,7 @@ fn row_to_def(id: &CanvasId, row: &tokio_postgres::Row, first: usize) -> CanvasD
             .map(|c| parse_rgb(c).unwrap_or([0, 0, 0]))
             .collect(),
         title: row.get(first + 3),
+        visibility: Visibility::parse(row.get(first + 4)).unwrap_or(Visibility::Members),
     }
 }
 
@@ -234,6 +275,7 @@ impl Catalogue {
             height: self.default.height,
             palette: default_palette(self.default.palette_size),
             title: None,
+            visibility: Visibility::Public,
         }
     }
 
@@ -346,6 +388,31 @@ impl Catalogue {
         self.fresh(id).await
     }
 
+    /// Sets a canvas's visibility; the new definition, or `None` if there
+    /// is no such canvas.
+    pub async fn set_visibility(
+        &self,
+        id: &CanvasId,
+        visibility: Visibility,
+    ) -> Result<Option<Arc<CanvasDef>>, CatalogueError> {
+        let Some(store) = &self.store else {
+            return Err(CatalogueError::NoCatalogue);
+        };
+        let changed = store
+            .conn()
+            .await?
+            .execute(
+                "UPDATE canvases SET visibility = $2 WHERE id = $1 AND deleted_at IS NULL",
+                &[&id.as_str(), &visibility.name()],
+            )
+            .await
+            .map_err(unavailable)?;
+        if changed == 0 {
+            return Ok(None);
+        }
+        self.fresh(id).await
+    }
+
     /// Deletes a canvas (its id stays taken); false if there was none.
     pub async fn delete(&self, id: &CanvasId) -> Result<bool, CatalogueError> {
         let Some(store) = &self.store else {
@@ -373,14 +440,15 @@ impl Catalogue {
         let palette: Vec<String> = def.palette.iter().map(|c| format_rgb(*c)).collect();
         let inserted = conn
             .execute(
-                "INSERT INTO canvases (id, width, height, palette, title) VALUES ($1, $2, $3, $4, $5)
-                 ON CONFLICT (id) DO NOTHING",
+                "INSERT INTO canvases (id, width, height, palette, title, visibility)
+                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (id) DO NOTHING",
                 &[
                     &def.id.as_str(),
                     &(def.width as i32),
                     &(def.height as i32),
                     &palette,
                     &def.title,
+                    &def.visibility.name(),
                 ],
             )
             .await

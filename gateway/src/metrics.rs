@@ -51,6 +51,11 @@ pub(crate) struct Metrics {
     pub durable_repeats: IntCounter,
     /// Canvases created by their first use.
     pub canvases_auto_created: IntCounter,
+    /// Joins, reads and streams refused because the caller may not see the
+    /// canvas (or it does not exist).
+    pub access_refused: IntCounter,
+    /// Live memberships ended because access was withdrawn.
+    pub access_revoked: IntCounter,
     /// Uses of unknown canvases refused by EASEL_AUTO_CREATE_RATE.
     pub canvases_auto_create_refused: IntCounter,
     /// Error replies sent, by error code name.
@@ -180,7 +185,7 @@ fn catch_up(counter: &IntCounter, source: &AtomicU64) {
 
 /// The counters of durable writes (refused, unknown outcome, repeated)
 /// and of canvases created by use (created, refused).
-fn write_counters(r: &Registry) -> Result<[IntCounter; 5], prometheus::Error> {
+fn write_counters(r: &Registry) -> Result<[IntCounter; 7], prometheus::Error> {
     Ok([
         counter(
             r,
@@ -207,6 +212,16 @@ fn write_counters(r: &Registry) -> Result<[IntCounter; 5], prometheus::Error> {
             "easel_gateway_canvases_auto_create_refused_total",
             "Uses of unknown canvases refused with E004 because the user created too many (EASEL_AUTO_CREATE_RATE)",
         )?,
+        counter(
+            r,
+            "easel_gateway_access_refused_total",
+            "Joins, reads and streams refused with E008 because the caller may not see the canvas or it does not exist",
+        )?,
+        counter(
+            r,
+            "easel_gateway_access_revoked_total",
+            "Live canvas memberships (WebSocket joins, SSE streams) ended because access was withdrawn",
+        )?,
     ])
 }
 
@@ -222,6 +237,8 @@ impl Metrics {
             durable_repeats,
             canvases_auto_created,
             canvases_auto_create_refused,
+            access_refused,
+            access_revoked,
         ] = write_counters(r)?;
         let m = Metrics {
             publish_durable,
@@ -304,6 +321,8 @@ impl Metrics {
             durable_unknown,
             durable_repeats,
             canvases_auto_created,
+            access_refused,
+            access_revoked,
             canvases_auto_create_refused,
             errors: counter_vec(
                 r,
@@ -321,6 +340,11 @@ impl Metrics {
     }
 
     /// The text exposition, with the hub's figures as of now.
+    /// The registry, for services that keep their own metrics.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
     pub fn render(&self, hub: &Hub, bus_connected: bool) -> String {
         {
             let h = &self.hub;

@@ -15,7 +15,7 @@ use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::net::TcpListener;
@@ -208,6 +208,26 @@ fn router(state: Arc<AppState>) -> Router {
             post(rest::server_api::notify),
         )
         .route("/api/server/broadcast", post(rest::server_api::broadcast))
+        .route(
+            "/api/server/canvases/{id}/members",
+            get(rest::server_access::members),
+        )
+        .route(
+            "/api/server/canvases/{id}/members/{user}",
+            put(rest::server_access::set_member).delete(rest::server_access::remove_member),
+        )
+        .route(
+            "/api/server/users/{id}/disconnect",
+            post(rest::server_access::disconnect),
+        )
+        .route(
+            "/api/server/canvases/{id}/presence",
+            get(rest::server_access::presence),
+        )
+        .route(
+            "/api/server/canvases/{id}/events",
+            get(rest::server_access::events),
+        )
         .merge(browser);
     let router = if state.settings.dev_secret.is_some() {
         router.route("/dev/token", get(rest::dev::token))

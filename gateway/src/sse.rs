@@ -24,8 +24,10 @@ use futures_util::StreamExt;
 use futures_util::stream;
 use serde::Deserialize;
 use shared::auth::Identity;
+use shared::auth::Role;
+use shared::busframe::Signal;
 use shared::codec::Encoding;
-use shared::protocol::{ResumeOutcome, Resync, ResyncReason, ServerMessage};
+use shared::protocol::{AccessChanged, ResumeOutcome, Resync, ResyncReason, ServerMessage};
 use shared::{CanvasId, CloseCode, ErrorCode};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -44,6 +46,8 @@ pub(crate) struct SseQuery {
 struct Membership {
     state: Arc<AppState>,
     canvas: CanvasId,
+    /// The user's channel, joined for signals alone (a disconnect).
+    signals: Option<CanvasId>,
     conn: u64,
     /// The gateway's capacity: one of `EASEL_MAX_CONNECTIONS`.
     _permit: OwnedSemaphorePermit,
@@ -54,6 +58,9 @@ struct Membership {
 impl Drop for Membership {
     fn drop(&mut self) {
         self.state.bus.leave(&self.canvas, self.conn);
+        if let Some(channel) = &self.signals {
+            self.state.bus.leave(channel, self.conn);
+        }
         self.state.metrics.connections_open.dec();
         // The cluster-wide count (the online registry) is left after the
         // grace period, like a closed WebSocket's.
@@ -75,6 +82,11 @@ struct Streaming {
     queue: Arc<Outbound>,
     control: Arc<ConnControl>,
     membership: Membership,
+    identity: Identity,
+    /// A canvas stream's role, checked again when access changes.
+    role: Option<Role>,
+    /// The last event was sent: the stream ends.
+    ending: bool,
 }
 
 /// `GET /sse/canvases/{id}`.
@@ -108,7 +120,8 @@ pub(crate) async fn canvas_events(
         peer,
         headers: &headers,
     };
-    let (member, stream) = open_member(&state, &opener, &canvas, gate.clone(), gm).await?;
+    let (member, mut stream) = open_member(&state, &opener, &canvas, gate.clone(), gm).await?;
+    stream.role = Some(caller.role);
     let since = since.map(|seq| ops::canvas::Since { seq, epoch: None });
     let subscribed = ops::canvas::subscribe(&state, &canvas, member, since).await?;
     let position = &subscribed.position;
@@ -235,12 +248,15 @@ async fn open_member(
         control: control.clone(),
         gate,
         gm,
+        signals_only: false,
     };
+    let signals = signals_channel(state, opener.identity, canvas, &member).await;
     state.metrics.connections_open.inc();
     state.metrics.connections_opened.inc();
     let membership = Membership {
         state: state.clone(),
         canvas: canvas.clone(),
+        signals,
         conn,
         _permit: permit,
         _user: user,
@@ -249,8 +265,37 @@ async fn open_member(
         queue,
         control,
         membership,
+        identity: opener.identity.clone(),
+        role: None,
+        ending: false,
     };
     Ok((member, stream))
+}
+
+/// Joins the user's channel for signals alone (unless the stream is that
+/// channel), so the server API's disconnect reaches the stream. Without it
+/// (the bus is down) the stream still works.
+async fn signals_channel(
+    state: &AppState,
+    identity: &Identity,
+    stream: &CanvasId,
+    member: &Member,
+) -> Option<CanvasId> {
+    let channel = CanvasId::user_channel(&identity.user_id);
+    if channel == *stream {
+        return None;
+    }
+    let signals = Member {
+        signals_only: true,
+        ..member.clone()
+    };
+    match state.bus.join(&channel, signals).await {
+        Ok(()) => Some(channel),
+        Err(err) => {
+            tracing::warn!(%channel, error = %err, "signals channel not joined");
+            None
+        }
+    }
 }
 
 /// The SSE response: `first`, then the member's messages until it ends.
@@ -263,15 +308,29 @@ fn respond(first: Event, start: Streaming) -> Response {
 }
 
 /// The next SSE event, or the end of the stream when the member was closed
-/// (slow consumer) or the gateway is draining.
-async fn next_event(s: Streaming) -> Option<(Result<Event, std::convert::Infallible>, Streaming)> {
+/// (slow consumer) or the gateway is draining. A signal may end it with a
+/// last event: `access_changed`, or `disconnected`.
+async fn next_event(
+    mut s: Streaming,
+) -> Option<(Result<Event, std::convert::Infallible>, Streaming)> {
+    if s.ending {
+        return None;
+    }
     let state = s.membership.state.clone();
     let conn = s.membership.conn;
-    let frame = tokio::select! {
-        biased;
-        _ = s.control.closed() => None,
-        _ = state.drain.turn(conn) => None,
-        (frame, _) = s.queue.take() => Some(frame),
+    let frame = loop {
+        tokio::select! {
+            biased;
+            _ = s.control.closed() => break None,
+            _ = state.drain.turn(conn) => break None,
+            signals = s.control.signals() => {
+                if let Some(last) = on_signals(&mut s, signals).await {
+                    s.ending = true;
+                    return Some((Ok(last), s));
+                }
+            }
+            (frame, _) = s.queue.take() => break Some(frame),
+        }
     };
     let Some(Message::Text(text)) = frame else {
         if s.control.reason() == Some(CloseCode::SlowConsumer) {
@@ -284,6 +343,48 @@ async fn next_event(s: Streaming) -> Option<(Result<Event, std::convert::Infalli
         event = event.id(seq.to_string());
     }
     Some((Ok(event.data(text.as_str())), s))
+}
+
+/// The stream's last event when a signal ends it.
+async fn on_signals(s: &mut Streaming, signals: Vec<(CanvasId, Signal)>) -> Option<Event> {
+    let me = s.identity.user_id.clone();
+    for (channel, signal) in signals {
+        match signal {
+            Signal::Disconnect { user } if user == me => {
+                let code = CloseCode::Disconnected;
+                let data = serde_json::json!({ "code": code.code(), "reason": code.reason() });
+                return Some(
+                    Event::default()
+                        .event("disconnected")
+                        .data(data.to_string()),
+                );
+            }
+            Signal::Access { user } if user.as_deref().is_none_or(|u| u == me) => {
+                let Some(held) = s.role else { continue };
+                let state = s.membership.state.clone();
+                let role = match ops::access::recheck(&state, &s.identity, &channel).await {
+                    Ok(role) => role,
+                    Err(err) => {
+                        tracing::warn!(canvas = %channel, error = %err.message, "access not rechecked");
+                        continue;
+                    }
+                };
+                if role == held {
+                    continue;
+                }
+                state.metrics.access_revoked.inc();
+                let changed = ServerMessage::AccessChanged(AccessChanged {
+                    canvas: channel,
+                    role,
+                    ts: shared::now_ms(),
+                });
+                let data = serde_json::to_string(&changed).unwrap_or_default();
+                return Some(Event::default().event("access_changed").data(data));
+            }
+            _ => {}
+        }
+    }
+    None
 }
 
 /// The `seq` of a durable event's JSON, if it has one.

@@ -62,8 +62,16 @@ pub(crate) async fn build(
         Arc::new(crate::history::PgHistory::new(pool, settings.canvas)) as Arc<dyn store::History>
     });
     let backends = backends(&settings, history, bus_shutdown).await?;
+    let members = crate::members::Members::new(database.clone());
     let canvases = catalogue(&settings, database).await?;
     let metrics = Metrics::new().map_err(GatewayError::Metrics)?;
+    let hook = match &settings.join_hook {
+        Some(hook) => Some(
+            crate::hook::JoinHook::new(hook.clone(), metrics.registry())
+                .map_err(GatewayError::Metrics)?,
+        ),
+        None => None,
+    };
     metrics.backlog_limit.set(
         settings
             .redis
@@ -102,6 +110,8 @@ pub(crate) async fn build(
         log: backends.log,
         settings,
         canvases,
+        members,
+        hook,
         tasks: TaskTracker::new(),
         shutdown,
         next_conn: AtomicU64::new(1),
@@ -195,6 +205,7 @@ async fn catalogue(
         height: settings.canvas.height,
         palette: canvases::default_palette(settings.canvas.palette_size),
         title: Some("Lobby".into()),
+        visibility: canvases::Visibility::Public,
     };
     catalogue
         .create(lobby)

@@ -6,7 +6,9 @@
 use crate::canvases::Catalogue;
 use crate::config::Settings;
 use crate::drain::Drain;
+use crate::hook::JoinHook;
 use crate::limits::{IpLimiter, Users};
+use crate::members::Members;
 use crate::metrics::Metrics;
 use crate::online::Online;
 use crate::presence::Presence;
@@ -28,8 +30,12 @@ pub(crate) struct AppState {
     pub bus: Arc<Fanout>,
     /// The durable canvas log and canvas state.
     pub log: Log,
-    /// Canvas definitions (size, palette).
+    /// Canvas definitions (size, palette, visibility).
     pub canvases: Catalogue,
+    /// Who is a member of which `members` canvas.
+    pub members: Members,
+    /// The app backend's join hook, for `hook` canvases.
+    pub hook: Option<JoinHook>,
     pub verifier: TokenVerifier,
     /// One permit per allowed connection (WebSocket or SSE stream); a
     /// connection holds its permit until it ends.

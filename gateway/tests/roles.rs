@@ -10,16 +10,9 @@ mod common;
 use common::*;
 use shared::ErrorCode;
 use shared::RequestId;
-use shared::auth::{MintClaims, Role, mint_hs256};
+use shared::auth::Role;
 use shared::protocol::*;
 use testkit::ws::{Connect, WsClient};
-
-fn token_with(user: &str, role: Option<Role>, roles: &[(&str, Role)]) -> String {
-    let mut claims = MintClaims::for_user(user, 600);
-    claims.role = role;
-    claims.roles = roles.iter().map(|(c, r)| (c.to_string(), *r)).collect();
-    mint_hs256(SECRET.as_bytes(), &claims).unwrap()
-}
 
 /// The operations a role is checked for, each with a fresh request id.
 fn operation(op: &str, id: u64) -> ClientMessage {

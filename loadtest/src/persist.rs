@@ -86,6 +86,7 @@ pub async fn fill(opts: &PersistOptions) -> anyhow::Result<PersistReport> {
                 conn: 0,
                 ingest_us: 0,
                 gm_only: false,
+                control: false,
             };
             let t0 = Instant::now();
             for i in 0..per_canvas {

@@ -49,6 +49,7 @@ async fn publish(f: &Log, canvas: &CanvasId, n: u32) -> Vec<u64> {
         conn: 1,
         ingest_us: shared::now_us(),
         gm_only: false,
+        control: false,
     };
     let mut seqs = Vec::new();
     for i in 0..n {
@@ -421,6 +422,7 @@ async fn a_full_backlog_refuses_writes_until_the_persister_catches_up() {
         conn: 1,
         ingest_us: 0,
         gm_only: false,
+        control: false,
     };
     let refused = f
         .publish_durable(&canvas, &header, &draw_event(&canvas, 1), None)

@@ -29,6 +29,40 @@ pub struct BusHeader {
     /// `hidden` event in its place.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub gm_only: bool,
+    /// A [`Signal`] to the channel's members' connections, not an event:
+    /// nothing is queued to any client.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub control: bool,
+}
+
+/// What a control frame tells the connections that are members of its
+/// channel (their own sessions act on it; clients see only the outcome).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "signal")]
+pub enum Signal {
+    /// Access to the canvas changed (its visibility, a membership, or the
+    /// canvas was deleted): connections of `user` (of every user when
+    /// `None`) check again whether and as what they may stay.
+    Access { user: Option<String> },
+    /// The server disconnects `user` everywhere: its connections close.
+    Disconnect { user: String },
+}
+
+impl Signal {
+    /// The whole bus payload of this signal from `node`.
+    pub fn frame(&self, node: &str) -> Result<Vec<u8>, BusFrameError> {
+        let mut header = BusHeader::now(node, 0);
+        header.control = true;
+        let mut out = encode_header(&header)?;
+        out.extend_from_slice(&encode_seq(None));
+        out.extend_from_slice(&rmp_serde::to_vec_named(self).map_err(BusFrameError::Encode)?);
+        Ok(out)
+    }
+
+    /// The signal carried by a control frame's event bytes.
+    pub fn decode(event: &[u8]) -> Result<Signal, BusFrameError> {
+        rmp_serde::from_slice(event).map_err(BusFrameError::Header)
+    }
 }
 
 impl BusHeader {
@@ -40,6 +74,7 @@ impl BusHeader {
             conn,
             ingest_us: crate::now_us(),
             gm_only: false,
+            control: false,
         }
     }
 }
@@ -148,6 +183,7 @@ mod tests {
             conn: 1,
             ingest_us: 2,
             gm_only: false,
+            control: false,
         };
         let event = ServerMessage::Resync(crate::protocol::Resync {
             canvas: CanvasId::new("c").expect("valid"),
@@ -175,6 +211,7 @@ mod tests {
             conn: 42,
             ingest_us: 1_700_000_000_000_000,
             gm_only: false,
+            control: false,
         };
         let event = ServerMessage::Chat(ChatEvent {
             canvas: CanvasId::new("c").expect("valid"),
@@ -216,6 +253,7 @@ mod tests {
             conn: 1,
             ingest_us: 2,
             gm_only: false,
+            control: false,
         })
         .expect("encodes");
         assert!(split(&Bytes::from(header_only.clone())).is_err());
@@ -236,6 +274,7 @@ mod tests {
             conn: 1,
             ingest_us: 0,
             gm_only: false,
+            control: false,
         })
         .expect("a header");
         frame.extend(std::iter::repeat_n(0x91, 5000));

@@ -134,6 +134,8 @@ pub enum CloseCode {
     /// 4003: the connection's token expired (`exp` passed) and no `refresh`
     /// brought a new one.
     TokenExpired,
+    /// 4004: the app's backend disconnected the user (server API).
+    Disconnected,
     /// 4005: a command arrived before the handshake completed.
     InvalidSession,
     /// 4008: the client did not read fast enough and its outbound queue filled up.
@@ -148,7 +150,7 @@ pub enum CloseCode {
 
 impl CloseCode {
     /// Every close code the server sends.
-    pub const ALL: [CloseCode; 13] = [
+    pub const ALL: [CloseCode; 14] = [
         CloseCode::Normal,
         CloseCode::ProtocolError,
         CloseCode::InvalidPayload,
@@ -157,6 +159,7 @@ impl CloseCode {
         CloseCode::AuthFailed,
         CloseCode::AuthTimeout,
         CloseCode::TokenExpired,
+        CloseCode::Disconnected,
         CloseCode::InvalidSession,
         CloseCode::SlowConsumer,
         CloseCode::IdleTimeout,
@@ -175,6 +178,7 @@ impl CloseCode {
             CloseCode::AuthFailed => 4001,
             CloseCode::AuthTimeout => 4002,
             CloseCode::TokenExpired => 4003,
+            CloseCode::Disconnected => 4004,
             CloseCode::InvalidSession => 4005,
             CloseCode::SlowConsumer => 4008,
             CloseCode::IdleTimeout => 4009,
@@ -194,6 +198,7 @@ impl CloseCode {
             CloseCode::AuthFailed => "authentication failed",
             CloseCode::AuthTimeout => "no handshake within the deadline",
             CloseCode::TokenExpired => "token expired: refresh before exp",
+            CloseCode::Disconnected => "disconnected by the server",
             CloseCode::InvalidSession => "command before handshake",
             CloseCode::SlowConsumer => "slow consumer: outbound queue full",
             CloseCode::IdleTimeout => "idle timeout: no frames received",
@@ -213,6 +218,7 @@ impl CloseCode {
             CloseCode::AuthFailed => "auth_failed",
             CloseCode::AuthTimeout => "auth_timeout",
             CloseCode::TokenExpired => "token_expired",
+            CloseCode::Disconnected => "disconnected",
             CloseCode::InvalidSession => "invalid_session",
             CloseCode::SlowConsumer => "slow_consumer",
             CloseCode::IdleTimeout => "idle_timeout",

@@ -9,6 +9,8 @@ use serde::{Deserialize, Serialize};
 )]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
+    /// No access: the canvas is refused as if it did not exist.
+    None,
     /// May view, chat and show a cursor.
     Spectator,
     /// May also draw and move tokens.
@@ -21,6 +23,7 @@ impl Role {
     /// The wire name.
     pub fn name(self) -> &'static str {
         match self {
+            Role::None => "none",
             Role::Spectator => "spectator",
             Role::Player => "player",
             Role::Gm => "gm",
@@ -33,10 +36,13 @@ impl std::str::FromStr for Role {
 
     fn from_str(s: &str) -> Result<Role, String> {
         match s {
+            "none" => Ok(Role::None),
             "spectator" => Ok(Role::Spectator),
             "player" => Ok(Role::Player),
             "gm" => Ok(Role::Gm),
-            other => Err(format!("{other:?} is not a role (spectator, player, gm)")),
+            other => Err(format!(
+                "{other:?} is not a role (none, spectator, player, gm)"
+            )),
         }
     }
 }

@@ -88,6 +88,7 @@ fn generated() -> String {
         Announcement,
         Notice,
         CanvasesChanged,
+        AccessChanged,
         ObjectState,
         ObjectCreated,
         ObjectUpdated,

@@ -52,6 +52,7 @@ fn bench_publish(c: &mut Criterion) {
         conn: 1,
         ingest_us: 0,
         gm_only: false,
+        control: false,
     };
     let author = Author {
         id: "user-1".into(),

@@ -42,6 +42,7 @@ fn member_with_queue(conn: u64, queue: usize) -> (Member, Arc<Outbound>) {
         control: Arc::new(ConnControl::new()),
         gate: JoinGate::open(),
         gm: false,
+        signals_only: false,
     };
     (member, rx)
 }
@@ -52,6 +53,7 @@ fn header(node: &str, conn: u64) -> BusHeader {
         conn,
         ingest_us: 0,
         gm_only: false,
+        control: false,
     }
 }
 

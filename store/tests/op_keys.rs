@@ -35,6 +35,7 @@ fn header() -> BusHeader {
         conn: 1,
         ingest_us: 0,
         gm_only: false,
+        control: false,
     }
 }
 

@@ -15,7 +15,7 @@ export interface BackoffOptions {
 
 /** What a close code asks of the client. */
 export type CloseAction =
-  /** Stop: the client closed deliberately. */
+  /** Stop: the client closed deliberately, or the server disconnected the user. */
   | "stop"
   /** Reconnect at once (to another gateway): the gateway is draining. */
   | "now"
@@ -30,6 +30,8 @@ export type CloseAction =
 export function closeAction(code: number, deliberate: boolean): CloseAction {
   if (deliberate) return "stop";
   switch (code) {
+    case 4004:
+      return "stop";
     case 1012:
       return "now";
     case 4001:

@@ -62,6 +62,12 @@ export interface CanvasEvents {
   hidden: P.Hidden;
   resync: P.Resync;
   canvases_changed: P.CanvasesChanged;
+  /**
+   * Access to the canvas changed and the server let go of the join: with
+   * role `none` the canvas is left for good; with another role it is
+   * joined again (a `joined` follows).
+   */
+  access_changed: P.AccessChanged;
   /** Every event of the canvas, after the typed one. */
   event: P.ServerMessage;
   /** The presence list changed. */
@@ -321,6 +327,18 @@ export class Canvas extends Emitter<CanvasEvents> {
   /** An event for this canvas, from whichever transport. */
   receive(msg: P.ServerMessage): void {
     const seq = (msg as Durable).seq;
+    if (msg.type === "access_changed") {
+      this.role = msg.role;
+      this.emit("access_changed", msg);
+      if (msg.role === "none") {
+        this.wanted = false;
+        this.closeStream();
+      } else {
+        // After a join in flight (its ack may predate the change).
+        void (this.joining ?? Promise.resolve()).then(() => this.rejoin());
+      }
+      return;
+    }
     if (msg.type === "resync") {
       this.emit("resync", msg);
       if (msg.reason === "history_unavailable" && this.host.transport === "sse") {
@@ -398,7 +416,7 @@ export class Canvas extends Emitter<CanvasEvents> {
           const resume = j.resume ?? (this.epoch === undefined ? null : "replayed");
           void this.afterJoin(j.seq, j.epoch, resume).catch((e: unknown) => this.emit("error", e as EaselError));
           void this.loadPresence();
-        } else if (m.event === "message") {
+        } else if (m.event === "message" || m.event === "access_changed") {
           this.receive(JSON.parse(m.data) as P.ServerMessage);
         }
       },

@@ -142,6 +142,16 @@ export class EaselClient extends Emitter<ClientEvents> implements CanvasHost {
     this.setState("disconnected");
   }
 
+  /**
+   * The app's backend disconnected this user (close 4004, or the SSE
+   * `disconnected` event): no reconnect; `connect()` again when the app
+   * says so (joined canvases are joined again then).
+   */
+  private disconnectedByServer(): void {
+    this.emit("error", new EaselError("disconnected", "the server disconnected this user (4004)"));
+    this.disconnect();
+  }
+
   /** A canvas, joined now and resumed after every reconnect. */
   canvas(id: string, opts?: CanvasOptions): Canvas {
     let c = this.canvases.get(id);
@@ -350,6 +360,7 @@ export class EaselClient extends Emitter<ClientEvents> implements CanvasHost {
     this.emit("closed", { code, reason });
     if (!welcomed) this.wsFailures += 1;
     let action: CloseAction = closeAction(code, false);
+    if (action === "stop") return this.disconnectedByServer();
     if (action === "token") {
       if (!this.opts.getToken) {
         this.emit("error", new EaselError("E002", `closed ${code}: the token was refused and there is no getToken`));
@@ -502,6 +513,8 @@ export class EaselClient extends Emitter<ClientEvents> implements CanvasHost {
           this.timers.probe = setTimeout(() => void this.openSocket(true), this.opts.wsRetryMs ?? 15_000);
         } else if (m.event === "message") {
           this.dispatch(JSON.parse(m.data) as P.ServerMessage);
+        } else if (m.event === "disconnected") {
+          this.disconnectedByServer();
         }
       },
       (err) => {

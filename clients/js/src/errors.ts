@@ -4,7 +4,7 @@
 import type { ErrorCode } from "./protocol.js";
 
 /** Codes the SDK itself gives, beside the server's `E0xx` codes. */
-export type ClientErrorCode = "timeout" | "offline" | "closed" | "queue_full" | "transport";
+export type ClientErrorCode = "timeout" | "offline" | "closed" | "queue_full" | "transport" | "disconnected";
 
 /** A refused or failed request. */
 export class EaselError extends Error {

@@ -8,7 +8,7 @@ export type CanvasId = string;
 
 export type RequestId = number | string;
 
-export type Role = "spectator" | "player" | "gm";
+export type Role = "none" | "spectator" | "player" | "gm";
 
 export type Encoding = "json" | "msgpack";
 
@@ -119,7 +119,7 @@ export type ActivityState = "active" | "typing" | "editing" | "idle";
 
 export type ChannelRequest = { id?: RequestId | null, channel: string, };
 
-export type ServerMessage = { "type": "welcome" } & Welcome | { "type": "pong" } & Pong | { "type": "ack" } & Ack | { "type": "error" } & ErrorReply | { "type": "draw" } & DrawEvent | { "type": "cursor" } & CursorEvent | { "type": "chat" } & ChatEvent | { "type": "resync" } & Resync | { "type": "highlight" } & HighlightEvent | { "type": "user_joined" } & UserJoined | { "type": "user_left" } & UserLeft | { "type": "notification" } & Notification | { "type": "announcement" } & Announcement | { "type": "notice" } & Notice | { "type": "canvases_changed" } & CanvasesChanged | { "type": "object_created" } & ObjectCreated | { "type": "object_updated" } & ObjectUpdated | { "type": "object_moved" } & ObjectMoved | { "type": "object_deleted" } & ObjectEvent | { "type": "object_liked" } & ObjectEvent | { "type": "cleared" } & Cleared | { "type": "hidden" } & Hidden | { "type": "activity" } & ActivityEvent | { "type": "user_online" } & UserOnline | { "type": "user_offline" } & UserOffline;
+export type ServerMessage = { "type": "welcome" } & Welcome | { "type": "pong" } & Pong | { "type": "ack" } & Ack | { "type": "error" } & ErrorReply | { "type": "draw" } & DrawEvent | { "type": "cursor" } & CursorEvent | { "type": "chat" } & ChatEvent | { "type": "resync" } & Resync | { "type": "highlight" } & HighlightEvent | { "type": "user_joined" } & UserJoined | { "type": "user_left" } & UserLeft | { "type": "notification" } & Notification | { "type": "announcement" } & Announcement | { "type": "notice" } & Notice | { "type": "canvases_changed" } & CanvasesChanged | { "type": "access_changed" } & AccessChanged | { "type": "object_created" } & ObjectCreated | { "type": "object_updated" } & ObjectUpdated | { "type": "object_moved" } & ObjectMoved | { "type": "object_deleted" } & ObjectEvent | { "type": "object_liked" } & ObjectEvent | { "type": "cleared" } & Cleared | { "type": "hidden" } & Hidden | { "type": "activity" } & ActivityEvent | { "type": "user_online" } & UserOnline | { "type": "user_offline" } & UserOffline;
 
 export type Welcome = { 
 /**
@@ -322,6 +322,8 @@ export type Announcement = { text: string, ts: number, };
 export type Notice = { canvas: CanvasId, data: JsonValue, ts: number, };
 
 export type CanvasesChanged = { canvas: CanvasId, change: string, ts: number, };
+
+export type AccessChanged = { canvas: CanvasId, role: Role, ts: number, };
 
 export type ObjectState = { id: string, kind: string, x: number, y: number, w: number, h: number, props: { [key in string]: JsonValue }, 
 /**

@@ -1,6 +1,7 @@
 // The SDK against real gateways on a private Redis: failover after kill -9,
 // a command whose ack was lost applied once, Redis restarted empty, rate
-// limits, and the SSE + REST fallback when WebSocket upgrades are blocked.
+// limits, the SSE + REST fallback when WebSocket upgrades are blocked, and
+// the server API's disconnect.
 
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
@@ -174,6 +175,30 @@ test("WebSocket upgrades blocked: SSE + REST carry the same events, then back to
   await waitFor("the draws over WebSocket", () => got.length === 9);
   assert.deepEqual(got, [...got].sort((a, b) => a - b));
   assert.equal(new Set(got).size, got.length, "no duplicates across the switch");
+  await proxy.stop();
+  await g.stop();
+});
+
+test("the server API's disconnect stops the SDK on WebSocket and on SSE; connect() brings it back", async () => {
+  const key = "sdk-server-api-key-0123456789abcdef";
+  const g = await Gateway.start("dc", redis, { EASEL_API_KEYS: key });
+  const proxy = await NoUpgradeProxy.start(g.port);
+  const ws = client("banned", g.ws);
+  const sse = client("banned", proxy.ws, { fallbackAfter: 1, wsRetryMs: 60_000 });
+  await Promise.all([ws.canvas("dc").ready, sse.canvas("dc").ready]);
+  assert.equal(sse.transport, "sse");
+  const errors: string[] = [];
+  for (const c of [ws, sse]) c.on("error", (e) => errors.push(e.code));
+  const resp = await fetch(`${g.http}/api/server/users/banned/disconnect`, {
+    method: "POST",
+    headers: { authorization: `ApiKey ${key}` },
+  });
+  assert.equal(resp.status, 202);
+  await waitFor("both stopped", () => ws.state === "disconnected" && sse.state === "disconnected");
+  assert.deepEqual(errors, ["disconnected", "disconnected"]);
+  // The app decides to let the user back: the canvas is joined again.
+  ws.connect();
+  await waitFor("back", () => ws.state === "connected" && ws.canvas("dc").joined);
   await proxy.stop();
   await g.stop();
 });

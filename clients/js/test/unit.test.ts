@@ -10,7 +10,9 @@ import { Requests, isDurable, keyMaker, type Pending } from "../src/requests.js"
 import { unpackCells } from "../src/snapshot.js";
 import { readSse, type SseMessage } from "../src/sse.js";
 import { CanvasState } from "../src/state.js";
-import type { ServerMessage } from "../src/protocol.js";
+import type { AccessChanged, AckResult, ClientMessage, ServerMessage } from "../src/protocol.js";
+import { Canvas, type CanvasHost } from "../src/canvas.js";
+import { HttpApi } from "../src/http.js";
 
 test("backoff grows to its cap with full jitter; drains reconnect at once; abuse waits the penalty", () => {
   const top = new Backoff({ minMs: 100, maxMs: 1000 }, () => 0.999999);
@@ -26,6 +28,7 @@ test("backoff grows to its cap with full jitter; drains reconnect at once; abuse
 
 test("close codes map to what the protocol asks of the client", () => {
   assert.equal(closeAction(1000, true), "stop");
+  assert.equal(closeAction(4004, false), "stop");
   assert.equal(closeAction(1012, false), "now");
   assert.equal(closeAction(4001, false), "token");
   assert.equal(closeAction(4003, false), "token");
@@ -136,4 +139,48 @@ test("object events during a load apply on top of the page that holds their obje
   assert.equal(s.objects.get("a")?.likes, 1);
   assert.equal(s.objects.get("b")?.likes, 0);
   assert.equal(s.objects.get("c")?.likes, 1);
+});
+
+/** Yields to pending promise jobs until `cond` holds (at most 1,000 turns). */
+async function waitUntil(cond: () => boolean): Promise<void> {
+  for (let i = 0; i < 1000 && !cond(); i++) await new Promise((r) => setImmediate(r));
+  assert.ok(cond(), "condition never held");
+}
+
+test("access_changed: another role joins again with a resume; none leaves the canvas for good", async () => {
+  const sent: ClientMessage[] = [];
+  const joined = (seq: number): AckResult =>
+    ({
+      canvas: "c", width: 2, height: 2, palette_size: 4, echo: true, seq, epoch: "e1",
+      resume: null, role: "gm", presence: [], presence_count: 0,
+    }) as unknown as AckResult;
+  const host: CanvasHost = {
+    transport: "websocket",
+    ready: true,
+    cursorHz: 10,
+    http: new HttpApi(
+      () => "http://127.0.0.1:9",
+      () => Promise.resolve("t"),
+      () => Promise.reject(new Error("no HTTP in this test")),
+    ),
+    request: (cmd) => {
+      sent.push(cmd);
+      return Promise.resolve(joined(5));
+    },
+    send: () => undefined,
+    streamDelay: () => 0,
+  };
+  const c = new Canvas("c", host, { pixels: false, objects: false });
+  await c.join();
+  const changes: AccessChanged[] = [];
+  c.on("access_changed", (a) => changes.push(a));
+  c.receive({ type: "access_changed", canvas: "c", role: "gm", ts: 1 });
+  await waitUntil(() => sent.length === 2);
+  assert.deepEqual(sent[1], { type: "join", canvas: "c", echo: true, since: 5, epoch: "e1" });
+  c.receive({ type: "access_changed", canvas: "c", role: "none", ts: 2 });
+  assert.equal(c.role, "none");
+  assert.equal(c.joined, false);
+  await c.rejoin();
+  assert.equal(sent.length, 2, "a canvas it may not see is not joined again");
+  assert.deepEqual(changes.map((a) => a.role), ["gm", "none"]);
 });

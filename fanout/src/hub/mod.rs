@@ -41,6 +41,9 @@ pub struct Member {
     /// Whether the connection is a gm on the canvas: it sees gm-only
     /// events; others get a `hidden` event in their place.
     pub gm: bool,
+    /// A member for signals alone (an SSE canvas stream on its user's
+    /// channel): it is handed control frames, never events.
+    pub signals_only: bool,
 }
 
 /// Holds a joining member's live events while the join reads the canvas
@@ -286,6 +289,10 @@ impl Hub {
                 return;
             }
         };
+        if parts.header.control {
+            self.signal(canvas, &parts.event);
+            return;
+        }
         let own = *parts.header.node == *self.node;
         let sender = parts.header.conn;
         let seq = parts.seq;
@@ -300,7 +307,7 @@ impl Hub {
             return;
         };
         for member in members {
-            if own && member.conn == sender && !member.echo {
+            if member.signals_only || (own && member.conn == sender && !member.echo) {
                 continue;
             }
             let frame = if gm_only && !member.gm {
@@ -330,6 +337,22 @@ impl Hub {
         }
         drop(map);
         self.stats.delivered.fetch_add(delivered, Ordering::Relaxed);
+    }
+
+    /// Hands a control frame's signal to every local member of `canvas`.
+    fn signal(&self, canvas: &CanvasId, event: &[u8]) {
+        let signal = match busframe::Signal::decode(event) {
+            Ok(signal) => signal,
+            Err(err) => {
+                self.stats.bad_frames.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(%canvas, error = %err, "dropping unreadable control frame");
+                return;
+            }
+        };
+        let map = self.canvases.read();
+        for member in map.get(canvas).into_iter().flatten() {
+            member.control.signal(canvas, signal.clone());
+        }
     }
 
     /// Tells every member of these canvases that events may have been missed.

@@ -20,6 +20,7 @@ fn member(conn: u64, encoding: Encoding, echo: bool, cap: usize) -> (Member, Arc
             control: Arc::new(ConnControl::new()),
             gate: JoinGate::open(),
             gm: false,
+            signals_only: false,
         },
         rx,
     )
@@ -45,6 +46,7 @@ fn seq_payload(node: &str, conn: u64, canvas_id: &str, text: &str, seq: Option<u
         conn,
         ingest_us: INGEST_US,
         gm_only: false,
+        control: false,
     };
     Bytes::from(busframe::encode(&header, seq, &event).expect("encodes"))
 }

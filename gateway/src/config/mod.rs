@@ -309,11 +309,32 @@ pub struct Config {
     )]
     pub api_keys: String,
 
-    /// Role on a canvas for tokens that name none (neither in `roles` for
-    /// that canvas nor `role`): spectator, player or gm. Spectators may not
-    /// draw.
+    /// Role on a public canvas for tokens that name none (neither in
+    /// `roles` for that canvas nor `role`): none, spectator, player or gm.
+    /// Spectators may not draw; `none` admits only users whose token gives
+    /// them a role.
     #[arg(long, env = "EASEL_DEFAULT_ROLE", default_value = "player")]
     pub default_role: String,
+
+    /// The app backend's join hook, asked whether a user may see a canvas
+    /// whose visibility is `hook` (an http:// URL). Unset: hook canvases
+    /// admit only users whose token names them in `roles`.
+    #[arg(long, env = "EASEL_JOIN_HOOK_URL")]
+    pub join_hook_url: Option<String>,
+
+    /// Sent to the join hook as `Authorization: Bearer <secret>`.
+    #[arg(long, env = "EASEL_JOIN_HOOK_SECRET", hide_env_values = true)]
+    pub join_hook_secret: Option<String>,
+
+    /// How long the gateway waits for the join hook, in milliseconds,
+    /// before refusing the join (E012).
+    #[arg(long, env = "EASEL_JOIN_HOOK_TIMEOUT_MS", default_value_t = 2000)]
+    pub join_hook_timeout_ms: u64,
+
+    /// How long a join hook answer is reused for the same user and canvas,
+    /// in seconds (0: ask every time).
+    #[arg(long, env = "EASEL_JOIN_HOOK_CACHE_SECS", default_value_t = 10)]
+    pub join_hook_cache_secs: u64,
 
     /// Most open connections (WebSockets and SSE streams) one user may hold
     /// across the cluster; the next WebSocket is closed with 4011 after

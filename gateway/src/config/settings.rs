@@ -107,6 +107,8 @@ pub struct Settings {
     pub max_connections_per_user: usize,
     /// Role for tokens that name none for a canvas.
     pub default_role: shared::auth::Role,
+    /// The app backend's join hook, for `hook` canvases.
+    pub join_hook: Option<crate::hook::HookSettings>,
     pub presence_ttl: Duration,
     pub presence_grace: Duration,
     pub presence_sweep: Duration,
@@ -223,6 +225,7 @@ impl Config {
                 .trim()
                 .parse()
                 .map_err(|m| n.bad("default_role", m))?,
+            join_hook: self.join_hook(&n)?,
             presence_ttl,
             presence_grace,
             presence_sweep,
@@ -343,6 +346,28 @@ impl Config {
             ),
         };
         Ok((redis, database))
+    }
+
+    /// The join hook's settings, when a URL is set.
+    fn join_hook(&self, n: &Names) -> Result<Option<crate::hook::HookSettings>, ConfigError> {
+        let Some(url) = &self.join_hook_url else {
+            return Ok(None);
+        };
+        let url =
+            crate::hook::HookSettings::parse_url(url).map_err(|m| n.bad("join_hook_url", m))?;
+        let ms = n.range(
+            "join_hook_timeout_ms",
+            self.join_hook_timeout_ms,
+            10,
+            60_000,
+        )?;
+        let cache = n.range("join_hook_cache_secs", self.join_hook_cache_secs, 0, 3600)?;
+        Ok(Some(crate::hook::HookSettings {
+            url,
+            secret: self.join_hook_secret.clone().filter(|s| !s.is_empty()),
+            timeout: Duration::from_millis(ms),
+            cache_ttl: Duration::from_secs(cache),
+        }))
     }
 
     /// The static files' directory, which must exist.

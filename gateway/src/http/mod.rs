@@ -19,20 +19,19 @@ use shared::CanvasId;
 use shared::auth::Identity;
 use shared::validate::CanvasGeometry;
 
-/// The caller on an existing canvas (404 `E009` otherwise), with its role
-/// there from its token, and the canvas's geometry.
+/// The caller on a canvas it may see (403 `E008` otherwise, as for a
+/// canvas that does not exist), with its role there, and the canvas's
+/// geometry.
 pub(crate) async fn on_canvas(
     state: &AppState,
     identity: &Identity,
     canvas: &CanvasId,
 ) -> Result<(Caller, CanvasGeometry), ApiError> {
-    let geometry = access::canvas(state, canvas, &identity.user_id)
-        .await?
-        .geometry();
+    let entry = access::enter(state, identity, canvas).await?;
     let caller = Caller {
         author: identity.author(),
         conn: 0,
-        role: access::role_of(state, identity, canvas),
+        role: entry.role,
     };
-    Ok((caller, geometry))
+    Ok((caller, entry.def.geometry()))
 }

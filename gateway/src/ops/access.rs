@@ -1,17 +1,108 @@
-//! Who may do what: a caller's role on a canvas, the role an operation
-//! needs, and the canvas itself (it must exist).
+//! Who may do what: whether a caller may see a canvas and its role there,
+//! the role an operation needs, and the canvas itself (it must exist).
 
 use super::{Cause, OpError};
-use crate::canvases::{CanvasDef, CatalogueError};
+use crate::canvases::{CanvasDef, CatalogueError, Visibility};
 use crate::state::AppState;
 use shared::auth::{Identity, Role};
 use shared::{CanvasId, ErrorCode};
 use std::sync::Arc;
 
-/// The role `identity` holds on `canvas`: the token's role for it, else
-/// its default, else the gateway's.
-pub(crate) fn role_of(state: &AppState, identity: &Identity, canvas: &CanvasId) -> Role {
-    identity.role_or(canvas.as_str(), state.settings.default_role)
+/// A canvas the caller may see, and its role there.
+pub(crate) struct Entry {
+    pub def: Arc<CanvasDef>,
+    pub role: Role,
+}
+
+/// The canvas and the caller's role on it, or `E008` when the caller may
+/// not see it: the same refusal as for a canvas that does not exist, so
+/// ids cannot be probed.
+pub(crate) async fn enter(
+    state: &AppState,
+    identity: &Identity,
+    canvas: &CanvasId,
+) -> Result<Entry, OpError> {
+    let def = match self::canvas(state, canvas, &identity.user_id).await {
+        Err(err) if err.code == ErrorCode::NotFound => {
+            state.metrics.access_refused.inc();
+            return Err(hidden(canvas));
+        }
+        other => other?,
+    };
+    match role_on(state, identity, &def, false).await? {
+        Role::None => {
+            state.metrics.access_refused.inc();
+            Err(hidden(canvas))
+        }
+        role => Ok(Entry { def, role }),
+    }
+}
+
+/// The caller's role on the canvas now, reading memberships and asking
+/// the hook afresh (`Role::None`: no longer any): for a live connection
+/// told that access changed. A canvas deleted since is `Role::None`.
+pub(crate) async fn recheck(
+    state: &AppState,
+    identity: &Identity,
+    canvas: &CanvasId,
+) -> Result<Role, OpError> {
+    let def = match state.canvases.fresh(canvas).await {
+        Ok(Some(def)) => def,
+        Ok(None) => return Ok(Role::None),
+        Err(err) => return Err(catalogue_error(err)),
+    };
+    if let Some(hook) = &state.hook {
+        hook.forget(canvas, Some(&identity.user_id));
+    }
+    role_on(state, identity, &def, true).await
+}
+
+/// The role `identity` holds on `def` by its visibility: public, the
+/// token's role for it, else the token's `role`, else the gateway's
+/// default; members, the token's role for it, else its membership; hook,
+/// the token's role for it, else the join hook's answer. `Role::None`:
+/// it may not see the canvas.
+pub(crate) async fn role_on(
+    state: &AppState,
+    identity: &Identity,
+    def: &CanvasDef,
+    fresh: bool,
+) -> Result<Role, OpError> {
+    let canvas = &def.id;
+    let named = identity.canvas_roles.get(canvas.as_str()).copied();
+    match (def.visibility, named) {
+        (Visibility::Public, _) => {
+            Ok(identity.role_or(canvas.as_str(), state.settings.default_role))
+        }
+        (_, Some(role)) => Ok(role),
+        (Visibility::Members, None) => {
+            let found = if fresh {
+                state.members.fresh_role(canvas, &identity.user_id).await
+            } else {
+                state.members.role(canvas, &identity.user_id).await
+            };
+            Ok(found.map_err(catalogue_error)?.unwrap_or(Role::None))
+        }
+        (Visibility::Hook, None) => match &state.hook {
+            None => Ok(Role::None),
+            Some(hook) => hook.role(identity, canvas).await.map_err(|err| {
+                OpError::new(
+                    ErrorCode::Unavailable,
+                    format!("{err}; access to canvas {canvas:?} could not be decided, try again"),
+                )
+                .retry_after(1000)
+            }),
+        },
+    }
+}
+
+/// `E008` for a canvas the caller may not see, worded as for one that
+/// does not exist.
+pub(crate) fn hidden(canvas: &CanvasId) -> OpError {
+    OpError::new(
+        ErrorCode::Forbidden,
+        format!("no canvas {canvas:?} that this user may see"),
+    )
 }
 
 /// E008 unless `role` is at least `needed` for `op`.

@@ -2,10 +2,11 @@
 //! Changes are announced with `canvases_changed`. Who may change it (an
 //! admin token or an API key) is the transport's check.
 
-use super::access::{catalogue_error, not_found};
+use super::access::{self, catalogue_error, hidden, not_found};
 use super::{Cause, OpError, channels};
-use crate::canvases::{self, CanvasDef};
+use crate::canvases::{self, CanvasDef, Visibility};
 use crate::state::AppState;
+use shared::auth::{Identity, Role};
 use shared::validate::CanvasGeometry;
 use shared::{CanvasId, ErrorCode};
 use std::sync::Arc;
@@ -18,29 +19,73 @@ pub(crate) struct NewCanvas {
     /// `#rrggbb` entries; the configured palette without them.
     pub palette: Option<Vec<String>>,
     pub title: Option<String>,
+    pub visibility: Visibility,
 }
 
-/// A page of canvases after `after`, by id.
+/// A page of canvases after `after`, by id, and the id to continue after
+/// (`None`: no more). The page holds those `identity` may see (an admin
+/// sees all): public canvases on which its role is not `none`, members
+/// canvases it has a role on, hook canvases its token names. So a page
+/// may hold fewer than `limit`.
 pub(crate) async fn list(
     state: &AppState,
+    identity: &Identity,
     after: Option<&str>,
     limit: usize,
-) -> Result<Vec<CanvasDef>, OpError> {
-    state
+) -> Result<(Vec<CanvasDef>, Option<CanvasId>), OpError> {
+    let defs = state
         .canvases
         .list(after, limit)
         .await
-        .map_err(catalogue_error)
+        .map_err(catalogue_error)?;
+    let next = defs.last().map(|d| d.id.clone());
+    if identity.admin {
+        return Ok((defs, next));
+    }
+    let members: Vec<&str> = defs
+        .iter()
+        .filter(|d| d.visibility == Visibility::Members)
+        .map(|d| d.id.as_str())
+        .collect();
+    let memberships = state
+        .members
+        .roles_among(&identity.user_id, &members)
+        .await
+        .map_err(catalogue_error)?;
+    let default = state.settings.default_role;
+    let role = |d: &CanvasDef| match (d.visibility, identity.canvas_roles.get(d.id.as_str())) {
+        (Visibility::Public, _) => identity.role_or(d.id.as_str(), default),
+        (_, Some(role)) => *role,
+        (Visibility::Members, None) => memberships
+            .get(d.id.as_str())
+            .copied()
+            .unwrap_or(Role::None),
+        (Visibility::Hook, None) => Role::None,
+    };
+    let visible = defs.into_iter().filter(|d| role(d) != Role::None).collect();
+    Ok((visible, next))
 }
 
 /// A canvas read now, not from the cache: a title changed on another
-/// gateway shows at once.
-pub(crate) async fn get(state: &AppState, canvas: &CanvasId) -> Result<Arc<CanvasDef>, OpError> {
-    match state.canvases.fresh(canvas).await {
-        Ok(Some(def)) => Ok(def),
-        Ok(None) => Err(not_found(canvas)),
-        Err(err) => Err(catalogue_error(err)),
+/// gateway shows at once. `E008` (as for a canvas that does not exist)
+/// when `identity` may not see it; an admin sees every canvas and gets
+/// `E009` for one that does not exist.
+pub(crate) async fn get(
+    state: &AppState,
+    identity: &Identity,
+    canvas: &CanvasId,
+) -> Result<Arc<CanvasDef>, OpError> {
+    let def = match state.canvases.fresh(canvas).await {
+        Ok(Some(def)) => def,
+        Ok(None) if identity.admin => return Err(not_found(canvas)),
+        Ok(None) => return Err(hidden(canvas)),
+        Err(err) => return Err(catalogue_error(err)),
+    };
+    if identity.admin || access::role_on(state, identity, &def, false).await? != Role::None {
+        return Ok(def);
     }
+    state.metrics.access_refused.inc();
+    Err(hidden(canvas))
 }
 
 /// Creates a canvas; E007 for a bad definition, E007 (conflict) for an id
@@ -66,6 +111,7 @@ pub(crate) async fn create(state: &AppState, new: NewCanvas) -> Result<CanvasDef
         height: new.height,
         palette,
         title: title(new.title)?,
+        visibility: new.visibility,
     };
     let geometry = CanvasGeometry {
         width: def.width,
@@ -109,12 +155,35 @@ pub(crate) async fn retitle(
     }
 }
 
+/// Sets who may see a canvas. Its live members on every gateway check
+/// again at once; those who may no longer see it are removed from it.
+pub(crate) async fn set_visibility(
+    state: &AppState,
+    canvas: &CanvasId,
+    visibility: Visibility,
+) -> Result<Arc<CanvasDef>, OpError> {
+    match state.canvases.set_visibility(canvas, visibility).await {
+        Ok(Some(def)) => {
+            if let Some(hook) = &state.hook {
+                hook.forget(canvas, None);
+            }
+            channels::access_changed(state, canvas, None).await;
+            channels::canvas_changed(state, canvas, "updated").await;
+            Ok(def)
+        }
+        Ok(None) => Err(not_found(canvas)),
+        Err(err) => Err(catalogue_error(err)),
+    }
+}
+
 /// Deletes a canvas: gone from the list, refusing joins and writes (other
-/// gateways notice within the catalogue cache's TTL); its members are told.
+/// gateways notice within the catalogue cache's TTL); its members are told
+/// and removed from it.
 pub(crate) async fn delete(state: &AppState, canvas: &CanvasId) -> Result<(), OpError> {
     match state.canvases.delete(canvas).await {
         Ok(true) => {
             channels::canvas_changed(state, canvas, "deleted").await;
+            channels::access_changed(state, canvas, None).await;
             Ok(())
         }
         Ok(false) => Err(not_found(canvas)),

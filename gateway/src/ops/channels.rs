@@ -4,6 +4,7 @@
 
 use super::{OpError, publish};
 use crate::state::AppState;
+use shared::busframe::Signal;
 use shared::protocol::{
     Announcement, CanvasesChanged, ChatSend, Notice, Notification, ServerMessage,
 };
@@ -41,17 +42,23 @@ pub(crate) async fn notify(
     user: &str,
     data: serde_json::Value,
 ) -> Result<(), OpError> {
+    check_user(user)?;
+    let event = ServerMessage::Notification(Notification {
+        data,
+        ts: shared::now_ms(),
+    });
+    publish::ephemeral(state, 0, &CanvasId::user_channel(user), &event).await
+}
+
+/// E007 unless `user` is a user id: 1 to 128 bytes, no control characters.
+pub(crate) fn check_user(user: &str) -> Result<(), OpError> {
     if user.is_empty() || user.len() > 128 || user.chars().any(char::is_control) {
         return Err(OpError::new(
             ErrorCode::InvalidValue,
             "user id must be 1 to 128 bytes without control characters",
         ));
     }
-    let event = ServerMessage::Notification(Notification {
-        data,
-        ts: shared::now_ms(),
-    });
-    publish::ephemeral(state, 0, &CanvasId::user_channel(user), &event).await
+    Ok(())
 }
 
 /// An `announcement` on `global`, with the rules of chat text.
@@ -83,4 +90,29 @@ pub(crate) async fn canvas_changed(state: &AppState, canvas: &CanvasId, change: 
             tracing::warn!(%canvas, error = %err.message, "canvases_changed not published");
         }
     }
+}
+
+/// Tells the live members of `canvas` on every gateway (those of `user`
+/// alone, when given) to check their access again.
+pub(crate) async fn access_changed(state: &AppState, canvas: &CanvasId, user: Option<&str>) {
+    let signal = Signal::Access {
+        user: user.map(str::to_owned),
+    };
+    if let Err(err) = state.bus.signal(canvas, &signal).await {
+        tracing::warn!(%canvas, error = %err, "access change not signalled");
+    }
+}
+
+/// Closes every connection of `user` on every gateway (close code 4004;
+/// SSE streams end).
+pub(crate) async fn disconnect(state: &AppState, user: &str) -> Result<(), OpError> {
+    check_user(user)?;
+    let signal = Signal::Disconnect {
+        user: user.to_owned(),
+    };
+    state
+        .bus
+        .signal(&CanvasId::user_channel(user), &signal)
+        .await
+        .map_err(|err| OpError::unavailable("bus", &err))
 }

@@ -1,10 +1,12 @@
 //! The canvas catalogue over REST (with `EASEL_DATABASE_URL`):
 //!
-//! - `GET /api/canvases?after=&limit=`, `GET /api/canvases/{id}`: any token.
-//! - `POST /api/canvases`, `PATCH /api/canvases/{id}` `{"title"}`,
-//!   `DELETE /api/canvases/{id}`: an admin token or a server API key.
+//! - `GET /api/canvases?after=&limit=`, `GET /api/canvases/{id}`: any
+//!   token, for the canvases it may see (an admin token: all).
+//! - `POST /api/canvases`, `PATCH /api/canvases/{id}` `{"title",
+//!   "visibility"}`, `DELETE /api/canvases/{id}`: an admin token or a
+//!   server API key.
 
-use crate::canvases::CanvasDef;
+use crate::canvases::{CanvasDef, Visibility};
 use crate::http::{Admin, ApiError, ApiQuery, Authed, CanvasPath, json_body};
 use crate::ops::{catalogue, history};
 use crate::state::AppState;
@@ -26,13 +28,31 @@ pub(crate) struct NewCanvas {
     /// `#rrggbb` entries; defaults to the configured palette.
     palette: Option<Vec<String>>,
     title: Option<String>,
+    /// `public` (the default), `members` or `hook`.
+    visibility: Option<String>,
 }
 
-/// A change to a canvas: its title (`null` clears it).
+/// A change to a canvas: the fields it names (a `null` title clears it).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct CanvasChange {
-    title: Option<String>,
+    #[serde(default, deserialize_with = "present")]
+    title: Option<Option<String>>,
+    visibility: Option<String>,
+}
+
+/// A field that is present, even as `null`.
+fn present<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    T::deserialize(d).map(Some)
+}
+
+/// A visibility as given, or E007.
+fn visibility(given: &str) -> Result<Visibility, ApiError> {
+    Visibility::parse(given).map_err(|m| ApiError::new(ErrorCode::InvalidValue, m))
 }
 
 #[derive(Debug, Deserialize)]
@@ -45,11 +65,10 @@ pub(crate) struct ListQuery {
 pub(crate) async fn list(
     State(state): State<Arc<AppState>>,
     ApiQuery(q): ApiQuery<ListQuery>,
-    Authed(_): Authed,
+    Authed(identity): Authed,
 ) -> Result<Response, ApiError> {
     let limit = history::page_limit(q.limit, 100)?;
-    let defs = catalogue::list(&state, q.after.as_deref(), limit).await?;
-    let next = defs.last().map(|d| d.id.clone());
+    let (defs, next) = catalogue::list(&state, &identity, q.after.as_deref(), limit).await?;
     Ok(Json(serde_json::json!({
         "canvases": defs.iter().map(|d| d.to_json()).collect::<Vec<_>>(),
         "next_after": next,
@@ -60,10 +79,10 @@ pub(crate) async fn list(
 /// `GET /api/canvases/{id}`.
 pub(crate) async fn get(
     State(state): State<Arc<AppState>>,
-    Authed(_): Authed,
+    Authed(identity): Authed,
     CanvasPath(canvas): CanvasPath,
 ) -> Result<Response, ApiError> {
-    let def = catalogue::get(&state, &canvas).await?;
+    let def = catalogue::get(&state, &identity, &canvas).await?;
     Ok(Json(def.to_json()).into_response())
 }
 
@@ -84,13 +103,20 @@ pub(crate) async fn create(
             height: new.height,
             palette: new.palette,
             title: new.title,
+            visibility: new
+                .visibility
+                .as_deref()
+                .map(visibility)
+                .transpose()?
+                .unwrap_or_default(),
         },
     )
     .await?;
     Ok((StatusCode::CREATED, Json(def.to_json())).into_response())
 }
 
-/// `PATCH /api/canvases/{id}` `{"title": ...}`: changes the title.
+/// `PATCH /api/canvases/{id}` `{"title": ..., "visibility": ...}`: changes
+/// the fields named.
 pub(crate) async fn update(
     State(state): State<Arc<AppState>>,
     _: Admin,
@@ -98,8 +124,21 @@ pub(crate) async fn update(
     body: axum::body::Bytes,
 ) -> Result<Response, ApiError> {
     let change: CanvasChange = json_body(&body)?;
-    let def = catalogue::retitle(&state, &canvas, change.title).await?;
-    Ok(Json(def.to_json()).into_response())
+    let visible = change.visibility.as_deref().map(visibility).transpose()?;
+    let mut def = None;
+    if let Some(title) = change.title {
+        def = Some(catalogue::retitle(&state, &canvas, title).await?);
+    }
+    if let Some(visibility) = visible {
+        def = Some(catalogue::set_visibility(&state, &canvas, visibility).await?);
+    }
+    match def {
+        Some(def) => Ok(Json(def.to_json()).into_response()),
+        None => Err(ApiError::new(
+            ErrorCode::InvalidValue,
+            "name a field to change: title or visibility",
+        )),
+    }
 }
 
 /// `DELETE /api/canvases/{id}`: 204.

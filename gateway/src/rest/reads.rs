@@ -38,7 +38,7 @@ pub(crate) async fn snapshot(
     CanvasPath(canvas): CanvasPath,
 ) -> Result<Response, ApiError> {
     let format = ops::snapshot::Format::parse(q.format.as_deref())?;
-    let def = access::canvas(&state, &canvas, &identity.user_id).await?;
+    let def = access::enter(&state, &identity, &canvas).await?.def;
     let taken = ops::snapshot::take(&state, &canvas, &def, format).await?;
     let geometry = def.geometry();
     let mut resp = taken.body.into_response();

@@ -375,6 +375,10 @@ async fn read_loop(
                 out.control.close(CloseCode::ServiceRestart);
                 return;
             }
+            signals = out.control.signals() => {
+                session.on_signals(signals).await;
+                continue;
+            }
             done = &mut *writer => {
                 // The socket broke under the writer.
                 *writer_done = done.ok();

@@ -4,6 +4,8 @@
 //! operation in `crate::ops`; this module only tracks membership, pays,
 //! and replies exactly once per command that carried an id.
 
+mod signals;
+
 use super::outbox::Outbox;
 use crate::limits::{ConnLimits, OpClass, UserLimits};
 use crate::ops::{self, Caller, OpError, Payer};
@@ -348,9 +350,8 @@ impl Session<'_> {
                 format!("already joined {max} canvases, the most one connection may join"),
             ));
         }
-        let role = ops::access::role_of(state, &self.identity, &canvas);
-        let user = &self.identity.user_id;
-        let geometry = ops::access::canvas(state, &canvas, user).await?.geometry();
+        let entry = ops::access::enter(state, &self.identity, &canvas).await?;
+        let (role, geometry) = (entry.role, entry.def.geometry());
         // Subscribe with the gate holding live events, then read the
         // position, queue the ack, and release what came after it: the
         // client sees every event after `seq` once and in order.
@@ -423,6 +424,7 @@ impl Session<'_> {
             control: self.out.control.clone(),
             gate,
             gm,
+            signals_only: false,
         }
     }
 

@@ -123,6 +123,18 @@ pub async fn subscribe(c: &mut WsClient, id: u64, channel: &str, on: bool) {
     expect_ack(c, id).await;
 }
 
+/// A token with a `role` and per-canvas `roles`.
+pub fn token_with(
+    user: &str,
+    role: Option<shared::auth::Role>,
+    roles: &[(&str, shared::auth::Role)],
+) -> String {
+    let mut claims = MintClaims::for_user(user, 600);
+    claims.role = role;
+    claims.roles = roles.iter().map(|(c, r)| (c.to_string(), *r)).collect();
+    mint_hs256(SECRET.as_bytes(), &claims).unwrap()
+}
+
 /// A token that may create, change and delete canvases.
 pub fn admin_token(user: &str) -> String {
     let mut claims = MintClaims::for_user(user, 600);

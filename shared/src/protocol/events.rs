@@ -81,6 +81,18 @@ pub struct CanvasesChanged {
     pub ts: u64,
 }
 
+/// `access_changed`: the connection's access to a canvas it had joined
+/// changed (a membership was removed or changed, the canvas's visibility
+/// changed, or it was deleted). The connection is no longer a member of
+/// the canvas; `role` is its role now, `none` when it may not see the
+/// canvas any more (join again to go on with another role).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ts_rs::TS)]
+pub struct AccessChanged {
+    pub canvas: CanvasId,
+    pub role: crate::auth::Role,
+    pub ts: u64,
+}
+
 /// `user_joined` event.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ts_rs::TS)]
 pub struct UserJoined {

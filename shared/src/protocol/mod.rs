@@ -227,6 +227,8 @@ pub enum ServerMessage {
     Notice(Notice),
     /// A canvas was created, changed or deleted (on `global`).
     CanvasesChanged(CanvasesChanged),
+    /// The connection's access to a joined canvas changed; it left it.
+    AccessChanged(AccessChanged),
     /// An object was created.
     ObjectCreated(ObjectCreated),
     /// Some of an object's properties changed.
@@ -271,6 +273,7 @@ impl ServerMessage {
             ServerMessage::Announcement(_) => "announcement",
             ServerMessage::Notice(_) => "notice",
             ServerMessage::CanvasesChanged(_) => "canvases_changed",
+            ServerMessage::AccessChanged(_) => "access_changed",
             ServerMessage::ObjectCreated(_) => "object_created",
             ServerMessage::ObjectUpdated(_) => "object_updated",
             ServerMessage::ObjectMoved(_) => "object_moved",
