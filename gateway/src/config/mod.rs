@@ -53,7 +53,7 @@ pub struct Config {
     pub database_url: Option<String>,
 
     /// With a database: create unknown canvases on first use with the
-    /// configured size and palette, instead of answering E009 (always on
+    /// configured size and palette, instead of refusing them with E008 (always on
     /// with --dev).
     #[arg(long, env = "EASEL_AUTO_CREATE_CANVASES", default_value_t = false)]
     pub auto_create_canvases: bool,
