@@ -69,6 +69,9 @@ pub struct Config {
     /// Log format: plain or json.
     #[arg(long, env = "EASEL_LOG_FORMAT", default_value = "plain")]
     pub log_format: String,
+
+    #[command(flatten)]
+    pub webhook: crate::webhooks::WebhookConfig,
 }
 
 pub use shared::config::ConfigError;
@@ -89,6 +92,8 @@ pub struct Settings {
     /// How long a canvas stays cold before eviction; `None`: never.
     pub evict_idle: Option<Duration>,
     pub database_pool_size: usize,
+    /// The app's webhook, if any.
+    pub webhook: Option<crate::webhooks::WebhookSettings>,
 }
 
 impl Config {
@@ -171,6 +176,7 @@ impl Config {
                 1,
                 256,
             )?,
+            webhook: self.webhook.into_settings()?,
         })
     }
 }

@@ -9,6 +9,7 @@ mod config;
 mod evict;
 mod metrics;
 mod store;
+pub mod webhooks;
 mod worker;
 
 pub use config::{Config, ConfigError, Settings};
@@ -127,9 +128,20 @@ pub async fn run(
         let evictor = evict::Evictor::new(idle, ops.clone(), pool.clone(), metrics.clone());
         tokio::spawn(evictor.run(shutdown.clone()))
     });
+    let sender = match settings.webhook.clone() {
+        Some(webhook) => {
+            let webhook_metrics = webhooks::WebhookMetrics::new(&metrics.registry)?;
+            let sender = webhooks::Sender::new(webhook, pool.clone(), webhook_metrics);
+            Some(tokio::spawn(sender.run(shutdown.clone())))
+        }
+        None => None,
+    };
     worker::Worker::new(settings, pool, reader, ops, metrics)
         .run(shutdown)
         .await;
+    if let Some(sender) = sender {
+        let _ = sender.await;
+    }
     if let Some(evictor) = evictor {
         let _ = evictor.await;
     }

@@ -36,8 +36,14 @@ pub struct Committed {
 /// Inserts a batch in one transaction with one statement. A row already
 /// stored with the same payload (a replay after a crash) is skipped; one
 /// stored with a different payload is divergence, kept in
-/// `diverged_events` and reported, never counted as a replay.
-pub async fn insert_events(pool: &Pool, rows: &[Row]) -> Result<Committed, StoreError> {
+/// `diverged_events` and reported, never counted as a replay. Newly stored
+/// events of the `hooked` kinds are queued for the webhook in the same
+/// statement.
+pub async fn insert_events(
+    pool: &Pool,
+    rows: &[Row],
+    hooked: &[String],
+) -> Result<Committed, StoreError> {
     if rows.is_empty() {
         return Ok(Committed::default());
     }
@@ -55,6 +61,12 @@ pub async fn insert_events(pool: &Pool, rows: &[Row]) -> Result<Committed, Store
                  INSERT INTO events (canvas_id, seq, epoch, kind, author_id, ingest_us, payload)
                  SELECT * FROM input
                  ON CONFLICT (canvas_id, seq) DO NOTHING
+                 RETURNING canvas_id, seq, kind, payload
+             ), hooked AS (
+                 INSERT INTO webhook_outbox (event_id, canvas_id, seq, kind, payload)
+                 SELECT canvas_id || ':' || seq, canvas_id, seq, kind, payload
+                 FROM inserted WHERE kind = ANY($8::text[])
+                 ON CONFLICT (event_id) DO NOTHING
                  RETURNING 1
              ), diverged AS (
                  INSERT INTO diverged_events
@@ -82,7 +94,9 @@ pub async fn insert_events(pool: &Pool, rows: &[Row]) -> Result<Committed, Store
     let row = tx
         .query_one(
             &stmt,
-            &[&canvas, &seq, &epoch, &kind, &author, &ingest, &payload],
+            &[
+                &canvas, &seq, &epoch, &kind, &author, &ingest, &payload, &hooked,
+            ],
         )
         .await
         .map_err(StoreError::Query)?;

@@ -40,6 +40,8 @@ pub struct Worker {
     streams: BTreeMap<String, CanvasState>,
     /// Whether this consumer's own pending entries (from before a restart) were read.
     own_pending_done: bool,
+    /// The event kinds queued for the webhook (none without one).
+    hooked: Vec<String>,
 }
 
 #[derive(Debug, Default, Clone)]
@@ -66,7 +68,13 @@ impl Worker {
         ops: ConnectionManager,
         metrics: Metrics,
     ) -> Self {
+        let hooked = settings
+            .webhook
+            .as_ref()
+            .map(|w| w.events.clone())
+            .unwrap_or_default();
         Worker {
+            hooked,
             settings,
             pool,
             reader,
@@ -282,7 +290,7 @@ impl Worker {
         let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
         let started = Instant::now();
         let committed = loop {
-            match store::insert_events(&self.pool, &rows).await {
+            match store::insert_events(&self.pool, &rows, &self.hooked).await {
                 Ok(c) => break c,
                 Err(err) => {
                     self.metrics.errors.with_label_values(&["postgres"]).inc();

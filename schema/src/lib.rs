@@ -17,6 +17,7 @@ const MIGRATIONS: &[(i32, &str)] = &[
     (5, include_str!("migrations/0005_object_index.sql")),
     (6, include_str!("migrations/0006_diverged_events.sql")),
     (7, include_str!("migrations/0007_canvas_access.sql")),
+    (8, include_str!("migrations/0008_webhook_outbox.sql")),
 ];
 
 /// How many migrations there are (the version a migrated database is at).
