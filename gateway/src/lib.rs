@@ -12,6 +12,7 @@
 mod canvases;
 mod config;
 mod drain;
+mod feed;
 mod history;
 mod hook;
 mod http;

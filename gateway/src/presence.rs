@@ -1,8 +1,11 @@
 //! Presence per canvas (see `store::presence` for the store): this
 //! gateway's entries, kept alive while their connections are, announced
 //! with `user_joined` when a user's first connection arrives and
-//! `user_left` when a sweep finds a user's last entry expired.
+//! `user_left` when a sweep finds a user's last entry expired; the same
+//! changes go to the webhook feed (`EASEL_WEBHOOK_FEED`), with the canvas
+//! becoming occupied and vacated.
 
+use crate::feed::Feed;
 use fanout::Fanout;
 use parking_lot::Mutex;
 use shared::CanvasId;
@@ -12,7 +15,7 @@ use shared::protocol::{
 };
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use store::{EntryInfo, PresenceStore, StoreError};
 
 /// Entries refreshed per Redis round trip.
@@ -36,12 +39,19 @@ pub(crate) struct Presence {
     pub events_max: usize,
     /// Entry names and details by canvas and connection.
     local: Mutex<HashMap<(CanvasId, u64), (String, EntryInfo)>>,
+    /// Where presence changes go for the app's webhook.
+    feed: Arc<Feed>,
+    /// Canvases a connection left lately, swept until their left entries
+    /// have expired (when the feed is on), so the last departure from a
+    /// canvas with no member left here is still reported.
+    recent: Mutex<HashMap<CanvasId, Instant>>,
 }
 
 impl Presence {
     pub fn new(
         store: PresenceStore,
         bus: Arc<Fanout>,
+        feed: Arc<Feed>,
         node: String,
         (ttl, grace): (Duration, Duration),
         events_max: usize,
@@ -54,6 +64,8 @@ impl Presence {
             grace,
             events_max,
             local: Mutex::new(HashMap::new()),
+            feed,
+            recent: Mutex::new(HashMap::new()),
         }
     }
 
@@ -88,6 +100,9 @@ impl Presence {
             Ok((_, live)) => *live,
             Err(_) => 0,
         };
+        if let Ok((true, live)) = entered {
+            self.feed.member_joined(canvas, author, role, live == 1);
+        }
         match entered {
             Ok((true, live)) if live <= self.events_max => {
                 let event = ServerMessage::UserJoined(UserJoined {
@@ -168,6 +183,11 @@ impl Presence {
             return;
         };
         let expiry = shared::now_ms() + self.grace.as_millis() as u64;
+        if self.feed.is_on() {
+            // A second past the grace: the entry has expired by then.
+            let swept_after = Instant::now() + self.grace + Duration::from_secs(1);
+            self.recent.lock().insert(canvas.clone(), swept_after);
+        }
         if let Err(err) = self.store.expire(&[(canvas.clone(), entry)], expiry).await {
             // The entry then expires at its TTL instead.
             tracing::warn!(%canvas, error = %err, "presence leave not stored");
@@ -194,15 +214,25 @@ impl Presence {
     /// Sweeps the canvases this gateway has members on, announcing
     /// departures.
     pub async fn sweep(&self) {
-        let canvases: BTreeSet<CanvasId> = self
+        let mut canvases: BTreeSet<CanvasId> = self
             .local
             .lock()
             .keys()
             .map(|(canvas, _)| canvas.clone())
             .collect();
+        // Recently left canvases: swept once more after their grace ends.
+        let now = Instant::now();
+        self.recent.lock().retain(|canvas, after| {
+            canvases.insert(canvas.clone());
+            *after >= now
+        });
         for canvas in canvases {
             match self.store.sweep(&canvas).await {
                 Ok((left, live)) => {
+                    for (i, user) in left.iter().enumerate() {
+                        self.feed
+                            .member_left(&canvas, user, live == 0 && i + 1 == left.len());
+                    }
                     // `live` is after the departures: announce while the
                     // canvas was within the limit.
                     if live + left.len() > self.events_max {

@@ -44,6 +44,8 @@ struct Backends {
     log: Log,
     presence: PresenceStore,
     online: OnlineRegistry,
+    /// The Redis pool, when there is Redis.
+    redis: Option<RedisPool>,
 }
 
 /// Connects everything and builds the state. The bus runs until
@@ -79,9 +81,15 @@ pub(crate) async fn build(
             .map_or(0, |r| r.backlog_limit as i64),
     );
     let node = settings.node_id.clone();
+    let feed_pool = backends.redis.clone().filter(|_| settings.webhook_feed);
+    let feed = Arc::new(
+        crate::feed::Feed::new(feed_pool, metrics.registry(), shutdown.clone())
+            .map_err(GatewayError::Metrics)?,
+    );
     let presence = Presence::new(
         backends.presence,
         backends.bus.clone(),
+        feed.clone(),
         node.clone(),
         (settings.presence_ttl, settings.presence_grace),
         settings.presence_events_max,
@@ -112,6 +120,7 @@ pub(crate) async fn build(
         canvases,
         members,
         hook,
+        feed,
         tasks: TaskTracker::new(),
         shutdown,
         next_conn: AtomicU64::new(1),
@@ -136,6 +145,7 @@ async fn backends(
             log: Log::memory(settings.log_max_events, deliver),
             presence: PresenceStore::memory(),
             online: OnlineRegistry::memory(),
+            redis: None,
         });
     };
     let pool = RedisPool::connect(&redis.url, redis.pool_size, redis.publish_timeout).await?;
@@ -155,7 +165,8 @@ async fn backends(
         bus: Arc::new(bus),
         log: Log::redis(pool.clone(), log_settings, history),
         presence: PresenceStore::redis(pool.clone()),
-        online: OnlineRegistry::redis(pool),
+        online: OnlineRegistry::redis(pool.clone()),
+        redis: Some(pool),
     })
 }
 

@@ -36,6 +36,8 @@ pub(crate) struct AppState {
     pub members: Members,
     /// The app backend's join hook, for `hook` canvases.
     pub hook: Option<JoinHook>,
+    /// Events queued for the persister's webhook.
+    pub feed: Arc<crate::feed::Feed>,
     pub verifier: TokenVerifier,
     /// One permit per allowed connection (WebSocket or SSE stream); a
     /// connection holds its permit until it ends.

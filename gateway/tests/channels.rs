@@ -250,3 +250,64 @@ async fn notifications_and_announcements_stream_as_server_sent_events() {
     a.stop().await;
     b.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_durable_notice_is_numbered_kept_in_the_history_and_applied_once_per_key() {
+    let redis = RedisServer::start();
+    let key = format!("--api-keys={KEY}");
+    let a = Gateway::start(settings("dn-a", Some(&redis), &[&key])).await;
+    let b = Gateway::start(settings("dn-b", Some(&redis), &[&key])).await;
+    let mut bob = b.client("bob").await;
+    join_ok(&mut bob, 1, "table", false).await;
+    bob.send(&chat(2, "table", "before")).await;
+    expect_ack(&mut bob, 2).await;
+
+    let body = r#"{"data": {"round": 3}, "durable": true, "key": "round-3"}"#;
+    let (status, first) = api(a.addr, "/api/server/canvases/table/notice", Some(KEY), body).await;
+    assert_eq!((status, first["seq"].as_u64()), (200, Some(2)), "{first}");
+    match bob.recv().await {
+        ServerMessage::Notice(n) => {
+            assert_eq!((n.seq, n.data["round"].as_u64()), (Some(2), Some(3)))
+        }
+        other => panic!("{other:?}"),
+    }
+    // Resent with the same key: the first seq, nothing applied again.
+    let (status, again) = api(a.addr, "/api/server/canvases/table/notice", Some(KEY), body).await;
+    assert_eq!((status, again["seq"].as_u64()), (200, Some(2)));
+    bob.send(&chat(3, "table", "after")).await;
+    match expect_ack(&mut bob, 3).await {
+        Some(shared::protocol::AckResult::Published(p)) => assert_eq!(p.seq, 3),
+        other => panic!("{other:?}"),
+    }
+    // In the history, between the chats.
+    let t = token("reader");
+    let (_, _, raw) =
+        testkit::http::get(a.addr, "/api/canvases/table/events?since=0", Some(&t)).await;
+    let page: serde_json::Value = serde_json::from_slice(&raw).unwrap();
+    let types: Vec<&str> = page["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(types, ["chat", "notice", "chat"]);
+    // A key without durable is refused; so is a durable notice without data.
+    let (status, err) = api(
+        a.addr,
+        "/api/server/canvases/table/notice",
+        Some(KEY),
+        r#"{"data": 1, "key": "k"}"#,
+    )
+    .await;
+    assert_eq!((status, err["code"].as_str()), (400, Some("E007")));
+    let (status, err) = api(
+        a.addr,
+        "/api/server/canvases/table/notice",
+        Some(KEY),
+        r#"{"durable": true}"#,
+    )
+    .await;
+    assert_eq!((status, err["code"].as_str()), (400, Some("E006")));
+    a.stop().await;
+    b.stop().await;
+}

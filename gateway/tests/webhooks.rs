@@ -1,7 +1,8 @@
 //! Signed webhooks from the persister to a real HTTP receiver: batches of
 //! the asked-for kinds arrive signed, each event id is taken once after
 //! failed attempts are retried, a receiver that hangs does not delay the
-//! real-time fan-out, and a queue over its limit drops its oldest events.
+//! real-time fan-out, a queue over its limit drops its oldest events, and
+//! the gateways' feed brings presence changes and refusals.
 
 // Test code: a failed unwrap is a failed test, with its message.
 #![allow(clippy::unwrap_used)]
@@ -281,4 +282,90 @@ async fn a_queue_over_its_limit_drops_its_oldest_events() {
     assert_eq!(ids, ["full:10", "full:6", "full:7", "full:8", "full:9"]);
     persister.stop().await;
     g.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_gateways_feed_brings_presence_changes_and_refusals() {
+    let redis = RedisServer::start();
+    let pg = PostgresServer::start();
+    let receiver = Arc::new(Receiver::default());
+    let (l, at) = listener().await;
+    serve(receiver.clone(), l);
+    let presence = [
+        "--webhook-feed",
+        "--presence-grace-ms=300",
+        "--presence-sweep-ms=100",
+        "--presence-ttl-secs=2",
+    ];
+    let a = gateway_with_db("feed-a", Some(&redis), &pg, &presence).await;
+    let b = gateway_with_db("feed-b", Some(&redis), &pg, &presence).await;
+    let persister = start_persister(&redis, &pg, &hook_flags(at, &[])).await;
+
+    let mut ann = a.client("ann").await;
+    join_ok(&mut ann, 1, "room", false).await;
+    let mut bob = b.client("bob").await;
+    join_ok(&mut bob, 1, "room", false).await;
+    let watcher = token_with("watcher", Some(shared::auth::Role::Spectator), &[]);
+    let mut watcher =
+        testkit::ws::WsClient::connect_ok(b.addr, testkit::ws::Connect::token(&watcher))
+            .await
+            .0;
+    join_ok(&mut watcher, 1, "room", false).await;
+    watcher.send(&draw(2, "room", 1, 1, 1)).await;
+    assert_eq!(
+        expect_error(&mut watcher).await.code,
+        shared::ErrorCode::Forbidden
+    );
+    drop(ann);
+    drop(bob);
+    drop(watcher);
+
+    let kinds = || {
+        let mut kinds: Vec<String> = receiver
+            .taken
+            .lock()
+            .values()
+            .map(|e| {
+                format!(
+                    "{} {}",
+                    e["type"].as_str().unwrap(),
+                    e["user"]["id"].as_str().unwrap_or("-")
+                )
+            })
+            .collect();
+        kinds.sort();
+        kinds
+    };
+    testkit::eventually(Duration::from_secs(30), "the presence webhooks", || async {
+        kinds().len() >= 9
+    })
+    .await;
+    assert_eq!(
+        kinds(),
+        [
+            "canvas_occupied -",
+            "canvas_vacated -",
+            "member_joined ann",
+            "member_joined bob",
+            "member_joined watcher",
+            "member_left ann",
+            "member_left bob",
+            "member_left watcher",
+            "refused watcher",
+        ]
+    );
+    let events = receiver.taken.lock().clone();
+    let refused = events.values().find(|e| e["type"] == "refused").unwrap();
+    assert_eq!(
+        (refused["command"].as_str(), refused["code"].as_str()),
+        (Some("draw"), Some("E008"))
+    );
+    assert!(
+        events.keys().all(|id| id.starts_with("feed:")),
+        "{:?}",
+        events.keys()
+    );
+    persister.stop().await;
+    a.stop().await;
+    b.stop().await;
 }

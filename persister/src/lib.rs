@@ -130,17 +130,16 @@ pub async fn run(
     });
     let sender = match settings.webhook.clone() {
         Some(webhook) => {
-            let webhook_metrics = webhooks::WebhookMetrics::new(&metrics.registry)?;
-            let sender = webhooks::Sender::new(webhook, pool.clone(), webhook_metrics);
-            Some(tokio::spawn(sender.run(shutdown.clone())))
+            Some(start_webhooks(&settings, webhook, &pool, &metrics, &shutdown).await?)
         }
         None => None,
     };
     worker::Worker::new(settings, pool, reader, ops, metrics)
         .run(shutdown)
         .await;
-    if let Some(sender) = sender {
+    if let Some((sender, feed)) = sender {
         let _ = sender.await;
+        let _ = feed.await;
     }
     if let Some(evictor) = evictor {
         let _ = evictor.await;
@@ -149,6 +148,35 @@ pub async fn run(
         Ok(Ok(())) | Err(_) => Ok(()),
         Ok(Err(e)) => Err(PersisterError::Admin(e)),
     }
+}
+
+/// The webhook's sender and the reader of the gateways' feed.
+async fn start_webhooks(
+    settings: &Settings,
+    webhook: webhooks::WebhookSettings,
+    pool: &deadpool_postgres::Pool,
+    metrics: &Metrics,
+    shutdown: &CancellationToken,
+) -> Result<(tokio::task::JoinHandle<()>, tokio::task::JoinHandle<()>), PersisterError> {
+    let webhook_metrics = webhooks::WebhookMetrics::new(&metrics.registry)?;
+    let sender = webhooks::Sender::new(webhook.clone(), pool.clone(), webhook_metrics);
+    // Its own connection: its reads block.
+    let client = redis::Client::open(settings.redis_url.as_str())?;
+    let redis = ConnectionManager::new_with_config(
+        client,
+        ConnectionManagerConfig::new().set_response_timeout(Some(Duration::from_secs(6))),
+    )
+    .await?;
+    let feed = webhooks::FeedReader {
+        redis,
+        pool: pool.clone(),
+        consumer: settings.consumer.clone(),
+        settings: webhook,
+    };
+    Ok((
+        tokio::spawn(sender.run(shutdown.clone())),
+        tokio::spawn(feed.run(shutdown.clone())),
+    ))
 }
 
 async fn metrics_handler(State(state): State<Arc<AdminState>>) -> impl IntoResponse {

@@ -88,6 +88,13 @@ pub fn online_user_prefix() -> String {
     format!("{PREFIX}:{{online}}:u:")
 }
 
+/// The webhook feed: a stream of the events gateways queue for the
+/// persister's webhook (presence changes, refusals), one entry each with
+/// the event's JSON in field `e`.
+pub fn webhook_feed() -> String {
+    format!("{PREFIX}:{{webhooks}}:feed")
+}
+
 /// The canvas a channel name belongs to, if it is a canvas channel.
 pub fn canvas_from_channel(channel: &str) -> Option<CanvasId> {
     let inner = channel

@@ -10,6 +10,7 @@
 //! (`shared::keys`), so each script touches one Redis Cluster slot.
 
 mod error;
+pub mod feed;
 pub mod log;
 pub mod objects;
 pub mod online;

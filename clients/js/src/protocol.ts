@@ -319,7 +319,12 @@ export type Notification = { data: JsonValue, ts: number, };
 
 export type Announcement = { text: string, ts: number, };
 
-export type Notice = { canvas: CanvasId, data: JsonValue, ts: number, };
+export type Notice = { canvas: CanvasId, 
+/**
+ * Set when the server API published it durably: it is numbered and
+ * kept in the history like any durable event.
+ */
+seq?: number | null, data: JsonValue, ts: number, };
 
 export type CanvasesChanged = { canvas: CanvasId, change: string, ts: number, };
 

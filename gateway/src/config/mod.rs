@@ -316,6 +316,13 @@ pub struct Config {
     #[arg(long, env = "EASEL_DEFAULT_ROLE", default_value = "player")]
     pub default_role: String,
 
+    /// Queue the events only gateways see (member_joined, member_left,
+    /// canvas_occupied, canvas_vacated, refused) on Redis for the
+    /// persister's webhook (EASEL_WEBHOOK_URL on the persister). Needs
+    /// EASEL_REDIS_URL.
+    #[arg(long, env = "EASEL_WEBHOOK_FEED", default_value_t = false)]
+    pub webhook_feed: bool,
+
     /// The app backend's join hook, asked whether a user may see a canvas
     /// whose visibility is `hook` (an http:// URL). Unset: hook canvases
     /// admit only users whose token names them in `roles`.

@@ -109,6 +109,8 @@ pub struct Settings {
     pub default_role: shared::auth::Role,
     /// The app backend's join hook, for `hook` canvases.
     pub join_hook: Option<crate::hook::HookSettings>,
+    /// Queue gateway-only events for the persister's webhook.
+    pub webhook_feed: bool,
     pub presence_ttl: Duration,
     pub presence_grace: Duration,
     pub presence_sweep: Duration,
@@ -226,6 +228,7 @@ impl Config {
                 .parse()
                 .map_err(|m| n.bad("default_role", m))?,
             join_hook: self.join_hook(&n)?,
+            webhook_feed: self.webhook_feed,
             presence_ttl,
             presence_grace,
             presence_sweep,
@@ -330,6 +333,12 @@ impl Config {
             return Err(n.bad(
                 "durable_ack_replicas",
                 "waiting for Redis replicas needs EASEL_REDIS_URL",
+            ));
+        }
+        if redis.is_none() && self.webhook_feed {
+            return Err(n.bad(
+                "webhook_feed",
+                "the webhook feed is a Redis stream: it needs EASEL_REDIS_URL",
             ));
         }
         let database = match &self.database_url {

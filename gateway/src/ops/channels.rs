@@ -30,11 +30,51 @@ pub(crate) async fn notice(
 ) -> Result<(), OpError> {
     let event = ServerMessage::Notice(Notice {
         canvas: canvas.clone(),
+        seq: None,
         data,
         ts: shared::now_ms(),
     });
     publish::ephemeral(state, 0, canvas, &event).await
 }
+
+/// A durable `notice`: numbered, kept in the canvas's history, and sent to
+/// its members like any durable event; its sequence number. A resend with
+/// the same `key` is answered with the first one's and not applied again.
+pub(crate) async fn durable_notice(
+    state: &AppState,
+    canvas: &CanvasId,
+    data: serde_json::Value,
+    key: Option<&str>,
+) -> Result<u64, OpError> {
+    let server = super::Caller {
+        author: shared::protocol::Author {
+            id: SERVER_USER.into(),
+            name: None,
+        },
+        conn: 0,
+        role: shared::auth::Role::Gm,
+    };
+    match state.canvases.get(canvas).await {
+        Ok(Some(_)) => {}
+        Ok(None) => return Err(super::access::not_found(canvas)),
+        Err(err) => return Err(super::access::catalogue_error(err)),
+    }
+    let key = publish::op_key(state, &server, key)?;
+    let event = ServerMessage::Notice(Notice {
+        canvas: canvas.clone(),
+        seq: None,
+        data,
+        ts: shared::now_ms(),
+    });
+    let written = publish::durable(state, &server, canvas, &event, None, key.as_ref()).await?;
+    publish::published(written, None)
+        .map(|p| p.seq)
+        .ok_or_else(|| OpError::unavailable("canvas log", &"the notice was not numbered"))
+}
+
+/// The author of what the server API publishes durably (for operation
+/// keys: a server's keys never meet a user's).
+const SERVER_USER: &str = "\u{1f}server";
 
 /// A `notification` with `data` to every connection of `user`.
 pub(crate) async fn notify(

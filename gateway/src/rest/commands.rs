@@ -41,12 +41,20 @@ pub(crate) async fn command(
         None => return Err(ops::dispatch::not_a_canvas_command(&cmd).into()),
     }
     let (caller, geometry) = on_canvas(&state, &identity, &canvas).await?;
-    let id = cmd.id().cloned();
+    let (id, kind) = (cmd.id().cloned(), cmd.kind());
     let mut payer = UserPayer {
         state: &state,
         user: &identity.user_id,
     };
-    let result = run(&state, &caller, &mut payer, &geometry, cmd).await?;
+    let result = run(&state, &caller, &mut payer, &geometry, cmd)
+        .await
+        .inspect_err(|err| {
+            if err.0.code == ErrorCode::Forbidden {
+                state
+                    .feed
+                    .refused(&canvas, &caller.author, kind, &err.0.message);
+            }
+        })?;
     Ok(Json(ack(id, result)).into_response())
 }
 

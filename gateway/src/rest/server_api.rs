@@ -1,14 +1,17 @@
 //! The server-side API for trusted backends, authenticated with an API key
 //! (`EASEL_API_KEYS`; `Authorization: ApiKey <key>` or `X-Api-Key`):
 //!
-//! - `POST /api/server/canvases/{id}/notice` `{"data": ...}`: a `notice`
-//!   to the canvas's members on every gateway.
+//! - `POST /api/server/canvases/{id}/notice` `{"data": ..., "durable":
+//!   false, "key": null}`: a `notice` to the canvas's members on every
+//!   gateway; durable, it is numbered and kept in the history (200
+//!   `{"seq"}`; a resent `key` is applied once).
 //! - `POST /api/server/users/{id}/notify` `{"data": ...}`: a
 //!   `notification` to every connection of that user, on every gateway.
 //! - `POST /api/server/broadcast` `{"text": ...}`: an `announcement` on the
 //!   `global` channel.
 //!
-//! All answer 202 once published. `data` is any JSON, passed through.
+//! All answer 202 once published (a durable notice 200). `data` is any
+//! JSON, passed through.
 
 use crate::http::{ApiError, CanvasPath, ServerKey, json_body};
 use crate::ops::channels;
@@ -24,6 +27,15 @@ use std::sync::Arc;
 #[serde(deny_unknown_fields)]
 struct DataBody {
     data: serde_json::Value,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NoticeBody {
+    data: serde_json::Value,
+    #[serde(default)]
+    durable: bool,
+    key: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -51,7 +63,17 @@ pub(crate) async fn notice(
     CanvasPath(canvas): CanvasPath,
     bytes: axum::body::Bytes,
 ) -> Result<Response, ApiError> {
-    let DataBody { data } = body(&state, &bytes)?;
+    let NoticeBody { data, durable, key } = body(&state, &bytes)?;
+    if durable {
+        let seq = channels::durable_notice(&state, &canvas, data, key.as_deref()).await?;
+        return Ok(axum::Json(serde_json::json!({ "seq": seq })).into_response());
+    }
+    if key.is_some() {
+        return Err(ApiError::new(
+            ErrorCode::InvalidValue,
+            "a key is for durable notices (\"durable\": true)",
+        ));
+    }
     channels::notice(&state, &canvas, data).await?;
     Ok(StatusCode::ACCEPTED.into_response())
 }

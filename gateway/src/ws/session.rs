@@ -158,10 +158,17 @@ impl<'a> Session<'a> {
     pub async fn handle(&mut self, cmd: ClientMessage) {
         tracing::trace!(kind = cmd.kind(), "command");
         let id = cmd.id().cloned();
+        let (kind, canvas) = (cmd.kind(), cmd.canvas().cloned());
         match self.run(cmd).await {
             Ok(Reply::Ack(result)) => self.out.ack(id, result),
             Ok(Reply::Sent) => {}
-            Err(err) => self.out.fail(id, err),
+            Err(err) => {
+                if let (ErrorCode::Forbidden, Some(canvas)) = (err.code, &canvas) {
+                    let feed = &self.state.feed;
+                    feed.refused(canvas, &self.author, kind, &err.message);
+                }
+                self.out.fail(id, err)
+            }
         }
         if let Some(code) = self.rates.close.take() {
             self.out.control.close(code);

@@ -13,8 +13,10 @@
 //! oldest are dropped and counted. None of this touches the real-time
 //! path: gateways never wait for it.
 
+mod feed;
 mod settings;
 
+pub use feed::{FEED_GROUP, FEED_KINDS, FeedReader};
 pub use settings::{DEFAULT_EVENTS, WebhookConfig, WebhookSettings};
 
 use bytes::Bytes;
@@ -114,13 +116,18 @@ struct Queued {
     id: i64,
     event_id: String,
     seq: i64,
+    kind: String,
     payload: Vec<u8>,
     attempts: i32,
 }
 
 /// The event as the protocol's JSON (with its `seq`), or a stand-in for
-/// one that cannot be read.
+/// one that cannot be read. A feed event is its JSON already.
 fn event_json(q: &Queued) -> serde_json::Value {
+    if FEED_KINDS.contains(&q.kind.as_str()) {
+        return serde_json::from_slice(&q.payload)
+            .unwrap_or_else(|_| serde_json::json!({"type": "undecodable"}));
+    }
     let decoded = busframe::split(&Bytes::from(q.payload.clone()))
         .ok()
         .and_then(|parts| codec::decode_server(Encoding::Msgpack, &parts.event).ok());
@@ -244,7 +251,7 @@ impl Sender {
         let tx = client.transaction().await.map_err(pg)?;
         let rows = tx
             .query(
-                "SELECT id, event_id, seq, payload, attempts FROM webhook_outbox
+                "SELECT id, event_id, seq, payload, attempts, kind FROM webhook_outbox
                  WHERE next_attempt_at <= now() ORDER BY id LIMIT $1
                  FOR UPDATE SKIP LOCKED",
                 &[&(self.settings.batch as i64)],
@@ -262,6 +269,7 @@ impl Sender {
                 seq: r.get(2),
                 payload: r.get(3),
                 attempts: r.get(4),
+                kind: r.get(5),
             })
             .collect();
         let ids: Vec<i64> = queued.iter().map(|q| q.id).collect();

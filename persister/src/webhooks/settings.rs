@@ -4,11 +4,18 @@ use shared::config::{ConfigError, bad, check_range};
 use std::time::Duration;
 
 /// The event kinds sent when `EASEL_WEBHOOK_EVENTS` is not set.
-pub const DEFAULT_EVENTS: &str =
-    "chat,object_created,object_updated,object_moved,object_deleted,object_liked,cleared";
+pub const DEFAULT_EVENTS: &str = "chat,object_created,object_updated,object_moved,object_deleted,\
+     object_liked,cleared,member_joined,member_left,canvas_occupied,canvas_vacated,refused";
 
-/// The durable event kinds a webhook may ask for.
-const KINDS: [&str; 9] = [
+/// The event kinds a webhook may ask for: durable events from the canvas
+/// logs, and those the gateways put on the feed (`EASEL_WEBHOOK_FEED`).
+const KINDS: [&str; 15] = [
+    "notice",
+    "member_joined",
+    "member_left",
+    "canvas_occupied",
+    "canvas_vacated",
+    "refused",
     "draw",
     "chat",
     "object_created",
@@ -33,8 +40,11 @@ pub struct WebhookConfig {
     #[arg(long, env = "EASEL_WEBHOOK_SECRET", hide_env_values = true)]
     pub webhook_secret: Option<String>,
 
-    /// The event kinds sent, comma-separated: chat, draw, object_created,
-    /// object_updated, object_moved, object_deleted, object_liked, cleared.
+    /// The event kinds sent, comma-separated: chat, draw, notice (durable
+    /// ones), object_created,
+    /// object_updated, object_moved, object_deleted, object_liked, cleared,
+    /// and from gateways with EASEL_WEBHOOK_FEED: member_joined,
+    /// member_left, canvas_occupied, canvas_vacated, refused.
     #[arg(long, env = "EASEL_WEBHOOK_EVENTS", default_value = DEFAULT_EVENTS)]
     pub webhook_events: String,
 

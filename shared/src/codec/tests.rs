@@ -336,6 +336,7 @@ fn all_server_messages() -> Vec<ServerMessage> {
         }),
         ServerMessage::Notice(Notice {
             canvas: canvas(),
+            seq: Some(12),
             data: serde_json::json!("round 2"),
             ts: 10,
         }),

@@ -69,6 +69,10 @@ pub struct Announcement {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ts_rs::TS)]
 pub struct Notice {
     pub canvas: CanvasId,
+    /// Set when the server API published it durably: it is numbered and
+    /// kept in the history like any durable event.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seq: Option<u64>,
     pub data: serde_json::Value,
     pub ts: u64,
 }

@@ -337,6 +337,7 @@ impl ServerMessage {
             ServerMessage::ObjectDeleted(e) | ServerMessage::ObjectLiked(e) => e.seq,
             ServerMessage::Cleared(e) => e.seq,
             ServerMessage::Hidden(e) => e.seq,
+            ServerMessage::Notice(e) => e.seq,
             _ => None,
         }
     }
@@ -352,6 +353,7 @@ impl ServerMessage {
             ServerMessage::ObjectDeleted(e) | ServerMessage::ObjectLiked(e) => e.seq = Some(seq),
             ServerMessage::Cleared(e) => e.seq = Some(seq),
             ServerMessage::Hidden(e) => e.seq = Some(seq),
+            ServerMessage::Notice(e) => e.seq = Some(seq),
             _ => {}
         }
     }
