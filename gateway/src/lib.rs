@@ -23,6 +23,7 @@ mod online;
 mod ops;
 mod presence;
 mod rest;
+mod routes;
 mod server;
 mod sse;
 mod startup;
@@ -33,5 +34,6 @@ pub use canvases::CACHE_TTL as CATALOGUE_CACHE_TTL;
 pub use config::{
     Command, Config, ConfigError, LogFormat, OriginPolicy, RedisSettings, Settings, settings_table,
 };
+pub use routes::{Audience, ROUTES, Route};
 pub use server::run;
 pub use startup::GatewayError;

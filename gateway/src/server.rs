@@ -10,12 +10,11 @@ use crate::config::{OriginPolicy, Settings};
 use crate::http::serve::serve;
 use crate::startup::GatewayError;
 use crate::state::AppState;
-use crate::{rest, sse, ws};
 use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use axum::routing::{get, post, put};
+use axum::routing::get;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::net::TcpListener;
@@ -168,72 +167,23 @@ async fn housekeeping(state: Arc<AppState>, stop: CancellationToken) {
     }
 }
 
-/// The public routes.
+/// The public routes (see [`crate::routes`]).
 fn router(state: Arc<AppState>) -> Router {
+    use crate::routes::{Audience, ROUTES};
+    let mut browser = Router::new();
+    let mut router = Router::new();
+    let dev = state.settings.dev_secret.is_some();
+    for r in ROUTES {
+        match r.audience {
+            Audience::Browser => browser = browser.route(r.path, (r.handler)()),
+            Audience::Direct => router = router.route(r.path, (r.handler)()),
+            Audience::Dev if dev => router = router.route(r.path, (r.handler)()),
+            Audience::Dev => {}
+        }
+    }
     // What browsers may call from other origins (see http/cors.rs).
-    let browser = Router::new()
-        .route(
-            "/api/canvases",
-            get(rest::canvases::list).post(rest::canvases::create),
-        )
-        .route(
-            "/api/canvases/{id}",
-            get(rest::canvases::get)
-                .patch(rest::canvases::update)
-                .delete(rest::canvases::delete),
-        )
-        .route("/api/canvases/{id}/snapshot", get(rest::reads::snapshot))
-        .route("/api/canvases/{id}/events", get(rest::reads::events))
-        .route("/api/canvases/{id}/presence", get(rest::reads::presence))
-        .route("/api/canvases/{id}/objects", get(rest::reads::objects))
-        .route("/api/canvases/{id}/activity", get(rest::reads::activity))
-        .route("/api/canvases/{id}/chat", get(rest::reads::chat))
-        .route("/api/canvases/{id}/draw", post(rest::writes::draw))
-        .route("/api/canvases/{id}/cursor", post(rest::writes::cursor))
-        .route("/api/canvases/{id}/commands", post(rest::commands::command))
-        .route("/api/users/online", get(rest::reads::online))
-        .route("/sse/canvases/{id}", get(sse::canvas_events))
-        .route("/sse/notifications", get(sse::notifications))
-        .route("/sse/system", get(sse::system))
-        .route("/sse/online", get(sse::online))
-        .layer(crate::http::cors::layer(&state.settings.origins));
-    let router = Router::new()
-        .route("/ws", get(ws::upgrade::websocket))
-        .route(
-            "/api/server/canvases/{id}/notice",
-            post(rest::server_api::notice),
-        )
-        .route(
-            "/api/server/users/{id}/notify",
-            post(rest::server_api::notify),
-        )
-        .route("/api/server/broadcast", post(rest::server_api::broadcast))
-        .route(
-            "/api/server/canvases/{id}/members",
-            get(rest::server_access::members),
-        )
-        .route(
-            "/api/server/canvases/{id}/members/{user}",
-            put(rest::server_access::set_member).delete(rest::server_access::remove_member),
-        )
-        .route(
-            "/api/server/users/{id}/disconnect",
-            post(rest::server_access::disconnect),
-        )
-        .route(
-            "/api/server/canvases/{id}/presence",
-            get(rest::server_access::presence),
-        )
-        .route(
-            "/api/server/canvases/{id}/events",
-            get(rest::server_access::events),
-        )
-        .merge(browser);
-    let router = if state.settings.dev_secret.is_some() {
-        router.route("/dev/token", get(rest::dev::token))
-    } else {
-        router
-    };
+    let browser = browser.layer(crate::http::cors::layer(&state.settings.origins));
+    let router = router.merge(browser);
     let router = match &state.settings.static_dir {
         Some(dir) => router.fallback_service(
             tower_http::services::ServeDir::new(dir).append_index_html_on_directories(true),
