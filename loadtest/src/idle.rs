@@ -40,6 +40,10 @@ pub struct IdleOptions {
     /// Use MessagePack instead of JSON.
     #[arg(long)]
     pub msgpack: bool,
+    /// Join this canvas once connected (the connection counts once
+    /// joined): the join path's cost, and memory per joined member.
+    #[arg(long)]
+    pub join: Option<String>,
 }
 
 /// What the scenario measured.
@@ -51,6 +55,9 @@ pub struct IdleReport {
     pub ramp_secs: f64,
     pub connect_p50_ms: Option<f64>,
     pub connect_p99_ms: Option<f64>,
+    /// The join alone (with --join), from sending it to its ack.
+    pub join_p50_ms: Option<f64>,
+    pub join_p99_ms: Option<f64>,
     pub rss_before_bytes: Option<u64>,
     pub rss_after_bytes: Option<u64>,
     pub rss_per_connection_bytes: Option<f64>,
@@ -74,6 +81,13 @@ impl IdleReport {
             ms(self.connect_p50_ms),
             ms(self.connect_p99_ms)
         );
+        if self.join_p50_ms.is_some() {
+            s += &format!(
+                "join p50 / p99           {} / {}\n",
+                ms(self.join_p50_ms),
+                ms(self.join_p99_ms)
+            );
+        }
         s += &format!(
             "gateway RSS before/after {} / {}\n",
             mib(self.rss_before_bytes),
@@ -94,6 +108,12 @@ pub async fn run(opts: &IdleOptions) -> anyhow::Result<IdleReport> {
         Encoding::Json
     };
     let rss_before = opts.pid.map(proc::rss_bytes).transpose()?;
+    let canvas = opts
+        .join
+        .as_deref()
+        .map(shared::CanvasId::new)
+        .transpose()
+        .map_err(|e| anyhow::anyhow!("--join: {e}"))?;
     let limiter = Arc::new(Semaphore::new(opts.concurrency.max(1)));
     let interval = Duration::from_secs_f64(1.0 / f64::from(opts.rate.max(1)));
     let mut ticker = tokio::time::interval(interval);
@@ -105,22 +125,37 @@ pub async fn run(opts: &IdleOptions) -> anyhow::Result<IdleReport> {
         let permit = limiter.clone().acquire_owned().await?;
         let token = client::token(&opts.secret, n)?;
         let url = opts.url.clone();
+        let canvas = canvas.clone();
         attempts.spawn(async move {
             let t0 = Instant::now();
-            let result = client::connect(&url, &token, encoding).await;
+            let result = async {
+                let mut ws = client::connect(&url, &token, encoding).await?;
+                let mut joined_in = None;
+                if let Some(canvas) = &canvas {
+                    let j0 = Instant::now();
+                    client::join(&mut ws, encoding, canvas, None).await?;
+                    joined_in = Some(j0.elapsed());
+                }
+                anyhow::Ok((ws, joined_in))
+            }
+            .await;
             drop(permit);
             (t0.elapsed(), result)
         });
     }
     let mut held = Vec::with_capacity(opts.connections);
     let mut connect_times = Samples::default();
+    let mut join_times = Samples::default();
     let mut failed = 0;
     let mut first_error = None;
     while let Some(joined) = attempts.join_next().await {
         let (took, result) = joined?;
         match result {
-            Ok(ws) => {
+            Ok((ws, joined_in)) => {
                 connect_times.record(took);
+                if let Some(j) = joined_in {
+                    join_times.record(j);
+                }
                 held.push(ws);
             }
             Err(e) => {
@@ -147,6 +182,8 @@ pub async fn run(opts: &IdleOptions) -> anyhow::Result<IdleReport> {
         ramp_secs: ramp.as_secs_f64(),
         connect_p50_ms: connect_times.quantile(0.5).map(ms),
         connect_p99_ms: connect_times.quantile(0.99).map(ms),
+        join_p50_ms: join_times.quantile(0.5).map(ms),
+        join_p99_ms: join_times.quantile(0.99).map(ms),
         rss_before_bytes: rss_before,
         rss_after_bytes: rss_after,
         rss_per_connection_bytes: match (rss_before, rss_after) {
