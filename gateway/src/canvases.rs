@@ -173,7 +173,9 @@ struct Stored {
     cache: Arc<RwLock<Cache>>,
 }
 
-type Cache = HashMap<CanvasId, (Arc<CanvasDef>, Instant)>;
+/// A definition, when the query that read it started, and when it was
+/// last read or sent for revalidation (the TTL counts from this).
+type Cache = HashMap<CanvasId, (Arc<CanvasDef>, Instant, Instant)>;
 
 /// The columns [`row_to_def`] reads, in order.
 const COLUMNS: &str = "width, height, palette, title, visibility";
@@ -227,15 +229,15 @@ async fn load(
     Ok(row.map(|r| Arc::new(row_to_def(id, &r, 0))))
 }
 
-/// Puts what the database said into the cache.
-fn remember(cache: &RwLock<Cache>, id: &CanvasId, found: &Option<Arc<CanvasDef>>) {
+/// Puts what the database said, by a query started `at`, into the cache.
+fn remember(cache: &RwLock<Cache>, id: &CanvasId, found: &Option<Arc<CanvasDef>>, at: Instant) {
     let mut cache = cache.write();
     match found {
         Some(def) => {
             if cache.len() >= CACHE_LIMIT {
                 cache.clear();
             }
-            cache.insert(id.clone(), (def.clone(), Instant::now()));
+            cache.insert(id.clone(), (def.clone(), at, at));
         }
         None => {
             cache.remove(id);
@@ -290,8 +292,8 @@ impl Catalogue {
             return Ok(Some(Arc::new(self.default_def(id))));
         };
         let cached = store.cache.read().get(id).cloned();
-        if let Some((def, read)) = cached {
-            if read.elapsed() >= CACHE_TTL {
+        if let Some((def, _, checked)) = cached {
+            if checked.elapsed() >= CACHE_TTL {
                 self.revalidate(store, id);
             }
             return Ok(Some(def));
@@ -317,14 +319,17 @@ impl Catalogue {
         {
             let mut cache = store.cache.write();
             match cache.get_mut(id) {
-                Some((_, read)) if read.elapsed() >= CACHE_TTL => *read = Instant::now(),
+                Some((_, _, checked)) if checked.elapsed() >= CACHE_TTL => {
+                    *checked = Instant::now()
+                }
                 _ => return,
             }
         }
         let (pool, cache, id) = (store.pool.clone(), store.cache.clone(), id.clone());
         tokio::spawn(async move {
+            let started = Instant::now();
             match load(&pool, &id).await {
-                Ok(found) => remember(&cache, &id, &found),
+                Ok(found) => remember(&cache, &id, &found, started),
                 Err(err) => {
                     tracing::debug!(canvas = %id, error = %err, "canvas revalidation failed")
                 }
@@ -338,9 +343,28 @@ impl Catalogue {
         let Some(store) = &self.store else {
             return Ok(Some(Arc::new(self.default_def(id))));
         };
+        let started = Instant::now();
         let found = load(&store.pool, id).await?;
-        remember(&store.cache, id, &found);
+        remember(&store.cache, id, &found, started);
         Ok(found)
+    }
+
+    /// The canvas's definition as the database held it at `since` or
+    /// later: from the cache when its entry comes from a query started
+    /// then or after, else read now. The connections on one canvas told
+    /// of a change at once check it with one query.
+    pub async fn read_since(
+        &self,
+        id: &CanvasId,
+        since: Instant,
+    ) -> Result<Option<Arc<CanvasDef>>, CatalogueError> {
+        if let Some(store) = &self.store
+            && let Some((def, read, _)) = store.cache.read().get(id)
+            && *read >= since
+        {
+            return Ok(Some(def.clone()));
+        }
+        self.fresh(id).await
     }
 
     /// Whether unknown canvases are created on first use.

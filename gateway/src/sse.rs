@@ -348,6 +348,8 @@ async fn next_event(
 /// The stream's last event when a signal ends it.
 async fn on_signals(s: &mut Streaming, signals: Vec<(CanvasId, Signal)>) -> Option<Event> {
     let me = s.identity.user_id.clone();
+    // After the signals arrived, so after the changes they announce.
+    let since = std::time::Instant::now();
     for (channel, signal) in signals {
         match signal {
             Signal::Disconnect { user } if user == me => {
@@ -359,10 +361,12 @@ async fn on_signals(s: &mut Streaming, signals: Vec<(CanvasId, Signal)>) -> Opti
                         .data(data.to_string()),
                 );
             }
-            Signal::Access { user } if user.as_deref().is_none_or(|u| u == me) => {
+            Signal::Access { user }
+                if user.as_deref().is_none_or(|u| u == me) && channel == s.membership.canvas =>
+            {
                 let Some(held) = s.role else { continue };
                 let state = s.membership.state.clone();
-                let role = match ops::access::recheck(&state, &s.identity, &channel).await {
+                let role = match ops::access::recheck(&state, &s.identity, &channel, since).await {
                     Ok(role) => role,
                     Err(err) => {
                         tracing::warn!(canvas = %channel, error = %err.message, "access not rechecked");

@@ -9,8 +9,8 @@
 
 mod common;
 
-use common::*;
 use clap::Parser;
+use common::*;
 use gateway::Config;
 use std::collections::BTreeSet;
 

@@ -356,12 +356,22 @@ impl Hub {
     }
 
     /// Tells every member of these canvases that events may have been missed.
+    ///
+    /// After a bus reconnect every member is also signalled to check its
+    /// access again: a change signalled while this node was cut off from
+    /// the bus would otherwise go unnoticed.
     pub fn resync(&self, canvases: &[CanvasId], reason: ResyncReason) {
         let map = self.canvases.read();
         for canvas in canvases {
             let Some(members) = map.get(canvas) else {
                 continue;
             };
+            if reason == ResyncReason::BusReconnected && !canvas.is_channel() {
+                for member in members {
+                    let recheck = busframe::Signal::Access { user: None };
+                    member.control.signal(canvas, recheck);
+                }
+            }
             let notice = ServerMessage::Resync(Resync {
                 canvas: canvas.clone(),
                 reason,

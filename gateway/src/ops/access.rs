@@ -38,15 +38,18 @@ pub(crate) async fn enter(
     }
 }
 
-/// The caller's role on the canvas now, reading memberships and asking
-/// the hook afresh (`Role::None`: no longer any): for a live connection
-/// told that access changed. A canvas deleted since is `Role::None`.
+/// The caller's role on the canvas now, reading the catalogue as it was
+/// at `since` or later (when the connection was told that access changed,
+/// after the change was committed), memberships afresh and asking the
+/// hook again (`Role::None`: no longer any). A canvas deleted since is
+/// `Role::None`.
 pub(crate) async fn recheck(
     state: &AppState,
     identity: &Identity,
     canvas: &CanvasId,
+    since: std::time::Instant,
 ) -> Result<Role, OpError> {
-    let def = match state.canvases.fresh(canvas).await {
+    let def = match state.canvases.read_since(canvas, since).await {
         Ok(Some(def)) => def,
         Ok(None) => return Ok(Role::None),
         Err(err) => return Err(catalogue_error(err)),

@@ -13,6 +13,8 @@ impl Session<'_> {
     /// Acts on the signals that came for this connection, each canvas
     /// checked once however many signals named it.
     pub async fn on_signals(&mut self, signals: Vec<(CanvasId, Signal)>) {
+        // After the signals arrived, so after the changes they announce.
+        let since = std::time::Instant::now();
         let mut recheck: Vec<CanvasId> = Vec::new();
         for (channel, signal) in signals {
             match signal {
@@ -31,7 +33,7 @@ impl Session<'_> {
             }
         }
         for canvas in recheck {
-            self.recheck(&canvas).await;
+            self.recheck(&canvas, since).await;
         }
     }
 
@@ -39,7 +41,7 @@ impl Session<'_> {
     /// `access_changed` when the role is no longer the one joined with.
     /// When access cannot be decided (the database or the hook is down),
     /// the membership stands until the next change.
-    async fn recheck(&mut self, canvas: &CanvasId) {
+    async fn recheck(&mut self, canvas: &CanvasId, since: std::time::Instant) {
         let Some(held) = self
             .joined
             .iter()
@@ -49,7 +51,7 @@ impl Session<'_> {
             return;
         };
         let state = self.state;
-        let role = match ops::access::recheck(state, &self.identity, canvas).await {
+        let role = match ops::access::recheck(state, &self.identity, canvas, since).await {
             Ok(role) => role,
             Err(err) => {
                 tracing::warn!(%canvas, error = %err.message, "access not rechecked");
