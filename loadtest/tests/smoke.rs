@@ -193,6 +193,7 @@ async fn idle_connections_all_open() {
         hold_secs: 1,
         pid: Some(std::process::id()),
         msgpack: false,
+        join: None,
     };
     let report = idle::run(&opts).await.unwrap();
     assert_eq!(
@@ -258,4 +259,28 @@ async fn a_flooder_is_refused_with_retry_after_and_its_neighbours_lose_nothing()
         p99(&report),
         report.table()
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_connections_that_join_a_canvas_all_join() {
+    let cluster = Cluster::start().await;
+    let opts = IdleOptions {
+        url: format!("ws://{}/ws", cluster.addrs[0]),
+        secret: SECRET.into(),
+        connections: 100,
+        rate: 2000,
+        concurrency: 32,
+        hold_secs: 0,
+        pid: None,
+        msgpack: false,
+        join: Some("smoke-join".into()),
+    };
+    let report = idle::run(&opts).await.unwrap();
+    assert_eq!(
+        (report.opened, report.failed),
+        (100, 0),
+        "{}",
+        report.table()
+    );
+    assert!(report.join_p50_ms.is_some(), "{}", report.table());
 }
