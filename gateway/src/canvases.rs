@@ -394,22 +394,7 @@ impl Catalogue {
         id: &CanvasId,
         title: Option<&str>,
     ) -> Result<Option<Arc<CanvasDef>>, CatalogueError> {
-        let Some(store) = &self.store else {
-            return Err(CatalogueError::NoCatalogue);
-        };
-        let changed = store
-            .conn()
-            .await?
-            .execute(
-                "UPDATE canvases SET title = $2 WHERE id = $1 AND deleted_at IS NULL",
-                &[&id.as_str(), &title],
-            )
-            .await
-            .map_err(unavailable)?;
-        if changed == 0 {
-            return Ok(None);
-        }
-        self.fresh(id).await
+        self.update(id, "title", &title).await
     }
 
     /// Sets a canvas's visibility; the new definition, or `None` if there
@@ -419,6 +404,17 @@ impl Catalogue {
         id: &CanvasId,
         visibility: Visibility,
     ) -> Result<Option<Arc<CanvasDef>>, CatalogueError> {
+        self.update(id, "visibility", &visibility.name()).await
+    }
+
+    /// Sets one column of a live canvas (a fixed name, never input); the
+    /// new definition, or `None` if there is no such canvas.
+    async fn update(
+        &self,
+        id: &CanvasId,
+        column: &'static str,
+        value: &(dyn tokio_postgres::types::ToSql + Sync),
+    ) -> Result<Option<Arc<CanvasDef>>, CatalogueError> {
         let Some(store) = &self.store else {
             return Err(CatalogueError::NoCatalogue);
         };
@@ -426,8 +422,8 @@ impl Catalogue {
             .conn()
             .await?
             .execute(
-                "UPDATE canvases SET visibility = $2 WHERE id = $1 AND deleted_at IS NULL",
-                &[&id.as_str(), &visibility.name()],
+                &format!("UPDATE canvases SET {column} = $2 WHERE id = $1 AND deleted_at IS NULL"),
+                &[&id.as_str(), value],
             )
             .await
             .map_err(unavailable)?;

@@ -1,8 +1,9 @@
 //! docs/openapi.json against the gateway: it lists exactly the routes of
 //! the public port (`gateway::ROUTES`, which the router is built from),
 //! every path parameter is declared, and a running gateway answers every
-//! listed method on every path (not 405, not the router's "no such route")
-//! and refuses the methods it does not list with 405.
+//! listed method on every path (not 405, not the router's "no such route"),
+//! refuses the methods it does not list with 405, and refuses every server
+//! API call without the key.
 
 // Test code: a failed unwrap is a failed test, with its message.
 #![allow(clippy::unwrap_used)]
@@ -98,6 +99,14 @@ fn the_document_lists_exactly_the_routes_with_their_path_parameters() {
     }
 }
 
+/// A user's token from the dev gateway's `/dev/token`.
+async fn gateway_dev_token(addr: std::net::SocketAddr) -> String {
+    let (status, _, raw) = testkit::http::get(addr, "/dev/token?user=someone", None).await;
+    assert_eq!(status, 200);
+    let body: serde_json::Value = serde_json::from_slice(&raw).unwrap();
+    body["token"].as_str().unwrap().to_owned()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_running_gateway_answers_every_listed_method_and_refuses_the_others() {
     // A --dev gateway with its own secret: /dev/token is routed too.
@@ -123,6 +132,28 @@ async fn a_running_gateway_answers_every_listed_method_and_refuses_the_others() 
             r.method,
             r.path
         );
+    }
+    // Every server API call refuses a caller without the key.
+    let user = format!("Bearer {}", gateway_dev_token(g.addr).await);
+    let bad = ["ApiKey wrong-key-0123456789abcdef0123", user.as_str()];
+    for r in gateway::ROUTES
+        .iter()
+        .filter(|r| r.path.starts_with("/api/server/"))
+    {
+        let path = r.path.replace("{id}", "x").replace("{user}", "u");
+        for auth in [None, Some(bad[0]), Some(bad[1])] {
+            let body = Some(br#"{"data": 1, "text": "x", "role": "gm"}"#.as_slice());
+            let (status, _, raw) =
+                testkit::http::request(g.addr, r.method, &path, auth, body).await;
+            let err: serde_json::Value = serde_json::from_slice(&raw).unwrap();
+            assert_eq!(
+                (status, err["code"].as_str()),
+                (401, Some("E002")),
+                "{} {} with {auth:?}",
+                r.method,
+                r.path
+            );
+        }
     }
     for path in paths {
         let listed: Vec<&str> = gateway::ROUTES

@@ -29,7 +29,7 @@ static WATERMARK: std::sync::LazyLock<redis::Script> =
 
 /// Loop state.
 pub struct Worker {
-    pub settings: crate::Settings,
+    pub settings: crate::config::Settings,
     pub pool: Pool,
     /// For blocking reads only (a blocked connection serves nothing else).
     pub reader: ConnectionManager,
@@ -62,7 +62,7 @@ struct Backlog {
 
 impl Worker {
     pub fn new(
-        settings: crate::Settings,
+        settings: crate::config::Settings,
         pool: Pool,
         reader: ConnectionManager,
         ops: ConnectionManager,

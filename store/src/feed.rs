@@ -3,7 +3,8 @@
 //! (`shared::keys::webhook_feed`) with the event's JSON in field `e`,
 //! capped at about [`FEED_MAX_ENTRIES`] so a feed nobody reads stays small.
 
-use crate::{RedisPool, StoreError};
+use crate::error::StoreError;
+use crate::pool::RedisPool;
 
 /// Entries kept at most (approximately: `MAXLEN ~`).
 pub const FEED_MAX_ENTRIES: usize = 100_000;
