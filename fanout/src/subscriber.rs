@@ -35,6 +35,9 @@ pub(crate) struct Subscriber {
     desired: HashSet<CanvasId>,
     /// What the current connection has confirmed.
     actual: HashSet<CanvasId>,
+    /// Canvases wanted or unwanted since the last sync: what it looks at,
+    /// so a change costs the same with ten subscriptions or a million.
+    changed: HashSet<CanvasId>,
     /// Joins waiting for their canvas's subscription to be confirmed.
     waiters: HashMap<CanvasId, Vec<Waiter>>,
     /// Shared with the bus for readiness and fast-failing joins.
@@ -56,6 +59,7 @@ impl Subscriber {
             commands,
             desired: HashSet::new(),
             actual: HashSet::new(),
+            changed: HashSet::new(),
             waiters: HashMap::new(),
             connected,
             health_interval,
@@ -101,6 +105,7 @@ impl Subscriber {
             // subscribe the whole set on the new connection.
             self.drain_commands();
             self.actual.clear();
+            self.changed = self.desired.clone();
             if let Err(err) = self.sync(&mut sink).await {
                 tracing::warn!(error = %err, "redis resubscribe failed");
                 if !self.pause(&mut backoff, &shutdown).await {
@@ -222,10 +227,12 @@ impl Subscriber {
     fn apply(&mut self, cmd: SubCommand) {
         match cmd {
             SubCommand::Want(canvas) => {
-                self.desired.insert(canvas);
+                self.desired.insert(canvas.clone());
+                self.changed.insert(canvas);
             }
             SubCommand::Unwant(canvas) => {
                 self.desired.remove(&canvas);
+                self.changed.insert(canvas);
             }
             SubCommand::Await(canvas, waiter) => {
                 if self.actual.contains(&canvas) && self.desired.contains(&canvas) {
@@ -239,23 +246,33 @@ impl Subscriber {
 
     /// Brings the connection's subscriptions to the desired set, then
     /// answers the joins waiting on canvases that are now subscribed.
+    /// Looks only at the canvases changed since the last sync (all of them
+    /// after a reconnect). On an error the connection is dropped, and the
+    /// next one subscribes everything again.
     async fn sync(&mut self, sink: &mut PubSubSink) -> Result<(), redis::RedisError> {
-        let to_sub: Vec<String> = self
-            .desired
-            .difference(&self.actual)
-            .map(keys::canvas_channel)
-            .collect();
-        let to_unsub: Vec<CanvasId> = self.actual.difference(&self.desired).cloned().collect();
-        for chunk in to_sub.chunks(CHANNELS_PER_COMMAND) {
-            sink.subscribe(chunk).await?;
-        }
-        if !to_unsub.is_empty() {
-            let channels: Vec<String> = to_unsub.iter().map(keys::canvas_channel).collect();
-            for chunk in channels.chunks(CHANNELS_PER_COMMAND) {
-                sink.unsubscribe(chunk).await?;
+        let (mut to_sub, mut to_unsub) = (Vec::new(), Vec::new());
+        for canvas in self.changed.drain() {
+            match (
+                self.desired.contains(&canvas),
+                self.actual.contains(&canvas),
+            ) {
+                (true, false) => to_sub.push(canvas),
+                (false, true) => to_unsub.push(canvas),
+                _ => {}
             }
         }
-        self.actual = self.desired.clone();
+        let channels: Vec<String> = to_sub.iter().map(keys::canvas_channel).collect();
+        for chunk in channels.chunks(CHANNELS_PER_COMMAND) {
+            sink.subscribe(chunk).await?;
+        }
+        let channels: Vec<String> = to_unsub.iter().map(keys::canvas_channel).collect();
+        for chunk in channels.chunks(CHANNELS_PER_COMMAND) {
+            sink.unsubscribe(chunk).await?;
+        }
+        for canvas in &to_unsub {
+            self.actual.remove(canvas);
+        }
+        self.actual.extend(to_sub);
         self.set_subscriptions(self.actual.len());
         let ready: Vec<CanvasId> = self
             .waiters

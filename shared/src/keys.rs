@@ -48,14 +48,22 @@ pub fn canvas_op_expiry(canvas: &CanvasId) -> String {
 }
 
 /// Who is on the canvas: a sorted set of `<user>\x1f<node>\x1f<conn>`
-/// scored by the entry's expiry (ms since the Unix epoch).
+/// scored by the entry's expiry (ms since the Unix epoch). (`pres`, not
+/// the `presence` of releases that kept no per-user counts: during a
+/// rolling upgrade the two never mix.)
 pub fn canvas_presence(canvas: &CanvasId) -> String {
-    format!("{PREFIX}:{{c:{canvas}}}:presence")
+    format!("{PREFIX}:{{c:{canvas}}}:pres")
 }
 
 /// The presence entries' details (name, role, since), by entry.
 pub fn canvas_presence_info(canvas: &CanvasId) -> String {
-    format!("{PREFIX}:{{c:{canvas}}}:presence-info")
+    format!("{PREFIX}:{{c:{canvas}}}:pres-info")
+}
+
+/// How many entries each user has in the presence set (a hash), so an
+/// arrival and a departure are found without reading the whole set.
+pub fn canvas_presence_users(canvas: &CanvasId) -> String {
+    format!("{PREFIX}:{{c:{canvas}}}:pres-users")
 }
 
 /// The ids of the canvas's objects (a set).

@@ -6,6 +6,7 @@
 -- KEYS[1] meta   KEYS[2] pixels   KEYS[3] log stream   KEYS[4] object ids
 -- KEYS[5] operation keys   KEYS[6] operation key expiries
 -- KEYS[7] presence (sorted set scored by expiry, ms)   KEYS[8] presence details
+-- KEYS[9] presence entries per user
 -- ARGV[1] the seq the caller found   ARGV[2] prefix of an object's hash
 -- ARGV[3] prefix of an object's likers set
 -- Returns 1 if evicted, else 0 (changed, unpersisted events, or members).
@@ -25,5 +26,5 @@ end
 for _, id in ipairs(redis.call('SMEMBERS', KEYS[4])) do
   redis.call('DEL', ARGV[2] .. id, ARGV[3] .. id)
 end
-redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8])
+redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9])
 return 1

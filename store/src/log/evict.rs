@@ -25,6 +25,7 @@ pub async fn evict_canvas<C: redis::aio::ConnectionLike + Send>(
         .key(keys::canvas_op_expiry(canvas))
         .key(keys::canvas_presence(canvas))
         .key(keys::canvas_presence_info(canvas))
+        .key(keys::canvas_presence_users(canvas))
         .arg(seq)
         .arg(keys::canvas_object_prefix(canvas))
         .arg(keys::canvas_likers_prefix(canvas));

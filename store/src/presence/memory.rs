@@ -1,13 +1,18 @@
 //! Presence in process memory, for standalone mode.
 
-use super::{EntryInfo, fold, user_of, user_prefix};
+use super::{EntryInfo, fold, user_of};
 use parking_lot::Mutex;
 use shared::CanvasId;
 use shared::protocol::PresentUser;
 use std::collections::HashMap;
 
-/// A canvas's entries: expiry and details by entry name.
-type Entries = HashMap<String, (u64, EntryInfo)>;
+/// A canvas's entries (expiry and details by entry name) and how many
+/// each user has, as on Redis.
+#[derive(Default)]
+struct Entries {
+    entries: HashMap<String, (u64, EntryInfo)>,
+    users: HashMap<String, usize>,
+}
 
 /// The standalone store.
 #[derive(Default)]
@@ -25,13 +30,25 @@ impl MemoryPresence {
         now: u64,
     ) -> (bool, usize) {
         let mut map = self.canvases.lock();
-        let entries = map.entry(canvas.clone()).or_default();
-        let prefix = user_prefix(user_of(entry).unwrap_or_default());
-        let first = !entries
-            .iter()
-            .any(|(e, (exp, _))| *exp > now && e != entry && e.starts_with(&prefix));
-        entries.insert(entry.to_owned(), (expiry, info));
-        let live = entries.values().filter(|(exp, _)| *exp > now).count();
+        let canvas = map.entry(canvas.clone()).or_default();
+        let known = canvas
+            .entries
+            .insert(entry.to_owned(), (expiry, info))
+            .is_some();
+        let mut first = false;
+        if !known {
+            let n = canvas
+                .users
+                .entry(user_of(entry).unwrap_or_default().to_owned())
+                .or_default();
+            *n += 1;
+            first = *n == 1;
+        }
+        let live = canvas
+            .entries
+            .values()
+            .filter(|(exp, _)| *exp > now)
+            .count();
         (first, live)
     }
 
@@ -41,7 +58,7 @@ impl MemoryPresence {
             .canvases
             .lock()
             .get_mut(canvas)
-            .and_then(|m| m.get_mut(entry))
+            .and_then(|m| m.entries.get_mut(entry))
         {
             *exp = expiry;
         }
@@ -49,30 +66,30 @@ impl MemoryPresence {
 
     pub fn sweep(&self, canvas: &CanvasId, now: u64) -> (Vec<String>, usize) {
         let mut map = self.canvases.lock();
-        let Some(entries) = map.get_mut(canvas) else {
+        let Some(state) = map.get_mut(canvas) else {
             return (Vec::new(), 0);
         };
-        let dead: Vec<String> = entries
+        let dead: Vec<String> = state
+            .entries
             .iter()
             .filter(|(_, (exp, _))| *exp <= now)
             .map(|(e, _)| e.clone())
             .collect();
+        let mut left = Vec::new();
         for e in &dead {
-            entries.remove(e);
+            state.entries.remove(e);
+            let Some(user) = user_of(e) else { continue };
+            if let Some(n) = state.users.get_mut(user) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    state.users.remove(user);
+                    left.push(user.to_owned());
+                }
+            }
         }
-        let mut left: Vec<String> = dead
-            .iter()
-            .filter_map(|e| user_of(e))
-            .filter(|u| {
-                let prefix = user_prefix(u);
-                !entries.keys().any(|e| e.starts_with(&prefix))
-            })
-            .map(str::to_owned)
-            .collect();
         left.sort();
-        left.dedup();
-        let live = entries.len();
-        if entries.is_empty() {
+        let live = state.entries.len();
+        if state.entries.is_empty() {
             map.remove(canvas);
         }
         (left, live)
@@ -80,11 +97,12 @@ impl MemoryPresence {
 
     pub fn list(&self, canvas: &CanvasId, now: u64, gm: bool) -> Vec<PresentUser> {
         let map = self.canvases.lock();
-        let Some(entries) = map.get(canvas) else {
+        let Some(state) = map.get(canvas) else {
             return Vec::new();
         };
         fold(
-            entries
+            state
+                .entries
                 .iter()
                 .filter(|(_, (exp, _))| *exp > now)
                 .map(|(e, (_, info))| (e.as_str(), info.clone())),

@@ -9,9 +9,12 @@
 //! gateway with members on the canvas) remove expired entries and report
 //! the users left without one, exactly once each.
 //!
-//! On Redis the entries are a sorted set scored by expiry plus a hash of
-//! their details, changed by scripts (`redis.rs`); standalone, the same in
-//! memory (`memory.rs`). [`PresenceStore`] is the one interface to both.
+//! On Redis the entries are a sorted set scored by expiry, a hash of their
+//! details and a hash of how many entries each user has, changed by
+//! scripts (`redis.rs`) whose cost does not grow with the canvas: an
+//! arrival is a user's count going from 0 to 1, a departure a sweep
+//! taking it back to 0. Standalone, the same in memory (`memory.rs`).
+//! [`PresenceStore`] is the one interface to both.
 
 mod memory;
 mod redis;
@@ -32,11 +35,6 @@ const SEP: char = '\x1f';
 /// An entry's name: user, node and connection.
 pub fn entry(user: &str, node: &str, conn: u64) -> String {
     format!("{user}{SEP}{node}{SEP}{conn}")
-}
-
-/// The prefix shared by all of `user`'s entries.
-pub(crate) fn user_prefix(user: &str) -> String {
-    format!("{user}{SEP}")
 }
 
 pub(crate) fn user_of(entry: &str) -> Option<&str> {

@@ -1,7 +1,7 @@
 //! Presence on Redis: per canvas a sorted set of entries scored by expiry
 //! and a hash of their details, changed by `enter.lua` and `sweep.lua`.
 
-use super::{EntryInfo, fold, user_prefix};
+use super::{EntryInfo, fold};
 use crate::{RedisPool, StoreError, key_ttl};
 use shared::protocol::PresentUser;
 use shared::{CanvasId, keys};
@@ -36,11 +36,12 @@ impl RedisPresence {
         let mut call = ENTER_SCRIPT.prepare_invoke();
         call.key(keys::canvas_presence(canvas))
             .key(keys::canvas_presence_info(canvas))
+            .key(keys::canvas_presence_users(canvas))
             .arg(entry)
             .arg(expiry)
             .arg(now)
             .arg(json)
-            .arg(user_prefix(user))
+            .arg(user)
             .arg(key_ttl(expiry, now));
         let (first, count): (i64, usize) = self.redis.invoke(call).await?;
         Ok((first == 1, count))
@@ -74,6 +75,10 @@ impl RedisPresence {
                 .arg(keys::canvas_presence_info(canvas))
                 .arg(ttl)
                 .ignore();
+            pipe.cmd("PEXPIRE")
+                .arg(keys::canvas_presence_users(canvas))
+                .arg(ttl)
+                .ignore();
         }
         self.redis
             .with_conn(|c| Box::pin(async move { pipe.query_async::<()>(c).await }))
@@ -89,6 +94,7 @@ impl RedisPresence {
         let mut call = SWEEP_SCRIPT.prepare_invoke();
         call.key(keys::canvas_presence(canvas))
             .key(keys::canvas_presence_info(canvas))
+            .key(keys::canvas_presence_users(canvas))
             .arg(now);
         let reply: Vec<String> = self.redis.invoke(call).await?;
         let mut values = reply.into_iter();
