@@ -107,6 +107,9 @@ impl Feed {
     /// An operation on the canvas was refused for the user's role or
     /// access (`E008`).
     pub fn refused(&self, canvas: &CanvasId, author: &Author, command: &str, message: &str) {
+        if !self.is_on() {
+            return;
+        }
         self.emit(json!({
             "type": "refused", "canvas": canvas, "user": author, "command": command,
             "code": "E008", "message": message, "ts": shared::now_ms(),

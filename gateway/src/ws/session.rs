@@ -158,7 +158,14 @@ impl<'a> Session<'a> {
     pub async fn handle(&mut self, cmd: ClientMessage) {
         tracing::trace!(kind = cmd.kind(), "command");
         let id = cmd.id().cloned();
-        let (kind, canvas) = (cmd.kind(), cmd.canvas().cloned());
+        // For the webhook feed's `refused`; no copy when the feed is off.
+        let kind = cmd.kind();
+        let canvas = self
+            .state
+            .feed
+            .is_on()
+            .then(|| cmd.canvas().cloned())
+            .flatten();
         match self.run(cmd).await {
             Ok(Reply::Ack(result)) => self.out.ack(id, result),
             Ok(Reply::Sent) => {}
