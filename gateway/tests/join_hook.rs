@@ -152,10 +152,7 @@ async fn the_join_hook_allows_denies_times_out_and_fails_closed() {
     let mut bob = g.client("bob").await;
     let denied = try_join(&mut bob, 1, "table").await.unwrap_err();
     assert_eq!(denied.code, ErrorCode::Forbidden);
-    assert_eq!(
-        denied.message,
-        "no canvas CanvasId(\"table\") that this user may see"
-    );
+    assert_eq!(denied.message, "no canvas \"table\" that this user may see");
     let (status, _, _) =
         testkit::http::get(g.addr, "/api/canvases/table/snapshot", Some(&token("bob"))).await;
     assert_eq!(status, 403);

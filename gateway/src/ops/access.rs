@@ -104,7 +104,7 @@ pub(crate) async fn role_on(
 pub(crate) fn hidden(canvas: &CanvasId) -> OpError {
     OpError::new(
         ErrorCode::Forbidden,
-        format!("no canvas {canvas:?} that this user may see"),
+        format!("no canvas \"{canvas}\" that this user may see"),
     )
 }
 
