@@ -27,7 +27,7 @@ use shared::auth::Identity;
 use shared::auth::Role;
 use shared::busframe::Signal;
 use shared::codec::Encoding;
-use shared::protocol::{AccessChanged, ResumeOutcome, Resync, ResyncReason, ServerMessage};
+use shared::protocol::{ResumeOutcome, Resync, ResyncReason, ServerMessage};
 use shared::{CanvasId, CloseCode, ErrorCode};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -366,22 +366,11 @@ async fn on_signals(s: &mut Streaming, signals: Vec<(CanvasId, Signal)>) -> Opti
             {
                 let Some(held) = s.role else { continue };
                 let state = s.membership.state.clone();
-                let role = match ops::access::recheck(&state, &s.identity, &channel, since).await {
-                    Ok(role) => role,
-                    Err(err) => {
-                        tracing::warn!(canvas = %channel, error = %err.message, "access not rechecked");
-                        continue;
-                    }
-                };
-                if role == held {
+                let access = ops::access::changed(&state, &s.identity, &channel, held, since);
+                let Some(changed) = access.await else {
                     continue;
-                }
-                state.metrics.access_revoked.inc();
-                let changed = ServerMessage::AccessChanged(AccessChanged {
-                    canvas: channel,
-                    role,
-                    ts: shared::now_ms(),
-                });
+                };
+                let changed = ServerMessage::AccessChanged(changed);
                 let data = serde_json::to_string(&changed).unwrap_or_default();
                 return Some(Event::default().event("access_changed").data(data));
             }

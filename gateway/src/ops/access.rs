@@ -5,6 +5,7 @@ use super::{Cause, OpError};
 use crate::canvases::{CanvasDef, CatalogueError, Visibility};
 use crate::state::AppState;
 use shared::auth::{Identity, Role};
+use shared::protocol::AccessChanged;
 use shared::{CanvasId, ErrorCode};
 use std::sync::Arc;
 
@@ -60,43 +61,79 @@ pub(crate) async fn recheck(
     role_on(state, identity, &def, true).await
 }
 
-/// The role `identity` holds on `def` by its visibility: public, the
-/// token's role for it, else the token's `role`, else the gateway's
-/// default; members, the token's role for it, else its membership; hook,
-/// the token's role for it, else the join hook's answer. `Role::None`:
-/// it may not see the canvas.
+/// The role the token alone gives `identity` on `def`, by its
+/// visibility: public, the token's role for it, else the token's `role`,
+/// else the gateway's default; members and hook, the token's role for it.
+/// `None`: the membership (members) or the join hook (hook) decides.
+pub(crate) fn token_role(state: &AppState, identity: &Identity, def: &CanvasDef) -> Option<Role> {
+    let canvas = def.id.as_str();
+    match def.visibility {
+        Visibility::Public => Some(identity.role_or(canvas, state.settings.default_role)),
+        Visibility::Members | Visibility::Hook => identity.canvas_roles.get(canvas).copied(),
+    }
+}
+
+/// The role `identity` holds on `def`: the token's (see [`token_role`]),
+/// else on a members canvas its membership, on a hook canvas the join
+/// hook's answer. `Role::None`: it may not see the canvas.
 pub(crate) async fn role_on(
     state: &AppState,
     identity: &Identity,
     def: &CanvasDef,
     fresh: bool,
 ) -> Result<Role, OpError> {
-    let canvas = &def.id;
-    let named = identity.canvas_roles.get(canvas.as_str()).copied();
-    match (def.visibility, named) {
-        (Visibility::Public, _) => {
-            Ok(identity.role_or(canvas.as_str(), state.settings.default_role))
-        }
-        (_, Some(role)) => Ok(role),
-        (Visibility::Members, None) => {
-            let found = if fresh {
-                state.members.fresh_role(canvas, &identity.user_id).await
-            } else {
-                state.members.role(canvas, &identity.user_id).await
-            };
-            Ok(found.map_err(catalogue_error)?.unwrap_or(Role::None))
-        }
-        (Visibility::Hook, None) => match &state.hook {
-            None => Ok(Role::None),
-            Some(hook) => hook.role(identity, canvas).await.map_err(|err| {
-                OpError::new(
-                    ErrorCode::Unavailable,
-                    format!("{err}; access to canvas {canvas:?} could not be decided, try again"),
-                )
-                .retry_after(1000)
-            }),
-        },
+    if let Some(role) = token_role(state, identity, def) {
+        return Ok(role);
     }
+    let canvas = &def.id;
+    if def.visibility == Visibility::Members {
+        let found = if fresh {
+            state.members.fresh_role(canvas, &identity.user_id).await
+        } else {
+            state.members.role(canvas, &identity.user_id).await
+        };
+        return Ok(found.map_err(catalogue_error)?.unwrap_or(Role::None));
+    }
+    let Some(hook) = &state.hook else {
+        return Ok(Role::None);
+    };
+    hook.role(identity, canvas).await.map_err(|err| {
+        OpError::new(
+            ErrorCode::Unavailable,
+            format!("{err}; access to canvas \"{canvas}\" could not be decided, try again"),
+        )
+        .retry_after(1000)
+    })
+}
+
+/// After a signal that access to `canvas` changed: the event to send when
+/// the connection's role there is no longer `held` (the revocation is
+/// counted); `None` while it still holds, or when access cannot be decided
+/// now (logged: the membership stands until the next change).
+pub(crate) async fn changed(
+    state: &AppState,
+    identity: &Identity,
+    canvas: &CanvasId,
+    held: Role,
+    since: std::time::Instant,
+) -> Option<AccessChanged> {
+    let role = match recheck(state, identity, canvas, since).await {
+        Ok(role) => role,
+        Err(err) => {
+            tracing::warn!(%canvas, error = %err.message, "access not rechecked");
+            return None;
+        }
+    };
+    if role == held {
+        return None;
+    }
+    tracing::info!(%canvas, from = held.name(), to = role.name(), "access changed");
+    state.metrics.access_revoked.inc();
+    Some(AccessChanged {
+        canvas: canvas.clone(),
+        role,
+        ts: shared::now_ms(),
+    })
 }
 
 /// `E008` for a canvas the caller may not see, worded as for one that

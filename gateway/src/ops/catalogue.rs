@@ -52,15 +52,12 @@ pub(crate) async fn list(
         .roles_among(&identity.user_id, &members)
         .await
         .map_err(catalogue_error)?;
-    let default = state.settings.default_role;
-    let role = |d: &CanvasDef| match (d.visibility, identity.canvas_roles.get(d.id.as_str())) {
-        (Visibility::Public, _) => identity.role_or(d.id.as_str(), default),
-        (_, Some(role)) => *role,
-        (Visibility::Members, None) => memberships
-            .get(d.id.as_str())
-            .copied()
-            .unwrap_or(Role::None),
-        (Visibility::Hook, None) => Role::None,
+    // Hook canvases are listed when the token names them (the hook is not
+    // asked for a list): no membership is looked up for them.
+    let role = |d: &CanvasDef| {
+        access::token_role(state, identity, d)
+            .or_else(|| memberships.get(d.id.as_str()).copied())
+            .unwrap_or(Role::None)
     };
     let visible = defs.into_iter().filter(|d| role(d) != Role::None).collect();
     Ok((visible, next))

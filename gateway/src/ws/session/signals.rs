@@ -7,7 +7,7 @@ use crate::ops;
 use shared::CanvasId;
 use shared::CloseCode;
 use shared::busframe::Signal;
-use shared::protocol::{AccessChanged, ServerMessage};
+use shared::protocol::ServerMessage;
 
 impl Session<'_> {
     /// Acts on the signals that came for this connection, each canvas
@@ -51,25 +51,13 @@ impl Session<'_> {
             return;
         };
         let state = self.state;
-        let role = match ops::access::recheck(state, &self.identity, canvas, since).await {
-            Ok(role) => role,
-            Err(err) => {
-                tracing::warn!(%canvas, error = %err.message, "access not rechecked");
-                return;
-            }
-        };
-        if role == held {
+        let Some(changed) = ops::access::changed(state, &self.identity, canvas, held, since).await
+        else {
             return;
-        }
-        tracing::info!(%canvas, from = held.name(), to = role.name(), "access changed");
+        };
         self.forget(canvas);
         state.bus.leave(canvas, self.conn);
         state.presence.leave(canvas, self.conn).await;
-        state.metrics.access_revoked.inc();
-        self.out.send(&ServerMessage::AccessChanged(AccessChanged {
-            canvas: canvas.clone(),
-            role,
-            ts: shared::now_ms(),
-        }));
+        self.out.send(&ServerMessage::AccessChanged(changed));
     }
 }
