@@ -16,8 +16,8 @@ use tokio_util::sync::CancellationToken;
 /// How to reach Redis for pub/sub and how patient to be with it.
 #[derive(Debug, Clone)]
 pub struct BusSettings {
-    /// `redis://host:port/db`.
-    pub url: String,
+    /// The server, from a `redis://` URL or a client built for TLS.
+    pub connection: redis::ConnectionInfo,
     /// Timeout for one publish, including taking a pooled connection.
     pub publish_timeout: Duration,
     /// How long a join waits for its subscription to be confirmed.
@@ -28,13 +28,13 @@ pub struct BusSettings {
 
 impl BusSettings {
     /// Settings with the defaults the gateway also uses.
-    pub fn new(url: &str) -> Self {
-        BusSettings {
-            url: url.to_owned(),
+    pub fn new(target: impl redis::IntoConnectionInfo) -> redis::RedisResult<Self> {
+        Ok(BusSettings {
+            connection: target.into_connection_info()?,
             publish_timeout: Duration::from_secs(2),
             subscribe_timeout: Duration::from_secs(5),
             health_interval: Duration::from_secs(5),
-        }
+        })
     }
 }
 
@@ -54,7 +54,7 @@ impl RedisBus {
         pool: deadpool_redis::Pool,
         shutdown: CancellationToken,
     ) -> Result<(RedisBus, Arc<Hub>), BusError> {
-        let client = redis::Client::open(settings.url.as_str()).map_err(BusError::Redis)?;
+        let client = redis::Client::open(settings.connection.clone()).map_err(BusError::Redis)?;
         let (tx, rx) = mpsc::unbounded_channel();
         let hub = Arc::new(Hub::new(node, Some(tx)));
         let (connected_tx, mut connected) = watch::channel(false);

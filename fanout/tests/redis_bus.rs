@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 use tungstenite::Message;
 
 fn settings(redis: &RedisServer) -> BusSettings {
-    let mut s = BusSettings::new(&redis.url());
+    let mut s = BusSettings::new(redis.url()).unwrap();
     s.health_interval = Duration::from_millis(200);
     s.subscribe_timeout = Duration::from_secs(2);
     s.publish_timeout = Duration::from_millis(500);
@@ -23,15 +23,17 @@ fn settings(redis: &RedisServer) -> BusSettings {
 }
 
 /// A pool for PUBLISH, as the gateway shares the store's.
-fn pool(url: &str) -> deadpool_redis::Pool {
-    deadpool_redis::Config::from_url(url)
-        .create_pool(Some(deadpool_redis::Runtime::Tokio1))
+fn pool(connection: &redis::ConnectionInfo) -> deadpool_redis::Pool {
+    let manager = deadpool_redis::Manager::new(connection.clone()).unwrap();
+    deadpool_redis::Pool::builder(manager)
+        .runtime(deadpool_redis::Runtime::Tokio1)
+        .build()
         .unwrap()
 }
 
 /// A node's fan-out on `s`.
 async fn bus(node: &str, s: &BusSettings, shutdown: &CancellationToken) -> Fanout {
-    Fanout::redis(node, s, pool(&s.url), shutdown.clone())
+    Fanout::redis(node, s, pool(&s.connection), shutdown.clone())
         .await
         .unwrap()
 }
@@ -254,9 +256,9 @@ async fn a_join_while_redis_is_down_fails_and_leaves_no_member() {
 #[tokio::test]
 async fn startup_fails_clearly_without_redis() {
     let port = testkit::free_port();
-    let mut s = BusSettings::new(&format!("redis://127.0.0.1:{port}"));
+    let mut s = BusSettings::new(format!("redis://127.0.0.1:{port}")).unwrap();
     s.subscribe_timeout = Duration::from_millis(500);
-    let err = Fanout::redis("n", &s, pool(&s.url), CancellationToken::new())
+    let err = Fanout::redis("n", &s, pool(&s.connection), CancellationToken::new())
         .await
         .err()
         .expect("must fail");

@@ -148,9 +148,13 @@ async fn backends(
             redis: None,
         });
     };
-    let pool = RedisPool::connect(&redis.url, redis.pool_size, redis.publish_timeout).await?;
+    let client = store::redis_client(&redis.url, redis.tls_ca.as_deref())
+        .map_err(|e| GatewayError::Bus(BusError::Redis(e)))?;
+    let connection = client.get_connection_info().clone();
+    let pool =
+        RedisPool::connect(connection.clone(), redis.pool_size, redis.publish_timeout).await?;
     let bus_settings = BusSettings {
-        url: redis.url.clone(),
+        connection,
         publish_timeout: redis.publish_timeout,
         subscribe_timeout: redis.subscribe_timeout,
         health_interval: redis.health_interval,
@@ -171,12 +175,10 @@ async fn backends(
 }
 
 /// A Postgres pool, with the schema migrated.
-async fn connect_database(
-    db: &tokio_postgres::Config,
-) -> Result<deadpool_postgres::Pool, GatewayError> {
+async fn connect_database(db: &schema::Database) -> Result<deadpool_postgres::Pool, GatewayError> {
     let manager = deadpool_postgres::Manager::from_config(
-        db.clone(),
-        tokio_postgres::NoTls,
+        db.config.clone(),
+        db.tls.clone(),
         deadpool_postgres::ManagerConfig {
             recycling_method: deadpool_postgres::RecyclingMethod::Fast,
         },
@@ -192,7 +194,7 @@ async fn connect_database(
         .get()
         .await
         .map_err(|e| GatewayError::Database(format!("EASEL_DATABASE_URL (--database-url): {e}")))?;
-    schema::migrate(&mut conn)
+    schema::migrate(&mut conn, &db.schema)
         .await
         .map_err(|e| GatewayError::Database(format!("migrations failed: {e}")))?;
     drop(conn);

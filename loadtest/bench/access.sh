@@ -12,6 +12,8 @@
 # Needs: redis-server, node, and a Postgres at $PGURL_ADMIN where it may
 # create the database easel_bench_access.
 set -euo pipefail
+# psql finds Easel's tables in their schema.
+export PGOPTIONS="-c search_path=easel,public"
 cd "$(dirname "$0")/../.."
 N=${1:-5000}
 RATE=${2:-2000}

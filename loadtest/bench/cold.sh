@@ -12,6 +12,8 @@
 # one persister (release builds). Prints Redis's keys and used memory every
 # 10 s.
 set -euo pipefail
+# psql finds Easel's tables in their schema.
+export PGOPTIONS="-c search_path=easel,public"
 cd "$(dirname "$0")/../.."
 evict=${1:?usage: cold.sh EVICT_IDLE_SECS [DURATION_SECS] [CHURN_RATE]}
 duration=${2:-120}

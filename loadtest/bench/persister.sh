@@ -10,6 +10,8 @@
 # Uses Redis database 5 (flushed) and the PostgreSQL database easel_bench
 # (dropped and recreated) on 127.0.0.1.
 set -euo pipefail
+# psql finds Easel's tables in their schema.
+export PGOPTIONS="-c search_path=easel,public"
 cd "$(dirname "$0")/../.."
 REDIS=${REDIS:-redis://127.0.0.1:6379/5}
 PGURL=${PGURL:-postgres://postgres@127.0.0.1:5432/easel_bench}

@@ -10,6 +10,8 @@
 # Uses Redis database 6 (flushed) and the PostgreSQL database
 # easel_bench_webhooks (dropped and recreated) on 127.0.0.1.
 set -euo pipefail
+# psql finds Easel's tables in their schema.
+export PGOPTIONS="-c search_path=easel,public"
 cd "$(dirname "$0")/../.."
 EVENTS=${1:-50000}
 ROUNDS=${2:-2}

@@ -67,7 +67,7 @@ pub async fn fill(opts: &PersistOptions) -> anyhow::Result<PersistReport> {
         ack_replicas: 0,
     };
     let pool = RedisPool::connect(
-        &opts.redis_url,
+        opts.redis_url.as_str(),
         opts.canvases.max(1) * 2,
         Duration::from_secs(2),
     )

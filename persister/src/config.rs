@@ -13,16 +13,26 @@ use std::time::Duration;
     about = "Easel persister: canvas logs from Redis into Postgres"
 )]
 pub struct Config {
-    /// Redis holding the canvas logs.
-    #[arg(long, env = "EASEL_REDIS_URL")]
+    /// Redis holding the canvas logs (`redis://`, or `rediss://` for TLS).
+    #[arg(long, env = "EASEL_REDIS_URL", hide_env_values = true)]
     pub redis_url: String,
 
-    /// Postgres to write to, e.g. postgres://user@host:5432/easel.
+    /// For a `rediss://` URL: a PEM file of the CA certificates that sign
+    /// Redis's certificate, trusted instead of the system's store.
+    #[arg(long, env = "EASEL_REDIS_CA_FILE")]
+    pub redis_ca_file: Option<std::path::PathBuf>,
+
+    /// Postgres to write to, e.g. postgres://user@host:5432/easel
+    /// (`?sslmode=require` for TLS).
     #[arg(long, env = "EASEL_DATABASE_URL", hide_env_values = true)]
     pub database_url: String,
 
+    /// The Postgres schema the tables live in.
+    #[arg(long, env = "EASEL_DATABASE_SCHEMA", default_value = "easel")]
+    pub database_schema: String,
+
     /// Address for /metrics, /healthz and /readyz.
-    #[arg(long, env = "EASEL_ADMIN_LISTEN", default_value = "127.0.0.1:9091")]
+    #[arg(long, env = "EASEL_ADMIN_LISTEN", default_value = "127.0.0.1:9811")]
     pub admin_listen: SocketAddr,
 
     /// This replica's consumer name in the Redis consumer groups; defaults to
@@ -80,8 +90,9 @@ use shared::config::{bad, check_range as in_range};
 /// Validated settings.
 #[derive(Debug, Clone)]
 pub struct Settings {
-    pub redis_url: String,
-    pub database: tokio_postgres::Config,
+    /// Redis, with its TLS settings.
+    pub redis: redis::Client,
+    pub database: schema::Database,
     pub consumer: String,
     pub batch_size: usize,
     pub block: Duration,
@@ -99,14 +110,19 @@ pub struct Settings {
 impl Config {
     /// Validates everything.
     pub fn into_settings(self) -> Result<Settings, ConfigError> {
-        redis::Client::open(self.redis_url.as_str())
+        let ca = match &self.redis_ca_file {
+            None => None,
+            Some(path) => Some(std::fs::read(path).map_err(|e| {
+                bad(
+                    "EASEL_REDIS_CA_FILE (--redis-ca-file)",
+                    format!("{}: {e}", path.display()),
+                )
+            })?),
+        };
+        let redis = store::redis_client(&self.redis_url, ca.as_deref())
             .map_err(|e| bad("EASEL_REDIS_URL (--redis-url)", e.to_string()))?;
-        let database: tokio_postgres::Config =
-            self.database_url
-                .parse()
-                .map_err(|e: tokio_postgres::Error| {
-                    bad("EASEL_DATABASE_URL (--database-url)", e.to_string())
-                })?;
+        let database = schema::Database::parse(&self.database_url, &self.database_schema)
+            .map_err(|e| bad("EASEL_DATABASE_URL (--database-url)", e))?;
         let consumer = match self.consumer {
             Some(c) if !c.is_empty() && c.len() <= 64 => c,
             Some(_) => {
@@ -122,7 +138,7 @@ impl Config {
             ),
         };
         Ok(Settings {
-            redis_url: self.redis_url,
+            redis,
             database,
             consumer,
             batch_size: in_range(

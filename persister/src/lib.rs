@@ -57,8 +57,8 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> Result<(), PersisterError> {
     let manager = deadpool_postgres::Manager::from_config(
-        settings.database.clone(),
-        tokio_postgres::NoTls,
+        settings.database.config.clone(),
+        settings.database.tls.clone(),
         deadpool_postgres::ManagerConfig {
             recycling_method: deadpool_postgres::RecyclingMethod::Fast,
         },
@@ -69,7 +69,7 @@ pub async fn run(
         .create_timeout(Some(Duration::from_secs(5)))
         .runtime(deadpool_postgres::Runtime::Tokio1)
         .build()?;
-    let client = redis::Client::open(settings.redis_url.as_str())?;
+    let client = settings.redis.clone();
     let ops = ConnectionManager::new_with_config(
         client.clone(),
         ConnectionManagerConfig::new().set_response_timeout(Some(Duration::from_secs(5))),
@@ -106,7 +106,9 @@ pub async fn run(
     loop {
         let attempt = async {
             let mut conn = pool.get().await.map_err(|e| e.to_string())?;
-            migrate(&mut conn).await.map_err(|e| e.to_string())
+            migrate(&mut conn, &settings.database.schema)
+                .await
+                .map_err(|e| e.to_string())
         };
         match attempt.await {
             Ok(applied) => {
@@ -161,7 +163,7 @@ async fn start_webhooks(
     let webhook_metrics = webhooks::WebhookMetrics::new(&metrics.registry)?;
     let sender = webhooks::Sender::new(webhook.clone(), pool.clone(), webhook_metrics);
     // Its own connection: its reads block.
-    let client = redis::Client::open(settings.redis_url.as_str())?;
+    let client = settings.redis.clone();
     let redis = ConnectionManager::new_with_config(
         client,
         ConnectionManagerConfig::new().set_response_timeout(Some(Duration::from_secs(6))),

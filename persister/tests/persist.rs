@@ -31,7 +31,7 @@ fn draw_event(canvas: &CanvasId, x: u32) -> ServerMessage {
 }
 
 async fn publisher(redis: &RedisServer, backlog_limit: usize) -> Arc<Log> {
-    let pool = RedisPool::connect(&redis.url(), 4, std::time::Duration::from_secs(2))
+    let pool = RedisPool::connect(redis.url(), 4, std::time::Duration::from_secs(2))
         .await
         .unwrap();
     let settings = LogSettings {
@@ -70,7 +70,7 @@ async fn publish(f: &Log, canvas: &CanvasId, n: u32) -> Vec<u64> {
 }
 
 fn count(pg: &PostgresServer, canvas: &str) -> u64 {
-    let exists = pg.psql("SELECT to_regclass('public.events') IS NOT NULL");
+    let exists = pg.psql("SELECT to_regclass('easel.events') IS NOT NULL");
     if exists != "t" {
         return 0;
     }

@@ -19,7 +19,9 @@ async fn processes_migrating_a_fresh_database_at_once_all_succeed() {
     let mut tasks = Vec::new();
     for _ in 0..4 {
         let mut c = client(&pg).await;
-        tasks.push(tokio::spawn(async move { schema::migrate(&mut c).await }));
+        tasks.push(tokio::spawn(async move {
+            schema::migrate(&mut c, "easel").await
+        }));
     }
     let mut applied = 0;
     for t in tasks {
@@ -33,5 +35,5 @@ async fn processes_migrating_a_fresh_database_at_once_all_succeed() {
     );
     // Running again applies nothing.
     let mut c = client(&pg).await;
-    assert_eq!(schema::migrate(&mut c).await.unwrap(), 0);
+    assert_eq!(schema::migrate(&mut c, "easel").await.unwrap(), 0);
 }

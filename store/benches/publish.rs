@@ -21,12 +21,12 @@ fn bench_publish(c: &mut Criterion) {
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     let shutdown = CancellationToken::new();
     let pool = rt
-        .block_on(RedisPool::connect(&redis.url(), 16, Duration::from_secs(2)))
+        .block_on(RedisPool::connect(redis.url(), 16, Duration::from_secs(2)))
         .expect("redis pool");
     let fanout = rt
         .block_on(Fanout::redis(
             "bench-node",
-            &BusSettings::new(&redis.url()),
+            &BusSettings::new(redis.url()).expect("bus settings"),
             pool.pool().clone(),
             shutdown.clone(),
         ))

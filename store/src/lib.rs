@@ -17,6 +17,7 @@ pub mod online;
 mod pool;
 pub mod presence;
 pub mod stream;
+mod target;
 
 pub use error::StoreError;
 pub use log::{
@@ -27,6 +28,7 @@ pub use objects::{Change, ObjectChange, ObjectOp, Objects, Refusal};
 pub use online::OnlineRegistry;
 pub use pool::RedisPool;
 pub use presence::{EntryInfo, PresenceStore};
+pub use target::redis_client;
 
 /// How long presence and online keys live without a refresh (ms): well
 /// past the entries' own expiry, so a canvas nobody is on is eventually

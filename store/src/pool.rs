@@ -2,8 +2,9 @@
 //! shares, and the one place a Redis call gets its timeout.
 
 use crate::StoreError;
-use deadpool_redis::{Config as PoolConfig, Hook, HookError, Runtime, Timeouts};
+use deadpool_redis::{Hook, HookError, Manager, Runtime, Timeouts};
 use parking_lot::Mutex;
+use redis::IntoConnectionInfo;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -56,17 +57,26 @@ pub struct RedisPool {
 }
 
 impl RedisPool {
-    /// A pool of `size` connections to `url`; fails at once, with a clear
+    /// A pool of `size` connections to `target` (a URL, or the connection
+    /// of a [`redis::Client`] built for TLS); fails at once, with a clear
     /// error, when Redis does not answer a PING.
-    pub async fn connect(url: &str, size: usize, timeout: Duration) -> Result<Self, StoreError> {
-        let mut cfg = PoolConfig::from_url(url);
+    pub async fn connect(
+        target: impl IntoConnectionInfo,
+        size: usize,
+        timeout: Duration,
+    ) -> Result<Self, StoreError> {
+        // The manager takes redis's own connection info, which carries the
+        // TLS settings (deadpool's serialisable config would drop them).
+        let manager = target
+            .into_connection_info()
+            .and_then(Manager::new)
+            .map_err(StoreError::Redis)?;
         let mut pool_cfg = deadpool_redis::PoolConfig::new(size);
         pool_cfg.timeouts = Timeouts {
             wait: Some(timeout),
             create: Some(timeout),
             recycle: Some(timeout),
         };
-        cfg.pool = Some(pool_cfg);
         let server = Arc::new(ServerIdentity::default());
         let seen = server.clone();
         // Every new connection (the first ones, and those replacing broken
@@ -85,9 +95,8 @@ impl RedisPool {
                 Ok(())
             })
         });
-        let pool = cfg
-            .builder()
-            .map_err(|e| StoreError::CreatePool(deadpool_redis::CreatePoolError::Config(e)))?
+        let pool = deadpool_redis::Pool::builder(manager)
+            .config(pool_cfg)
             .runtime(Runtime::Tokio1)
             .post_create(hook)
             .build()

@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 use tungstenite::Message;
 
 async fn pool(redis: &RedisServer) -> RedisPool {
-    RedisPool::connect(&redis.url(), 4, Duration::from_secs(2))
+    RedisPool::connect(redis.url(), 4, Duration::from_secs(2))
         .await
         .unwrap()
 }
@@ -71,7 +71,7 @@ async fn next_message(rx: &Arc<Outbound>) -> ServerMessage {
 async fn startup_fails_clearly_without_redis() {
     let port = testkit::free_port();
     let url = format!("redis://127.0.0.1:{port}");
-    let err = RedisPool::connect(&url, 1, Duration::from_millis(500))
+    let err = RedisPool::connect(url, 1, Duration::from_millis(500))
         .await
         .err()
         .expect("must fail");
@@ -99,7 +99,7 @@ async fn durable_events_get_gapless_sequence_numbers_and_the_state_matches() {
     let b = Arc::new(log(&redis).await);
     let bus = Fanout::redis(
         "node-b",
-        &BusSettings::new(&redis.url()),
+        &BusSettings::new(redis.url()).unwrap(),
         pool(&redis).await.pool().clone(),
         shutdown.clone(),
     )

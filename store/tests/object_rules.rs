@@ -417,7 +417,7 @@ async fn the_memory_log_follows_the_table() {
 #[tokio::test]
 async fn the_redis_script_follows_the_table() {
     let redis = RedisServer::start();
-    let pool = RedisPool::connect(&redis.url(), 2, Duration::from_secs(2))
+    let pool = RedisPool::connect(redis.url(), 2, Duration::from_secs(2))
         .await
         .unwrap();
     let settings = LogSettings {

@@ -18,7 +18,7 @@ use testkit::RedisServer;
 const WINDOW: Duration = Duration::from_secs(60);
 
 async fn redis_log(redis: &RedisServer) -> Log {
-    let pool = RedisPool::connect(&redis.url(), 2, Duration::from_secs(2))
+    let pool = RedisPool::connect(redis.url(), 2, Duration::from_secs(2))
         .await
         .unwrap();
     let settings = LogSettings {

@@ -11,10 +11,12 @@
 pub mod http;
 mod postgres;
 mod redis;
+mod tls;
 pub mod ws;
 
 pub use postgres::PostgresServer;
 pub use redis::RedisServer;
+pub use tls::TestCerts;
 pub use ws::WsClient;
 
 use std::future::Future;

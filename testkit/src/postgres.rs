@@ -17,6 +17,8 @@ pub struct PostgresServer {
     bin: PathBuf,
     dir: tempfile::TempDir,
     as_postgres_user: bool,
+    /// Further `postgres` options (`-c name=value ...`).
+    options: String,
 }
 
 /// The directory of the server binaries: Debian's versioned directory
@@ -62,6 +64,17 @@ fn running_as_root() -> bool {
 impl PostgresServer {
     /// Initialises a cluster, starts it, and waits until it accepts queries.
     pub fn start() -> Self {
+        Self::start_with(None)
+    }
+
+    /// A server that takes TLS connections only (with `certs`' server
+    /// certificate): its `pg_hba.conf` admits `hostssl` alone, so a plain
+    /// TCP connection is refused. The `psql` helper negotiates TLS itself.
+    pub fn start_tls(certs: &crate::TestCerts) -> Self {
+        Self::start_with(Some(certs))
+    }
+
+    fn start_with(certs: Option<&crate::TestCerts>) -> Self {
         let bin = bin_dir();
         let dir = tempfile::Builder::new()
             .prefix("easel-pg-")
@@ -85,6 +98,7 @@ impl PostgresServer {
             bin,
             dir,
             as_postgres_user,
+            options: String::new(),
         };
         let out = server
             .command("initdb")
@@ -108,6 +122,9 @@ impl PostgresServer {
             "initdb failed: {}",
             String::from_utf8_lossy(&out.stderr)
         );
+        if let Some(certs) = certs {
+            server.require_tls(certs);
+        }
         for _ in 0..5 {
             server.port = crate::free_port();
             if server.spawn() {
@@ -117,6 +134,37 @@ impl PostgresServer {
         panic!(
             "postgres did not start after 5 attempts; its log:\n{}",
             std::fs::read_to_string(server.log_path()).unwrap_or_default()
+        );
+    }
+
+    /// Copies the certificate and key where the server user may read them,
+    /// turns TLS on and admits TLS connections only.
+    fn require_tls(&mut self, certs: &crate::TestCerts) {
+        let cert = self.dir.path().join("server.pem");
+        let key = self.dir.path().join("server.key");
+        std::fs::copy(certs.cert(), &cert).expect("copy certificate");
+        std::fs::copy(certs.key(), &key).expect("copy key");
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).expect("chmod key");
+        if self.as_postgres_user {
+            let ok = Command::new("chown")
+                .args(["postgres:postgres"])
+                .arg(&cert)
+                .arg(&key)
+                .status()
+                .is_ok_and(|s| s.success());
+            assert!(ok, "could not hand the certificate to the postgres user");
+        }
+        let hba = self.data_dir().join("pg_hba.conf");
+        std::fs::write(
+            &hba,
+            "local all all trust\nhostssl all all 127.0.0.1/32 trust\nhostssl all all ::1/128 trust\n",
+        )
+        .expect("write pg_hba.conf");
+        self.options = format!(
+            "-c ssl=on -c ssl_cert_file={} -c ssl_key_file={}",
+            cert.display(),
+            key.display()
         );
     }
 
@@ -160,9 +208,10 @@ impl PostgresServer {
             .arg(self.log_path())
             .arg("-o")
             .arg(format!(
-                "-p {} -c listen_addresses=127.0.0.1 -k {} -c fsync=off -c max_connections=200",
+                "-p {} -c listen_addresses=127.0.0.1 -k {} -c fsync=off -c max_connections=200 {}",
                 self.port,
-                self.dir.path().display()
+                self.dir.path().display(),
+                self.options
             ))
             .args(["-w", "-t", "30", "start"])
             .current_dir(self.dir.path())
@@ -222,8 +271,11 @@ impl PostgresServer {
     }
 
     /// Runs SQL with `psql` and returns its unaligned, tuples-only output.
+    /// Easel's tables are found in its default schema (`easel`), then in
+    /// `public`.
     pub fn psql(&self, sql: &str) -> String {
         let out = Command::new(self.tool("psql"))
+            .env("PGOPTIONS", "-c search_path=easel,public")
             .args([
                 "-h",
                 "127.0.0.1",

@@ -40,6 +40,29 @@ impl RedisServer {
         replica
     }
 
+    /// A server that also takes TLS connections (with `certs`' server
+    /// certificate, no client certificates) on a second port; with the
+    /// `rediss://` URL of that port. PING and the other helpers keep using
+    /// the plain port.
+    pub fn start_tls(certs: &crate::TestCerts) -> (Self, String) {
+        let tls_port = crate::free_port().to_string();
+        let path = |p: std::path::PathBuf| p.display().to_string();
+        let (cert, key, ca) = (path(certs.cert()), path(certs.key()), path(certs.ca()));
+        let server = Self::start_with(&[
+            "--tls-port",
+            &tls_port,
+            "--tls-cert-file",
+            &cert,
+            "--tls-key-file",
+            &key,
+            "--tls-ca-cert-file",
+            &ca,
+            "--tls-auth-clients",
+            "no",
+        ]);
+        (server, format!("rediss://127.0.0.1:{tls_port}"))
+    }
+
     /// [`Self::start`] with further `redis-server` arguments.
     pub fn start_with(extra: &[&str]) -> Self {
         let binary = crate::find_binary("redis-server", &["/usr/bin", "/usr/local/bin"]).expect(

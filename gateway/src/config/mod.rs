@@ -33,7 +33,7 @@ pub struct Config {
 
     /// Address for `/healthz`, `/readyz` and `/metrics` (keep it private:
     /// probes and Prometheus only).
-    #[arg(long, env = "EASEL_ADMIN_LISTEN", default_value = "127.0.0.1:9090")]
+    #[arg(long, env = "EASEL_ADMIN_LISTEN", default_value = "127.0.0.1:9810")]
     pub admin_listen: SocketAddr,
 
     /// This gateway's id in connection ids and logs (letters, digits,
@@ -41,16 +41,27 @@ pub struct Config {
     #[arg(long, env = "EASEL_NODE_ID")]
     pub node_id: Option<String>,
 
-    /// Redis for the cluster bus and the canvas state; none: the gateway
-    /// runs alone on an in-memory bus.
-    #[arg(long, env = "EASEL_REDIS_URL")]
+    /// Redis for the cluster bus and the canvas state (`redis://`, or
+    /// `rediss://` for TLS); none: the gateway runs alone on an in-memory bus.
+    #[arg(long, env = "EASEL_REDIS_URL", hide_env_values = true)]
     pub redis_url: Option<String>,
+
+    /// For a `rediss://` URL: a PEM file of the CA certificates that sign
+    /// Redis's certificate, trusted instead of the system's store.
+    #[arg(long, env = "EASEL_REDIS_CA_FILE")]
+    pub redis_ca_file: Option<std::path::PathBuf>,
 
     /// The persister's Postgres; with it, a canvas Redis has lost is rebuilt
     /// from its stored history before it is served again (needs
     /// EASEL_REDIS_URL), and canvases are kept in a catalogue.
+    /// `?sslmode=require` for TLS (docs/OPERATIONS.md).
     #[arg(long, env = "EASEL_DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<String>,
+
+    /// The Postgres schema Easel's tables live in (created, and an older
+    /// Easel's tables moved there from `public`, at start).
+    #[arg(long, env = "EASEL_DATABASE_SCHEMA", default_value = "easel")]
+    pub database_schema: String,
 
     /// With a database: create unknown canvases on first use with the
     /// configured size and palette, instead of refusing them with E008 (always on

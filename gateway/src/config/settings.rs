@@ -33,8 +33,11 @@ impl OriginPolicy {
 /// How to reach Redis and how patient to be with it.
 #[derive(Debug, Clone)]
 pub struct RedisSettings {
-    /// `redis://host:port/db`.
+    /// `redis://host:port/db`, or `rediss://` for TLS.
     pub url: String,
+    /// For `rediss://`: the PEM certificates to trust instead of the
+    /// system's store.
+    pub tls_ca: Option<Vec<u8>>,
     /// Connections in the pool the stores and the bus's publisher share.
     pub pool_size: usize,
     /// Timeout for one Redis call, including taking a pooled connection.
@@ -57,6 +60,7 @@ impl RedisSettings {
     pub fn new(url: &str) -> Self {
         RedisSettings {
             url: url.to_owned(),
+            tls_ca: None,
             pool_size: 16,
             publish_timeout: Duration::from_secs(2),
             subscribe_timeout: Duration::from_secs(5),
@@ -73,7 +77,7 @@ impl RedisSettings {
 pub struct Settings {
     pub node_id: String,
     pub redis: Option<RedisSettings>,
-    pub database: Option<tokio_postgres::Config>,
+    pub database: Option<schema::Database>,
     /// Create unknown canvases on first use (always on in development mode).
     pub auto_create_canvases: bool,
     /// Canvases a user may create by use, per gateway.
@@ -315,12 +319,24 @@ impl Config {
     fn stores(
         &self,
         n: &Names,
-    ) -> Result<(Option<RedisSettings>, Option<tokio_postgres::Config>), ConfigError> {
+    ) -> Result<(Option<RedisSettings>, Option<schema::Database>), ConfigError> {
         let redis = match &self.redis_url {
+            None if self.redis_ca_file.is_some() => {
+                return Err(n.bad("redis_ca_file", "a CA for Redis needs EASEL_REDIS_URL"));
+            }
             None => None,
             Some(url) => {
-                redis::Client::open(url.as_str()).map_err(|e| n.bad("redis_url", e.to_string()))?;
+                let tls_ca =
+                    match &self.redis_ca_file {
+                        None => None,
+                        Some(path) => Some(std::fs::read(path).map_err(|e| {
+                            n.bad("redis_ca_file", format!("{}: {e}", path.display()))
+                        })?),
+                    };
+                store::redis_client(url, tls_ca.as_deref())
+                    .map_err(|e| n.bad("redis_url", e.to_string()))?;
                 let mut r = RedisSettings::new(url);
+                r.tls_ca = tls_ca;
                 r.log_max_events = self.log_max_events;
                 r.backlog_limit = self.backlog_limit;
                 r.ack_replicas =
@@ -350,8 +366,8 @@ impl Config {
                 ));
             }
             Some(url) => Some(
-                url.parse::<tokio_postgres::Config>()
-                    .map_err(|e| n.bad("database_url", e.to_string()))?,
+                schema::Database::parse(url, &self.database_schema)
+                    .map_err(|e| n.bad("database_url", e))?,
             ),
         };
         Ok((redis, database))

@@ -327,7 +327,7 @@ pub async fn ready(g: &Gateway) {
 
 /// Events Postgres holds for `canvas` (0 before a persister made the table).
 pub fn stored_events(pg: &testkit::PostgresServer, canvas: &str) -> u64 {
-    if pg.psql("SELECT to_regclass('public.events') IS NOT NULL") != "t" {
+    if pg.psql("SELECT to_regclass('easel.events') IS NOT NULL") != "t" {
         return 0;
     }
     pg.psql(&format!(
@@ -346,11 +346,16 @@ pub struct RunningPersister {
 impl RunningPersister {
     /// Starts a persister on `redis` and `pg` with quick discovery, plus `extra` flags.
     pub async fn start(redis: &RedisServer, pg: &testkit::PostgresServer, extra: &[&str]) -> Self {
+        Self::start_at(&redis.url(), &pg.url(), extra).await
+    }
+
+    /// Starts a persister on the Redis and Postgres URLs given.
+    pub async fn start_at(redis_url: &str, database_url: &str, extra: &[&str]) -> Self {
         use clap::Parser;
         let mut args = vec![
             "persister".to_owned(),
-            format!("--redis-url={}", redis.url()),
-            format!("--database-url={}", pg.url()),
+            format!("--redis-url={redis_url}"),
+            format!("--database-url={database_url}"),
             "--discover-interval-ms=100".to_owned(),
             "--block-ms=100".to_owned(),
         ];

@@ -30,7 +30,7 @@ pub async fn stored(pg: &PostgresServer, canvas: &str) -> Vec<(u64, String)> {
     tokio::spawn(connection);
     let rows = client
         .query(
-            "SELECT seq, payload FROM events WHERE canvas_id = $1 AND kind = 'chat' ORDER BY seq",
+            "SELECT seq, payload FROM easel.events WHERE canvas_id = $1 AND kind = 'chat' ORDER BY seq",
             &[&canvas],
         )
         .await
