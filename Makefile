@@ -5,7 +5,7 @@ CARGO ?= cargo
 # processes; fall back to cargo test where it is not installed.
 TEST_RUNNER := $(shell $(CARGO) nextest --version >/dev/null 2>&1 && echo "nextest run" || echo "test")
 
-.PHONY: run cluster cluster-status cluster-down test test-faults sdk-test fuzz check-deploy verify-cluster lint fmt bench bench-micro bench-idle bench-persister help
+.PHONY: image run cluster cluster-status cluster-down test test-faults sdk-test fuzz check-deploy verify-cluster lint fmt bench bench-micro bench-idle bench-persister help
 
 help:
 	@echo "make run         the demo at http://127.0.0.1:8080/ on a standalone dev gateway (ws://127.0.0.1:8080/ws, in-memory bus, dev token in the log)"
@@ -15,6 +15,7 @@ help:
 	@echo "make test-faults the fault suite alone (also part of make test): Redis, Postgres, persister and gateway faults under steady writes"
 	@echo "make sdk-test    the TypeScript SDK's lint, unit and integration tests (also part of make test)"
 	@echo "make fuzz        1,000,000 mutated inputs per fuzz target (fuzz/README.md)"
+	@echo "make image       the container image (gateway, persister, loadtest) with Docker or Podman: IMAGE=easel:local"
 	@echo "make check-deploy  alert rules (promtool), kustomize overlays (schemas), Compose and nginx configs"
 	@echo "make verify-cluster  local cluster under load: every dashboard query returns data"
 	@echo "make lint        cargo fmt --check and clippy -D warnings"
@@ -37,24 +38,7 @@ cluster-down:
 	deploy/local/cluster.sh down
 
 test:
-	@command -v redis-server >/dev/null 2>&1 || { \
-	  echo "redis-server not found: the integration tests start private Redis processes."; \
-	  echo "Install it (Debian: apt-get install redis-server) or run .ci/run, which does."; \
-	  exit 1; }
-	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1 || { \
-	  echo "PostgreSQL server binaries (initdb) not found: the integration tests start private PostgreSQL servers."; \
-	  echo "Install them (Debian: apt-get install postgresql) or run .ci/run, which does."; \
-	  exit 1; }
-	@for t in promtool:prometheus nginx:nginx-light kubectl:kubectl; do \
-	  command -v $${t%%:*} >/dev/null 2>&1 || { \
-	    echo "$${t%%:*} not found: the deployment checks need it (Debian: apt-get install $${t#*:}), or run .ci/run"; \
-	    exit 1; }; done
-	@command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || { \
-	  echo "node and npm not found: the SDK's tests need Node.js 20+ (Debian: apt-get install nodejs npm), or run .ci/run"; exit 1; }
-	@test -x $${EASEL_CHROMIUM:-/usr/bin/chromium} || { \
-	  echo "chromium not found: the browser tests drive Debian's Chromium (apt-get install chromium chromium-driver), or run .ci/run"; exit 1; }
-	@command -v kubernetes-validate >/dev/null 2>&1 || { \
-	  echo "kubernetes-validate not found: pip install kubernetes-validate (or run .ci/run)"; exit 1; }
+	deploy/install-deps.sh
 	$(CARGO) $(TEST_RUNNER) --workspace
 	$(MAKE) sdk-test
 	deploy/check.sh
@@ -83,7 +67,17 @@ fuzz:
 	$(CARGO) run --release -p fuzz -- --executions 1000000
 
 check-deploy:
+	deploy/install-deps.sh
 	deploy/check.sh
+
+# The one image every Kubernetes overlay and the Compose file run, built
+# with Docker or Podman, whichever is here. Push it to your registry and
+# name it in the overlay's `images:` (docs/OPERATIONS.md, "Kubernetes").
+IMAGE ?= easel:local
+CONTAINER ?= $(shell command -v docker >/dev/null 2>&1 && echo docker || (command -v podman >/dev/null 2>&1 && echo podman))
+image:
+	@test -n "$(CONTAINER)" || { echo "make image needs Docker or Podman (Debian: apt-get install podman)"; exit 1; }
+	$(CONTAINER) build -t $(IMAGE) .
 
 verify-cluster:
 	deploy/local/verify.sh

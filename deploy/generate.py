@@ -396,6 +396,10 @@ def prometheus_rule():
         "kind: PrometheusRule\n"
         "metadata:\n"
         "  name: easel-alerts\n"
+        "  labels:\n"
+        "    # kube-prometheus-stack picks up rules by its Helm release's name;\n"
+        "    # overlays set theirs (k8s/overlays/prod).\n"
+        "    release: kube-prometheus-stack\n"
         "spec:\n"
         f"{body}\n"
     )

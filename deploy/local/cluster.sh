@@ -14,6 +14,8 @@
 #   EASEL_LOCAL_BASE     base of the internal ports (default 18000; see below)
 #   EASEL_LOCAL_PROFILE  cargo profile to build and run: release (default) or dev
 set -euo pipefail
+# nginx and Prometheus live in /usr/sbin, which a non-root PATH lacks.
+export PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"
 
 root=$(cd "$(dirname "$0")/../.." && pwd)
 state=${EASEL_LOCAL_DIR:-$root/.local-cluster}

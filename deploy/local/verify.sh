@@ -12,6 +12,8 @@
 # load balancer EASEL_LOCAL_PORT, default 28080), so a running local cluster
 # is left alone. EASEL_LOCAL_PROFILE defaults to dev here: the load is light.
 set -euo pipefail
+# nginx and Prometheus live in /usr/sbin, which a non-root PATH lacks.
+export PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"
 root=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$root"
 export EASEL_LOCAL_DIR=${EASEL_VERIFY_DIR:-$(mktemp -d /tmp/easel-verify.XXXXXX)}
