@@ -25,6 +25,7 @@ mod presence;
 mod rest;
 mod routes;
 mod server;
+mod spread;
 mod sse;
 mod startup;
 mod state;

@@ -16,6 +16,9 @@ pub(crate) struct Metrics {
     pub connections_open: IntGauge,
     /// WebSocket connections accepted (upgraded), in all.
     pub connections_opened: IntCounter,
+    /// Users with connections here whose rate limits are shared with other
+    /// gateways (their open connections span several).
+    pub users_shared_limits: IntGauge,
     /// Connections closed, by close reason.
     pub connections_closed: IntCounterVec,
     /// Decoded client messages, by type.
@@ -252,6 +255,11 @@ impl Metrics {
                 r,
                 "easel_gateway_connections_opened_total",
                 "WebSocket connections accepted (upgraded)",
+            )?,
+            users_shared_limits: gauge(
+                r,
+                "easel_gateway_users_shared_limits",
+                "Users with connections here whose rate limits are shared with other gateways",
             )?,
             connections_closed: counter_vec(
                 r,

@@ -54,8 +54,10 @@ impl Online {
     /// Connection `conn` of `author` opened: admitted unless the user then
     /// holds more than `max` open connections across the cluster (its entry
     /// is then removed at once). Announces the user if it was not online
-    /// anywhere. Without the registry (Redis down) it admits.
-    pub async fn admit(&self, conn: u64, author: &Author, max: usize) -> bool {
+    /// anywhere. Without the registry (Redis down) it admits. `Some` with
+    /// the number of gateways holding the user's open connections (0 when
+    /// the registry did not answer) when admitted.
+    pub async fn admit(&self, conn: u64, author: &Author, max: usize) -> Option<usize> {
         let entry = store::presence::entry(&author.id, &self.node, conn);
         self.local
             .lock()
@@ -66,25 +68,25 @@ impl Online {
             .enter(&author.id, &entry, expiry, self.grace)
             .await
         {
-            Ok((_, open)) if open > max => {
+            Ok(entered) if entered.open > max => {
                 self.forget(conn).await;
-                false
+                None
             }
-            Ok((first, _)) => {
-                if first {
+            Ok(entered) => {
+                if entered.first {
                     let event = ServerMessage::UserOnline(UserOnline {
                         user: author.clone(),
                         ts: shared::now_ms(),
                     });
                     self.announce(&event).await;
                 }
-                true
+                Some(entered.gateways)
             }
             // Refreshes only move existing entries: this connection is not
             // counted online (logged); the user's next one is.
             Err(err) => {
                 tracing::warn!(error = %err, "online entry not stored");
-                true
+                Some(0)
             }
         }
     }
@@ -110,6 +112,11 @@ impl Online {
             // The entry then lapses at its TTL instead.
             tracing::warn!(error = %err, "online leave not stored");
         }
+    }
+
+    /// How many gateways hold `user`'s open connections.
+    pub async fn gateways(&self, user: &str) -> Result<usize, store::StoreError> {
+        self.registry.gateways(user, self.grace).await
     }
 
     /// Keeps this gateway's entries alive.

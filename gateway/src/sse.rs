@@ -64,8 +64,15 @@ impl Drop for Membership {
         self.state.metrics.connections_open.dec();
         // The cluster-wide count (the online registry) is left after the
         // grace period, like a closed WebSocket's.
-        let (online, conn) = (self.state.online.clone(), self.conn);
-        tokio::spawn(async move { online.leave(conn).await });
+        let last_here = crate::spread::last_here(&self.state, &self._user.limits);
+        let (state, conn) = (self.state.clone(), self.conn);
+        let user = self._user.user().to_owned();
+        tokio::spawn(async move {
+            state.online.leave(conn).await;
+            if last_here {
+                crate::spread::left(&state, &user).await;
+            }
+        });
     }
 }
 
@@ -360,6 +367,10 @@ async fn on_signals(s: &mut Streaming, signals: Vec<(CanvasId, Signal)>) -> Opti
                         .event("disconnected")
                         .data(data.to_string()),
                 );
+            }
+            Signal::Spread { user } if user == me => {
+                let limits = s.membership._user.limits.clone();
+                crate::spread::recount(&s.membership.state, &me, &limits).await;
             }
             Signal::Access { user }
                 if user.as_deref().is_none_or(|u| u == me) && channel == s.membership.canvas =>

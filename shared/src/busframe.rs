@@ -46,6 +46,10 @@ pub enum Signal {
     Access { user: Option<String> },
     /// The server disconnects `user` everywhere: its connections close.
     Disconnect { user: String },
+    /// `user`'s connections came to or left a gateway: the gateways
+    /// holding the others count again how many gateways share the user's
+    /// rate limits.
+    Spread { user: String },
 }
 
 impl Signal {

@@ -25,7 +25,7 @@ pub use log::{
     Restored, Snapshot, Written, evict_canvas, pack_cell, snapshot_packed, unpack_cells,
 };
 pub use objects::{Change, ObjectChange, ObjectOp, Objects, Refusal};
-pub use online::OnlineRegistry;
+pub use online::{Entered, OnlineRegistry};
 pub use pool::RedisPool;
 pub use presence::{EntryInfo, PresenceStore};
 pub use target::redis_client;

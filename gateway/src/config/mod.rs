@@ -263,8 +263,8 @@ pub struct Config {
     )]
     pub rate_limits: String,
 
-    /// Per-user rate limits on this gateway, shared by the user's
-    /// connections to it; the same form.
+    /// Per-user rate limits, shared by the user's connections across the
+    /// cluster (each of the N gateways holding some allows 1/N); the same form.
     #[arg(
         long,
         env = "EASEL_USER_RATE_LIMITS",

@@ -15,6 +15,7 @@ pub use address::{IpLimiter, TrustedProxies};
 use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 use tokio::time::Instant;
 
@@ -155,9 +156,12 @@ impl Bucket {
     }
 
     /// `Ok` if `cost` tokens are there now, else how long until they are.
+    /// A full bucket admits any cost (going into debt that refilling pays
+    /// off), so an operation larger than a shared bucket's burst still
+    /// passes at the bucket's average rate.
     pub fn check(&mut self, rate: Rate, cost: f64, now: Instant) -> Result<(), Duration> {
         self.refill(rate, now);
-        if self.tokens >= cost {
+        if self.tokens >= cost || self.tokens >= rate.burst {
             Ok(())
         } else {
             Err(Duration::from_secs_f64((cost - self.tokens) / rate.per_sec))
@@ -182,6 +186,10 @@ impl Bucket {
 /// connections.
 pub struct UserLimits {
     buckets: Mutex<[Bucket; 4]>,
+    /// How many gateways hold the user's open connections: this gateway
+    /// allows 1/N of each rate and burst, so the user's connections spread
+    /// over N gateways together get the user's limits (`crate::spread`).
+    spread: AtomicUsize,
     /// Canvases this user may still create by using them.
     creations: Mutex<Bucket>,
     /// This user's connections on this gateway.
@@ -252,7 +260,7 @@ impl UserLimits {
                 .lock()
                 .iter_mut()
                 .zip(rates.0)
-                .all(|(b, r)| b.is_full(r, now))
+                .all(|(b, r)| b.is_full(self.share(r), now))
     }
 }
 
@@ -276,6 +284,7 @@ impl Users {
                 let now = Instant::now();
                 Arc::new(UserLimits {
                     buckets: Mutex::new(self.rates.0.map(|r| Bucket::full(r, now))),
+                    spread: AtomicUsize::new(1),
                     creations: Mutex::new(Bucket::full(self.create_rate, now)),
                     connections: Mutex::new(0),
                 })
@@ -285,16 +294,49 @@ impl Users {
 }
 
 impl UserLimits {
-    /// Pays `cost` from the user's bucket of `class` at `rates`, or says how
-    /// long until it could.
+    /// Pays `cost` from the user's bucket of `class` at its share of
+    /// `rates`, or says how long until it could.
     pub fn take(&self, rates: &ClassRates, class: OpClass, cost: f64) -> Result<(), Duration> {
-        self.buckets.lock()[class as usize].take(rates.get(class), cost, Instant::now())
+        let rate = self.share(rates.get(class));
+        self.buckets.lock()[class as usize].take(rate, cost, Instant::now())
+    }
+
+    /// This gateway's part of the user's `rate`: 1/N of it over N gateways.
+    fn share(&self, rate: Rate) -> Rate {
+        let n = self.spread.load(Ordering::Relaxed).max(1) as f64;
+        Rate {
+            per_sec: rate.per_sec / n,
+            burst: rate.burst / n,
+        }
+    }
+
+    /// How many gateways hold the user's connections, as last learned.
+    pub fn spread(&self) -> usize {
+        self.spread.load(Ordering::Relaxed).max(1)
+    }
+
+    /// Learns how many gateways hold the user's connections (at least 1:
+    /// this one serves the user); returns the number it replaces.
+    pub fn set_spread(&self, gateways: usize) -> usize {
+        self.spread.swap(gateways.max(1), Ordering::Relaxed).max(1)
+    }
+
+    /// This user's open connections on this gateway.
+    pub fn connections(&self) -> usize {
+        *self.connections.lock()
     }
 
     /// Pays for one canvas created by use at `rate`, or says how long
     /// until it could.
     pub fn take_creation(&self, rate: Rate) -> Result<(), Duration> {
         self.creations.lock().take(rate, 1.0, Instant::now())
+    }
+}
+
+impl UserSlot {
+    /// The user this slot belongs to.
+    pub fn user(&self) -> &str {
+        &self.user
     }
 }
 
@@ -361,7 +403,7 @@ impl ConnLimits {
                 by_user: false,
             });
         }
-        if let Err(wait) = user.buckets.lock()[i].take(user_rates.0[i], cost, now) {
+        if let Err(wait) = user.buckets.lock()[i].take(user.share(user_rates.0[i]), cost, now) {
             return Err(Refused {
                 retry_after: wait,
                 by_user: true,
@@ -496,5 +538,28 @@ mod tests {
         tokio::time::advance(ABUSE_WINDOW).await;
         assert!(!c.refused(3), "a new window starts from zero");
         assert!(!c.refused(0));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_user_spread_over_gateways_gets_a_share_and_a_full_bucket_admits_any_cost() {
+        let users = Users::new(ClassRates([rate(10.0, 10.0); 4]), rate(1.0, 1.0), 16);
+        let slot = users.enter("u").unwrap();
+        let user = &slot.limits;
+        let rates = ClassRates([rate(10.0, 10.0); 4]);
+        assert_eq!(user.set_spread(2), 1);
+        assert_eq!(user.spread(), 2);
+        // Half the burst here.
+        for _ in 0..5 {
+            assert!(user.take(&rates, OpClass::Chat, 1.0).is_ok());
+        }
+        let wait = user.take(&rates, OpClass::Chat, 1.0).unwrap_err();
+        assert_eq!(wait, Duration::from_millis(200), "at half the rate");
+        // Whole again: a full bucket of 10 admits a cost of 25 once, and
+        // the debt is paid off at the rate.
+        user.set_spread(1);
+        tokio::time::advance(Duration::from_secs(2)).await;
+        assert!(user.take(&rates, OpClass::Chat, 25.0).is_ok());
+        let wait = user.take(&rates, OpClass::Chat, 1.0).unwrap_err();
+        assert_eq!(wait, Duration::from_millis(1600));
     }
 }

@@ -236,8 +236,16 @@ pub(crate) async fn admit_user(
 ) -> Result<crate::limits::UserSlot, OpError> {
     let max = state.settings.max_connections_per_user;
     let author = identity.author();
-    match state.users.enter(&identity.user_id) {
-        Some(slot) if state.online.admit(conn, &author, max).await => Ok(slot),
+    let slot = state.users.enter(&identity.user_id);
+    let admitted = match &slot {
+        Some(_) => state.online.admit(conn, &author, max).await,
+        None => None,
+    };
+    match (slot, admitted) {
+        (Some(slot), Some(gateways)) => {
+            crate::spread::arrived(state, &identity.user_id, &slot.limits, gateways).await;
+            Ok(slot)
+        }
         _ => {
             tracing::info!(max, "refused: the user's connection cap");
             Err(OpError::new(

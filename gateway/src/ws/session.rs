@@ -307,7 +307,11 @@ impl<'a> Session<'a> {
     /// Leaves every joined canvas and channel (the connection is ending).
     pub async fn leave_all(&mut self) {
         let state = self.state;
+        let last_here = crate::spread::last_here(state, self.rates.user);
         state.online.leave(self.conn).await;
+        if last_here {
+            crate::spread::left(state, &self.identity.user_id).await;
+        }
         for channel in self.channels.drain(..) {
             state.bus.leave(&channel, self.conn);
         }

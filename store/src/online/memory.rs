@@ -19,13 +19,23 @@ impl MemoryOnline {
         expiry: u64,
         now: u64,
         open_after: u64,
-    ) -> (bool, usize) {
+    ) -> super::Entered {
         let mut users = self.users.lock();
         let entries = users.entry(user.to_owned()).or_default();
         let first = !entries.values().any(|exp| *exp > now);
         entries.insert(entry.to_owned(), expiry);
         let open = entries.values().filter(|exp| **exp > open_after).count();
-        (first, open)
+        super::Entered {
+            first,
+            open,
+            gateways: gateways(entries, open_after),
+        }
+    }
+
+    /// Gateways holding the user's open connections.
+    pub fn gateways(&self, user: &str, open_after: u64) -> usize {
+        let users = self.users.lock();
+        users.get(user).map_or(0, |e| gateways(e, open_after))
     }
 
     /// Moves existing entries' expiry.
@@ -65,6 +75,17 @@ impl MemoryOnline {
     }
 }
 
+/// Distinct gateways (the node part of `<user>\x1f<node>\x1f<conn>`) among
+/// the entries expiring after `open_after`.
+fn gateways(entries: &HashMap<String, u64>, open_after: u64) -> usize {
+    let nodes: std::collections::HashSet<&str> = entries
+        .iter()
+        .filter(|(_, exp)| **exp > open_after)
+        .filter_map(|(entry, _)| entry.split('\u{1f}').nth(1))
+        .collect();
+    nodes.len()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -72,15 +93,20 @@ mod tests {
     #[test]
     fn online_with_the_first_connection_offline_after_the_last_lapses() {
         let o = MemoryOnline::default();
-        assert_eq!(o.enter("ada", "ada\u{1f}a\u{1f}1", 100, 0, 5), (true, 1));
+        let first = o.enter("ada", "ada\u{1f}a\u{1f}1", 100, 0, 5);
+        assert_eq!((first.first, first.open, first.gateways), (true, 1, 1));
+        let second = o.enter("ada", "ada\u{1f}b\u{1f}2", 100, 0, 5);
         assert_eq!(
-            o.enter("ada", "ada\u{1f}b\u{1f}2", 100, 0, 5),
-            (false, 2),
-            "second tab"
+            (second.first, second.open, second.gateways),
+            (false, 2, 2),
+            "second tab, on gateway b"
         );
-        assert!(o.enter("bob", "bob\u{1f}a\u{1f}3", 50, 0, 5).0);
-        // Ada's first tab closes with a grace period; she is still online.
+        assert_eq!(o.gateways("ada", 5), 2);
+        assert!(o.enter("bob", "bob\u{1f}a\u{1f}3", 50, 0, 5).first);
+        // Ada's first tab closes with a grace period; she is still online,
+        // on one gateway.
         o.expire_at(&[("ada".into(), "ada\u{1f}a\u{1f}1".into())], 10);
+        assert_eq!(o.gateways("ada", 15), 1, "the grace period is not open");
         assert!(o.sweep(20).is_empty());
         assert_eq!(
             o.check(&["ada".into(), "bob".into(), "cat".into()], 20),
@@ -90,14 +116,12 @@ mod tests {
         assert!(o.sweep(70).is_empty(), "reported once");
         assert_eq!(o.sweep(200), ["ada"]);
         assert!(
-            o.enter("ada", "ada\u{1f}a\u{1f}9", 300, 200, 205).0,
+            o.enter("ada", "ada\u{1f}a\u{1f}9", 300, 200, 205).first,
             "back online"
         );
         // A closed connection in its grace period is not an open one.
         o.expire_at(&[("ada".into(), "ada\u{1f}a\u{1f}9".into())], 210);
-        assert_eq!(
-            o.enter("ada", "ada\u{1f}b\u{1f}10", 300, 200, 215),
-            (false, 1)
-        );
+        let back = o.enter("ada", "ada\u{1f}b\u{1f}10", 300, 200, 215);
+        assert_eq!((back.first, back.open, back.gateways), (false, 1, 1));
     }
 }

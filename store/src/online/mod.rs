@@ -23,6 +23,17 @@ pub use memory::MemoryOnline;
 use crate::{RedisPool, StoreError};
 use std::time::Duration;
 
+/// What [`OnlineRegistry::enter`] learned about the user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Entered {
+    /// The user had no live connection anywhere: it just came online.
+    pub first: bool,
+    /// Its open connections across the cluster, the new one included.
+    pub open: usize,
+    /// The gateways holding them.
+    pub gateways: usize,
+}
+
 /// The online registry, in memory or on Redis.
 pub enum OnlineRegistry {
     Memory(MemoryOnline),
@@ -43,19 +54,30 @@ impl OnlineRegistry {
     /// Adds connection `entry` of `user`, expiring at `expiry` (ms since the
     /// epoch). Returns whether the user had no live connection anywhere (it
     /// just came online), and its open connections across the cluster, this
-    /// one included: those not in the `grace` period after a close.
+    /// one included (those not in the `grace` period after a close), and
+    /// how many gateways hold them.
     pub async fn enter(
         &self,
         user: &str,
         entry: &str,
         expiry: u64,
         grace: Duration,
-    ) -> Result<(bool, usize), StoreError> {
+    ) -> Result<Entered, StoreError> {
         let now = shared::now_ms();
         let open_after = now + grace.as_millis() as u64;
         match self {
             OnlineRegistry::Memory(m) => Ok(m.enter(user, entry, expiry, now, open_after)),
             OnlineRegistry::Redis(r) => r.enter(user, entry, (expiry, now, open_after)).await,
+        }
+    }
+
+    /// How many gateways hold `user`'s open connections (not those in the
+    /// `grace` period after a close).
+    pub async fn gateways(&self, user: &str, grace: Duration) -> Result<usize, StoreError> {
+        let open_after = shared::now_ms() + grace.as_millis() as u64;
+        match self {
+            OnlineRegistry::Memory(m) => Ok(m.gateways(user, open_after)),
+            OnlineRegistry::Redis(r) => r.gateways(user, open_after).await,
         }
     }
 

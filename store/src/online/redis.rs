@@ -10,6 +10,8 @@ static ENTER_SCRIPT: LazyLock<redis::Script> =
     LazyLock::new(|| redis::Script::new(include_str!("enter.lua")));
 static EXPIRE_SCRIPT: LazyLock<redis::Script> =
     LazyLock::new(|| redis::Script::new(include_str!("expire.lua")));
+static GATEWAYS_SCRIPT: LazyLock<redis::Script> =
+    LazyLock::new(|| redis::Script::new(include_str!("gateways.lua")));
 static SWEEP_SCRIPT: LazyLock<redis::Script> =
     LazyLock::new(|| redis::Script::new(include_str!("sweep.lua")));
 
@@ -29,7 +31,7 @@ impl RedisOnline {
         user: &str,
         entry: &str,
         (expiry, now, open_after): (u64, u64, u64),
-    ) -> Result<(bool, usize), StoreError> {
+    ) -> Result<super::Entered, StoreError> {
         let mut call = ENTER_SCRIPT.prepare_invoke();
         call.key(keys::online_index())
             .key(format!("{}{user}", keys::online_user_prefix()))
@@ -39,8 +41,20 @@ impl RedisOnline {
             .arg(now)
             .arg(key_ttl(expiry, now))
             .arg(open_after);
-        let (first, open): (u8, usize) = self.redis.invoke(call).await?;
-        Ok((first == 1, open))
+        let (first, open, gateways): (u8, usize, usize) = self.redis.invoke(call).await?;
+        Ok(super::Entered {
+            first: first == 1,
+            open,
+            gateways,
+        })
+    }
+
+    /// See [`super::OnlineRegistry::gateways`].
+    pub async fn gateways(&self, user: &str, open_after: u64) -> Result<usize, StoreError> {
+        let mut call = GATEWAYS_SCRIPT.prepare_invoke();
+        call.key(format!("{}{user}", keys::online_user_prefix()))
+            .arg(open_after);
+        self.redis.invoke(call).await
     }
 
     /// See [`super::OnlineRegistry::expire`].

@@ -16,8 +16,10 @@ impl Session<'_> {
         // After the signals arrived, so after the changes they announce.
         let since = std::time::Instant::now();
         let mut recheck: Vec<CanvasId> = Vec::new();
+        let mut recount = false;
         for (channel, signal) in signals {
             match signal {
+                Signal::Spread { user } if user == self.identity.user_id => recount = true,
                 Signal::Disconnect { user } if user == self.identity.user_id => {
                     tracing::info!("disconnected by the server API");
                     self.out.control.close(CloseCode::Disconnected);
@@ -31,6 +33,10 @@ impl Session<'_> {
                 }
                 _ => {}
             }
+        }
+        if recount {
+            let user = &self.identity.user_id;
+            crate::spread::recount(self.state, user, self.rates.user).await;
         }
         for canvas in recheck {
             self.recheck(&canvas, since).await;
