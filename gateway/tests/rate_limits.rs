@@ -78,9 +78,26 @@ async fn a_flooding_connection_is_refused_with_retry_after_and_nothing_is_applie
         ))
         .await;
     expect_ack(&mut flooder, 20).await;
-    flooder.send(&draw(21, "rl", 1, 1, 1)).await;
+    // 50 more pixels need half a second of refill at 100/s (less what
+    // refilled since: a slow machine may take a while between the two).
+    flooder
+        .send(&shared::protocol::ClientMessage::Draw(
+            shared::protocol::Draw {
+                id: Some(shared::RequestId::Num(21)),
+                canvas: canvas("rl"),
+                key: None,
+                pixels: (0..50)
+                    .map(|i| shared::protocol::PixelInput {
+                        x: i,
+                        y: 50,
+                        color: 1,
+                    })
+                    .collect(),
+            },
+        ))
+        .await;
     let wait = expect_rate_limited(&mut flooder, 21).await;
-    assert!((1..=11).contains(&wait), "one pixel at 100/s: {wait} ms");
+    assert!((250..=501).contains(&wait), "50 pixels at 100/s: {wait} ms");
 
     // The watcher got the accepted draw only, and its own chat is not
     // affected by the flooder's buckets.
