@@ -5,6 +5,7 @@
 pub mod client;
 pub mod engine;
 pub mod flood;
+pub mod floor;
 pub mod idle;
 pub mod payload;
 pub mod persist;

@@ -42,6 +42,10 @@ enum Scenario {
     PersistFill(PersistOptions),
     /// Wait for the persister to catch up and report its drain rate.
     PersistWait(PersistOptions),
+    /// The floor without Easel: one write per member per broadcast to N
+    /// loopback sockets, one writer thread per core; CPU per write and
+    /// broadcast wall time.
+    Floor(loadtest::floor::FloorOptions),
 }
 
 #[derive(Debug, Args)]
@@ -173,6 +177,14 @@ fn main() -> anyhow::Result<()> {
         Scenario::PersistWait(opts) => {
             let report = runtime.block_on(persist::wait(&opts))?;
             print_persist(&report, cli.json)?;
+        }
+        Scenario::Floor(opts) => {
+            let report = loadtest::floor::run(&opts)?;
+            if cli.json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{}", report.table());
+            }
         }
     }
     Ok(())

@@ -58,6 +58,17 @@ pub fn cpu_time(pid: u32) -> anyhow::Result<CpuTime> {
     })
 }
 
+/// CPU time of the calling thread so far.
+pub fn thread_cpu_time() -> anyhow::Result<CpuTime> {
+    let stat = std::fs::read_to_string("/proc/thread-self/stat")
+        .context("reading /proc/thread-self/stat")?;
+    let (user, system) = parse_cpu_ticks(&stat).context("malformed /proc/thread-self/stat")?;
+    Ok(CpuTime {
+        user: user as f64 / CLOCK_TICKS_PER_SEC,
+        system: system as f64 / CLOCK_TICKS_PER_SEC,
+    })
+}
+
 /// Linux reports CPU times in USER_HZ ticks, which is 100 on every
 /// architecture's user-space ABI.
 const CLOCK_TICKS_PER_SEC: f64 = 100.0;
