@@ -78,7 +78,10 @@ const WARMUP: usize = 5;
 
 /// Runs the floor benchmark.
 pub fn run(opts: &FloorOptions) -> anyhow::Result<FloorReport> {
-    anyhow::ensure!(opts.members > 0 && opts.rounds > 0, "members and rounds must be > 0");
+    anyhow::ensure!(
+        opts.members > 0 && opts.rounds > 0,
+        "members and rounds must be > 0"
+    );
     let threads = match opts.threads {
         0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
         n => n,
@@ -119,7 +122,9 @@ pub fn run(opts: &FloorOptions) -> anyhow::Result<FloorReport> {
     }
     let mut cpu = CpuTime::default();
     for w in writers {
-        let used = w.join().map_err(|_| anyhow::anyhow!("a writer panicked"))??;
+        let used = w
+            .join()
+            .map_err(|_| anyhow::anyhow!("a writer panicked"))??;
         cpu = cpu + used;
     }
     reader

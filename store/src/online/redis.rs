@@ -6,12 +6,20 @@ use crate::{RedisPool, StoreError, key_ttl};
 use shared::keys;
 use std::sync::LazyLock;
 
-static ENTER_SCRIPT: LazyLock<redis::Script> =
-    LazyLock::new(|| redis::Script::new(include_str!("enter.lua")));
+static ENTER_SCRIPT: LazyLock<redis::Script> = LazyLock::new(|| {
+    redis::Script::new(concat!(
+        include_str!("gateways_of.lua"),
+        include_str!("enter.lua")
+    ))
+});
 static EXPIRE_SCRIPT: LazyLock<redis::Script> =
     LazyLock::new(|| redis::Script::new(include_str!("expire.lua")));
-static GATEWAYS_SCRIPT: LazyLock<redis::Script> =
-    LazyLock::new(|| redis::Script::new(include_str!("gateways.lua")));
+static GATEWAYS_SCRIPT: LazyLock<redis::Script> = LazyLock::new(|| {
+    redis::Script::new(concat!(
+        include_str!("gateways_of.lua"),
+        include_str!("gateways.lua")
+    ))
+});
 static SWEEP_SCRIPT: LazyLock<redis::Script> =
     LazyLock::new(|| redis::Script::new(include_str!("sweep.lua")));
 
