@@ -7,13 +7,15 @@
 
 mod names;
 mod settings;
+mod stores;
 #[cfg(test)]
 mod tests;
 
 pub use names::table as settings_table;
-pub use settings::{OriginPolicy, RedisSettings, Settings};
+pub use settings::{OriginPolicy, Settings};
 pub use shared::config::ConfigError;
 use shared::config::bad;
+pub use stores::RedisSettings;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use shared::auth::JwtAlgorithm;
