@@ -132,6 +132,13 @@ impl Subscriber {
                     "redis pub/sub reconnected; members told to resync"
                 );
                 self.hub.resync(&canvases, ResyncReason::BusReconnected);
+                let users: Vec<CanvasId> = self
+                    .actual
+                    .iter()
+                    .filter(|c| c.user_of_channel().is_some())
+                    .cloned()
+                    .collect();
+                self.hub.respread(&users);
             } else {
                 tracing::info!("redis pub/sub connected");
             }

@@ -91,3 +91,39 @@ async fn a_user_on_two_gateways_gets_its_limits_once_between_them() {
     a.stop().await;
     b.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_departure_while_redis_was_down_is_counted_after_the_reconnect() {
+    let mut redis = RedisServer::start();
+    let a = Gateway::start(settings("rlr-a", Some(&redis), &FLAGS)).await;
+    let b = Gateway::start(settings("rlr-b", Some(&redis), &FLAGS)).await;
+    ready(&a).await;
+    ready(&b).await;
+    let _on_a = a.client("ada").await;
+    let on_b = b.client("ada").await;
+    testkit::eventually(
+        Duration::from_secs(5),
+        "both share ada's limits",
+        || async { shared_users(&a).await == 1.0 && shared_users(&b).await == 1.0 },
+    )
+    .await;
+    // Redis goes away; the connection on b closes meanwhile, so b's signal
+    // to a is lost.
+    redis.kill();
+    drop(on_b);
+    testkit::eventually(Duration::from_secs(5), "b lets go of ada", || async {
+        shared_users(&b).await == 0.0
+    })
+    .await;
+    assert_eq!(shared_users(&a).await, 1.0, "a cannot know yet");
+    // Once a's bus is back it counts again: ada is on a alone.
+    redis.restart();
+    testkit::eventually(
+        Duration::from_secs(30),
+        "a has ada's limits whole",
+        || async { shared_users(&a).await == 0.0 },
+    )
+    .await;
+    a.stop().await;
+    b.stop().await;
+}

@@ -64,6 +64,16 @@ impl CanvasId {
         CanvasId(Arc::from(format!("!u.{hex}")))
     }
 
+    /// The user whose channel this is (see [`CanvasId::user_channel`]).
+    pub fn user_of_channel(&self) -> Option<String> {
+        let hex = self.0.strip_prefix("!u.")?;
+        let bytes: Option<Vec<u8>> = (0..hex.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok())
+            .collect();
+        String::from_utf8(bytes?).ok()
+    }
+
     /// Whether this is a channel rather than a canvas.
     pub fn is_channel(&self) -> bool {
         self.0.starts_with('!')
@@ -159,6 +169,19 @@ mod tests {
         for bad in ["", "with space", "a{b}", "a:b", "é", &"x".repeat(65)] {
             assert!(CanvasId::new(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn a_user_channel_names_its_user() {
+        for user in ["ada", "user:42 é", ""] {
+            assert_eq!(
+                CanvasId::user_channel(user).user_of_channel().as_deref(),
+                Some(user)
+            );
+        }
+        assert_eq!(CanvasId::global_channel().user_of_channel(), None);
+        assert_eq!(CanvasId(Arc::from("!u.4")).user_of_channel(), None);
+        assert_eq!(CanvasId(Arc::from("!u.zz")).user_of_channel(), None);
     }
 
     #[test]

@@ -391,6 +391,25 @@ impl Hub {
         }
     }
 
+    /// After a bus reconnect: one member of each user's channel here is
+    /// told to count again how many gateways share its user's rate limits
+    /// (a `Spread` sent while this node was cut off from the bus would
+    /// otherwise go unnoticed; the user's limits here are shared by its
+    /// connections, so one count serves them all).
+    pub fn respread(&self, channels: &[CanvasId]) {
+        let map = self.canvases.read();
+        for channel in channels {
+            let Some(user) = channel.user_of_channel() else {
+                continue;
+            };
+            if let Some(member) = map.get(channel).and_then(|m| m.iter().next()) {
+                member
+                    .control
+                    .signal(channel, busframe::Signal::Spread { user });
+            }
+        }
+    }
+
     /// Queues a frame without waiting (or holds it at a closed join gate);
     /// a full queue or gate closes the member.
     fn offer(&self, member: &Member, seq: Option<u64>, frame: Message, ingest_us: u64) -> bool {
