@@ -26,6 +26,23 @@ async fn expect_rate_limited(c: &mut WsClient, id: u64) -> u64 {
     e.retry_after_ms.expect("retry_after_ms")
 }
 
+/// A draw `id` of `n` pixels on `rl`, laid out in rows of 100 from row
+/// `first_row`.
+fn pixels_draw(id: u64, n: i64, first_row: i64) -> shared::protocol::ClientMessage {
+    shared::protocol::ClientMessage::Draw(shared::protocol::Draw {
+        id: Some(shared::RequestId::Num(id)),
+        canvas: canvas("rl"),
+        key: None,
+        pixels: (0..n)
+            .map(|i| shared::protocol::PixelInput {
+                x: i % 100,
+                y: first_row + i / 100,
+                color: 1,
+            })
+            .collect(),
+    })
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flooding_connection_is_refused_with_retry_after_and_nothing_is_applied() {
     let g = Gateway::start(settings(
@@ -61,41 +78,11 @@ async fn a_flooding_connection_is_refused_with_retry_after_and_nothing_is_applie
     assert_eq!(seen, ["ok", "ok", "after waiting"]);
 
     // Pixels cost one token each: a 256-pixel draw empties the bucket.
-    flooder
-        .send(&shared::protocol::ClientMessage::Draw(
-            shared::protocol::Draw {
-                id: Some(shared::RequestId::Num(20)),
-                canvas: canvas("rl"),
-                key: None,
-                pixels: (0..256)
-                    .map(|i| shared::protocol::PixelInput {
-                        x: i % 100,
-                        y: i / 100,
-                        color: 1,
-                    })
-                    .collect(),
-            },
-        ))
-        .await;
+    flooder.send(&pixels_draw(20, 256, 0)).await;
     expect_ack(&mut flooder, 20).await;
     // 50 more pixels need half a second of refill at 100/s (less what
     // refilled since: a slow machine may take a while between the two).
-    flooder
-        .send(&shared::protocol::ClientMessage::Draw(
-            shared::protocol::Draw {
-                id: Some(shared::RequestId::Num(21)),
-                canvas: canvas("rl"),
-                key: None,
-                pixels: (0..50)
-                    .map(|i| shared::protocol::PixelInput {
-                        x: i,
-                        y: 50,
-                        color: 1,
-                    })
-                    .collect(),
-            },
-        ))
-        .await;
+    flooder.send(&pixels_draw(21, 50, 50)).await;
     let wait = expect_rate_limited(&mut flooder, 21).await;
     assert!((250..=501).contains(&wait), "50 pixels at 100/s: {wait} ms");
 

@@ -55,15 +55,15 @@ impl Database {
         };
         config.options(&options);
         let roots = match &tls {
-            Tls::Off => RootCertStore::empty(),
+            Tls::Off => {
+                config.ssl_mode(SslMode::Disable);
+                RootCertStore::empty()
+            }
             Tls::Verified { root_cert } => {
                 config.ssl_mode(SslMode::Require);
                 trusted_roots(root_cert.as_deref())?
             }
         };
-        if matches!(tls, Tls::Off) {
-            config.ssl_mode(SslMode::Disable);
-        }
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let client = rustls::ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
@@ -268,6 +268,7 @@ fn unquote(v: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    // Test code: a failed unwrap is a failed test, with its message.
     #![allow(clippy::unwrap_used)]
     use super::*;
 
