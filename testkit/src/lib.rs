@@ -8,12 +8,14 @@
 // Test support may panic: a failed precondition is a failed test.
 #![allow(clippy::unwrap_used)]
 
+mod cluster;
 pub mod http;
 mod postgres;
 mod redis;
 mod tls;
 pub mod ws;
 
+pub use cluster::RedisCluster;
 pub use postgres::PostgresServer;
 pub use redis::RedisServer;
 pub use tls::TestCerts;

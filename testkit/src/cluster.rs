@@ -1,0 +1,187 @@
+//! A private Redis Cluster: three masters, one replica each, on free
+//! loopback ports, with a short node timeout so a failover takes about a
+//! second.
+
+use crate::RedisServer;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// How long a node may be unreachable before the others fail it over (ms).
+const NODE_TIMEOUT_MS: &str = "1000";
+
+/// Six `redis-server --cluster-enabled yes` processes joined into one
+/// cluster (3 masters with a replica each). Killed when dropped.
+pub struct RedisCluster {
+    nodes: Vec<RedisServer>,
+}
+
+impl RedisCluster {
+    /// Starts the six nodes, creates the cluster and waits until every node
+    /// reports it healthy with all 16,384 slots served.
+    pub fn start() -> Self {
+        let nodes: Vec<RedisServer> = (0..6)
+            .map(|_| {
+                let bus = crate::free_port().to_string();
+                RedisServer::start_with(&[
+                    "--cluster-enabled",
+                    "yes",
+                    "--cluster-config-file",
+                    "nodes.conf",
+                    "--cluster-node-timeout",
+                    NODE_TIMEOUT_MS,
+                    "--cluster-port",
+                    &bus,
+                    // A replica takes over however long its link was down
+                    // (the test kills masters on purpose).
+                    "--cluster-replica-validity-factor",
+                    "0",
+                ])
+            })
+            .collect();
+        let addresses: Vec<String> = nodes
+            .iter()
+            .map(|n| format!("127.0.0.1:{}", n.port()))
+            .collect();
+        let cli = crate::find_binary("redis-cli", &["/usr/bin", "/usr/local/bin"])
+            .expect("redis-cli not found: install redis-tools");
+        let out = Command::new(cli)
+            .args(["--cluster", "create"])
+            .args(&addresses)
+            .args(["--cluster-replicas", "1", "--cluster-yes"])
+            .output()
+            .expect("run redis-cli --cluster create");
+        assert!(
+            out.status.success(),
+            "redis-cli --cluster create failed: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        let cluster = RedisCluster { nodes };
+        cluster.wait_healthy(Duration::from_secs(20));
+        cluster
+    }
+
+    /// Polls until every running node says `cluster_state:ok` and that all
+    /// slots are served, three masters, and every running replica's link to
+    /// its master up.
+    pub fn wait_healthy(&self, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let running: Vec<&RedisServer> = self.nodes.iter().filter(|n| n.ping()).collect();
+            let ok = running.iter().all(|n| {
+                let info = n.command(&["CLUSTER", "INFO"]);
+                info.contains("cluster_state:ok") && info.contains("cluster_slots_ok:16384")
+            });
+            let masters = running.iter().filter(|n| n.is_master()).count();
+            let linked = running.iter().all(|n| {
+                let info = n.info("replication");
+                info.contains("role:master") || info.contains("master_link_status:up")
+            });
+            if ok && masters == 3 && linked {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the redis cluster was not healthy within {timeout:?}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// A seed URL (the first node that answers).
+    pub fn url(&self) -> String {
+        self.nodes
+            .iter()
+            .find(|n| n.ping())
+            .expect("a running cluster node")
+            .url()
+    }
+
+    /// Every node, masters and replicas.
+    pub fn nodes(&self) -> &[RedisServer] {
+        &self.nodes
+    }
+
+    /// The index of the running master serving `key`'s slot.
+    pub fn master_of(&self, key: &str) -> usize {
+        let slot = self
+            .nodes
+            .iter()
+            .find(|n| n.ping())
+            .expect("a running cluster node")
+            .command(&["CLUSTER", "KEYSLOT", key]);
+        let slot: u16 = slot.trim().parse().expect("a slot number");
+        self.nodes
+            .iter()
+            .position(|n| n.ping() && n.is_master() && n.serves(slot))
+            .expect("a master serving the slot")
+    }
+
+    /// Kills node `index` (SIGKILL), nothing more.
+    pub fn kill(&mut self, index: usize) {
+        self.nodes[index].kill();
+    }
+
+    /// The index of the replica of master `index`.
+    pub fn replica_of(&self, index: usize) -> usize {
+        let port = format!("master_port:{}", self.nodes[index].port());
+        self.nodes
+            .iter()
+            .position(|n| n.info("replication").lines().any(|l| l.trim() == port))
+            .expect("a replica of the master")
+    }
+
+    /// Kills node `index` (SIGKILL) and waits until its replica has taken
+    /// over and the cluster serves every slot again; then starts the node
+    /// again (same port, same `nodes.conf`), which rejoins as the new
+    /// master's replica, and waits until it is in sync.
+    pub fn fail_over(&mut self, index: usize) {
+        self.nodes[index].kill();
+        self.wait_healthy(Duration::from_secs(30));
+        self.nodes[index].restart();
+        self.wait_healthy(Duration::from_secs(30));
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !self.nodes[index]
+            .info("replication")
+            .contains("master_link_status:up")
+        {
+            assert!(
+                Instant::now() < deadline,
+                "the old master never rejoined as a replica"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl RedisServer {
+    /// Runs one command with `redis-cli` and returns its output as text.
+    pub fn command(&self, args: &[&str]) -> String {
+        let cli = crate::find_binary("redis-cli", &["/usr/bin", "/usr/local/bin"])
+            .expect("redis-cli not found: install redis-tools");
+        let out = Command::new(cli)
+            .args(["-h", "127.0.0.1", "-p", &self.port().to_string()])
+            .args(args)
+            .output()
+            .expect("run redis-cli");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn is_master(&self) -> bool {
+        self.info("replication").contains("role:master")
+    }
+
+    /// Whether this node's own line of `CLUSTER NODES` lists `slot`.
+    fn serves(&self, slot: u16) -> bool {
+        let nodes = self.command(&["CLUSTER", "NODES"]);
+        let Some(me) = nodes.lines().find(|l| l.contains("myself")) else {
+            return false;
+        };
+        me.split_whitespace().skip(8).any(|range| {
+            let (lo, hi) = range.split_once('-').unwrap_or((range, range));
+            match (lo.parse::<u16>(), hi.parse::<u16>()) {
+                (Ok(lo), Ok(hi)) => (lo..=hi).contains(&slot),
+                _ => false,
+            }
+        })
+    }
+}
