@@ -10,6 +10,7 @@
 
 mod control;
 mod hub;
+mod link;
 mod queue;
 mod redis_bus;
 mod subscriber;
@@ -17,7 +18,7 @@ mod subscriber;
 pub use control::ConnControl;
 pub use hub::{Hub, HubStats, JoinGate, Member, client_frame, frame_for, visible_event};
 pub use queue::{Full, Outbound, Stamped};
-pub use redis_bus::BusSettings;
+pub use redis_bus::{BusSettings, Publisher};
 
 use bytes::Bytes;
 use shared::CanvasId;
@@ -70,16 +71,16 @@ impl Fanout {
         }
     }
 
-    /// A fan-out over Redis, publishing through `pool`. Starts the node's
-    /// pub/sub task, which runs (reconnecting as needed) until `shutdown`
-    /// is cancelled, and returns once it is subscribed.
+    /// A fan-out over Redis, publishing through `publisher`. Starts the
+    /// node's pub/sub task, which runs (reconnecting as needed) until
+    /// `shutdown` is cancelled, and returns once it is subscribed.
     pub async fn redis(
         node: &str,
         settings: &BusSettings,
-        pool: deadpool_redis::Pool,
+        publisher: Publisher,
         shutdown: CancellationToken,
     ) -> Result<Self, BusError> {
-        let (bus, hub) = redis_bus::RedisBus::start(node, settings, pool, shutdown).await?;
+        let (bus, hub) = redis_bus::RedisBus::start(node, settings, publisher, shutdown).await?;
         Ok(Fanout {
             hub,
             bus: Bus::Redis(bus),

@@ -1,11 +1,14 @@
-//! The Redis bus: publishes ephemeral events with PUBLISH through a shared
-//! connection pool, and receives every canvas this node has members on over
-//! one dedicated pub/sub connection (see `subscriber.rs`). Durable events
-//! are published by the store's publish script, inside the same atomic step
-//! that numbers them.
+//! The Redis bus: publishes ephemeral events through the stores' shared
+//! connections (PUBLISH on a single server; SPUBLISH on a Redis Cluster,
+//! which carries a shard channel to the master serving its slot and its
+//! replicas only), and receives every canvas this node has members on over
+//! its own pub/sub link (see `subscriber.rs`). Durable events are published
+//! by the store's publish script, inside the same atomic step that numbers
+//! them.
 
 use crate::BusError;
 use crate::hub::Hub;
+use crate::link::Connector;
 use crate::subscriber::Subscriber;
 use shared::{CanvasId, keys};
 use std::sync::Arc;
@@ -24,6 +27,17 @@ pub struct BusSettings {
     pub subscribe_timeout: Duration,
     /// How often the pub/sub connection is pinged to detect a dead server.
     pub health_interval: Duration,
+    /// On a Redis Cluster: a client for it speaking RESP3 (sharded pub/sub
+    /// delivers as pushes); `None` for a single server.
+    pub cluster: Option<redis::cluster::ClusterClient>,
+}
+
+/// Where ephemeral events are published: the pool the stores share, or
+/// the cluster connection.
+#[derive(Clone)]
+pub enum Publisher {
+    Single(deadpool_redis::Pool),
+    Cluster(redis::cluster_async::ClusterConnection),
 }
 
 impl BusSettings {
@@ -34,13 +48,14 @@ impl BusSettings {
             publish_timeout: Duration::from_secs(2),
             subscribe_timeout: Duration::from_secs(5),
             health_interval: Duration::from_secs(5),
+            cluster: None,
         })
     }
 }
 
 pub(crate) struct RedisBus {
-    /// Shared with the stores: PUBLISH takes a pooled connection.
-    pool: deadpool_redis::Pool,
+    /// Shared with the stores.
+    publisher: Publisher,
     publish_timeout: Duration,
     /// Whether the subscriber's pub/sub connection is up.
     connected: watch::Receiver<bool>,
@@ -51,15 +66,22 @@ impl RedisBus {
     pub(crate) async fn start(
         node: &str,
         settings: &BusSettings,
-        pool: deadpool_redis::Pool,
+        publisher: Publisher,
         shutdown: CancellationToken,
     ) -> Result<(RedisBus, Arc<Hub>), BusError> {
-        let client = redis::Client::open(settings.connection.clone()).map_err(BusError::Redis)?;
+        let connector = match &settings.cluster {
+            Some(client) => {
+                Connector::Cluster(Box::new(client.clone()), settings.subscribe_timeout)
+            }
+            None => Connector::Single(Box::new(
+                redis::Client::open(settings.connection.clone()).map_err(BusError::Redis)?,
+            )),
+        };
         let (tx, rx) = mpsc::unbounded_channel();
         let hub = Arc::new(Hub::new(node, Some(tx)));
         let (connected_tx, mut connected) = watch::channel(false);
         let subscriber = Subscriber::new(
-            client,
+            connector,
             hub.clone(),
             rx,
             connected_tx,
@@ -74,7 +96,7 @@ impl RedisBus {
             Err(_) => return Err(BusError::Timeout(timeout)),
         }
         let bus = RedisBus {
-            pool,
+            publisher,
             publish_timeout: settings.publish_timeout,
             connected,
         };
@@ -92,13 +114,24 @@ impl RedisBus {
     ) -> Result<(), BusError> {
         let channel = keys::canvas_channel(canvas);
         let attempt = async {
-            let mut conn = self.pool.get().await.map_err(BusError::Pool)?;
-            redis::cmd("PUBLISH")
-                .arg(channel)
-                .arg(payload)
-                .query_async::<i64>(&mut conn)
-                .await
-                .map_err(BusError::Redis)
+            match &self.publisher {
+                Publisher::Single(pool) => {
+                    let mut conn = pool.get().await.map_err(BusError::Pool)?;
+                    redis::cmd("PUBLISH")
+                        .arg(channel)
+                        .arg(payload)
+                        .query_async::<i64>(&mut conn)
+                        .await
+                }
+                Publisher::Cluster(conn) => {
+                    redis::cmd("SPUBLISH")
+                        .arg(channel)
+                        .arg(payload)
+                        .query_async::<i64>(&mut conn.clone())
+                        .await
+                }
+            }
+            .map_err(BusError::Redis)
         };
         match tokio::time::timeout(self.publish_timeout, attempt).await {
             Ok(result) => result.map(|_| ()),

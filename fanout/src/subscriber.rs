@@ -1,6 +1,7 @@
-//! The node's one pub/sub connection to Redis.
+//! The node's pub/sub link to Redis (one connection to a single server, or
+//! one per master of a Redis Cluster: see `link.rs`).
 //!
-//! The subscriber task owns that connection. It keeps the set of canvases
+//! The subscriber task owns that link. It keeps the set of canvases
 //! this node wants (driven by the hub's first-join/last-leave commands),
 //! applies changes in batches (one SUBSCRIBE or UNSUBSCRIBE for everything
 //! that queued up), pings the connection to notice a dead server, and after
@@ -9,9 +10,7 @@
 
 use crate::BusError;
 use crate::hub::{Hub, SubCommand};
-use bytes::Bytes;
-use futures_util::StreamExt;
-use redis::aio::{PubSubSink, PubSubStream};
+use crate::link::{Connector, Incoming, Link};
 use shared::backoff::Backoff;
 use shared::protocol::ResyncReason;
 use shared::{CanvasId, keys};
@@ -28,7 +27,7 @@ const CHANNELS_PER_COMMAND: usize = 1000;
 pub(crate) type Waiter = oneshot::Sender<Result<(), BusError>>;
 
 pub(crate) struct Subscriber {
-    client: redis::Client,
+    connector: Connector,
     hub: Arc<Hub>,
     commands: mpsc::UnboundedReceiver<SubCommand>,
     /// Canvases with local members: what should be subscribed.
@@ -47,14 +46,14 @@ pub(crate) struct Subscriber {
 
 impl Subscriber {
     pub(crate) fn new(
-        client: redis::Client,
+        connector: Connector,
         hub: Arc<Hub>,
         commands: mpsc::UnboundedReceiver<SubCommand>,
         connected: watch::Sender<bool>,
         health_interval: Duration,
     ) -> Self {
         Subscriber {
-            client,
+            connector,
             hub,
             commands,
             desired: HashSet::new(),
@@ -78,14 +77,13 @@ impl Subscriber {
         let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
         let mut ever_connected = false;
         loop {
-            let connect =
-                tokio::time::timeout(Duration::from_secs(5), self.client.get_async_pubsub());
-            let pubsub = tokio::select! {
+            let connect = tokio::time::timeout(Duration::from_secs(5), self.connector.connect());
+            let link = tokio::select! {
                 _ = shutdown.cancelled() => return,
                 r = connect => r,
             };
-            let (mut sink, mut stream) = match pubsub {
-                Ok(Ok(pubsub)) => pubsub.split(),
+            let mut link = match link {
+                Ok(Ok(link)) => link,
                 Ok(Err(err)) => {
                     tracing::warn!(error = %err, "redis pub/sub connect failed");
                     if !self.pause(&mut backoff, &shutdown).await {
@@ -106,7 +104,7 @@ impl Subscriber {
             self.drain_commands();
             self.actual.clear();
             self.changed = self.desired.clone();
-            if let Err(err) = self.sync(&mut sink).await {
+            if let Err(err) = self.sync(&mut link).await {
                 tracing::warn!(error = %err, "redis resubscribe failed");
                 if !self.pause(&mut backoff, &shutdown).await {
                     return;
@@ -144,7 +142,7 @@ impl Subscriber {
             }
             ever_connected = true;
 
-            let ended = self.connected_loop(&mut sink, &mut stream, &shutdown).await;
+            let ended = self.connected_loop(&mut link, &shutdown).await;
             self.connected.send_replace(false);
             self.set_subscriptions(0);
             match ended {
@@ -171,12 +169,7 @@ impl Subscriber {
         }
     }
 
-    async fn connected_loop(
-        &mut self,
-        sink: &mut PubSubSink,
-        stream: &mut PubSubStream,
-        shutdown: &CancellationToken,
-    ) -> Ended {
+    async fn connected_loop(&mut self, link: &mut Link, shutdown: &CancellationToken) -> Ended {
         let mut health = tokio::time::interval(self.health_interval);
         health.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         health.tick().await;
@@ -184,29 +177,33 @@ impl Subscriber {
             tokio::select! {
                 biased;
                 _ = shutdown.cancelled() => return Ended::Shutdown,
-                msg = stream.next() => {
-                    let Some(msg) = msg else { return Ended::Lost };
-                    match keys::canvas_from_channel(msg.get_channel_name()) {
-                        Some(canvas) => {
-                            let payload = Bytes::copy_from_slice(msg.get_payload_bytes());
-                            self.hub.dispatch(&canvas, &payload);
+                incoming = link.next() => match incoming {
+                    Incoming::Message(channel, payload) => match keys::canvas_from_channel(&channel) {
+                        Some(canvas) => self.hub.dispatch(&canvas, &payload),
+                        None => tracing::warn!(%channel, "message on an unknown channel"),
+                    },
+                    Incoming::Lost => return Ended::Lost,
+                    // A master whose slot moved dropped a subscription:
+                    // subscribe everything again, on the new owners.
+                    Incoming::Dropped(channel) => {
+                        if keys::canvas_from_channel(&channel).is_some_and(|c| self.desired.contains(&c)) {
+                            tracing::warn!(%channel, "redis dropped a subscription (its slot moved)");
+                            return Ended::Lost;
                         }
-                        None => tracing::warn!(channel = msg.get_channel_name(), "message on an unknown channel"),
                     }
-                }
+                    Incoming::Other => {}
+                },
                 cmd = self.commands.recv() => {
                     let Some(cmd) = cmd else { return Ended::Shutdown };
                     self.apply(cmd);
                     self.drain_commands();
-                    if let Err(err) = self.sync(sink).await {
+                    if let Err(err) = self.sync(link).await {
                         tracing::warn!(error = %err, "redis subscribe/unsubscribe failed");
                         return Ended::Lost;
                     }
                 }
                 _ = health.tick() => {
-                    // In subscribed mode (RESP2) the reply is the array
-                    // ["pong", ""], not +PONG: any reply proves the link.
-                    let ping = tokio::time::timeout(self.health_interval, sink.ping::<redis::Value>()).await;
+                    let ping = tokio::time::timeout(self.health_interval, link.ping()).await;
                     match ping {
                         Ok(Ok(_)) => {
                             self.hub.stats().bus_pings.fetch_add(1, Ordering::Relaxed);
@@ -256,7 +253,7 @@ impl Subscriber {
     /// Looks only at the canvases changed since the last sync (all of them
     /// after a reconnect). On an error the connection is dropped, and the
     /// next one subscribes everything again.
-    async fn sync(&mut self, sink: &mut PubSubSink) -> Result<(), redis::RedisError> {
+    async fn sync(&mut self, link: &mut Link) -> Result<(), redis::RedisError> {
         let (mut to_sub, mut to_unsub) = (Vec::new(), Vec::new());
         for canvas in self.changed.drain() {
             match (
@@ -270,11 +267,11 @@ impl Subscriber {
         }
         let channels: Vec<String> = to_sub.iter().map(keys::canvas_channel).collect();
         for chunk in channels.chunks(CHANNELS_PER_COMMAND) {
-            sink.subscribe(chunk).await?;
+            link.subscribe(chunk).await?;
         }
         let channels: Vec<String> = to_unsub.iter().map(keys::canvas_channel).collect();
         for chunk in channels.chunks(CHANNELS_PER_COMMAND) {
-            sink.unsubscribe(chunk).await?;
+            link.unsubscribe(chunk).await?;
         }
         for canvas in &to_unsub {
             self.actual.remove(canvas);

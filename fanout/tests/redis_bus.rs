@@ -33,9 +33,14 @@ fn pool(connection: &redis::ConnectionInfo) -> deadpool_redis::Pool {
 
 /// A node's fan-out on `s`.
 async fn bus(node: &str, s: &BusSettings, shutdown: &CancellationToken) -> Fanout {
-    Fanout::redis(node, s, pool(&s.connection), shutdown.clone())
-        .await
-        .unwrap()
+    Fanout::redis(
+        node,
+        s,
+        fanout::Publisher::Single(pool(&s.connection)),
+        shutdown.clone(),
+    )
+    .await
+    .unwrap()
 }
 
 fn member(conn: u64) -> (Member, Arc<Outbound>) {
@@ -258,10 +263,15 @@ async fn startup_fails_clearly_without_redis() {
     let port = testkit::free_port();
     let mut s = BusSettings::new(format!("redis://127.0.0.1:{port}")).unwrap();
     s.subscribe_timeout = Duration::from_millis(500);
-    let err = Fanout::redis("n", &s, pool(&s.connection), CancellationToken::new())
-        .await
-        .err()
-        .expect("must fail");
+    let err = Fanout::redis(
+        "n",
+        &s,
+        fanout::Publisher::Single(pool(&s.connection)),
+        CancellationToken::new(),
+    )
+    .await
+    .err()
+    .expect("must fail");
     assert!(!err.to_string().is_empty());
 }
 

@@ -10,7 +10,7 @@ use crate::metrics::Metrics;
 use crate::online::Online;
 use crate::presence::Presence;
 use crate::state::AppState;
-use fanout::{BusError, BusSettings, Fanout};
+use fanout::{BusError, BusSettings, Fanout, Publisher};
 use shared::auth::{AuthConfigError, TokenVerifier};
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
@@ -151,15 +151,34 @@ async fn backends(
     let client = store::redis_client(&redis.url, redis.tls_ca.as_deref())
         .map_err(|e| GatewayError::Bus(BusError::Redis(e)))?;
     let connection = client.get_connection_info().clone();
-    let pool =
-        RedisPool::connect(connection.clone(), redis.pool_size, redis.publish_timeout).await?;
+    let ca = redis.tls_ca.as_deref();
+    let pool = RedisPool::connect_with_ca(
+        connection.clone(),
+        ca,
+        redis.pool_size,
+        redis.publish_timeout,
+    )
+    .await?;
+    // On a Redis Cluster the bus subscribes shard channels, which arrive
+    // as RESP3 pushes.
+    let (publisher, cluster) = match pool.connections() {
+        store::Connections::Single(pool) => (Publisher::Single(pool.clone()), None),
+        store::Connections::Cluster(conn) => {
+            let client = store::cluster_builder(&connection, redis.subscribe_timeout, ca)
+                .use_protocol(redis::ProtocolVersion::RESP3)
+                .build()
+                .map_err(|e| GatewayError::Bus(BusError::Redis(e)))?;
+            (Publisher::Cluster(conn.clone()), Some(client))
+        }
+    };
     let bus_settings = BusSettings {
         connection,
         publish_timeout: redis.publish_timeout,
         subscribe_timeout: redis.subscribe_timeout,
         health_interval: redis.health_interval,
+        cluster,
     };
-    let bus = Fanout::redis(node, &bus_settings, pool.pool().clone(), bus_shutdown).await?;
+    let bus = Fanout::redis(node, &bus_settings, publisher, bus_shutdown).await?;
     let log_settings = LogSettings {
         log_max_events: redis.log_max_events,
         backlog_limit: redis.backlog_limit,

@@ -13,7 +13,8 @@ use std::time::Duration;
     about = "Easel persister: canvas logs from Redis into Postgres"
 )]
 pub struct Config {
-    /// Redis holding the canvas logs (`redis://`, or `rediss://` for TLS).
+    /// Redis holding the canvas logs (`redis://`, or `rediss://` for TLS):
+    /// one server, or any node of a Redis Cluster.
     #[arg(long, env = "EASEL_REDIS_URL", hide_env_values = true)]
     pub redis_url: String,
 
@@ -92,6 +93,9 @@ use shared::config::{bad, check_range as in_range};
 pub struct Settings {
     /// Redis, with its TLS settings.
     pub redis: redis::Client,
+    /// The CA for TLS to Redis, if not the system's (a cluster's nodes
+    /// are reached with it too).
+    pub redis_ca: Option<Vec<u8>>,
     pub database: schema::Database,
     pub consumer: String,
     pub batch_size: usize,
@@ -139,6 +143,7 @@ impl Config {
         };
         Ok(Settings {
             redis,
+            redis_ca: ca,
             database,
             consumer,
             batch_size: in_range(

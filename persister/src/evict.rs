@@ -11,9 +11,9 @@
 //! eviction a no-op.
 
 use crate::metrics::Metrics;
+use crate::redis_conn::Redis;
 use crate::store::upsert_snapshot;
 use deadpool_postgres::Pool;
-use redis::aio::ConnectionManager;
 use shared::{CanvasId, keys};
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
@@ -24,7 +24,7 @@ const CHUNK: usize = 500;
 
 pub(crate) struct Evictor {
     idle: Duration,
-    redis: ConnectionManager,
+    redis: Redis,
     pool: Pool,
     metrics: Metrics,
     /// Per meta key: the `seq` last seen and since when.
@@ -32,12 +32,7 @@ pub(crate) struct Evictor {
 }
 
 impl Evictor {
-    pub(crate) fn new(
-        idle: Duration,
-        redis: ConnectionManager,
-        pool: Pool,
-        metrics: Metrics,
-    ) -> Self {
+    pub(crate) fn new(idle: Duration, redis: Redis, pool: Pool, metrics: Metrics) -> Self {
         Evictor {
             idle,
             redis,
@@ -68,11 +63,7 @@ impl Evictor {
         let now = Instant::now();
         let mut cold = Vec::new();
         for chunk in metas.chunks(CHUNK) {
-            let mut pipe = redis::pipe();
-            for key in chunk {
-                pipe.cmd("HMGET").arg(key).arg("seq").arg("persisted");
-            }
-            let marks: Vec<(Option<u64>, Option<u64>)> = pipe.query_async(&mut self.redis).await?;
+            let marks = self.marks(chunk).await?;
             for (key, (seq, persisted)) in chunk.iter().zip(marks) {
                 let seq = seq.unwrap_or(0);
                 let since = self.seen.entry(key.clone()).or_insert((seq, now));
@@ -95,10 +86,33 @@ impl Evictor {
         Ok(())
     }
 
+    /// `(seq, persisted)` of each meta key: one pipeline, or on a cluster
+    /// (where a pipeline's keys share a slot) one call per key, all at once.
+    async fn marks(&self, chunk: &[String]) -> redis::RedisResult<Vec<(Option<u64>, Option<u64>)>> {
+        let hmget = |key: &String| {
+            let mut cmd = redis::cmd("HMGET");
+            cmd.arg(key).arg("seq").arg("persisted");
+            cmd
+        };
+        if self.redis.is_cluster() {
+            let calls = chunk.iter().map(|key| {
+                let mut conn = self.redis.clone();
+                let cmd = hmget(key);
+                async move { cmd.query_async(&mut conn).await }
+            });
+            return futures_util::future::try_join_all(calls).await;
+        }
+        let mut pipe = redis::pipe();
+        for key in chunk {
+            pipe.add_command(hmget(key));
+        }
+        pipe.query_async(&mut self.redis.clone()).await
+    }
+
     /// Every canvas meta key in Redis.
     async fn metas(&mut self) -> redis::RedisResult<Vec<String>> {
         let pattern = format!("{}:{{c:*}}:meta", keys::PREFIX);
-        crate::worker::scan_keys(&mut self.redis, &pattern).await
+        self.redis.scan_keys(&pattern).await
     }
 
     /// Stores the canvas's snapshot at `seq`, then evicts it if it is

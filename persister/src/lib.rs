@@ -8,6 +8,7 @@
 mod config;
 mod evict;
 mod metrics;
+pub mod redis_conn;
 mod store;
 pub mod webhooks;
 mod worker;
@@ -22,7 +23,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::get;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis_conn::Redis;
 use shared::backoff::Backoff;
 use std::sync::Arc;
 use std::time::Duration;
@@ -45,7 +46,7 @@ pub enum PersisterError {
 struct AdminState {
     metrics: Metrics,
     pool: deadpool_postgres::Pool,
-    redis: ConnectionManager,
+    redis: Redis,
     shutdown: CancellationToken,
 }
 
@@ -69,18 +70,10 @@ pub async fn run(
         .create_timeout(Some(Duration::from_secs(5)))
         .runtime(deadpool_postgres::Runtime::Tokio1)
         .build()?;
-    let client = settings.redis.clone();
-    let ops = ConnectionManager::new_with_config(
-        client.clone(),
-        ConnectionManagerConfig::new().set_response_timeout(Some(Duration::from_secs(5))),
-    )
-    .await?;
-    let reader = ConnectionManager::new_with_config(
-        client,
-        ConnectionManagerConfig::new()
-            .set_response_timeout(Some(settings.block + Duration::from_secs(5))),
-    )
-    .await?;
+    let ca = settings.redis_ca.as_deref();
+    let ops = Redis::connect(&settings.redis, ca, Duration::from_secs(5)).await?;
+    let reader =
+        Redis::connect(&settings.redis, ca, settings.block + Duration::from_secs(5)).await?;
     let metrics = Metrics::new()?;
 
     let admin_state = Arc::new(AdminState {
@@ -163,12 +156,8 @@ async fn start_webhooks(
     let webhook_metrics = webhooks::WebhookMetrics::new(&metrics.registry)?;
     let sender = webhooks::Sender::new(webhook.clone(), pool.clone(), webhook_metrics);
     // Its own connection: its reads block.
-    let client = settings.redis.clone();
-    let redis = ConnectionManager::new_with_config(
-        client,
-        ConnectionManagerConfig::new().set_response_timeout(Some(Duration::from_secs(6))),
-    )
-    .await?;
+    let ca = settings.redis_ca.as_deref();
+    let redis = Redis::connect(&settings.redis, ca, Duration::from_secs(6)).await?;
     let feed = webhooks::FeedReader {
         redis,
         pool: pool.clone(),

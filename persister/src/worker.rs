@@ -9,9 +9,9 @@
 //! by another after `claim_idle`) and its insert does nothing.
 
 use crate::metrics::Metrics;
+use crate::redis_conn::Redis;
 use crate::store::{self, Row};
 use deadpool_postgres::Pool;
-use redis::aio::ConnectionManager;
 use redis::streams::{StreamId, StreamReadReply};
 use shared::backoff::Backoff;
 use shared::busframe;
@@ -32,9 +32,9 @@ pub struct Worker {
     pub settings: crate::config::Settings,
     pub pool: Pool,
     /// For blocking reads only (a blocked connection serves nothing else).
-    pub reader: ConnectionManager,
+    pub reader: Redis,
     /// For everything else.
-    pub ops: ConnectionManager,
+    pub ops: Redis,
     pub metrics: Metrics,
     /// Known canvas logs and the persisted mark at which each was last snapshotted.
     streams: BTreeMap<String, CanvasState>,
@@ -60,12 +60,16 @@ struct Backlog {
     max: i64,
 }
 
+/// How long the persister waits between rounds of reads that found
+/// nothing, on a Redis Cluster (where reads cannot block on many streams).
+const CLUSTER_POLL: Duration = Duration::from_millis(100);
+
 impl Worker {
     pub fn new(
         settings: crate::config::Settings,
         pool: Pool,
-        reader: ConnectionManager,
-        ops: ConnectionManager,
+        reader: Redis,
+        ops: Redis,
         metrics: Metrics,
     ) -> Self {
         let hooked = settings
@@ -147,7 +151,7 @@ impl Worker {
     /// could be lost) and joins their consumer groups.
     async fn discover(&mut self) -> redis::RedisResult<()> {
         let pattern = format!("{}:{{c:*}}:log", keys::PREFIX);
-        for key in scan_keys(&mut self.ops, &pattern).await? {
+        for key in self.ops.scan_keys(&pattern).await? {
             if self.streams.contains_key(&key) {
                 continue;
             }
@@ -178,6 +182,9 @@ impl Worker {
     /// Reads new entries (`>`, blocking) or this consumer's own pending ones (`0`).
     async fn read(&mut self, new: bool) -> redis::RedisResult<Entries> {
         let keys: Vec<String> = self.streams.keys().cloned().collect();
+        if self.reader.is_cluster() {
+            return self.read_each(keys, new).await;
+        }
         let mut out = Vec::new();
         // Many streams in one XREADGROUP, in chunks to bound the command.
         for chunk in keys.chunks(256) {
@@ -218,6 +225,56 @@ impl Worker {
             if let Some(reply) = reply {
                 out.extend(reply.keys.into_iter().map(|k| (k.key, k.ids)));
             }
+        }
+        Ok(out)
+    }
+
+    /// [`Self::read`] on a Redis Cluster, where one XREADGROUP names
+    /// streams of one slot only: a read per stream, all at once, without
+    /// blocking; when none had anything new, waits [`CLUSTER_POLL`] (or the
+    /// block setting, if shorter) before the next round.
+    async fn read_each(&mut self, keys: Vec<String>, new: bool) -> redis::RedisResult<Entries> {
+        let calls = keys.iter().map(|key| {
+            let mut conn = self.reader.clone();
+            let mut cmd = redis::cmd("XREADGROUP");
+            cmd.arg("GROUP")
+                .arg(GROUP)
+                .arg(&self.settings.consumer)
+                .arg("COUNT")
+                .arg(self.settings.batch_size)
+                .arg("STREAMS")
+                .arg(key)
+                .arg(if new { ">" } else { "0" });
+            async move {
+                match cmd.query_async::<Option<StreamReadReply>>(&mut conn).await {
+                    Err(e) if e.code() == Some("NOGROUP") => Ok(Err(key.clone())),
+                    other => other.map(Ok),
+                }
+            }
+        });
+        let replies = futures_util::future::try_join_all(calls).await?;
+        let mut out = Vec::new();
+        for reply in replies {
+            match reply {
+                Ok(Some(reply)) => out.extend(reply.keys.into_iter().map(|k| (k.key, k.ids))),
+                Ok(None) => {}
+                // The stream (and its group) is gone, or was evicted and
+                // made again: rejoin it if it exists, else forget it.
+                Err(key) => {
+                    let exists: bool = redis::cmd("EXISTS")
+                        .arg(&key)
+                        .query_async(&mut self.ops)
+                        .await?;
+                    if exists {
+                        self.join_group(&key).await?;
+                    } else {
+                        self.streams.remove(&key);
+                    }
+                }
+            }
+        }
+        if new && out.iter().all(|(_, ids)| ids.is_empty()) {
+            tokio::time::sleep(CLUSTER_POLL.min(self.settings.block)).await;
         }
         Ok(out)
     }
@@ -404,30 +461,6 @@ impl Worker {
                 self.metrics.errors.with_label_values(&["postgres"]).inc();
                 tracing::warn!(%canvas, error = %err, "storing a snapshot failed");
             }
-        }
-    }
-}
-
-/// Every key matching `pattern` (SCAN, in pages of about 1,000).
-pub(crate) async fn scan_keys(
-    conn: &mut ConnectionManager,
-    pattern: &str,
-) -> redis::RedisResult<Vec<String>> {
-    let mut cursor: u64 = 0;
-    let mut out = Vec::new();
-    loop {
-        let (next, found): (u64, Vec<String>) = redis::cmd("SCAN")
-            .arg(cursor)
-            .arg("MATCH")
-            .arg(pattern)
-            .arg("COUNT")
-            .arg(1000)
-            .query_async(conn)
-            .await?;
-        out.extend(found);
-        cursor = next;
-        if cursor == 0 {
-            return Ok(out);
         }
     }
 }

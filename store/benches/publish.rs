@@ -27,7 +27,7 @@ fn bench_publish(c: &mut Criterion) {
         .block_on(Fanout::redis(
             "bench-node",
             &BusSettings::new(redis.url()).expect("bus settings"),
-            pool.pool().clone(),
+            publisher(&pool),
             shutdown.clone(),
         ))
         .expect("redis fan-out");
@@ -150,3 +150,11 @@ fn bench_keyed_and_replicated(
 
 criterion_group!(benches, bench_publish);
 criterion_main!(benches);
+
+/// The bus's publisher over the stores' connections.
+fn publisher(pool: &RedisPool) -> fanout::Publisher {
+    match pool.connections() {
+        store::Connections::Single(p) => fanout::Publisher::Single(p.clone()),
+        store::Connections::Cluster(c) => fanout::Publisher::Cluster(c.clone()),
+    }
+}

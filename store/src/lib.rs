@@ -9,6 +9,7 @@
 //! their Lua scripts. Every key of one canvas shares its hash tag
 //! (`shared::keys`), so each script touches one Redis Cluster slot.
 
+mod conn;
 mod error;
 pub mod feed;
 pub mod log;
@@ -19,6 +20,7 @@ pub mod presence;
 pub mod stream;
 mod target;
 
+pub use conn::RedisConn;
 pub use error::StoreError;
 pub use log::{
     Deliver, History, HistoryFuture, Log, LogSettings, ObjectsPage, OpKey, PixelChange, Position,
@@ -26,9 +28,9 @@ pub use log::{
 };
 pub use objects::{Change, ObjectChange, ObjectOp, Objects, Refusal};
 pub use online::{Entered, OnlineRegistry};
-pub use pool::RedisPool;
+pub use pool::{Connections, RedisPool};
 pub use presence::{EntryInfo, PresenceStore};
-pub use target::redis_client;
+pub use target::{cluster_builder, cluster_client, redis_client};
 
 /// How long presence and online keys live without a refresh (ms): well
 /// past the entries' own expiry, so a canvas nobody is on is eventually

@@ -2,7 +2,9 @@
 //! is TLS (rustls) with the server's certificate and host name verified
 //! against a given CA, or the system's trust store when none is given.
 
-use redis::{Client, RedisError, TlsCertificates};
+use redis::cluster::{ClusterClient, ClusterClientBuilder};
+use redis::{Client, ConnectionInfo, RedisError, TlsCertificates};
+use std::time::Duration;
 
 /// A client for `url`; `ca_pem` (PEM certificates) replaces the system's
 /// trust store for a `rediss://` URL and is refused for a plain one.
@@ -22,4 +24,37 @@ pub fn redis_client(url: &str, ca_pem: Option<&[u8]>) -> Result<Client, RedisErr
             },
         ),
     }
+}
+
+/// A Redis Cluster client seeded with one node's connection (`info`, whose
+/// TLS mode, credentials and protocol every node shares); `ca_pem` replaces
+/// the system's trust store for TLS. Each call is bounded by `timeout` per
+/// attempt; a call is redirected or retried a few times (MOVED, ASK, a
+/// failover in progress) before it fails.
+pub fn cluster_client(
+    info: &ConnectionInfo,
+    timeout: Duration,
+    ca_pem: Option<&[u8]>,
+) -> Result<ClusterClient, RedisError> {
+    cluster_builder(info, timeout, ca_pem).build()
+}
+
+/// The builder behind [`cluster_client`], for callers that add to it (a
+/// push sender, the protocol).
+pub fn cluster_builder(
+    info: &ConnectionInfo,
+    timeout: Duration,
+    ca_pem: Option<&[u8]>,
+) -> ClusterClientBuilder {
+    let mut builder = ClusterClientBuilder::new(vec![info.clone()])
+        .connection_timeout(timeout)
+        .response_timeout(timeout)
+        .retries(3);
+    if let Some(pem) = ca_pem {
+        builder = builder.certs(TlsCertificates {
+            client_tls: None,
+            root_cert: Some(pem.to_vec()),
+        });
+    }
+    builder
 }

@@ -100,7 +100,7 @@ async fn durable_events_get_gapless_sequence_numbers_and_the_state_matches() {
     let bus = Fanout::redis(
         "node-b",
         &BusSettings::new(redis.url()).unwrap(),
-        pool(&redis).await.pool().clone(),
+        publisher(&pool(&redis).await),
         shutdown.clone(),
     )
     .await
@@ -181,4 +181,12 @@ async fn durable_events_get_gapless_sequence_numbers_and_the_state_matches() {
     assert_eq!(snap.epoch.as_deref(), Some(start.epoch.as_str()));
     assert_eq!(snap.cells, cells);
     shutdown.cancel();
+}
+
+/// The bus's publisher over the stores' connections.
+fn publisher(pool: &RedisPool) -> fanout::Publisher {
+    match pool.connections() {
+        store::Connections::Single(p) => fanout::Publisher::Single(p.clone()),
+        store::Connections::Cluster(c) => fanout::Publisher::Cluster(c.clone()),
+    }
 }

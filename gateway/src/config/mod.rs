@@ -44,7 +44,8 @@ pub struct Config {
     pub node_id: Option<String>,
 
     /// Redis for the cluster bus and the canvas state (`redis://`, or
-    /// `rediss://` for TLS); none: the gateway runs alone on an in-memory bus.
+    /// `rediss://` for TLS): one server, or any node of a Redis Cluster
+    /// (found at start); none: the gateway runs alone on an in-memory bus.
     #[arg(long, env = "EASEL_REDIS_URL", hide_env_values = true)]
     pub redis_url: Option<String>,
 

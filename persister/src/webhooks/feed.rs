@@ -6,8 +6,8 @@
 //! replica's are claimed after [`CLAIM_IDLE`].
 
 use super::WebhookSettings;
+use crate::redis_conn::Redis;
 use deadpool_postgres::Pool;
-use redis::aio::ConnectionManager;
 use redis::streams::{StreamId, StreamReadReply};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -57,7 +57,7 @@ fn parse(entry: &StreamId, wanted: &[String]) -> Entry {
 
 /// See the module documentation.
 pub struct FeedReader {
-    pub redis: ConnectionManager,
+    pub redis: Redis,
     pub pool: Pool,
     pub consumer: String,
     pub settings: WebhookSettings,

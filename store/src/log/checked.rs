@@ -1,32 +1,44 @@
 //! Which canvases have been checked against the durable history since
 //! Redis last (re)started: the record `rebuild.rs` keeps and the Redis log
-//! holds.
+//! holds. On a single server a restart is a new pool generation; on a
+//! Redis Cluster each canvas remembers the run id of the master it was
+//! checked on, and its writes name it (see `guard.lua`).
 
 use parking_lot::Mutex;
 use shared::CanvasId;
-use std::collections::HashSet;
+use std::collections::HashMap;
 
 /// Most canvases remembered as checked; beyond it the record starts again
 /// (each canvas is then checked once more: one indexed query).
 const MAX_CHECKED: usize = 100_000;
 
-/// The canvases checked against the history, for one pool generation.
+/// The canvases checked against the history, for one pool generation, with
+/// the server each was checked on ('' on a single server).
 #[derive(Default)]
 pub(crate) struct Checked {
-    inner: Mutex<(u64, HashSet<CanvasId>)>,
+    inner: Mutex<(u64, HashMap<CanvasId, String>)>,
 }
 
 impl Checked {
-    pub(super) fn contains(&self, canvas: &CanvasId, generation: u64) -> bool {
+    /// The server the canvas was checked on in this generation, if it was.
+    pub(super) fn server(&self, canvas: &CanvasId, generation: u64) -> Option<String> {
         let inner = self.inner.lock();
-        inner.0 == generation && inner.1.contains(canvas)
+        if inner.0 != generation {
+            return None;
+        }
+        inner.1.get(canvas).cloned()
     }
 
-    pub(super) fn insert(&self, canvas: &CanvasId, generation: u64) {
+    pub(super) fn insert(&self, canvas: &CanvasId, generation: u64, server: String) {
         let mut inner = self.inner.lock();
         if inner.0 != generation || inner.1.len() >= MAX_CHECKED {
-            *inner = (generation, HashSet::new());
+            *inner = (generation, HashMap::new());
         }
-        inner.1.insert(canvas.clone());
+        inner.1.insert(canvas.clone(), server);
+    }
+
+    /// Forgets the canvas: its server changed, it is checked again.
+    pub(super) fn forget(&self, canvas: &CanvasId) {
+        self.inner.lock().1.remove(canvas);
     }
 }

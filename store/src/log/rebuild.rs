@@ -14,33 +14,47 @@
 
 use super::redis::RedisLog;
 use super::{Position, new_epoch};
+use crate::RedisConn as Connection;
 use crate::objects::{self, Objects};
 use crate::{Restored, StoreError};
-use deadpool_redis::Connection;
 use shared::{CanvasId, keys};
 use std::sync::LazyLock;
 
 /// Initialisation or rebuild (see `restore.lua`).
 static RESTORE_SCRIPT: LazyLock<redis::Script> =
     LazyLock::new(|| redis::Script::new(include_str!("restore.lua")));
+/// The run id of the master serving a canvas (see `server.lua`).
+static SERVER_SCRIPT: LazyLock<redis::Script> =
+    LazyLock::new(|| redis::Script::new(include_str!("server.lua")));
 
 impl RedisLog {
     /// Checks the canvas against the history once per Redis server process
-    /// (`generation`, read after taking `conn`): if Redis holds it below the
-    /// history's last sequence number, rebuilds it from the history under a
-    /// new epoch before anything else uses it.
+    /// (`generation`, read after taking `conn`; on a cluster, per master
+    /// serving the canvas): if Redis holds it below the history's last
+    /// sequence number, rebuilds it from the history under a new epoch
+    /// before anything else uses it. Returns the run id of the master it
+    /// was checked on (on a cluster, else ''), which writes then name.
     pub(super) async fn verify(
         &self,
         conn: &mut Connection,
         canvas: &CanvasId,
         generation: u64,
-    ) -> Result<(), StoreError> {
+    ) -> Result<String, StoreError> {
         let Some(history) = &self.history else {
-            return Ok(());
+            return Ok(String::new());
         };
-        if self.checked.contains(canvas, generation) {
-            return Ok(());
+        if let Some(server) = self.checked.server(canvas, generation) {
+            return Ok(server);
         }
+        // Read before the check: a failover between the two makes the
+        // next write name the old master, which the new one refuses.
+        let server = if self.redis.is_cluster() {
+            let mut call = SERVER_SCRIPT.prepare_invoke();
+            call.key(keys::canvas_meta(canvas));
+            self.redis.call(call.invoke_async(conn)).await?
+        } else {
+            String::new()
+        };
         let stored = history
             .last_seq(canvas)
             .await
@@ -56,8 +70,8 @@ impl RedisLog {
         }
         // (A canvas without an epoch is initialised from the history on
         // first use, which is up to date by construction.)
-        self.checked.insert(canvas, generation);
-        Ok(())
+        self.checked.insert(canvas, generation, server.clone());
+        Ok(server)
     }
 
     /// Gives a canvas without an epoch its state, sequence counter and a new

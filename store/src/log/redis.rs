@@ -5,23 +5,39 @@
 use super::{
     History, LogSettings, ObjectsPage, OpKey, Position, Snapshot, Written, payload_is, unpack_cells,
 };
+use crate::RedisConn as Connection;
 use crate::objects::{self, Change, Refusal};
 use crate::pool::RedisPool;
 use crate::{StoreError, stream};
 use bytes::Bytes;
-use deadpool_redis::Connection;
 use shared::{CanvasId, keys};
 use std::sync::{Arc, LazyLock};
 
 /// The durable publish step (see `publish.lua`).
 static PUBLISH_SCRIPT: LazyLock<redis::Script> =
     LazyLock::new(|| redis::Script::new(include_str!("publish.lua")));
+/// The same on a Redis Cluster: the server guard first (see `guard.lua`),
+/// and the event goes out with SPUBLISH on the canvas's shard channel.
+static PUBLISH_SHARDED_SCRIPT: LazyLock<redis::Script> = LazyLock::new(|| {
+    let publish =
+        include_str!("publish.lua").replace("redis.call('PUBLISH', ", "redis.call('SPUBLISH', ");
+    redis::Script::new(&format!("{}\n{publish}", include_str!("guard.lua")))
+});
 /// Position read (see `position.lua`).
 static POSITION_SCRIPT: LazyLock<redis::Script> =
     LazyLock::new(|| redis::Script::new(include_str!("position.lua")));
 /// Snapshot read (see `snapshot.lua`).
 static SNAPSHOT_SCRIPT: LazyLock<redis::Script> =
     LazyLock::new(|| redis::Script::new(include_str!("snapshot.lua")));
+
+/// A durable write's parts: the bus frame headers (all, gm-only), the
+/// event, the state change and the operation key.
+type WriteArgs<'a> = (
+    &'a (Vec<u8>, Vec<u8>),
+    &'a [u8],
+    Option<&'a Change>,
+    Option<&'a OpKey>,
+);
 
 /// The Redis log.
 pub struct RedisLog {
@@ -129,33 +145,47 @@ impl RedisLog {
         key: Option<&OpKey>,
     ) -> Result<Written, StoreError> {
         let (mut conn, generation) = self.redis.checked().await?;
-        self.verify(&mut conn, canvas, generation).await?;
         let conn = &mut conn;
-        match self
-            .publish_once(conn, canvas, &headers, &event, change, key)
-            .await
+        let mut server = self.verify(conn, canvas, generation).await?;
+        let write = (&headers, event.as_slice(), change, key);
+        let mut result = self.publish_once(conn, canvas, &server, write).await;
+        if let Err(StoreError::Redis(err)) = &result
+            && err.code() == Some("NEWSERVER")
         {
+            // A failover since the canvas was checked: check it against
+            // the history on the new master, then write there.
+            tracing::warn!(%canvas, "the canvas's redis master changed: checking it against postgres");
+            self.checked.forget(canvas);
+            server = self.verify(conn, canvas, generation).await?;
+            result = self.publish_once(conn, canvas, &server, write).await;
+        }
+        match result {
             // Redis lost the canvas (or never had it): initialise it, from
             // the durable history if there is one, then publish.
             Err(StoreError::Redis(err)) if err.code() == Some("UNINIT") => {
                 self.initialise(conn, canvas).await?;
-                self.publish_once(conn, canvas, &headers, &event, change, key)
-                    .await
+                self.publish_once(conn, canvas, &server, write).await
             }
             other => other,
         }
     }
 
+    /// One run of the publish script; `server` is the master the canvas was
+    /// checked on (on a cluster).
     async fn publish_once(
         &self,
         conn: &mut Connection,
         canvas: &CanvasId,
-        headers: &(Vec<u8>, Vec<u8>),
-        event: &[u8],
-        change: Option<&Change>,
-        key: Option<&OpKey>,
+        server: &str,
+        (headers, event, change, key): WriteArgs<'_>,
     ) -> Result<Written, StoreError> {
-        let mut call = PUBLISH_SCRIPT.prepare_invoke();
+        let cluster = self.redis.is_cluster();
+        let script = if cluster {
+            &PUBLISH_SHARDED_SCRIPT
+        } else {
+            &PUBLISH_SCRIPT
+        };
+        let mut call = script.prepare_invoke();
         call.key(keys::canvas_meta(canvas))
             .key(keys::canvas_pixels(canvas))
             .key(keys::canvas_log(canvas))
@@ -192,8 +222,11 @@ impl RedisLog {
             Some(Change::Object(change)) => objects::redis::args(&mut call, change, &headers.1),
             Some(Change::Clear) | None => {}
         }
+        if cluster {
+            call.arg(server);
+        }
         // {seq, epoch, ''}, or {seq, epoch, '=' .. object} for a repeat.
-        let result = self.invoke_replicated(conn, call).await;
+        let result = self.invoke_replicated(conn, canvas, call).await;
         match result {
             Ok((seq, _epoch, repeat)) if repeat.starts_with('=') => Ok(Written::Repeated {
                 seq,
@@ -224,6 +257,7 @@ impl RedisLog {
     async fn invoke_replicated(
         &self,
         conn: &mut Connection,
+        canvas: &CanvasId,
         call: redis::ScriptInvocation<'static>,
     ) -> Result<(u64, String, String), StoreError> {
         let needed = self.settings.ack_replicas;
@@ -240,11 +274,8 @@ impl RedisLog {
                 if out.0 == 0 {
                     return Ok((out, needed)); // changed nothing
                 }
-                let confirmed: usize = redis::cmd("WAIT")
-                    .arg(needed)
-                    .arg(wait_ms)
-                    .query_async(conn)
-                    .await?;
+                let meta = keys::canvas_meta(canvas);
+                let confirmed = conn.wait_replicas(&meta, needed, wait_ms).await?;
                 Ok((out, confirmed))
             })
             .await?;

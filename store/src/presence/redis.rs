@@ -59,8 +59,14 @@ impl RedisPresence {
             return Ok(());
         }
         let ttl = key_ttl(expiry, now);
-        let mut pipe = redis::pipe();
-        for (canvas, entry) in entries {
+        // One pipeline, or on a cluster one per canvas (a pipeline's keys
+        // must share a slot there).
+        let mut pipes = vec![redis::pipe()];
+        for (i, (canvas, entry)) in entries.iter().enumerate() {
+            if i > 0 && self.redis.is_cluster() {
+                pipes.push(redis::pipe());
+            }
+            let Some(pipe) = pipes.last_mut() else { break };
             pipe.cmd("ZADD")
                 .arg(keys::canvas_presence(canvas))
                 .arg("XX")
@@ -80,9 +86,7 @@ impl RedisPresence {
                 .arg(ttl)
                 .ignore();
         }
-        self.redis
-            .with_conn(|c| Box::pin(async move { pipe.query_async::<()>(c).await }))
-            .await
+        self.redis.run_pipelines(pipes).await
     }
 
     /// See [`super::PresenceStore::sweep`].

@@ -1,0 +1,217 @@
+//! Easel on a Redis Cluster (3 masters, 3 replicas): canvases spread over
+//! the masters, events cross gateways over sharded pub/sub, and the
+//! persister finds and stores every canvas's log whichever master holds it.
+
+// Test code: a failed unwrap is a failed test, with its message.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use common::*;
+use shared::protocol::*;
+use std::collections::BTreeSet;
+use std::time::Duration;
+use testkit::ws::WsClient;
+use testkit::{PostgresServer, RedisCluster};
+
+/// Enough canvases that every master holds some.
+const CANVASES: [&str; 6] = ["k-1", "k-2", "k-3", "k-4", "k-5", "k-6"];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_gateways_and_a_persister_share_canvases_over_every_master() {
+    let cluster = RedisCluster::start();
+    let pg = PostgresServer::start();
+    let url = format!("--redis-url={}", cluster.url());
+    let a = gateway_with_db("kc-a", None, &pg, &[&url]).await;
+    let b = gateway_with_db("kc-b", None, &pg, &[&url]).await;
+    let persister = RunningPersister::start_at(&cluster.url(), &pg.url(), &[]).await;
+    let masters: BTreeSet<usize> = CANVASES
+        .iter()
+        .map(|c| cluster.master_of(&format!("easel:{{c:{c}}}:meta")))
+        .collect();
+    assert_eq!(masters.len(), 3, "the canvases span every master");
+
+    let mut writer = a.client("writer").await;
+    let mut reader = b.client("reader").await;
+    for (i, canvas) in CANVASES.iter().enumerate() {
+        let id = i as u64 * 10;
+        join_ok(&mut writer, id + 1, canvas, false).await;
+        reader.send(&join(id + 2, canvas, false)).await;
+        let start = expect_joined(&mut reader, id + 2).await;
+        // A durable draw and an ephemeral cursor cross to the other gateway.
+        writer.send(&draw(id + 3, canvas, 1, 1, 3)).await;
+        expect_ack(&mut writer, id + 3).await;
+        match reader.recv().await {
+            ServerMessage::Draw(d) => assert_eq!(d.seq, Some(start.seq + 1), "{canvas}"),
+            other => panic!("{canvas}: expected the draw, got {other:?}"),
+        }
+        writer.send(&cursor(None, canvas, 5.0, 6.0)).await;
+        match reader.recv().await {
+            ServerMessage::Cursor(c) => assert_eq!(c.canvas.as_str(), *canvas),
+            other => panic!("{canvas}: expected the cursor, got {other:?}"),
+        }
+    }
+    // The persister stores each canvas's draw, whichever master has it.
+    for canvas in CANVASES {
+        testkit::eventually(Duration::from_secs(15), canvas, || async {
+            stored_events(&pg, canvas) == 1
+        })
+        .await;
+    }
+    persister.stop().await;
+    a.stop().await;
+    b.stop().await;
+}
+
+/// Draws one pixel; the seq it was acknowledged with, or `None` if the
+/// write was refused (Redis unavailable or the replica missing: the client
+/// may retry).
+async fn try_draw(c: &mut WsClient, id: u64, canvas: &str) -> Option<u64> {
+    c.send(&draw(id, canvas, (id % 100) as i64, 0, (id % 32) as i64))
+        .await;
+    loop {
+        match c.recv().await {
+            ServerMessage::Ack(a) if a.id == shared::RequestId::Num(id) => {
+                return match a.result {
+                    Some(AckResult::Published(p)) => Some(p.seq),
+                    _ => None,
+                };
+            }
+            ServerMessage::Error(e) if e.id == Some(shared::RequestId::Num(id)) => return None,
+            _ => {}
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_master_failing_over_mid_traffic_resyncs_members_and_loses_no_acked_write() {
+    let cluster = RedisCluster::start();
+    let pg = PostgresServer::start();
+    let url = format!("--redis-url={}", cluster.url());
+    // Acks wait for the replica: what was acknowledged survives the master
+    // (and, while the promoted master has no replica, writes are refused).
+    let flags = [url.as_str(), "--durable-ack-replicas=1"];
+    let a = gateway_with_db("kf-a", None, &pg, &flags).await;
+    let persister = RunningPersister::start_at(&cluster.url(), &pg.url(), &[]).await;
+    let canvas = "fo";
+    let mut writer = a.client("writer").await;
+    join_ok(&mut writer, 1, canvas, false).await;
+    let mut reader = a.client("reader").await;
+    join_ok(&mut reader, 1, canvas, false).await;
+
+    let mut acked = Vec::new();
+    let mut id = 100;
+    while acked.len() < 20 {
+        id += 1;
+        acked.extend(try_draw(&mut writer, id, canvas).await);
+    }
+    let master = cluster.master_of(&format!("easel:{{c:{canvas}}}:meta"));
+    let failing = tokio::task::spawn_blocking(move || {
+        let mut cluster = cluster;
+        cluster.fail_over(master);
+        cluster
+    });
+    // Keep writing through the failover until 20 more are acknowledged.
+    let before = acked.len();
+    while acked.len() < before + 20 {
+        id += 1;
+        acked.extend(try_draw(&mut writer, id, canvas).await);
+    }
+    let _cluster = failing.await.unwrap();
+
+    // The reader was told to resync (its events may have been lost).
+    let resynced = async {
+        loop {
+            if let ServerMessage::Resync(r) = reader.recv().await {
+                return r.reason;
+            }
+        }
+    };
+    let reason = tokio::time::timeout(Duration::from_secs(10), resynced)
+        .await
+        .expect("the reader is told to resync");
+    assert_eq!(reason, ResyncReason::BusReconnected);
+
+    // No seq acknowledged twice, and every acknowledged one is stored.
+    let unique: BTreeSet<u64> = acked.iter().copied().collect();
+    assert_eq!(unique.len(), acked.len(), "a seq was reused: {acked:?}");
+    testkit::eventually(
+        Duration::from_secs(20),
+        "every acked draw stored",
+        || async { stored_events(&pg, canvas) >= unique.len() as u64 },
+    )
+    .await;
+    let stored = pg.psql(&format!(
+        "SELECT string_agg(seq::text, ',' ORDER BY seq) FROM events WHERE canvas_id = '{canvas}'"
+    ));
+    let stored: BTreeSet<u64> = stored.split(',').map(|s| s.parse().unwrap()).collect();
+    let lost: Vec<&u64> = unique.difference(&stored).collect();
+    assert!(
+        lost.is_empty(),
+        "acked and lost: {lost:?} (acked {acked:?})"
+    );
+    persister.stop().await;
+    a.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_promoted_behind_postgres_is_rebuilt_not_written_over() {
+    let cluster = RedisCluster::start();
+    let pg = PostgresServer::start();
+    let url = format!("--redis-url={}", cluster.url());
+    let a = gateway_with_db("kb-a", None, &pg, &[&url]).await;
+    let persister = RunningPersister::start_at(&cluster.url(), &pg.url(), &[]).await;
+    let canvas = "behind";
+    let mut writer = a.client("writer").await;
+    writer.send(&join(1, canvas, false)).await;
+    let start = expect_joined(&mut writer, 1).await;
+    let mut id = 10;
+    let mut draw_until_acked = async |writer: &mut WsClient| loop {
+        id += 1;
+        if let Some(seq) = try_draw(writer, id, canvas).await {
+            return seq;
+        }
+    };
+    for _ in 0..5 {
+        draw_until_acked(&mut writer).await;
+    }
+    // The replica stops following (frozen, its link cut: nothing the
+    // master sends from now on reaches it): the next 5 reach the master
+    // and Postgres only.
+    let master = cluster.master_of(&format!("easel:{{c:{canvas}}}:meta"));
+    let replica = cluster.replica_of(master);
+    cluster.nodes()[replica].pause();
+    cluster.nodes()[master].command(&["CLIENT", "KILL", "TYPE", "replica"]);
+    let mut last = 0;
+    for _ in 0..5 {
+        last = draw_until_acked(&mut writer).await;
+    }
+    assert_eq!(last, start.seq + 10);
+    testkit::eventually(Duration::from_secs(15), "10 stored", || async {
+        stored_events(&pg, canvas) == 10
+    })
+    .await;
+    // The master dies; the replica, 5 behind, is promoted.
+    let failing = tokio::task::spawn_blocking(move || {
+        let mut cluster = cluster;
+        cluster.kill(master);
+        cluster.nodes()[replica].resume();
+        cluster.wait_healthy(Duration::from_secs(30));
+        cluster
+    });
+    let _cluster = failing.await.unwrap();
+    // The next write is not seq 6 again: the canvas was rebuilt from
+    // Postgres on the new master first, under a new epoch.
+    let next = draw_until_acked(&mut writer).await;
+    assert_eq!(next, last + 1, "the promoted replica handed out a used seq");
+    testkit::eventually(Duration::from_secs(15), "11 stored", || async {
+        stored_events(&pg, canvas) == 11
+    })
+    .await;
+    let mut late = a.client("late").await;
+    late.send(&join(2, canvas, false)).await;
+    let joined = expect_joined(&mut late, 2).await;
+    assert_ne!(joined.epoch, start.epoch, "a rebuild starts a new epoch");
+    persister.stop().await;
+    a.stop().await;
+}

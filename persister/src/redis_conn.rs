@@ -1,0 +1,168 @@
+//! The persister's Redis connections: a reconnecting connection to a
+//! single server, or a cluster connection that routes each call to the
+//! master serving its key's slot. Discovery scans every master.
+
+use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
+use redis::cluster_async::ClusterConnection;
+use redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
+use redis::{Cmd, Pipeline, RedisFuture, Value};
+use std::time::Duration;
+
+/// One Redis connection (cheap to clone: clones share it).
+#[derive(Clone)]
+pub enum Redis {
+    Single(ConnectionManager),
+    Cluster(ClusterConnection),
+}
+
+impl Redis {
+    /// A connection to `client`'s server, or to the whole cluster when that
+    /// server is a Redis Cluster node; each call waits at most `timeout`.
+    pub async fn connect(
+        client: &redis::Client,
+        ca_pem: Option<&[u8]>,
+        timeout: Duration,
+    ) -> redis::RedisResult<Self> {
+        let manager = ConnectionManager::new_with_config(
+            client.clone(),
+            ConnectionManagerConfig::new().set_response_timeout(Some(timeout)),
+        )
+        .await?;
+        let mut probe = manager.clone();
+        let info: String = redis::cmd("INFO")
+            .arg("cluster")
+            .query_async(&mut probe)
+            .await?;
+        if !info.lines().any(|l| l.trim() == "cluster_enabled:1") {
+            return Ok(Redis::Single(manager));
+        }
+        let cluster = store::cluster_client(client.get_connection_info(), timeout, ca_pem)?;
+        Ok(Redis::Cluster(cluster.get_async_connection().await?))
+    }
+
+    pub fn is_cluster(&self) -> bool {
+        matches!(self, Redis::Cluster(_))
+    }
+
+    /// Every key matching `pattern` (SCAN in pages of about 1,000; on a
+    /// cluster, on every master).
+    pub async fn scan_keys(&mut self, pattern: &str) -> redis::RedisResult<Vec<String>> {
+        match self {
+            Redis::Single(conn) => scan(conn, pattern, None).await,
+            Redis::Cluster(conn) => {
+                let mut out = Vec::new();
+                for (host, port) in masters(conn).await? {
+                    let node = SingleNodeRoutingInfo::ByAddress { host, port };
+                    out.extend(scan(conn, pattern, Some(node)).await?);
+                }
+                Ok(out)
+            }
+        }
+    }
+}
+
+/// The masters of the cluster, from `CLUSTER NODES` (those not failed).
+async fn masters(conn: &mut ClusterConnection) -> redis::RedisResult<Vec<(String, u16)>> {
+    let nodes: String = redis::cmd("CLUSTER").arg("NODES").query_async(conn).await?;
+    Ok(nodes
+        .lines()
+        .filter_map(|line| {
+            let mut fields = line.split_whitespace();
+            let address = fields.nth(1)?;
+            let flags = fields.next()?;
+            let master = flags.split(',').any(|f| f == "master");
+            let failed = flags.split(',').any(|f| f == "fail" || f == "fail?");
+            let (host, port) = address.split('@').next()?.rsplit_once(':')?;
+            (master && !failed).then(|| Some((host.to_owned(), port.parse().ok()?)))?
+        })
+        .collect())
+}
+
+/// SCAN on one node (`node`) or on the connection's server.
+async fn scan<C: RouteTo>(
+    conn: &mut C,
+    pattern: &str,
+    node: Option<SingleNodeRoutingInfo>,
+) -> redis::RedisResult<Vec<String>> {
+    let mut cursor: u64 = 0;
+    let mut out = Vec::new();
+    loop {
+        let mut cmd = redis::cmd("SCAN");
+        cmd.arg(cursor)
+            .arg("MATCH")
+            .arg(pattern)
+            .arg("COUNT")
+            .arg(1000);
+        let (next, found): (u64, Vec<String>) = conn.query_on(cmd, node.clone()).await?;
+        out.extend(found);
+        cursor = next;
+        if cursor == 0 {
+            return Ok(out);
+        }
+    }
+}
+
+/// Runs a command on a given node where the connection can choose one.
+trait RouteTo {
+    async fn query_on<T: redis::FromRedisValue>(
+        &mut self,
+        cmd: Cmd,
+        node: Option<SingleNodeRoutingInfo>,
+    ) -> redis::RedisResult<T>;
+}
+
+impl RouteTo for ConnectionManager {
+    async fn query_on<T: redis::FromRedisValue>(
+        &mut self,
+        cmd: Cmd,
+        _node: Option<SingleNodeRoutingInfo>,
+    ) -> redis::RedisResult<T> {
+        cmd.query_async(self).await
+    }
+}
+
+impl RouteTo for ClusterConnection {
+    async fn query_on<T: redis::FromRedisValue>(
+        &mut self,
+        cmd: Cmd,
+        node: Option<SingleNodeRoutingInfo>,
+    ) -> redis::RedisResult<T> {
+        match node {
+            Some(node) => {
+                let reply = self
+                    .route_command(cmd, RoutingInfo::SingleNode(node))
+                    .await?;
+                Ok(redis::from_redis_value(reply)?)
+            }
+            None => cmd.query_async(self).await,
+        }
+    }
+}
+
+impl ConnectionLike for Redis {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            Redis::Single(c) => c.req_packed_command(cmd),
+            Redis::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            Redis::Single(c) => c.req_packed_commands(pipeline, offset, count),
+            Redis::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Redis::Single(c) => c.get_db(),
+            Redis::Cluster(c) => c.get_db(),
+        }
+    }
+}
