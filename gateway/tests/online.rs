@@ -54,6 +54,25 @@ async fn users_come_online_once_and_go_offline_with_their_last_connection() {
     let redis = RedisServer::start();
     let a = Gateway::start(settings("on-a", Some(&redis), &FAST)).await;
     let b = Gateway::start(settings("on-b", Some(&redis), &FAST)).await;
+    online_scenario(&a, &b).await;
+    a.stop().await;
+    b.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn users_come_online_once_and_go_offline_with_their_last_connection_on_a_redis_cluster() {
+    let cluster = testkit::RedisCluster::start();
+    let url = format!("--redis-url={}", cluster.url());
+    let mut flags = FAST.to_vec();
+    flags.push(&url);
+    let a = Gateway::start(settings("on-a-k", None, &flags)).await;
+    let b = Gateway::start(settings("on-b-k", None, &flags)).await;
+    online_scenario(&a, &b).await;
+    a.stop().await;
+    b.stop().await;
+}
+
+async fn online_scenario(a: &Gateway, b: &Gateway) {
     let mut lobby = watch_online(&b, "lobby").await;
 
     // Ada's first connection (on a) is news; her second (on b) is not.
@@ -119,8 +138,6 @@ async fn users_come_online_once_and_go_offline_with_their_last_connection() {
         expect_error(&mut lobby).await.code,
         shared::ErrorCode::InvalidValue
     );
-    a.stop().await;
-    b.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

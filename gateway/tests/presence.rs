@@ -58,6 +58,25 @@ async fn users_arrive_once_leave_with_their_last_connection_across_gateways() {
     let redis = RedisServer::start();
     let a = Gateway::start(settings("pr-a", Some(&redis), &FAST)).await;
     let b = Gateway::start(settings("pr-b", Some(&redis), &FAST)).await;
+    presence_scenario(&a, &b).await;
+    a.stop().await;
+    b.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn users_arrive_once_leave_with_their_last_connection_across_gateways_on_a_redis_cluster() {
+    let cluster = testkit::RedisCluster::start();
+    let url = format!("--redis-url={}", cluster.url());
+    let mut flags = FAST.to_vec();
+    flags.push(&url);
+    let a = Gateway::start(settings("pr-a-k", None, &flags)).await;
+    let b = Gateway::start(settings("pr-b-k", None, &flags)).await;
+    presence_scenario(&a, &b).await;
+    a.stop().await;
+    b.stop().await;
+}
+
+async fn presence_scenario(a: &Gateway, b: &Gateway) {
     let mut ada = a.client("ada").await;
     assert_eq!(ids(&join_presence(&mut ada, 1, "p").await), [("ada", 1)]);
 
@@ -139,8 +158,6 @@ async fn users_arrive_once_leave_with_their_last_connection_across_gateways() {
         ServerMessage::Chat(c) => assert_eq!(c.text, "back"),
         other => panic!("a quick reconnect produced {other:?}"),
     }
-    a.stop().await;
-    b.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

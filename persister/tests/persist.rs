@@ -30,8 +30,8 @@ fn draw_event(canvas: &CanvasId, x: u32) -> ServerMessage {
     })
 }
 
-async fn publisher(redis: &RedisServer, backlog_limit: usize) -> Arc<Log> {
-    let pool = RedisPool::connect(redis.url(), 4, std::time::Duration::from_secs(2))
+async fn publisher(redis: &str, backlog_limit: usize) -> Arc<Log> {
+    let pool = RedisPool::connect(redis, 4, std::time::Duration::from_secs(2))
         .await
         .unwrap();
     let settings = LogSettings {
@@ -91,10 +91,10 @@ fn stored_seqs(pg: &PostgresServer, canvas: &str) -> Vec<u64> {
     .collect()
 }
 
-fn args(redis: &RedisServer, pg: &PostgresServer, consumer: &str, extra: &[&str]) -> Vec<String> {
+fn args(redis: &str, pg: &PostgresServer, consumer: &str, extra: &[&str]) -> Vec<String> {
     let mut a = vec![
         "persister".to_owned(),
-        format!("--redis-url={}", redis.url()),
+        format!("--redis-url={redis}"),
         format!("--database-url={}", pg.url()),
         format!("--consumer={consumer}"),
         "--discover-interval-ms=100".to_owned(),
@@ -107,7 +107,7 @@ fn args(redis: &RedisServer, pg: &PostgresServer, consumer: &str, extra: &[&str]
 
 /// Runs the persister in this process.
 async fn start_in_process(
-    redis: &RedisServer,
+    redis: &str,
     pg: &PostgresServer,
     consumer: &str,
     extra: &[&str],
@@ -118,7 +118,7 @@ async fn start_in_process(
 
 /// [`start_in_process`], also returning the admin address.
 async fn start_with_admin(
-    redis: &RedisServer,
+    redis: &str,
     pg: &PostgresServer,
     consumer: &str,
     extra: &[&str],
@@ -141,12 +141,7 @@ async fn start_with_admin(
 }
 
 /// Runs the persister binary (so it can be killed with SIGKILL).
-fn start_process(
-    redis: &RedisServer,
-    pg: &PostgresServer,
-    consumer: &str,
-    extra: &[&str],
-) -> Child {
+fn start_process(redis: &str, pg: &PostgresServer, consumer: &str, extra: &[&str]) -> Child {
     let a = args(redis, pg, consumer, extra);
     Command::new(env!("CARGO_BIN_EXE_persister"))
         .args(&a[1..])
@@ -168,8 +163,18 @@ fn kill9(child: &mut Child) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_event_is_persisted_once_and_the_stream_trimmed_below_it() {
     let redis = RedisServer::start();
+    persisted_once_and_trimmed(&redis.url()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_event_is_persisted_once_and_the_stream_trimmed_below_it_on_a_redis_cluster() {
+    let cluster = testkit::RedisCluster::start();
+    persisted_once_and_trimmed(&cluster.url()).await;
+}
+
+async fn persisted_once_and_trimmed(url: &str) {
     let pg = PostgresServer::start();
-    let f = publisher(&redis, 0).await;
+    let f = publisher(url, 0).await;
     let canvases: Vec<CanvasId> = ["a", "b", "c"]
         .iter()
         .map(|c| CanvasId::new(c).unwrap())
@@ -178,7 +183,7 @@ async fn every_event_is_persisted_once_and_the_stream_trimmed_below_it() {
         publish(&f, c, 300).await;
     }
     let (stop, handle) = start_in_process(
-        &redis,
+        url,
         &pg,
         "p1",
         &["--keep-events=50", "--snapshot-every=100"],
@@ -195,8 +200,7 @@ async fn every_event_is_persisted_once_and_the_stream_trimmed_below_it() {
         );
     }
     // The mark reaches the head; the stream keeps about `keep` events.
-    let client = redis::Client::open(redis.url()).unwrap();
-    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let mut conn = connect(url).await;
     for c in &canvases {
         eventually(
             Duration::from_secs(10),
@@ -240,9 +244,9 @@ async fn every_event_is_persisted_once_and_the_stream_trimmed_below_it() {
 async fn sigterm_finishes_the_batch_and_exits_and_a_successor_loses_nothing() {
     let redis = RedisServer::start();
     let pg = PostgresServer::start();
-    let f = publisher(&redis, 0).await;
+    let f = publisher(&redis.url(), 0).await;
     let canvas = CanvasId::new("term").unwrap();
-    let mut p = start_process(&redis, &pg, "first", &[]);
+    let mut p = start_process(&redis.url(), &pg, "first", &[]);
     let writer = {
         let f = f.clone();
         let canvas = canvas.clone();
@@ -271,7 +275,8 @@ async fn sigterm_finishes_the_batch_and_exits_and_a_successor_loses_nothing() {
     assert!(exit.success(), "exit status {exit}");
     let acked = writer.await.unwrap();
     // Another replica (another consumer) claims what the first left pending.
-    let (stop, handle) = start_in_process(&redis, &pg, "second", &["--claim-idle-ms=200"]).await;
+    let (stop, handle) =
+        start_in_process(&redis.url(), &pg, "second", &["--claim-idle-ms=200"]).await;
     eventually(
         Duration::from_secs(60),
         "every acked event persisted",
@@ -286,10 +291,20 @@ async fn sigterm_finishes_the_batch_and_exits_and_a_successor_loses_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_persister_loses_and_duplicates_nothing() {
     let redis = RedisServer::start();
+    killed_persister_scenario(&redis.url()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_persister_loses_and_duplicates_nothing_on_a_redis_cluster() {
+    let cluster = testkit::RedisCluster::start();
+    killed_persister_scenario(&cluster.url()).await;
+}
+
+async fn killed_persister_scenario(url: &str) {
     let pg = PostgresServer::start();
-    let f = publisher(&redis, 0).await;
+    let f = publisher(url, 0).await;
     let canvas = CanvasId::new("burst").unwrap();
-    let mut p = start_process(&redis, &pg, "solo", &[]);
+    let mut p = start_process(url, &pg, "solo", &[]);
     let writer = {
         let f = f.clone();
         let canvas = canvas.clone();
@@ -302,7 +317,7 @@ async fn a_killed_persister_loses_and_duplicates_nothing() {
     kill9(&mut p);
     let acked = writer.await.unwrap();
     // Same consumer name: it reads its own pending entries first.
-    let mut p = start_process(&redis, &pg, "solo", &[]);
+    let mut p = start_process(url, &pg, "solo", &[]);
     eventually(
         Duration::from_secs(60),
         "every acked event persisted",
@@ -313,10 +328,17 @@ async fn a_killed_persister_loses_and_duplicates_nothing() {
     kill9(&mut p);
 }
 
+/// A connection to the single server or the cluster at `url`.
+async fn connect(url: &str) -> persister::redis_conn::Redis {
+    let client = redis::Client::open(url).unwrap();
+    persister::redis_conn::Redis::connect(&client, None, Duration::from_secs(5))
+        .await
+        .unwrap()
+}
+
 /// Entries of `canvas` delivered to `consumer` and not acknowledged.
-async fn pending_for(redis: &RedisServer, canvas: &CanvasId, consumer: &str) -> u64 {
-    let client = redis::Client::open(redis.url()).unwrap();
-    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+async fn pending_for(redis: &str, canvas: &CanvasId, consumer: &str) -> u64 {
+    let mut conn = connect(redis).await;
     let entries: redis::RedisResult<Vec<redis::Value>> = redis::cmd("XPENDING")
         .arg(keys::canvas_log(canvas))
         .arg(persister::GROUP)
@@ -332,13 +354,23 @@ async fn pending_for(redis: &RedisServer, canvas: &CanvasId, consumer: &str) -> 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_surviving_replica_claims_the_dead_ones_work() {
     let redis = RedisServer::start();
+    claim_scenario(&redis.url()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_surviving_replica_claims_the_dead_ones_work_on_a_redis_cluster() {
+    let cluster = testkit::RedisCluster::start();
+    claim_scenario(&cluster.url()).await;
+}
+
+async fn claim_scenario(url: &str) {
     let mut pg = PostgresServer::start();
-    let f = publisher(&redis, 0).await;
+    let f = publisher(url, 0).await;
     let canvases: Vec<CanvasId> = (0..4)
         .map(|i| CanvasId::new(&format!("c{i}")).unwrap())
         .collect();
-    let mut one = start_process(&redis, &pg, "one", &["--claim-idle-ms=1000"]);
-    let mut two = start_process(&redis, &pg, "two", &["--claim-idle-ms=1000"]);
+    let mut one = start_process(url, &pg, "one", &["--claim-idle-ms=1000"]);
+    let mut two = start_process(url, &pg, "two", &["--claim-idle-ms=1000"]);
     let mut writers = Vec::new();
     for c in &canvases {
         let f = f.clone();
@@ -363,7 +395,7 @@ async fn a_surviving_replica_claims_the_dead_ones_work() {
     for round in 0.. {
         let mut n = 0;
         for c in &canvases {
-            n += pending_for(&redis, c, "one").await;
+            n += pending_for(url, c, "one").await;
         }
         if n > 0 {
             break;
@@ -392,9 +424,9 @@ async fn a_surviving_replica_claims_the_dead_ones_work() {
 async fn postgres_down_for_a_while_loses_nothing() {
     let redis = RedisServer::start();
     let mut pg = PostgresServer::start();
-    let f = publisher(&redis, 0).await;
+    let f = publisher(&redis.url(), 0).await;
     let canvas = CanvasId::new("pgdown").unwrap();
-    let (stop, handle) = start_in_process(&redis, &pg, "p", &[]).await;
+    let (stop, handle) = start_in_process(&redis.url(), &pg, "p", &[]).await;
     publish(&f, &canvas, 100).await;
     eventually(
         Duration::from_secs(30),
@@ -422,7 +454,7 @@ async fn postgres_down_for_a_while_loses_nothing() {
 async fn a_full_backlog_refuses_writes_until_the_persister_catches_up() {
     let redis = RedisServer::start();
     let pg = PostgresServer::start();
-    let f = publisher(&redis, 50).await;
+    let f = publisher(&redis.url(), 50).await;
     let canvas = CanvasId::new("full").unwrap();
     assert_eq!(publish(&f, &canvas, 50).await.len(), 50);
     let header = BusHeader {
@@ -441,7 +473,7 @@ async fn a_full_backlog_refuses_writes_until_the_persister_catches_up() {
     );
     // Refused means not applied: the sequence did not move.
     assert_eq!(f.position(&canvas).await.unwrap().seq, 50);
-    let (stop, handle) = start_in_process(&redis, &pg, "p", &[]).await;
+    let (stop, handle) = start_in_process(&redis.url(), &pg, "p", &[]).await;
     eventually(Duration::from_secs(30), "writes accepted again", || async {
         f.publish_durable(&canvas, &header, &draw_event(&canvas, 1), None)
             .await
@@ -458,10 +490,10 @@ async fn metrics_count_what_was_persisted() {
     use testkit::http::{sample, scrape};
     let redis = RedisServer::start();
     let pg = PostgresServer::start();
-    let f = publisher(&redis, 0).await;
+    let f = publisher(&redis.url(), 0).await;
     let canvas = CanvasId::new("metered").unwrap();
     publish(&f, &canvas, 250).await;
-    let (stop, handle, admin) = start_with_admin(&redis, &pg, "p1", &[]).await;
+    let (stop, handle, admin) = start_with_admin(&redis.url(), &pg, "p1", &[]).await;
     eventually(Duration::from_secs(30), "all events persisted", || async {
         count(&pg, "metered") == 250
     })
@@ -501,10 +533,10 @@ async fn a_reused_sequence_number_is_divergence_kept_not_a_duplicate() {
     use testkit::http::{sample, scrape};
     let redis = RedisServer::start();
     let pg = PostgresServer::start();
-    let f = publisher(&redis, 0).await;
+    let f = publisher(&redis.url(), 0).await;
     let canvas = CanvasId::new("diverge").unwrap();
     publish(&f, &canvas, 5).await;
-    let (stop, handle, admin) = start_with_admin(&redis, &pg, "p1", &[]).await;
+    let (stop, handle, admin) = start_with_admin(&redis.url(), &pg, "p1", &[]).await;
     eventually(Duration::from_secs(30), "5 persisted", || async {
         count(&pg, "diverge") == 5
     })

@@ -82,18 +82,38 @@ pub fn canvas_likers_prefix(canvas: &CanvasId) -> String {
     format!("{PREFIX}:{{c:{canvas}}}:l:")
 }
 
-/// Who is online anywhere in the cluster: a sorted set of user ids scored
-/// by the latest expiry among their connections. Its keys share the hash
-/// tag `{online}`, so the scripts that touch several are legal on a Redis
-/// Cluster (one slot).
-pub fn online_index() -> String {
-    format!("{PREFIX}:{{online}}:users")
+/// How many shards the online registry is spread over: each has its own
+/// hash tag, so on a Redis Cluster the registry's load spreads over the
+/// masters instead of resting on one slot.
+pub const ONLINE_SHARDS: u32 = 16;
+
+/// The registry shard a user belongs to (FNV-1a of the id: the same on
+/// every gateway and across releases).
+pub fn online_shard(user: &str) -> u32 {
+    let hash = user.bytes().fold(0x811c_9dc5_u32, |h, b| {
+        (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+    });
+    hash % ONLINE_SHARDS
+}
+
+/// Who is online anywhere in the cluster, for one shard of the users: a
+/// sorted set of user ids scored by the latest expiry among their
+/// connections. A shard's keys share the hash tag `{o:<shard>}`, so the
+/// scripts that touch several are legal on a Redis Cluster.
+pub fn online_index(shard: u32) -> String {
+    format!("{PREFIX}:{{o:{shard}}}:users")
 }
 
 /// One user's connections anywhere in the cluster: a sorted set of
-/// `<user>\x1f<node>\x1f<conn>` scored by expiry; the user id follows.
-pub fn online_user_prefix() -> String {
-    format!("{PREFIX}:{{online}}:u:")
+/// `<user>\x1f<node>\x1f<conn>` scored by expiry; the user id follows this
+/// prefix (of the user's shard).
+pub fn online_user_prefix(shard: u32) -> String {
+    format!("{PREFIX}:{{o:{shard}}}:u:")
+}
+
+/// [`online_user_prefix`] with the user id: the user's connection set.
+pub fn online_user(user: &str) -> String {
+    format!("{}{user}", online_user_prefix(online_shard(user)))
 }
 
 /// The webhook feed: a stream of the events gateways queue for the
@@ -115,6 +135,20 @@ pub fn canvas_from_channel(channel: &str) -> Option<CanvasId> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn online_shards_are_stable_and_spread() {
+        // Fixed values: gateways of different releases must agree.
+        assert_eq!(online_shard(""), 0x811c_9dc5 % ONLINE_SHARDS);
+        assert_eq!(
+            online_user("ada"),
+            format!("easel:{{o:{}}}:u:ada", online_shard("ada"))
+        );
+        let used: std::collections::HashSet<u32> = (0..1000)
+            .map(|i| online_shard(&format!("user-{i}")))
+            .collect();
+        assert_eq!(used.len(), ONLINE_SHARDS as usize);
+    }
 
     #[test]
     fn channel_names_round_trip_and_carry_the_hash_tag() {

@@ -1,6 +1,8 @@
 //! The online registry on Redis: per user a sorted set of its connections
 //! scored by expiry, and an index of users scored by their latest expiry,
-//! changed by `enter.lua`, `expire.lua` and `sweep.lua`.
+//! changed by `enter.lua`, `expire.lua` and `sweep.lua`. Users are spread
+//! over [`keys::ONLINE_SHARDS`] shards, each with its own index and hash
+//! tag; a call about several users runs once per shard they fall in.
 
 use crate::{RedisPool, StoreError, key_ttl};
 use shared::keys;
@@ -41,8 +43,8 @@ impl RedisOnline {
         (expiry, now, open_after): (u64, u64, u64),
     ) -> Result<super::Entered, StoreError> {
         let mut call = ENTER_SCRIPT.prepare_invoke();
-        call.key(keys::online_index())
-            .key(format!("{}{user}", keys::online_user_prefix()))
+        call.key(keys::online_index(keys::online_shard(user)))
+            .key(keys::online_user(user))
             .arg(user)
             .arg(entry)
             .arg(expiry)
@@ -60,8 +62,7 @@ impl RedisOnline {
     /// See [`super::OnlineRegistry::gateways`].
     pub async fn gateways(&self, user: &str, open_after: u64) -> Result<usize, StoreError> {
         let mut call = GATEWAYS_SCRIPT.prepare_invoke();
-        call.key(format!("{}{user}", keys::online_user_prefix()))
-            .arg(open_after);
+        call.key(keys::online_user(user)).arg(open_after);
         self.redis.invoke(call).await
     }
 
@@ -75,40 +76,71 @@ impl RedisOnline {
         if entries.is_empty() {
             return Ok(());
         }
-        let mut call = EXPIRE_SCRIPT.prepare_invoke();
-        call.key(keys::online_index())
-            .arg(expiry)
-            .arg(key_ttl(expiry, now));
-        let prefix = keys::online_user_prefix();
-        for (user, entry) in entries {
-            call.key(format!("{prefix}{user}")).arg(user).arg(entry);
-        }
-        self.redis.invoke::<()>(call).await
-    }
-
-    /// See [`super::OnlineRegistry::sweep`].
-    pub async fn sweep(&self, now: u64) -> Result<Vec<String>, StoreError> {
-        let mut call = SWEEP_SCRIPT.prepare_invoke();
-        call.key(keys::online_index())
-            .arg(now)
-            .arg(keys::online_user_prefix());
-        self.redis.invoke(call).await
-    }
-
-    /// See [`super::OnlineRegistry::check`].
-    pub async fn check(&self, users: &[String], now: u64) -> Result<Vec<bool>, StoreError> {
-        if users.is_empty() {
-            return Ok(Vec::new());
-        }
-        let mut cmd = redis::cmd("ZMSCORE");
-        cmd.arg(keys::online_index()).arg(users);
-        let scores: Vec<Option<f64>> = self
-            .redis
-            .with_conn(|c| Box::pin(async move { cmd.query_async(c).await }))
-            .await?;
-        Ok(scores
+        let calls = by_shard(entries.iter().map(|(user, entry)| (user, entry)))
             .into_iter()
-            .map(|s| s.is_some_and(|s| s > now as f64))
-            .collect())
+            .map(|(shard, entries)| {
+                let mut call = EXPIRE_SCRIPT.prepare_invoke();
+                call.key(keys::online_index(shard))
+                    .arg(expiry)
+                    .arg(key_ttl(expiry, now));
+                for (user, entry) in entries {
+                    call.key(keys::online_user(user)).arg(user).arg(entry);
+                }
+                self.redis.invoke::<()>(call)
+            });
+        futures_util::future::try_join_all(calls).await.map(|_| ())
     }
+
+    /// See [`super::OnlineRegistry::sweep`]: every shard.
+    pub async fn sweep(&self, now: u64) -> Result<Vec<String>, StoreError> {
+        let calls = (0..keys::ONLINE_SHARDS).map(|shard| {
+            let mut call = SWEEP_SCRIPT.prepare_invoke();
+            call.key(keys::online_index(shard))
+                .arg(now)
+                .arg(keys::online_user_prefix(shard));
+            self.redis.invoke::<Vec<String>>(call)
+        });
+        let gone = futures_util::future::try_join_all(calls).await?;
+        Ok(gone.into_iter().flatten().collect())
+    }
+
+    /// See [`super::OnlineRegistry::check`]: one ZMSCORE per shard.
+    pub async fn check(&self, users: &[String], now: u64) -> Result<Vec<bool>, StoreError> {
+        let groups = by_shard(users.iter().enumerate().map(|(i, user)| (user, i)));
+        let calls = groups.into_iter().map(|(shard, members)| {
+            let mut cmd = redis::cmd("ZMSCORE");
+            cmd.arg(keys::online_index(shard));
+            for (user, _) in &members {
+                cmd.arg(user.as_str());
+            }
+            async move {
+                let scores: Vec<Option<f64>> = self
+                    .redis
+                    .with_conn(|c| Box::pin(async move { cmd.query_async(c).await }))
+                    .await?;
+                Ok::<_, StoreError>(members.into_iter().map(|(_, i)| i).zip(scores))
+            }
+        });
+        let mut online = vec![false; users.len()];
+        for group in futures_util::future::try_join_all(calls).await? {
+            for (i, score) in group {
+                online[i] = score.is_some_and(|s| s > now as f64);
+            }
+        }
+        Ok(online)
+    }
+}
+
+/// Items keyed by user, grouped by the user's registry shard.
+fn by_shard<'a, T>(
+    items: impl Iterator<Item = (&'a String, T)>,
+) -> std::collections::BTreeMap<u32, Vec<(&'a String, T)>> {
+    let mut groups = std::collections::BTreeMap::<u32, Vec<_>>::new();
+    for (user, item) in items {
+        groups
+            .entry(keys::online_shard(user))
+            .or_default()
+            .push((user, item));
+    }
+    groups
 }
