@@ -117,6 +117,9 @@ for dep in (d for d in docs if d["kind"] == "Deployment"):
         assert delay + window < grace, "drain delay + window must fit in EASEL_SHUTDOWN_GRACE_SECS"
         assert prestop + grace <= total, (
             f"terminationGracePeriodSeconds {total} < preStop {prestop} + shutdown grace {grace}")
+cm = next(d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"] == "easel-config")
+if "redis-cluster" in sys.argv[1]:
+    assert "redis-cluster" in cm["data"].get("EASEL_REDIS_URL", ""), "the cluster overlay names no cluster"
 print(f"  {len(docs)} objects; ServiceMonitors, probes and drain timing consistent")
 EOF
   promtool check rules "$tmp/$name-rules.yml" >/dev/null
