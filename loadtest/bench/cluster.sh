@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
-# Runs a load scenario against a private cluster: a fresh redis-server and
-# GATEWAYS gateways (release builds) on free loopback ports.
+# Runs a load scenario against a private cluster: a fresh redis-server (or,
+# with BENCH_REDIS=cluster, a Redis Cluster of 3 masters with a replica
+# each) and GATEWAYS gateways (release builds) on free loopback ports.
 #
 #   loadtest/bench/cluster.sh GATEWAYS SCENARIO [loadtest flags...]
 #   e.g. loadtest/bench/cluster.sh 2 fanout --members 1000 --rate 100
+#        BENCH_REDIS=cluster loadtest/bench/cluster.sh 4 fanout --canvases 1000
 #
 # The gateways' URLs and process ids are passed to the load tester (--url,
-# --pid), so it reports their CPU time per delivery and memory. Extra
-# gateway flags go in GATEWAY_FLAGS. Everything is stopped on exit.
+# --pid), so it reports their CPU time per delivery and memory; the Redis
+# processes' ids (--redis-pid) give Redis's CPU per delivery. Extra gateway
+# flags go in GATEWAY_FLAGS. Everything is stopped on exit.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 gateways=${1:?usage: cluster.sh GATEWAYS SCENARIO [flags...]}
@@ -23,11 +26,34 @@ cleanup() {
   rm -rf "$state"
 }
 trap cleanup EXIT
+redis_pids=()
+start_redis() { # port [extra redis-server flags...]
+  local port=$1
+  shift
+  mkdir -p "$state/redis-$port"
+  redis-server --port "$port" --bind 127.0.0.1 --save "" --appendonly no \
+    --dir "$state/redis-$port" --logfile "$state/redis-$port/redis.log" "$@" &
+  pids+=($!)
+  redis_pids+=($!)
+  for _ in $(seq 100); do redis-cli -p "$port" ping >/dev/null 2>&1 && break; sleep 0.05; done
+}
 redis_port=$(free_port)
-redis-server --port "$redis_port" --bind 127.0.0.1 --save "" --appendonly no \
-  --dir "$state" --logfile "$state/redis.log" &
-pids+=($!)
-for _ in $(seq 100); do redis-cli -p "$redis_port" ping >/dev/null 2>&1 && break; sleep 0.05; done
+if [ "${BENCH_REDIS:-single}" = cluster ]; then
+  nodes=("$redis_port")
+  for _ in 1 2 3 4 5; do nodes+=("$(free_port)"); done
+  for port in "${nodes[@]}"; do
+    start_redis "$port" --cluster-enabled yes --cluster-config-file nodes.conf \
+      --cluster-node-timeout 5000 --cluster-port "$(free_port)"
+  done
+  redis-cli --cluster create $(printf '127.0.0.1:%s ' "${nodes[@]}") \
+    --cluster-replicas 1 --cluster-yes >/dev/null
+  for _ in $(seq 200); do
+    redis-cli -p "$redis_port" cluster info | grep -q cluster_state:ok && break
+    sleep 0.05
+  done
+else
+  start_redis "$redis_port"
+fi
 # The load tester is one address sending as fast as asked: the gateways'
 # rate limits would measure themselves, not the fan-out. GATEWAY_RATE_FLAGS
 # replaces these (the flood benchmark sets real limits).
@@ -50,4 +76,8 @@ for i in $(seq "$gateways"); do
   for _ in $(seq 100); do curl -fs "127.0.0.1:$admin/readyz" >/dev/null 2>&1 && break; sleep 0.05; done
 done
 join() { local IFS=,; echo "$*"; }
-${LOADTEST_WRAPPER:-} ./target/release/loadtest "$@" --url "$(join "${urls[@]}")" --pid "$(join "${gw_pids[@]}")"
+# The delivery scenarios also measure Redis (idle measures connections).
+redis_flag=(--redis-pid "$(join "${redis_pids[@]}")")
+[ "$1" = idle ] && redis_flag=()
+${LOADTEST_WRAPPER:-} ./target/release/loadtest "$@" --url "$(join "${urls[@]}")" \
+  --pid "$(join "${gw_pids[@]}")" "${redis_flag[@]}"

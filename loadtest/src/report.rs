@@ -84,6 +84,8 @@ pub struct Report {
     pub cpu_us_per_delivery: Option<f64>,
     pub user_cpu_us_per_delivery: Option<f64>,
     pub system_cpu_us_per_delivery: Option<f64>,
+    /// Every Redis process's CPU (with `--redis-pid`) per delivery.
+    pub redis_cpu_us_per_delivery: Option<f64>,
     pub gateway_rss_bytes: Option<u64>,
     pub timeline: Vec<SecondStats>,
     #[serde(skip)]
@@ -183,6 +185,9 @@ impl Report {
                 "gateway CPU / delivery",
                 format!("{us:.2} µs (user {user:.2}, system {sys:.2})"),
             );
+        }
+        if let Some(us) = self.redis_cpu_us_per_delivery {
+            row("redis CPU / delivery", format!("{us:.2} µs"));
         }
         if let Some(rss) = self.gateway_rss_bytes {
             row("gateway RSS", format!("{:.1} MiB", rss as f64 / 1048576.0));

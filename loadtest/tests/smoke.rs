@@ -78,6 +78,7 @@ impl Cluster {
                 connect_rate: 1000,
                 concurrency: 64,
                 pids: vec![std::process::id()],
+                redis_pids: Vec::new(),
                 canvas_prefix: prefix.into(),
             },
             canvases: 2,

@@ -71,6 +71,10 @@ pub struct Target {
     /// and memory are read from /proc.
     #[arg(long = "pid", value_delimiter = ',')]
     pub pids: Vec<u32>,
+    /// Redis process ids on this machine (comma-separated; every node of a
+    /// cluster): their CPU time is read from /proc too.
+    #[arg(long = "redis-pid", value_delimiter = ',')]
+    pub redis_pids: Vec<u32>,
     /// Canvas ids are `<prefix>-<n>`.
     #[arg(long, default_value = "load")]
     pub canvas_prefix: String,

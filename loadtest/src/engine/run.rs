@@ -33,6 +33,7 @@ pub async fn run(
 
     let duration = Duration::from_secs_f64(load.duration_secs.max(0.0));
     let cpu_before = cpu_time(&target.pids)?;
+    let redis_before = cpu_time(&target.redis_pids)?;
     let started = Instant::now();
     let until = started + duration;
     let (period, window) = match extra {
@@ -75,6 +76,10 @@ pub async fn run(
         run_secs: started.elapsed().as_secs_f64(),
         publish_secs,
         cpu: match (cpu_before, cpu_time(&target.pids)?) {
+            (Some(b), Some(a)) => Some(a - b),
+            _ => None,
+        },
+        redis_cpu: match (redis_before, cpu_time(&target.redis_pids)?) {
             (Some(b), Some(a)) => Some(a - b),
             _ => None,
         },
@@ -500,6 +505,8 @@ struct Measured {
     run_secs: f64,
     publish_secs: f64,
     cpu: Option<CpuTime>,
+    /// Redis's CPU over the same window.
+    redis_cpu: Option<CpuTime>,
     rss: Option<u64>,
     drained: bool,
     /// The publishers' pacing (none: closed loop).
@@ -564,6 +571,10 @@ fn report(
         cpu_us_per_delivery: per_delivery(|c| c.total()),
         user_cpu_us_per_delivery: per_delivery(|c| c.user),
         system_cpu_us_per_delivery: per_delivery(|c| c.system),
+        redis_cpu_us_per_delivery: m
+            .redis_cpu
+            .filter(|_| deliveries > 0)
+            .map(|c| c.total() * 1e6 / deliveries as f64),
         gateway_rss_bytes: m.rss,
         timeline: sh.deliveries.timeline(),
         distribution: latency.buckets(),
