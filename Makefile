@@ -5,7 +5,7 @@ CARGO ?= cargo
 # processes; fall back to cargo test where it is not installed.
 TEST_RUNNER := $(shell $(CARGO) nextest --version >/dev/null 2>&1 && echo "nextest run" || echo "test")
 
-.PHONY: bench-floor image run cluster cluster-status cluster-down test test-faults sdk-test fuzz check-deploy verify-cluster lint fmt bench bench-micro bench-idle bench-persister help
+.PHONY: bench-floor bench-scaling image run cluster cluster-status cluster-down test test-faults sdk-test fuzz check-deploy verify-cluster lint fmt bench bench-micro bench-idle bench-persister help
 
 help:
 	@echo "make run         the demo at http://127.0.0.1:8080/ on a standalone dev gateway (ws://127.0.0.1:8080/ws, in-memory bus, dev token in the log)"
@@ -22,6 +22,7 @@ help:
 	@echo "make bench       the load targets: fan-out, durable, resume, churn (docs/BENCHMARKS.md)"
 	@echo "make bench-micro criterion: codec, hub dispatch, Redis publish"
 	@echo "make bench-idle  gateway memory per idle connection (docs/BENCHMARKS.md)"
+	@echo "make bench-scaling gateway and Redis CPU per delivery with 1, 2, 4 gateways, single Redis and Redis Cluster"
 	@echo "make bench-floor the floor without Easel: one write per member per broadcast, 1,000 and 9,000 members"
 	@echo "make bench-persister  persister throughput and durability lag (local Redis and PostgreSQL)"
 
@@ -106,6 +107,9 @@ bench-persister:
 
 # The floor every fan-out figure is compared with (docs/BENCHMARKS.md,
 # "The floor"): one write per member per broadcast, no Easel.
+bench-scaling:
+	loadtest/bench/scaling.sh
+
 bench-floor:
 	$(CARGO) build --release -q -p loadtest
 	target/release/loadtest floor --members 1000 --rounds 300
