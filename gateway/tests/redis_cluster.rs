@@ -215,3 +215,58 @@ async fn a_replica_promoted_behind_postgres_is_rebuilt_not_written_over() {
     persister.stop().await;
     a.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_canvas_whose_slot_moves_is_resubscribed_on_its_new_master() {
+    let cluster = RedisCluster::start();
+    let url = format!("--redis-url={}", cluster.url());
+    let a = Gateway::start(settings("km-a", None, &[&url])).await;
+    let b = Gateway::start(settings("km-b", None, &[&url])).await;
+    ready(&a).await;
+    ready(&b).await;
+    let canvas = "moving";
+    let mut writer = a.client("writer").await;
+    join_ok(&mut writer, 1, canvas, false).await;
+    let mut reader = b.client("reader").await;
+    join_ok(&mut reader, 1, canvas, false).await;
+    let key = format!("easel:{{c:{canvas}}}:meta");
+    let from = cluster.master_of(&key);
+    let to = (0..cluster.nodes().len())
+        .find(|&i| i != from && cluster.nodes()[i].info("replication").contains("role:master"))
+        .unwrap();
+    let moving = tokio::task::spawn_blocking(move || {
+        cluster.move_slot(&key, to);
+        cluster
+    });
+    let _cluster = moving.await.unwrap();
+    // The old master dropped the reader's subscription: its gateway
+    // subscribes again on the new one and has the reader resync.
+    let resynced = async {
+        loop {
+            if let ServerMessage::Resync(r) = reader.recv().await {
+                return r.reason;
+            }
+        }
+    };
+    let reason = tokio::time::timeout(Duration::from_secs(10), resynced)
+        .await
+        .expect("the reader is told to resync");
+    assert_eq!(reason, ResyncReason::BusReconnected);
+    // Draws reach the reader again, through the new master.
+    let mut id = 10;
+    let seq = loop {
+        id += 1;
+        if let Some(seq) = try_draw(&mut writer, id, canvas).await {
+            break seq;
+        }
+    };
+    loop {
+        match reader.recv().await {
+            ServerMessage::Draw(d) if d.seq == Some(seq) => break,
+            ServerMessage::Draw(_) | ServerMessage::Resync(_) => {}
+            other => panic!("expected the draw, got {other:?}"),
+        }
+    }
+    a.stop().await;
+    b.stop().await;
+}

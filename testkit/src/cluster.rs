@@ -116,6 +116,40 @@ impl RedisCluster {
             .expect("a master serving the slot")
     }
 
+    /// Moves `key`'s slot, with its keys, from its master to master `to`
+    /// (as a resharding does: IMPORTING/MIGRATING, MIGRATE, then the new
+    /// owner announced to every master).
+    pub fn move_slot(&self, key: &str, to: usize) {
+        let from = self.master_of(key);
+        let slot = self.nodes[from].command(&["CLUSTER", "KEYSLOT", key]);
+        let slot = slot.trim();
+        let id = |i: usize| self.nodes[i].command(&["CLUSTER", "MYID"]).trim().to_owned();
+        let (src, dst) = (id(from), id(to));
+        self.nodes[to].command(&["CLUSTER", "SETSLOT", slot, "IMPORTING", &src]);
+        self.nodes[from].command(&["CLUSTER", "SETSLOT", slot, "MIGRATING", &dst]);
+        loop {
+            let keys = self.nodes[from].command(&["CLUSTER", "GETKEYSINSLOT", slot, "100"]);
+            let keys: Vec<&str> = keys.lines().filter(|k| !k.is_empty()).collect();
+            if keys.is_empty() {
+                break;
+            }
+            let port = self.nodes[to].port().to_string();
+            let mut args = vec!["MIGRATE", "127.0.0.1", &port, "", "0", "5000", "KEYS"];
+            args.extend(keys);
+            let out = self.nodes[from].command(&args);
+            assert!(out.trim() == "OK", "MIGRATE failed: {out}");
+        }
+        // The new owner first, then the old, then the rest.
+        let rest = (0..self.nodes.len()).filter(|&i| i != to && i != from);
+        for i in [to, from].into_iter().chain(rest) {
+            let node = &self.nodes[i];
+            if node.ping() && node.is_master() {
+                node.command(&["CLUSTER", "SETSLOT", slot, "NODE", &dst]);
+            }
+        }
+        self.wait_healthy(Duration::from_secs(20));
+    }
+
     /// Kills node `index` (SIGKILL), nothing more.
     pub fn kill(&mut self, index: usize) {
         self.nodes[index].kill();
