@@ -232,7 +232,12 @@ async fn a_canvas_whose_slot_moves_is_resubscribed_on_its_new_master() {
     let key = format!("easel:{{c:{canvas}}}:meta");
     let from = cluster.master_of(&key);
     let to = (0..cluster.nodes().len())
-        .find(|&i| i != from && cluster.nodes()[i].info("replication").contains("role:master"))
+        .find(|&i| {
+            i != from
+                && cluster.nodes()[i]
+                    .info("replication")
+                    .contains("role:master")
+        })
         .unwrap();
     let moving = tokio::task::spawn_blocking(move || {
         cluster.move_slot(&key, to);

@@ -123,7 +123,12 @@ impl RedisCluster {
         let from = self.master_of(key);
         let slot = self.nodes[from].command(&["CLUSTER", "KEYSLOT", key]);
         let slot = slot.trim();
-        let id = |i: usize| self.nodes[i].command(&["CLUSTER", "MYID"]).trim().to_owned();
+        let id = |i: usize| {
+            self.nodes[i]
+                .command(&["CLUSTER", "MYID"])
+                .trim()
+                .to_owned()
+        };
         let (src, dst) = (id(from), id(to));
         self.nodes[to].command(&["CLUSTER", "SETSLOT", slot, "IMPORTING", &src]);
         self.nodes[from].command(&["CLUSTER", "SETSLOT", slot, "MIGRATING", &dst]);
