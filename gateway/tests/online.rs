@@ -73,7 +73,7 @@ async fn users_come_online_once_and_go_offline_with_their_last_connection_on_a_r
 }
 
 async fn online_scenario(a: &Gateway, b: &Gateway) {
-    let mut lobby = watch_online(&b, "lobby").await;
+    let mut lobby = watch_online(b, "lobby").await;
 
     // Ada's first connection (on a) is news; her second (on b) is not.
     let ada1 = a.client("ada").await;
