@@ -153,16 +153,25 @@ async fn housekeeping(state: Arc<AppState>, stop: CancellationToken) {
     refresh.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
+        // A round in progress is abandoned at the stop: with Redis
+        // unreachable each canvas's call waits out its timeout, and a
+        // sweep over a thousand canvases would hold the exit for minutes.
+        // (What it did not get to, the next gateway's sweep does.)
+        let round = async {
+            tokio::select! {
+                _ = refresh.tick() => {
+                    state.presence.refresh().await;
+                    state.online.refresh().await;
+                }
+                _ = sweep.tick() => {
+                    state.presence.sweep().await;
+                    state.online.sweep().await;
+                }
+            }
+        };
         tokio::select! {
             _ = stop.cancelled() => return,
-            _ = refresh.tick() => {
-                state.presence.refresh().await;
-                state.online.refresh().await;
-            }
-            _ = sweep.tick() => {
-                state.presence.sweep().await;
-                state.online.sweep().await;
-            }
+            () = round => {}
         }
     }
 }

@@ -244,3 +244,31 @@ async fn sigterm_drains_spread_out_and_clients_resume_elsewhere() {
     }
     b.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_redis_does_not_hold_the_exit_past_the_grace() {
+    let redis = RedisServer::start();
+    let flags = ["--shutdown-grace-secs=2", "--presence-sweep-ms=100"];
+    let g = Gateway::start(settings("drain-stall", Some(&redis), &flags)).await;
+    ready(&g).await;
+    // Many canvases (8 per connection at most): a presence sweep calls
+    // Redis once for each.
+    let mut clients = Vec::new();
+    for n in 0..5 {
+        let mut c = g.client(&format!("many-{n}")).await;
+        for i in 0..8 {
+            join_ok(&mut c, i + 1, &format!("stall-{n}-{i}"), false).await;
+        }
+        clients.push(c);
+    }
+    // Redis stops answering: every call now waits out its timeout, so a
+    // sweep takes 80 s; the stop must not wait for one.
+    redis.pause();
+    let stopping = Instant::now();
+    tokio::time::timeout(Duration::from_secs(15), g.stop())
+        .await
+        .expect("the gateway stops");
+    let took = stopping.elapsed();
+    redis.resume();
+    assert!(took < Duration::from_secs(8), "stopping took {took:?}");
+}
