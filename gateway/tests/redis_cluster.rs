@@ -63,6 +63,22 @@ async fn two_gateways_and_a_persister_share_canvases_over_every_master() {
     b.stop().await;
 }
 
+/// Waits (at most 10 s, skipping other messages) for a `resync` telling
+/// the client its bus reconnected.
+async fn expect_bus_resync(reader: &mut WsClient) {
+    let resynced = async {
+        loop {
+            if let ServerMessage::Resync(r) = reader.recv().await {
+                return r.reason;
+            }
+        }
+    };
+    let reason = tokio::time::timeout(Duration::from_secs(10), resynced)
+        .await
+        .expect("the reader is told to resync");
+    assert_eq!(reason, ResyncReason::BusReconnected);
+}
+
 /// Draws one pixel; the seq it was acknowledged with, or `None` if the
 /// write was refused (Redis unavailable or the replica missing: the client
 /// may retry).
@@ -120,17 +136,7 @@ async fn a_master_failing_over_mid_traffic_resyncs_members_and_loses_no_acked_wr
     let _cluster = failing.await.unwrap();
 
     // The reader was told to resync (its events may have been lost).
-    let resynced = async {
-        loop {
-            if let ServerMessage::Resync(r) = reader.recv().await {
-                return r.reason;
-            }
-        }
-    };
-    let reason = tokio::time::timeout(Duration::from_secs(10), resynced)
-        .await
-        .expect("the reader is told to resync");
-    assert_eq!(reason, ResyncReason::BusReconnected);
+    expect_bus_resync(&mut reader).await;
 
     // No seq acknowledged twice, and every acknowledged one is stored.
     let unique: BTreeSet<u64> = acked.iter().copied().collect();
@@ -246,17 +252,7 @@ async fn a_canvas_whose_slot_moves_is_resubscribed_on_its_new_master() {
     let _cluster = moving.await.unwrap();
     // The old master dropped the reader's subscription: its gateway
     // subscribes again on the new one and has the reader resync.
-    let resynced = async {
-        loop {
-            if let ServerMessage::Resync(r) = reader.recv().await {
-                return r.reason;
-            }
-        }
-    };
-    let reason = tokio::time::timeout(Duration::from_secs(10), resynced)
-        .await
-        .expect("the reader is told to resync");
-    assert_eq!(reason, ResyncReason::BusReconnected);
+    expect_bus_resync(&mut reader).await;
     // Draws reach the reader again, through the new master.
     let mut id = 10;
     let seq = loop {

@@ -7,13 +7,11 @@ use redis::cluster_async::ClusterConnection;
 use redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
 use redis::{Cmd, Pipeline, RedisFuture, Value};
 use std::time::Duration;
+use store::RedisConn;
 
 /// One Redis connection (cheap to clone: clones share it).
 #[derive(Clone)]
-pub enum Redis {
-    Single(ConnectionManager),
-    Cluster(ClusterConnection),
-}
+pub struct Redis(RedisConn<ConnectionManager>);
 
 impl Redis {
     /// A connection to `client`'s server, or to the whole cluster when that
@@ -34,22 +32,24 @@ impl Redis {
             .query_async(&mut probe)
             .await?;
         if !info.lines().any(|l| l.trim() == "cluster_enabled:1") {
-            return Ok(Redis::Single(manager));
+            return Ok(Redis(RedisConn::Single(manager)));
         }
         let cluster = store::cluster_client(client.get_connection_info(), timeout, ca_pem)?;
-        Ok(Redis::Cluster(cluster.get_async_connection().await?))
+        Ok(Redis(RedisConn::Cluster(
+            cluster.get_async_connection().await?,
+        )))
     }
 
     pub fn is_cluster(&self) -> bool {
-        matches!(self, Redis::Cluster(_))
+        matches!(self.0, RedisConn::Cluster(_))
     }
 
     /// Every key matching `pattern` (SCAN in pages of about 1,000; on a
     /// cluster, on every master).
     pub async fn scan_keys(&mut self, pattern: &str) -> redis::RedisResult<Vec<String>> {
-        match self {
-            Redis::Single(conn) => scan(conn, pattern, None).await,
-            Redis::Cluster(conn) => {
+        match &mut self.0 {
+            RedisConn::Single(conn) => scan(conn, pattern, None).await,
+            RedisConn::Cluster(conn) => {
                 let mut out = Vec::new();
                 for (host, port) in masters(conn).await? {
                     let node = SingleNodeRoutingInfo::ByAddress { host, port };
@@ -141,10 +141,7 @@ impl RouteTo for ClusterConnection {
 
 impl ConnectionLike for Redis {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
-        match self {
-            Redis::Single(c) => c.req_packed_command(cmd),
-            Redis::Cluster(c) => c.req_packed_command(cmd),
-        }
+        self.0.req_packed_command(cmd)
     }
 
     fn req_packed_commands<'a>(
@@ -153,16 +150,10 @@ impl ConnectionLike for Redis {
         offset: usize,
         count: usize,
     ) -> RedisFuture<'a, Vec<Value>> {
-        match self {
-            Redis::Single(c) => c.req_packed_commands(pipeline, offset, count),
-            Redis::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
-        }
+        self.0.req_packed_commands(pipeline, offset, count)
     }
 
     fn get_db(&self) -> i64 {
-        match self {
-            Redis::Single(c) => c.get_db(),
-            Redis::Cluster(c) => c.get_db(),
-        }
+        self.0.get_db()
     }
 }

@@ -7,13 +7,16 @@ use redis::cluster_async::ClusterConnection;
 use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, Slot, SlotAddr};
 use redis::{Cmd, Pipeline, RedisFuture, Value};
 
-/// A connection taken for one or more calls.
-pub enum RedisConn {
-    Single(deadpool_redis::Connection),
+/// A connection taken for one or more calls: to a single server (`S`: a
+/// pooled connection here, the persister's reconnecting one there), or
+/// the cluster connection.
+#[derive(Clone)]
+pub enum RedisConn<S = deadpool_redis::Connection> {
+    Single(S),
     Cluster(ClusterConnection),
 }
 
-impl RedisConn {
+impl<S: ConnectionLike + Send> RedisConn<S> {
     /// `WAIT needed timeout_ms` on the connection that carried the last
     /// write to `key`: on a cluster, the master serving `key`'s slot (the
     /// cluster connection keeps one connection per node, so the WAIT
@@ -38,7 +41,7 @@ impl RedisConn {
     }
 }
 
-impl ConnectionLike for RedisConn {
+impl<S: ConnectionLike + Send> ConnectionLike for RedisConn<S> {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
         match self {
             RedisConn::Single(c) => c.req_packed_command(cmd),
