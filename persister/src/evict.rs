@@ -112,7 +112,7 @@ impl Evictor {
     /// Every canvas meta key in Redis.
     async fn metas(&mut self) -> redis::RedisResult<Vec<String>> {
         let pattern = format!("{}:{{c:*}}:meta", keys::PREFIX);
-        self.redis.scan_keys(&pattern).await
+        crate::redis_conn::scan_keys(&mut self.redis, &pattern).await
     }
 
     /// Stores the canvas's snapshot at `seq`, then evicts it if it is

@@ -71,9 +71,9 @@ pub async fn run(
         .runtime(deadpool_postgres::Runtime::Tokio1)
         .build()?;
     let ca = settings.redis_ca.as_deref();
-    let ops = Redis::connect(&settings.redis, ca, Duration::from_secs(5)).await?;
+    let ops = redis_conn::connect(&settings.redis, ca, Duration::from_secs(5)).await?;
     let reader =
-        Redis::connect(&settings.redis, ca, settings.block + Duration::from_secs(5)).await?;
+        redis_conn::connect(&settings.redis, ca, settings.block + Duration::from_secs(5)).await?;
     let metrics = Metrics::new()?;
 
     let admin_state = Arc::new(AdminState {
@@ -157,7 +157,7 @@ async fn start_webhooks(
     let sender = webhooks::Sender::new(webhook.clone(), pool.clone(), webhook_metrics);
     // Its own connection: its reads block.
     let ca = settings.redis_ca.as_deref();
-    let redis = Redis::connect(&settings.redis, ca, Duration::from_secs(6)).await?;
+    let redis = redis_conn::connect(&settings.redis, ca, Duration::from_secs(6)).await?;
     let feed = webhooks::FeedReader {
         redis,
         pool: pool.clone(),

@@ -2,61 +2,52 @@
 //! single server, or a cluster connection that routes each call to the
 //! master serving its key's slot. Discovery scans every master.
 
-use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
+use redis::Cmd;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::cluster_async::ClusterConnection;
 use redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
-use redis::{Cmd, Pipeline, RedisFuture, Value};
 use std::time::Duration;
 use store::RedisConn;
 
 /// One Redis connection (cheap to clone: clones share it).
-#[derive(Clone)]
-pub struct Redis(RedisConn<ConnectionManager>);
+pub type Redis = RedisConn<ConnectionManager>;
 
-impl Redis {
-    /// A connection to `client`'s server, or to the whole cluster when that
-    /// server is a Redis Cluster node; each call waits at most `timeout`.
-    pub async fn connect(
-        client: &redis::Client,
-        ca_pem: Option<&[u8]>,
-        timeout: Duration,
-    ) -> redis::RedisResult<Self> {
-        let manager = ConnectionManager::new_with_config(
-            client.clone(),
-            ConnectionManagerConfig::new().set_response_timeout(Some(timeout)),
-        )
-        .await?;
-        let mut probe = manager.clone();
-        let info: String = redis::cmd("INFO")
-            .arg("cluster")
-            .query_async(&mut probe)
-            .await?;
-        if !info.lines().any(|l| l.trim() == "cluster_enabled:1") {
-            return Ok(Redis(RedisConn::Single(manager)));
-        }
-        let cluster = store::cluster_client(client.get_connection_info(), timeout, ca_pem)?;
-        Ok(Redis(RedisConn::Cluster(
-            cluster.get_async_connection().await?,
-        )))
+/// A connection to `client`'s server, or to the whole cluster when that
+/// server is a Redis Cluster node; each call waits at most `timeout`.
+pub async fn connect(
+    client: &redis::Client,
+    ca_pem: Option<&[u8]>,
+    timeout: Duration,
+) -> redis::RedisResult<Redis> {
+    let info = client.get_connection_info();
+    let probe = tokio::time::timeout(timeout, store::is_cluster_node(info)).await;
+    let cluster = probe.map_err(|_| {
+        redis::RedisError::from(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            "redis did not answer INFO in time",
+        ))
+    })??;
+    if cluster {
+        let cluster = store::cluster_client(info, timeout, ca_pem)?;
+        return Ok(RedisConn::Cluster(cluster.get_async_connection().await?));
     }
+    let config = ConnectionManagerConfig::new().set_response_timeout(Some(timeout));
+    let manager = ConnectionManager::new_with_config(client.clone(), config).await?;
+    Ok(RedisConn::Single(manager))
+}
 
-    pub fn is_cluster(&self) -> bool {
-        matches!(self.0, RedisConn::Cluster(_))
-    }
-
-    /// Every key matching `pattern` (SCAN in pages of about 1,000; on a
-    /// cluster, on every master).
-    pub async fn scan_keys(&mut self, pattern: &str) -> redis::RedisResult<Vec<String>> {
-        match &mut self.0 {
-            RedisConn::Single(conn) => scan(conn, pattern, None).await,
-            RedisConn::Cluster(conn) => {
-                let mut out = Vec::new();
-                for (host, port) in masters(conn).await? {
-                    let node = SingleNodeRoutingInfo::ByAddress { host, port };
-                    out.extend(scan(conn, pattern, Some(node)).await?);
-                }
-                Ok(out)
+/// Every key matching `pattern` (SCAN in pages of about 1,000; on a
+/// cluster, on every master).
+pub async fn scan_keys(conn: &mut Redis, pattern: &str) -> redis::RedisResult<Vec<String>> {
+    match conn {
+        RedisConn::Single(conn) => scan(conn, pattern, None).await,
+        RedisConn::Cluster(conn) => {
+            let mut out = Vec::new();
+            for (host, port) in masters(conn).await? {
+                let node = SingleNodeRoutingInfo::ByAddress { host, port };
+                out.extend(scan(conn, pattern, Some(node)).await?);
             }
+            Ok(out)
         }
     }
 }
@@ -136,24 +127,5 @@ impl RouteTo for ClusterConnection {
             }
             None => cmd.query_async(self).await,
         }
-    }
-}
-
-impl ConnectionLike for Redis {
-    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
-        self.0.req_packed_command(cmd)
-    }
-
-    fn req_packed_commands<'a>(
-        &'a mut self,
-        pipeline: &'a Pipeline,
-        offset: usize,
-        count: usize,
-    ) -> RedisFuture<'a, Vec<Value>> {
-        self.0.req_packed_commands(pipeline, offset, count)
-    }
-
-    fn get_db(&self) -> i64 {
-        self.0.get_db()
     }
 }

@@ -151,7 +151,7 @@ impl Worker {
     /// could be lost) and joins their consumer groups.
     async fn discover(&mut self) -> redis::RedisResult<()> {
         let pattern = format!("{}:{{c:*}}:log", keys::PREFIX);
-        for key in self.ops.scan_keys(&pattern).await? {
+        for key in crate::redis_conn::scan_keys(&mut self.ops, &pattern).await? {
             if self.streams.contains_key(&key) {
                 continue;
             }

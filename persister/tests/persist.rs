@@ -331,7 +331,7 @@ async fn killed_persister_scenario(url: &str) {
 /// A connection to the single server or the cluster at `url`.
 async fn connect(url: &str) -> persister::redis_conn::Redis {
     let client = redis::Client::open(url).unwrap();
-    persister::redis_conn::Redis::connect(&client, None, Duration::from_secs(5))
+    persister::redis_conn::connect(&client, None, Duration::from_secs(5))
         .await
         .unwrap()
 }

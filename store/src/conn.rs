@@ -17,6 +17,11 @@ pub enum RedisConn<S = deadpool_redis::Connection> {
 }
 
 impl<S: ConnectionLike + Send> RedisConn<S> {
+    /// Whether this is the cluster connection.
+    pub fn is_cluster(&self) -> bool {
+        matches!(self, RedisConn::Cluster(_))
+    }
+
     /// `WAIT needed timeout_ms` on the connection that carried the last
     /// write to `key`: on a cluster, the master serving `key`'s slot (the
     /// cluster connection keeps one connection per node, so the WAIT

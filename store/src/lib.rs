@@ -28,7 +28,7 @@ pub use log::{
 };
 pub use objects::{Change, ObjectChange, ObjectOp, Objects, Refusal};
 pub use online::{Entered, OnlineRegistry};
-pub use pool::{Connections, RedisPool};
+pub use pool::{Connections, RedisPool, is_cluster_node};
 pub use presence::{EntryInfo, PresenceStore};
 pub use target::{cluster_builder, cluster_client, redis_client};
 

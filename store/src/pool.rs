@@ -69,7 +69,7 @@ pub struct RedisPool {
 }
 
 /// Whether the server at `info` (its connection) runs in cluster mode.
-async fn is_cluster(info: &redis::ConnectionInfo) -> redis::RedisResult<bool> {
+pub async fn is_cluster_node(info: &redis::ConnectionInfo) -> redis::RedisResult<bool> {
     let client = redis::Client::open(info.clone())?;
     let mut conn = client.get_multiplexed_async_connection().await?;
     let text: String = redis::cmd("INFO")
@@ -102,7 +102,7 @@ impl RedisPool {
         timeout: Duration,
     ) -> Result<Self, StoreError> {
         let info = target.into_connection_info().map_err(StoreError::Redis)?;
-        let cluster = tokio::time::timeout(timeout, is_cluster(&info))
+        let cluster = tokio::time::timeout(timeout, is_cluster_node(&info))
             .await
             .map_err(|_| StoreError::Timeout(timeout))?
             .map_err(StoreError::Redis)?;
