@@ -62,11 +62,9 @@ async fn users_come_online_once_and_go_offline_with_their_last_connection() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn users_come_online_once_and_go_offline_with_their_last_connection_on_a_redis_cluster() {
     let cluster = testkit::RedisCluster::start();
-    let url = format!("--redis-url={}", cluster.url());
-    let mut flags = FAST.to_vec();
-    flags.push(&url);
-    let a = Gateway::start(settings("on-a-k", None, &flags)).await;
-    let b = Gateway::start(settings("on-b-k", None, &flags)).await;
+    let url = Some(cluster.url());
+    let a = Gateway::start(settings_at("on-a-k", url.as_deref(), &FAST)).await;
+    let b = Gateway::start(settings_at("on-b-k", url.as_deref(), &FAST)).await;
     online_scenario(&a, &b).await;
     a.stop().await;
     b.stop().await;

@@ -66,11 +66,9 @@ async fn users_arrive_once_leave_with_their_last_connection_across_gateways() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn users_arrive_once_leave_with_their_last_connection_across_gateways_on_a_redis_cluster() {
     let cluster = testkit::RedisCluster::start();
-    let url = format!("--redis-url={}", cluster.url());
-    let mut flags = FAST.to_vec();
-    flags.push(&url);
-    let a = Gateway::start(settings("pr-a-k", None, &flags)).await;
-    let b = Gateway::start(settings("pr-b-k", None, &flags)).await;
+    let url = Some(cluster.url());
+    let a = Gateway::start(settings_at("pr-a-k", url.as_deref(), &FAST)).await;
+    let b = Gateway::start(settings_at("pr-b-k", url.as_deref(), &FAST)).await;
     presence_scenario(&a, &b).await;
     a.stop().await;
     b.stop().await;

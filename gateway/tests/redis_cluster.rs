@@ -21,9 +21,9 @@ const CANVASES: [&str; 6] = ["k-1", "k-2", "k-3", "k-4", "k-5", "k-6"];
 async fn two_gateways_and_a_persister_share_canvases_over_every_master() {
     let cluster = RedisCluster::start();
     let pg = PostgresServer::start();
-    let url = format!("--redis-url={}", cluster.url());
-    let a = gateway_with_db("kc-a", None, &pg, &[&url]).await;
-    let b = gateway_with_db("kc-b", None, &pg, &[&url]).await;
+    let url = Some(cluster.url());
+    let a = gateway_with_db_at("kc-a", url.as_deref(), &pg, &[]).await;
+    let b = gateway_with_db_at("kc-b", url.as_deref(), &pg, &[]).await;
     let persister = RunningPersister::start_at(&cluster.url(), &pg.url(), &[]).await;
     let masters: BTreeSet<usize> = CANVASES
         .iter()
@@ -103,11 +103,10 @@ async fn try_draw(c: &mut WsClient, id: u64, canvas: &str) -> Option<u64> {
 async fn a_master_failing_over_mid_traffic_resyncs_members_and_loses_no_acked_write() {
     let cluster = RedisCluster::start();
     let pg = PostgresServer::start();
-    let url = format!("--redis-url={}", cluster.url());
     // Acks wait for the replica: what was acknowledged survives the master
     // (and, while the promoted master has no replica, writes are refused).
-    let flags = [url.as_str(), "--durable-ack-replicas=1"];
-    let a = gateway_with_db("kf-a", None, &pg, &flags).await;
+    let flags = ["--durable-ack-replicas=1"];
+    let a = gateway_with_db_at("kf-a", Some(&cluster.url()), &pg, &flags).await;
     let persister = RunningPersister::start_at(&cluster.url(), &pg.url(), &[]).await;
     let canvas = "fo";
     let mut writer = a.client("writer").await;
@@ -164,8 +163,7 @@ async fn a_master_failing_over_mid_traffic_resyncs_members_and_loses_no_acked_wr
 async fn a_replica_promoted_behind_postgres_is_rebuilt_not_written_over() {
     let cluster = RedisCluster::start();
     let pg = PostgresServer::start();
-    let url = format!("--redis-url={}", cluster.url());
-    let a = gateway_with_db("kb-a", None, &pg, &[&url]).await;
+    let a = gateway_with_db_at("kb-a", Some(&cluster.url()), &pg, &[]).await;
     let persister = RunningPersister::start_at(&cluster.url(), &pg.url(), &[]).await;
     let canvas = "behind";
     let mut writer = a.client("writer").await;
@@ -225,9 +223,9 @@ async fn a_replica_promoted_behind_postgres_is_rebuilt_not_written_over() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_canvas_whose_slot_moves_is_resubscribed_on_its_new_master() {
     let cluster = RedisCluster::start();
-    let url = format!("--redis-url={}", cluster.url());
-    let a = Gateway::start(settings("km-a", None, &[&url])).await;
-    let b = Gateway::start(settings("km-b", None, &[&url])).await;
+    let url = Some(cluster.url());
+    let a = Gateway::start(settings_at("km-a", url.as_deref(), &[])).await;
+    let b = Gateway::start(settings_at("km-b", url.as_deref(), &[])).await;
     ready(&a).await;
     ready(&b).await;
     let canvas = "moving";

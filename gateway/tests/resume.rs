@@ -139,10 +139,10 @@ async fn resume_on_another_gateway_replays_exactly_the_missed_events() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn resume_works_the_same_on_a_redis_cluster() {
     let cluster = testkit::RedisCluster::start();
-    let url = format!("--redis-url={}", cluster.url());
-    let flags = [url.as_str(), "--outbound-queue=64"];
-    let a = Gateway::start(settings("gw-ca", None, &flags)).await;
-    let b = Gateway::start(settings("gw-cb", None, &flags)).await;
+    let url = Some(cluster.url());
+    let flags = ["--outbound-queue=64"];
+    let a = Gateway::start(settings_at("gw-ca", url.as_deref(), &flags)).await;
+    let b = Gateway::start(settings_at("gw-cb", url.as_deref(), &flags)).await;
     resume_scenario(a.addr, b.addr).await;
     a.stop().await;
     b.stop().await;

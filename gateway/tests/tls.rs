@@ -47,14 +47,12 @@ async fn a_gateway_and_a_persister_work_over_tls_to_redis_and_postgres() {
     let pg = PostgresServer::start_tls(&certs);
     let ca = certs.ca().display().to_string();
     let db = tls_url(&pg, &certs.ca());
-    let redis_flag = format!("--redis-url={rediss}");
     let ca_flag = format!("--redis-ca-file={ca}");
     let db_flag = format!("--database-url={db}");
-    let g = Gateway::start(settings(
+    let g = Gateway::start(settings_at(
         "tls-a",
-        None,
+        Some(&rediss),
         &[
-            &redis_flag,
             &ca_flag,
             &db_flag,
             "--auto-create-canvases",

@@ -66,6 +66,12 @@ impl Gateway {
 /// Settings from flags, as an operator would give them; with `redis` the
 /// gateway joins that Redis, otherwise it runs standalone.
 pub fn settings(node: &str, redis: Option<&RedisServer>, extra: &[&str]) -> Settings {
+    settings_at(node, redis.map(RedisServer::url).as_deref(), extra)
+}
+
+/// [`settings`] with the Redis given by its URL (a single server's, or any
+/// node of a Redis Cluster).
+pub fn settings_at(node: &str, redis_url: Option<&str>, extra: &[&str]) -> Settings {
     let mut args = vec![
         "gateway".to_owned(),
         format!("--node-id={node}"),
@@ -74,8 +80,8 @@ pub fn settings(node: &str, redis: Option<&RedisServer>, extra: &[&str]) -> Sett
         "--canvas-width=100".to_owned(),
         "--canvas-height=100".to_owned(),
     ];
-    if let Some(r) = redis {
-        args.push(format!("--redis-url={}", r.url()));
+    if let Some(url) = redis_url {
+        args.push(format!("--redis-url={url}"));
     }
     // Tests stop gateways at once unless they test the drain itself, send
     // as fast as they like unless they test the rate limits, and see no
@@ -303,6 +309,16 @@ pub async fn gateway_with_db(
     pg: &testkit::PostgresServer,
     extra: &[&str],
 ) -> Gateway {
+    gateway_with_db_at(node, redis.map(RedisServer::url).as_deref(), pg, extra).await
+}
+
+/// [`gateway_with_db`] with the Redis given by its URL.
+pub async fn gateway_with_db_at(
+    node: &str,
+    redis_url: Option<&str>,
+    pg: &testkit::PostgresServer,
+    extra: &[&str],
+) -> Gateway {
     let db = format!("--database-url={}", pg.url());
     let mut flags = vec![
         db.as_str(),
@@ -310,7 +326,7 @@ pub async fn gateway_with_db(
         "--backlog-limit=100000",
     ];
     flags.extend_from_slice(extra);
-    let g = Gateway::start(settings(node, redis, &flags)).await;
+    let g = Gateway::start(settings_at(node, redis_url, &flags)).await;
     ready(&g).await;
     g
 }
