@@ -26,6 +26,11 @@ static PUBLISH_SHARDED_SCRIPT: LazyLock<redis::Script> = LazyLock::new(|| {
 /// Position read (see `position.lua`).
 static POSITION_SCRIPT: LazyLock<redis::Script> =
     LazyLock::new(|| redis::Script::new(include_str!("position.lua")));
+/// The same behind the server guard, for a read on a Redis Cluster.
+static POSITION_GUARDED_SCRIPT: LazyLock<redis::Script> = LazyLock::new(|| {
+    let guard = include_str!("guard.lua");
+    redis::Script::new(&format!("{guard}\n{}", include_str!("position.lua")))
+});
 /// Snapshot read (see `snapshot.lua`).
 static SNAPSHOT_SCRIPT: LazyLock<redis::Script> =
     LazyLock::new(|| redis::Script::new(include_str!("snapshot.lua")));
@@ -379,13 +384,24 @@ impl RedisLog {
 
     /// The canvas's position (initialising it if Redis has none), checked
     /// against the durable history first if Redis may have restarted with
-    /// older data since the last check.
+    /// older data since the last check (on a cluster: if the master serving
+    /// the canvas is not the one it was checked on, as for a write).
     pub async fn position(&self, canvas: &CanvasId) -> Result<Position, StoreError> {
         let (mut conn, generation) = self.redis.checked().await?;
-        self.verify(&mut conn, canvas, generation).await?;
-        match self.read_position(&mut conn, canvas).await? {
+        let conn = &mut conn;
+        let server = self.verify(conn, canvas, generation).await?;
+        let found = match self.read_position_on(conn, canvas, &server).await {
+            Err(StoreError::Redis(err)) if err.code() == Some("NEWSERVER") => {
+                tracing::warn!(%canvas, "the canvas's redis master changed: checking it against postgres");
+                self.checked.forget(canvas);
+                let server = self.verify(conn, canvas, generation).await?;
+                self.read_position_on(conn, canvas, &server).await?
+            }
+            other => other?,
+        };
+        match found {
             Some(position) => Ok(position),
-            None => self.initialise(&mut conn, canvas).await,
+            None => self.initialise(conn, canvas).await,
         }
     }
 
@@ -395,7 +411,25 @@ impl RedisLog {
         conn: &mut Connection,
         canvas: &CanvasId,
     ) -> Result<Option<Position>, StoreError> {
-        let mut call = POSITION_SCRIPT.prepare_invoke();
+        self.read_position_on(conn, canvas, "").await
+    }
+
+    /// [`Self::read_position`] on a cluster only from `server` (the run id
+    /// the canvas was checked on; '' reads from any): another master answers
+    /// the error `NEWSERVER`.
+    async fn read_position_on(
+        &self,
+        conn: &mut Connection,
+        canvas: &CanvasId,
+        server: &str,
+    ) -> Result<Option<Position>, StoreError> {
+        let mut call = if self.redis.is_cluster() {
+            let mut call = POSITION_GUARDED_SCRIPT.prepare_invoke();
+            call.arg(server);
+            call
+        } else {
+            POSITION_SCRIPT.prepare_invoke()
+        };
         call.key(keys::canvas_meta(canvas));
         let (seq, epoch): (u64, Option<String>) = self.redis.call(call.invoke_async(conn)).await?;
         Ok(epoch.map(|epoch| Position { seq, epoch }))
