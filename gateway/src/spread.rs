@@ -11,8 +11,14 @@
 
 use crate::limits::UserLimits;
 use crate::state::AppState;
+use fanout::ConnControl;
 use shared::CanvasId;
 use shared::busframe::Signal;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How soon a count the registry could not answer is tried again.
+const RECOUNT_RETRY: Duration = Duration::from_secs(1);
 
 /// Connection of `user` admitted here, with `gateways` (from the registry;
 /// 0 when it did not answer) holding the user's open connections.
@@ -45,8 +51,16 @@ pub(crate) async fn left(state: &AppState, user: &str) {
     signal(state, user).await;
 }
 
-/// Another gateway said `user`'s connections moved: count again.
-pub(crate) async fn recount(state: &AppState, user: &str, limits: &UserLimits) {
+/// Another gateway said `user`'s connections moved, or the bus came back:
+/// count again. When the registry cannot answer (Redis is still coming
+/// back), the connection whose `control` carried the signal is signalled
+/// again after [`RECOUNT_RETRY`], until a count succeeds or it closes.
+pub(crate) async fn recount(
+    state: &AppState,
+    user: &str,
+    limits: &UserLimits,
+    control: &Arc<ConnControl>,
+) {
     match state.online.gateways(user).await {
         // This gateway serves the user, whatever the registry shows yet.
         Ok(gateways) if limits.connections() > 0 => {
@@ -54,7 +68,20 @@ pub(crate) async fn recount(state: &AppState, user: &str, limits: &UserLimits) {
             tracing::debug!(user, gateways, "user's gateways counted");
         }
         Ok(_) => {}
-        Err(err) => tracing::warn!(user, error = %err, "user's gateways not counted"),
+        Err(err) => {
+            tracing::warn!(user, error = %err, "user's gateways not counted; counting again shortly");
+            let control = control.clone();
+            let user = user.to_owned();
+            tokio::spawn(async move {
+                tokio::select! {
+                    _ = control.closed() => {}
+                    _ = tokio::time::sleep(RECOUNT_RETRY) => {
+                        let channel = CanvasId::user_channel(&user);
+                        control.signal(&channel, Signal::Spread { user });
+                    }
+                }
+            });
+        }
     }
 }
 

@@ -370,7 +370,7 @@ async fn on_signals(s: &mut Streaming, signals: Vec<(CanvasId, Signal)>) -> Opti
             }
             Signal::Spread { user } if user == me => {
                 let limits = s.membership._user.limits.clone();
-                crate::spread::recount(&s.membership.state, &me, &limits).await;
+                crate::spread::recount(&s.membership.state, &me, &limits, &s.control).await;
             }
             Signal::Access { user }
                 if user.as_deref().is_none_or(|u| u == me) && channel == s.membership.canvas =>

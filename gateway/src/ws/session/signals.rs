@@ -36,7 +36,7 @@ impl Session<'_> {
         }
         if recount {
             let user = &self.identity.user_id;
-            crate::spread::recount(self.state, user, self.rates.user).await;
+            crate::spread::recount(self.state, user, self.rates.user, &self.out.control).await;
         }
         for canvas in recheck {
             self.recheck(&canvas, since).await;
