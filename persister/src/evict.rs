@@ -11,8 +11,8 @@
 //! eviction a no-op.
 
 use crate::metrics::Metrics;
-use crate::redis_conn::Redis;
 use crate::store::upsert_snapshot;
+use ::store::managed::Managed as Redis;
 use deadpool_postgres::Pool;
 use shared::{CanvasId, keys};
 use std::collections::{HashMap, HashSet};
@@ -112,7 +112,7 @@ impl Evictor {
     /// Every canvas meta key in Redis.
     async fn metas(&mut self) -> redis::RedisResult<Vec<String>> {
         let pattern = format!("{}:{{c:*}}:meta", keys::PREFIX);
-        crate::redis_conn::scan_keys(&mut self.redis, &pattern).await
+        ::store::managed::scan_keys(&mut self.redis, &pattern).await
     }
 
     /// Stores the canvas's snapshot at `seq`, then evicts it if it is

@@ -8,7 +8,6 @@
 mod config;
 mod evict;
 mod metrics;
-pub mod redis_conn;
 mod store;
 pub mod webhooks;
 mod worker;
@@ -18,12 +17,12 @@ pub use metrics::Metrics;
 pub use schema::migrate;
 pub use worker::GROUP;
 
+use ::store::managed::Managed as Redis;
 use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::get;
-use redis_conn::Redis;
 use shared::backoff::Backoff;
 use std::sync::Arc;
 use std::time::Duration;
@@ -71,9 +70,10 @@ pub async fn run(
         .runtime(deadpool_postgres::Runtime::Tokio1)
         .build()?;
     let ca = settings.redis_ca.as_deref();
-    let ops = redis_conn::connect(&settings.redis, ca, Duration::from_secs(5)).await?;
+    let ops = ::store::managed::connect(&settings.redis, ca, Duration::from_secs(5)).await?;
     let reader =
-        redis_conn::connect(&settings.redis, ca, settings.block + Duration::from_secs(5)).await?;
+        ::store::managed::connect(&settings.redis, ca, settings.block + Duration::from_secs(5))
+            .await?;
     let metrics = Metrics::new()?;
 
     let admin_state = Arc::new(AdminState {
@@ -157,7 +157,7 @@ async fn start_webhooks(
     let sender = webhooks::Sender::new(webhook.clone(), pool.clone(), webhook_metrics);
     // Its own connection: its reads block.
     let ca = settings.redis_ca.as_deref();
-    let redis = redis_conn::connect(&settings.redis, ca, Duration::from_secs(6)).await?;
+    let redis = ::store::managed::connect(&settings.redis, ca, Duration::from_secs(6)).await?;
     let feed = webhooks::FeedReader {
         redis,
         pool: pool.clone(),

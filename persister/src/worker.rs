@@ -9,8 +9,8 @@
 //! by another after `claim_idle`) and its insert does nothing.
 
 use crate::metrics::Metrics;
-use crate::redis_conn::Redis;
 use crate::store::{self, Row};
+use ::store::managed::Managed as Redis;
 use deadpool_postgres::Pool;
 use redis::streams::{StreamId, StreamReadReply};
 use shared::backoff::Backoff;
@@ -151,7 +151,7 @@ impl Worker {
     /// could be lost) and joins their consumer groups.
     async fn discover(&mut self) -> redis::RedisResult<()> {
         let pattern = format!("{}:{{c:*}}:log", keys::PREFIX);
-        for key in crate::redis_conn::scan_keys(&mut self.ops, &pattern).await? {
+        for key in ::store::managed::scan_keys(&mut self.ops, &pattern).await? {
             if self.streams.contains_key(&key) {
                 continue;
             }

@@ -13,6 +13,7 @@ mod conn;
 mod error;
 pub mod feed;
 pub mod log;
+pub mod managed;
 pub mod objects;
 pub mod online;
 mod pool;

@@ -6,7 +6,7 @@
 //! replica's are claimed after [`CLAIM_IDLE`].
 
 use super::WebhookSettings;
-use crate::redis_conn::Redis;
+use ::store::managed::Managed as Redis;
 use deadpool_postgres::Pool;
 use redis::streams::{StreamId, StreamReadReply};
 use std::time::Duration;

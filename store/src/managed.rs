@@ -1,16 +1,17 @@
-//! The persister's Redis connections: a reconnecting connection to a
-//! single server, or a cluster connection that routes each call to the
-//! master serving its key's slot. Discovery scans every master.
+//! A long-lived Redis connection, for the persister and for tools and
+//! tests: a reconnecting connection to a single server, or a cluster
+//! connection that routes each call to the master serving its key's slot.
+//! Discovery scans every master.
 
+use crate::RedisConn;
 use redis::Cmd;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::cluster_async::ClusterConnection;
 use redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
 use std::time::Duration;
-use store::RedisConn;
 
 /// One Redis connection (cheap to clone: clones share it).
-pub type Redis = RedisConn<ConnectionManager>;
+pub type Managed = RedisConn<ConnectionManager>;
 
 /// A connection to `client`'s server, or to the whole cluster when that
 /// server is a Redis Cluster node; each call waits at most `timeout`.
@@ -18,9 +19,9 @@ pub async fn connect(
     client: &redis::Client,
     ca_pem: Option<&[u8]>,
     timeout: Duration,
-) -> redis::RedisResult<Redis> {
+) -> redis::RedisResult<Managed> {
     let info = client.get_connection_info();
-    let probe = tokio::time::timeout(timeout, store::is_cluster_node(info)).await;
+    let probe = tokio::time::timeout(timeout, crate::is_cluster_node(info)).await;
     let cluster = probe.map_err(|_| {
         redis::RedisError::from(std::io::Error::new(
             std::io::ErrorKind::TimedOut,
@@ -28,7 +29,7 @@ pub async fn connect(
         ))
     })??;
     if cluster {
-        let cluster = store::cluster_client(info, timeout, ca_pem)?;
+        let cluster = crate::cluster_client(info, timeout, ca_pem)?;
         return Ok(RedisConn::Cluster(cluster.get_async_connection().await?));
     }
     let config = ConnectionManagerConfig::new().set_response_timeout(Some(timeout));
@@ -38,7 +39,7 @@ pub async fn connect(
 
 /// Every key matching `pattern` (SCAN in pages of about 1,000; on a
 /// cluster, on every master).
-pub async fn scan_keys(conn: &mut Redis, pattern: &str) -> redis::RedisResult<Vec<String>> {
+pub async fn scan_keys(conn: &mut Managed, pattern: &str) -> redis::RedisResult<Vec<String>> {
     match conn {
         RedisConn::Single(conn) => scan(conn, pattern, None).await,
         RedisConn::Cluster(conn) => {
