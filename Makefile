@@ -5,13 +5,14 @@ CARGO ?= cargo
 # processes; fall back to cargo test where it is not installed.
 TEST_RUNNER := $(shell $(CARGO) nextest --version >/dev/null 2>&1 && echo "nextest run" || echo "test")
 
-.PHONY: bench-floor bench-scaling image run cluster cluster-status cluster-down test test-faults sdk-test fuzz check-deploy verify-cluster lint fmt bench bench-micro bench-idle bench-persister help
+.PHONY: bench-floor bench-scaling image run cluster cluster-status cluster-down test test-redis-cluster test-faults sdk-test fuzz check-deploy verify-cluster lint fmt bench bench-micro bench-idle bench-persister help
 
 help:
 	@echo "make run         the demo at http://127.0.0.1:8080/ on a standalone dev gateway (ws://127.0.0.1:8080/ws, in-memory bus, dev token in the log)"
 	@echo "make cluster     local cluster: Redis, Postgres, 2 gateways, persister, nginx on :8080, Prometheus"
 	@echo "make cluster-status / cluster-down   its state; stop it (data kept; deploy/local/cluster.sh down --purge deletes it)"
 	@echo "make test        the whole test suite: cargo tests, deploy checks, the loaded local cluster against the dashboards"
+	@echo "make test-redis-cluster  the Redis integration tests again, each on a private Redis Cluster (also part of make test)"
 	@echo "make test-faults the fault suite alone (also part of make test): Redis, Postgres, persister and gateway faults under steady writes"
 	@echo "make sdk-test    the TypeScript SDK's lint, unit and integration tests (also part of make test)"
 	@echo "make fuzz        1,000,000 mutated inputs per fuzz target (fuzz/README.md)"
@@ -42,9 +43,15 @@ cluster-down:
 test:
 	deploy/install-deps.sh
 	$(CARGO) $(TEST_RUNNER) --workspace
+	$(MAKE) test-redis-cluster
 	$(MAKE) sdk-test
 	deploy/check.sh
 	deploy/local/verify.sh
+
+# The integration tests of the crates that use Redis, each test's Redis a
+# private six-node Redis Cluster instead of one server.
+test-redis-cluster:
+	EASEL_TEST_REDIS=cluster $(CARGO) $(TEST_RUNNER) -p fanout -p store -p gateway -p persister -p loadtest --test '*'
 
 # The fault suite (gateway/tests/faults), with its report: per fault, the
 # writes acked, lost, applied twice, numbered twice, answered E012, and

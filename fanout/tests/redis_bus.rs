@@ -14,11 +14,22 @@ use testkit::{RedisServer, eventually};
 use tokio_util::sync::CancellationToken;
 use tungstenite::Message;
 
+/// The gateway's settings for `redis`: on a Redis Cluster
+/// (`EASEL_TEST_REDIS=cluster`), sharded pub/sub over RESP3.
 fn settings(redis: &RedisServer) -> BusSettings {
     let mut s = BusSettings::new(redis.url()).unwrap();
     s.health_interval = Duration::from_millis(200);
     s.subscribe_timeout = Duration::from_secs(2);
     s.publish_timeout = Duration::from_millis(500);
+    if redis.is_cluster() {
+        let client = redis::cluster::ClusterClientBuilder::new(vec![s.connection.clone()])
+            .connection_timeout(s.subscribe_timeout)
+            .response_timeout(s.subscribe_timeout)
+            .use_protocol(redis::ProtocolVersion::RESP3)
+            .build()
+            .unwrap();
+        s.cluster = Some(client);
+    }
     s
 }
 
@@ -33,14 +44,13 @@ fn pool(connection: &redis::ConnectionInfo) -> deadpool_redis::Pool {
 
 /// A node's fan-out on `s`.
 async fn bus(node: &str, s: &BusSettings, shutdown: &CancellationToken) -> Fanout {
-    Fanout::redis(
-        node,
-        s,
-        fanout::Publisher::Single(pool(&s.connection)),
-        shutdown.clone(),
-    )
-    .await
-    .unwrap()
+    let publisher = match &s.cluster {
+        Some(client) => fanout::Publisher::Cluster(client.get_async_connection().await.unwrap()),
+        None => fanout::Publisher::Single(pool(&s.connection)),
+    };
+    Fanout::redis(node, s, publisher, shutdown.clone())
+        .await
+        .unwrap()
 }
 
 fn member(conn: u64) -> (Member, Arc<Outbound>) {
@@ -98,12 +108,27 @@ async fn next_message(rx: &Arc<Outbound>) -> ServerMessage {
     codec::decode_server(Encoding::Json, text.as_bytes()).unwrap()
 }
 
+/// How many subscribers `canvas`'s channel has (on a cluster, its shard
+/// channel on the master serving it).
 async fn numsub(redis: &RedisServer, canvas: &CanvasId) -> i64 {
+    let channel = keys::canvas_channel(canvas);
+    if redis.is_cluster() {
+        use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, Slot, SlotAddr};
+        let client = redis::cluster::ClusterClient::new(vec![redis.url()]).unwrap();
+        let mut conn = client.get_async_connection().await.unwrap();
+        let mut cmd = redis::cmd("PUBSUB");
+        cmd.arg("SHARDNUMSUB").arg(&channel);
+        let route = Route::with_slot(Slot::for_key(&channel), SlotAddr::Master);
+        let routing = RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(route));
+        let reply = conn.route_command(cmd, routing).await.unwrap();
+        let (_, n): (String, i64) = redis::from_redis_value(reply).unwrap();
+        return n;
+    }
     let client = redis::Client::open(redis.url()).unwrap();
     let mut conn = client.get_multiplexed_async_connection().await.unwrap();
     let (_, n): (String, i64) = redis::cmd("PUBSUB")
         .arg("NUMSUB")
-        .arg(keys::canvas_channel(canvas))
+        .arg(channel)
         .query_async(&mut conn)
         .await
         .unwrap();

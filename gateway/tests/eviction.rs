@@ -15,13 +15,11 @@ use shared::{CanvasId, RequestId};
 use std::time::Duration;
 use testkit::{PostgresServer, RedisServer, eventually};
 
-/// The Redis keys of a canvas (every key carries its hash tag).
+/// The Redis keys of a canvas (every key carries its hash tag; on a
+/// cluster, scanned on every master).
 async fn keys_of(redis: &RedisServer, canvas: &str) -> Vec<String> {
-    let client = redis::Client::open(redis.url()).unwrap();
-    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
-    redis::cmd("KEYS")
-        .arg(format!("easel:{{c:{canvas}}}:*"))
-        .query_async(&mut conn)
+    let mut conn = redis_conn(&redis.url()).await;
+    store::managed::scan_keys(&mut conn, &format!("easel:{{c:{canvas}}}:*"))
         .await
         .unwrap()
 }

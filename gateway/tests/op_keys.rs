@@ -197,15 +197,9 @@ async fn a_write_caught_in_a_redis_stall_is_resent_safely_with_its_key() {
     // Redis holds writes for 3.5 s (it answers the pool's PING) with the
     // write in flight: the gateway's 2 s timeout answers E012 saying the
     // outcome is unknown; Redis runs the write when the pause ends.
-    let client = redis::Client::open(redis.url()).unwrap();
-    let mut admin = client.get_multiplexed_async_connection().await.unwrap();
-    let _: () = redis::cmd("CLIENT")
-        .arg("PAUSE")
-        .arg(3500)
-        .arg("WRITE")
-        .query_async(&mut admin)
-        .await
-        .unwrap();
+    for out in redis.command_everywhere(&["CLIENT", "PAUSE", "3500", "WRITE"]) {
+        assert_eq!(out.trim(), "OK");
+    }
     c.send(&keyed_draw(3, "k", 4, "stalled-1")).await;
     let err = expect_error(&mut c).await;
     assert_eq!(err.code, ErrorCode::Unavailable);

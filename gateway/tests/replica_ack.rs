@@ -10,8 +10,8 @@ mod common;
 
 use common::*;
 use shared::protocol::*;
-use shared::{ErrorCode, RequestId};
-use testkit::RedisServer;
+use shared::{CanvasId, ErrorCode, RequestId, keys};
+use testkit::{RedisCluster, RedisServer};
 
 /// The reply to request `id` (events in between are skipped).
 async fn reply(c: &mut testkit::WsClient, id: u64) -> Result<u64, ErrorReply> {
@@ -29,9 +29,23 @@ async fn reply(c: &mut testkit::WsClient, id: u64) -> Result<u64, ErrorReply> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acks_wait_for_a_replica_and_a_silent_one_means_resend() {
-    let primary = RedisServer::start();
-    let replica = RedisServer::start_replica_of(&primary);
-    let g = Gateway::start(settings("a", Some(&primary), &["--durable-ack-replicas=1"])).await;
+    if testkit::cluster_mode() {
+        // The replica of the master serving the canvas's slot.
+        let cluster = RedisCluster::start();
+        let master = cluster.master_of(&keys::canvas_meta(&CanvasId::new("r").unwrap()));
+        let replica = &cluster.nodes()[cluster.replica_of(master)];
+        silent_replica(&cluster.url(), replica).await;
+    } else {
+        let primary = RedisServer::start();
+        let replica = RedisServer::start_replica_of(&primary);
+        silent_replica(&primary.url(), &replica).await;
+    }
+}
+
+/// The scenario on the Redis at `url`, whose `replica` holds canvas "r".
+async fn silent_replica(url: &str, replica: &RedisServer) {
+    let flags = ["--durable-ack-replicas=1"];
+    let g = Gateway::start(settings_at("a", Some(url), &flags)).await;
     let mut c = g.client("alice").await;
     join_ok(&mut c, 1, "r", false).await;
     c.send(&keyed_draw(2, "r", 1, "first")).await;

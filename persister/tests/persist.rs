@@ -329,9 +329,9 @@ async fn killed_persister_scenario(url: &str) {
 }
 
 /// A connection to the single server or the cluster at `url`.
-async fn connect(url: &str) -> persister::redis_conn::Redis {
+async fn connect(url: &str) -> store::managed::Managed {
     let client = redis::Client::open(url).unwrap();
-    persister::redis_conn::connect(&client, None, Duration::from_secs(5))
+    store::managed::connect(&client, None, Duration::from_secs(5))
         .await
         .unwrap()
 }
@@ -544,8 +544,7 @@ async fn a_reused_sequence_number_is_divergence_kept_not_a_duplicate() {
     let before = pg.psql("SELECT md5(string_agg(payload::text, ',' ORDER BY seq)) FROM events");
     // Redis loses everything and nothing rebuilds the canvas (a publisher
     // without a history): seqs 1..3 are reused for other events.
-    let client = redis::Client::open(redis.url()).unwrap();
-    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let mut conn = connect(&redis.url()).await;
     let _: () = redis::cmd("FLUSHALL").query_async(&mut conn).await.unwrap();
     assert_eq!(publish(&f, &canvas, 3).await, vec![1, 2, 3]);
     eventually(

@@ -22,6 +22,21 @@ async fn pool(redis: &RedisServer) -> RedisPool {
         .unwrap()
 }
 
+/// The bus as the gateway sets it up: on a Redis Cluster
+/// (`EASEL_TEST_REDIS=cluster`) sharded pub/sub, which the cluster variant
+/// of the publish script feeds.
+fn bus_settings(redis: &RedisServer) -> BusSettings {
+    let mut s = BusSettings::new(redis.url()).unwrap();
+    if redis.is_cluster() {
+        let client = store::cluster_builder(&s.connection, s.subscribe_timeout, None)
+            .use_protocol(redis::ProtocolVersion::RESP3)
+            .build()
+            .unwrap();
+        s.cluster = Some(client);
+    }
+    s
+}
+
 async fn log(redis: &RedisServer) -> Log {
     let settings = LogSettings {
         log_max_events: 100_000,
@@ -99,7 +114,7 @@ async fn durable_events_get_gapless_sequence_numbers_and_the_state_matches() {
     let b = Arc::new(log(&redis).await);
     let bus = Fanout::redis(
         "node-b",
-        &BusSettings::new(redis.url()).unwrap(),
+        &bus_settings(&redis),
         publisher(&pool(&redis).await),
         shutdown.clone(),
     )

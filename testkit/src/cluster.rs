@@ -19,10 +19,15 @@ impl RedisCluster {
     /// Starts the six nodes, creates the cluster and waits until every node
     /// reports it healthy with all 16,384 slots served.
     pub fn start() -> Self {
+        Self::start_with(&[])
+    }
+
+    /// [`Self::start`] with further `redis-server` arguments for every node.
+    pub fn start_with(extra: &[&str]) -> Self {
         let nodes: Vec<RedisServer> = (0..6)
             .map(|_| {
                 let bus = crate::free_port().to_string();
-                RedisServer::start_with(&[
+                let mut args = vec![
                     "--cluster-enabled",
                     "yes",
                     "--cluster-config-file",
@@ -35,7 +40,9 @@ impl RedisCluster {
                     // (the test kills masters on purpose).
                     "--cluster-replica-validity-factor",
                     "0",
-                ])
+                ];
+                args.extend(extra);
+                RedisServer::start_node(&args)
             })
             .collect();
         let addresses: Vec<String> = nodes
@@ -64,27 +71,16 @@ impl RedisCluster {
     /// slots are served, three masters, and every running replica's link to
     /// its master up.
     pub fn wait_healthy(&self, timeout: Duration) {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let running: Vec<&RedisServer> = self.nodes.iter().filter(|n| n.ping()).collect();
-            let ok = running.iter().all(|n| {
-                let info = n.command(&["CLUSTER", "INFO"]);
-                info.contains("cluster_state:ok") && info.contains("cluster_slots_ok:16384")
-            });
-            let masters = running.iter().filter(|n| n.is_master()).count();
-            let linked = running.iter().all(|n| {
-                let info = n.info("replication");
-                info.contains("role:master") || info.contains("master_link_status:up")
-            });
-            if ok && masters == 3 && linked {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the redis cluster was not healthy within {timeout:?}"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        wait_healthy(self.nodes.iter(), timeout);
+    }
+
+    /// The first node, holding the others as its peers: the cluster as a
+    /// [`RedisServer`] whose URL seeds it (`EASEL_TEST_REDIS=cluster`).
+    pub(crate) fn into_seed(self) -> RedisServer {
+        let mut nodes = self.nodes.into_iter();
+        let mut seed = nodes.next().expect("six nodes");
+        seed.peers = nodes.collect();
+        seed
     }
 
     /// A seed URL (the first node that answers).
@@ -192,17 +188,63 @@ impl RedisCluster {
     }
 }
 
+/// [`RedisCluster::wait_healthy`] over `nodes`.
+pub(crate) fn wait_healthy<'a>(nodes: impl Iterator<Item = &'a RedisServer>, timeout: Duration) {
+    let nodes: Vec<&RedisServer> = nodes.collect();
+    let deadline = Instant::now() + timeout;
+    loop {
+        let running: Vec<&RedisServer> = nodes.iter().copied().filter(|n| n.ping()).collect();
+        let ok = running.iter().all(|n| {
+            let info = n.command(&["CLUSTER", "INFO"]);
+            info.contains("cluster_state:ok") && info.contains("cluster_slots_ok:16384")
+        });
+        let masters = running.iter().filter(|n| n.is_master()).count();
+        let linked = running.iter().all(|n| {
+            let info = n.info("replication");
+            info.contains("role:master") || info.contains("master_link_status:up")
+        });
+        if ok && masters == 3 && linked {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the redis cluster was not healthy within {timeout:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 impl RedisServer {
-    /// Runs one command with `redis-cli` and returns its output as text.
+    /// Runs one command with `redis-cli` and returns its output as text (on
+    /// a cluster's seed, following redirections to the key's node).
     pub fn command(&self, args: &[&str]) -> String {
         let cli = crate::find_binary("redis-cli", &["/usr/bin", "/usr/local/bin"])
             .expect("redis-cli not found: install redis-tools");
+        let follow: &[&str] = if self.is_cluster() { &["-c"] } else { &[] };
         let out = Command::new(cli)
             .args(["-h", "127.0.0.1", "-p", &self.port().to_string()])
+            .args(follow)
             .args(args)
             .output()
             .expect("run redis-cli");
         String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Runs one command on this server, or on every node of its cluster
+    /// (`SAVE`, `CLIENT PAUSE`); the outputs in node order.
+    pub fn command_everywhere(&self, args: &[&str]) -> Vec<String> {
+        self.all_nodes()
+            .map(|node| {
+                let cli = crate::find_binary("redis-cli", &["/usr/bin", "/usr/local/bin"])
+                    .expect("redis-cli not found: install redis-tools");
+                let out = Command::new(cli)
+                    .args(["-h", "127.0.0.1", "-p", &node.port().to_string()])
+                    .args(args)
+                    .output()
+                    .expect("run redis-cli");
+                String::from_utf8_lossy(&out.stdout).into_owned()
+            })
+            .collect()
     }
 
     fn is_master(&self) -> bool {

@@ -17,7 +17,7 @@ pub mod ws;
 
 pub use cluster::RedisCluster;
 pub use postgres::PostgresServer;
-pub use redis::RedisServer;
+pub use redis::{RedisServer, cluster_mode};
 pub use tls::TestCerts;
 pub use ws::WsClient;
 

@@ -15,20 +15,39 @@ pub struct RedisServer {
     child: Option<Child>,
     /// Further `redis-server` arguments (e.g. `--replicaof`).
     extra: Vec<String>,
+    /// With `EASEL_TEST_REDIS=cluster`: the other five nodes of the Redis
+    /// Cluster this node seeds. Killing, pausing, resuming and restarting
+    /// the server then applies to the whole cluster.
+    pub(crate) peers: Vec<RedisServer>,
+}
+
+/// Whether `EASEL_TEST_REDIS=cluster` asks every [`RedisServer::start`] for
+/// a 6-node Redis Cluster instead of one server, so that the same tests run
+/// on both (`make test` runs the Redis tests both ways).
+pub fn cluster_mode() -> bool {
+    std::env::var("EASEL_TEST_REDIS").is_ok_and(|v| v == "cluster")
 }
 
 impl RedisServer {
-    /// Starts a server and waits until it answers PING.
+    /// Starts a server and waits until it answers PING; in
+    /// [`cluster_mode`], a Redis Cluster seeded by this node, healthy.
     ///
     /// Panics with an install hint if `redis-server` is not installed.
     pub fn start() -> Self {
         Self::start_with(&[])
     }
 
+    /// One server, whatever [`cluster_mode`] says: for tests of a single
+    /// server's own topology (a standalone replica, a TLS port, a proxy in
+    /// front of its one port).
+    pub fn start_single(extra: &[&str]) -> Self {
+        Self::start_node(extra)
+    }
+
     /// A replica of `primary`, started and in sync (its link is up).
     pub fn start_replica_of(primary: &RedisServer) -> Self {
         let port = primary.port.to_string();
-        let replica = Self::start_with(&["--replicaof", "127.0.0.1", &port]);
+        let replica = Self::start_node(&["--replicaof", "127.0.0.1", &port]);
         let deadline = Instant::now() + Duration::from_secs(10);
         while !replica
             .info("replication")
@@ -48,7 +67,7 @@ impl RedisServer {
         let tls_port = crate::free_port().to_string();
         let path = |p: std::path::PathBuf| p.display().to_string();
         let (cert, key, ca) = (path(certs.cert()), path(certs.key()), path(certs.ca()));
-        let server = Self::start_with(&[
+        let server = Self::start_node(&[
             "--tls-port",
             &tls_port,
             "--tls-cert-file",
@@ -63,8 +82,17 @@ impl RedisServer {
         (server, format!("rediss://127.0.0.1:{tls_port}"))
     }
 
-    /// [`Self::start`] with further `redis-server` arguments.
+    /// [`Self::start`] with further `redis-server` arguments (given to
+    /// every node of a cluster).
     pub fn start_with(extra: &[&str]) -> Self {
+        if cluster_mode() {
+            return crate::RedisCluster::start_with(extra).into_seed();
+        }
+        Self::start_node(extra)
+    }
+
+    /// One `redis-server` process.
+    pub(crate) fn start_node(extra: &[&str]) -> Self {
         let binary = crate::find_binary("redis-server", &["/usr/bin", "/usr/local/bin"]).expect(
             "redis-server not found on PATH: integration tests start private Redis \
                  processes; install it (apt-get install redis-server)",
@@ -80,6 +108,7 @@ impl RedisServer {
                 dir,
                 child: None,
                 extra: extra.iter().map(|a| a.to_string()).collect(),
+                peers: Vec::new(),
             };
             if server.spawn() {
                 return server;
@@ -187,12 +216,24 @@ impl RedisServer {
         format!("redis://127.0.0.1:{}", self.port)
     }
 
-    /// Kills the server with SIGKILL (no clean shutdown) and waits for it.
+    /// Kills the server (every node of a cluster) with SIGKILL (no clean
+    /// shutdown) and waits for it.
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
         }
+        self.peers.iter_mut().for_each(RedisServer::kill);
+    }
+
+    /// Whether this node seeds a cluster ([`cluster_mode`]).
+    pub fn is_cluster(&self) -> bool {
+        !self.peers.is_empty()
+    }
+
+    /// This node and its cluster's other nodes.
+    pub(crate) fn all_nodes(&self) -> impl Iterator<Item = &RedisServer> {
+        std::iter::once(self).chain(&self.peers)
     }
 
     /// Freezes the server with SIGSTOP: connections stay open and calls
@@ -207,17 +248,30 @@ impl RedisServer {
     }
 
     fn signal(&self, which: &str) {
-        let child = self.child.as_ref().expect("redis-server is running");
-        let status = Command::new("kill")
-            .args([which, &child.id().to_string()])
-            .status()
-            .expect("run kill");
-        assert!(status.success(), "kill {which} failed");
+        for node in self.all_nodes() {
+            let child = node.child.as_ref().expect("redis-server is running");
+            let status = Command::new("kill")
+                .args([which, &child.id().to_string()])
+                .status()
+                .expect("run kill");
+            assert!(status.success(), "kill {which} failed");
+        }
     }
 
-    /// Starts the server again on the same port, empty. Panics if it cannot.
+    /// Starts the server again on the same port, empty; a cluster's nodes
+    /// all again (each keeps its `nodes.conf`, so the cluster forms again as
+    /// it was), and waits until it is healthy. Panics if it cannot.
     pub fn restart(&mut self) {
         self.kill();
+        self.respawn();
+        self.peers.iter_mut().for_each(RedisServer::respawn);
+        if self.is_cluster() {
+            crate::cluster::wait_healthy(self.all_nodes(), Duration::from_secs(30));
+        }
+    }
+
+    /// Spawns the (killed) process again on the same port.
+    fn respawn(&mut self) {
         let deadline = Instant::now() + Duration::from_secs(10);
         while !self.spawn() {
             assert!(

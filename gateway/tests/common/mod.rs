@@ -279,11 +279,19 @@ pub fn spawn_gateway_process(
     (child, format!("127.0.0.1:{port}").parse().unwrap())
 }
 
+/// A connection for a test's own commands: to the server at `url`, or to
+/// the whole Redis Cluster that `url` is a node of.
+pub async fn redis_conn(url: &str) -> store::managed::Managed {
+    let client = redis::Client::open(url).unwrap();
+    store::managed::connect(&client, None, std::time::Duration::from_secs(5))
+        .await
+        .unwrap()
+}
+
 /// Waits until a stream of `canvas`'s log holds fewer than `below` entries
 /// (the persister trims what it stored).
 pub async fn wait_trimmed(redis: &RedisServer, canvas: &CanvasId, below: u64) {
-    let client = redis::Client::open(redis.url()).unwrap();
-    let conn = client.get_multiplexed_async_connection().await.unwrap();
+    let conn = redis_conn(&redis.url()).await;
     let key = shared::keys::canvas_log(canvas);
     testkit::eventually(std::time::Duration::from_secs(30), "stream trimmed", || {
         let mut conn = conn.clone();
@@ -402,8 +410,7 @@ impl RunningPersister {
 /// A canvas's sequence number and cells as Redis holds them, read atomically
 /// (5-bit cells, `side` x `side`).
 pub async fn redis_cells(redis_url: &str, canvas: &CanvasId, side: u32) -> (Option<u64>, Vec<u8>) {
-    let client = redis::Client::open(redis_url).unwrap();
-    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let mut conn = redis_conn(redis_url).await;
     let (seq, packed): (Option<u64>, Option<Vec<u8>>) = redis::pipe()
         .atomic()
         .hget(shared::keys::canvas_meta(canvas), "seq")

@@ -93,9 +93,9 @@ async fn redis_back_from_an_old_rdb_snapshot() {
     let case = "redis_old_rdb";
     let mut run = Steady::start(case, RedisServer::start(), &[]).await;
     run_for(1.5).await;
-    let client = redis::Client::open(run.redis.url()).unwrap();
-    let mut admin = client.get_multiplexed_async_connection().await.unwrap();
-    let _: () = redis::cmd("SAVE").query_async(&mut admin).await.unwrap();
+    for out in run.redis.command_everywhere(&["SAVE"]) {
+        assert_eq!(out.trim(), "OK");
+    }
     run_for(1.5).await;
     let crash = Instant::now();
     run.redis.kill();
@@ -228,7 +228,9 @@ async fn gateway_frozen_by_sigstop() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gateway_cut_off_from_redis() {
     let case = "gateway_partitioned";
-    let redis = RedisServer::start();
+    // One server: a proxy fronts one port, and a cluster's clients reach
+    // its nodes at the addresses the nodes announce, around the proxy.
+    let redis = RedisServer::start_single(&[]);
     let pg = PostgresServer::start();
     let upstream = format!("127.0.0.1:{}", redis.port()).parse().unwrap();
     let proxy = proxy::Proxy::start(upstream).await;
