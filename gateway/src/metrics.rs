@@ -30,6 +30,9 @@ pub(crate) struct Metrics {
     pub bytes_received: IntCounter,
     /// WebSocket payload bytes written to clients.
     pub bytes_sent: IntCounter,
+    /// WebSocket frames written, and the socket writes carrying them.
+    pub frames_written: IntCounter,
+    pub writes: IntCounter,
     /// Failed authentications (token or handshake), by reason.
     pub auth_failures: IntCounterVec,
     /// Upgrade requests answered with an HTTP error instead of 101, by reason.
@@ -295,6 +298,16 @@ impl Metrics {
                 r,
                 "easel_gateway_sent_bytes_total",
                 "WebSocket message payload bytes written to clients",
+            )?,
+            frames_written: counter(
+                r,
+                "easel_gateway_frames_written_total",
+                "WebSocket frames written to clients (pings included)",
+            )?,
+            writes: counter(
+                r,
+                "easel_gateway_socket_writes_total",
+                "Socket writes carrying WebSocket frames to clients (frames_written / socket_writes: frames per write)",
             )?,
             rate_limited: counter_vec(
                 r,

@@ -248,16 +248,17 @@ async fn catalogue(
 
 /// WebSocket limits and buffer sizes for every connection.
 fn ws_config(settings: &Settings) -> WebSocketConfig {
+    let max_write = settings.max_message_bytes * 4 + 4096;
     WebSocketConfig::default()
         .read_buffer_size(settings.read_buffer_bytes)
-        // Frames are written as they are queued; batching happens in the
-        // writer, which feeds everything queued and flushes once.
-        .write_buffer_size(0)
+        // The writer feeds everything queued, then flushes: one write per
+        // batch (the buffer keeps the capacity the largest batch needed).
+        .write_buffer_size(crate::ws::writer::WRITE_BUFFER_BYTES.min(max_write / 2))
         // Backpressure: the outbound queue is the bound, this only stops a
         // runaway buffer if writes keep failing. A larger frame than this
         // cannot be sent at all: reply pages stay under it
         // (`ops::history::page_bytes`, three times the message size).
-        .max_write_buffer_size(settings.max_message_bytes * 4 + 4096)
+        .max_write_buffer_size(max_write)
         .max_message_size(Some(settings.max_message_bytes))
         .max_frame_size(Some(settings.max_message_bytes))
 }

@@ -198,6 +198,14 @@ pub struct Config {
     #[arg(long, env = "EASEL_READ_BUFFER_BYTES", default_value_t = 2048)]
     pub read_buffer_bytes: usize,
 
+    /// Shortest time between two socket writes to one connection,
+    /// microseconds (0 to 100000): frames that arrive sooner after a write
+    /// wait for the rest of it and go out together in one write; a frame
+    /// after a quiet spell goes out at once. 0: write whenever a frame is
+    /// queued (frames queued meanwhile still share the write).
+    #[arg(long, env = "EASEL_FLUSH_DELAY_US", default_value_t = 2000)]
+    pub flush_delay_us: u64,
+
     /// How long an operation key is remembered, seconds: a durable command
     /// resent with the same key within this window is answered with the
     /// first one's ack and not applied again.

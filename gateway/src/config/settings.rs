@@ -91,6 +91,8 @@ pub struct Settings {
     /// Closes spread over this window after the delay.
     pub drain_window: Duration,
     pub read_buffer_bytes: usize,
+    /// Shortest time between two writes to one connection.
+    pub flush_delay: Duration,
     pub log_max_events: usize,
     /// How long an operation key is remembered.
     pub op_key_window: Duration,
@@ -215,6 +217,12 @@ impl Config {
                 256,
                 1 << 20,
             )?,
+            flush_delay: Duration::from_micros(n.range(
+                "flush_delay_us",
+                self.flush_delay_us,
+                0,
+                100_000,
+            )?),
             log_max_events: n.range("log_max_events", self.log_max_events, 100, 100_000_000)?,
             op_key_window: windows.op_key_window,
             max_replay_events: n.range(

@@ -24,6 +24,7 @@ fn defaults_with_a_secret_are_valid_and_standalone() {
     assert_eq!(s.outbound_queue, 256);
     assert_eq!(s.handshake_timeout, Duration::from_secs(5));
     assert_eq!(s.ping_interval, Duration::from_secs(25));
+    assert_eq!(s.flush_delay, Duration::from_millis(2));
     assert_eq!(s.origins, OriginPolicy::List(vec![]));
 }
 
@@ -37,6 +38,7 @@ fn bad_values_name_their_setting() {
             "EASEL_MAX_MESSAGE_BYTES",
         ),
         (&[SECRET, "--outbound-queue=0"], "EASEL_OUTBOUND_QUEUE"),
+        (&[SECRET, "--flush-delay-us=100001"], "EASEL_FLUSH_DELAY_US"),
         (&[SECRET, "--rate-limits=chat=5"], "EASEL_RATE_LIMITS"),
         (&[SECRET, "--default-role=admin"], "EASEL_DEFAULT_ROLE"),
         (

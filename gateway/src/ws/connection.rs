@@ -88,13 +88,19 @@ async fn serve_inner(
         state.settings.outbound_queue_bytes,
     ));
     let control = Arc::new(ConnControl::new());
+    let writer_config = writer::WriterConfig {
+        ping_interval: state.settings.ping_interval,
+        flush_delay: state.settings.flush_delay,
+        fanout_latency: state.metrics.fanout_latency.clone(),
+        bytes_sent: state.metrics.bytes_sent.clone(),
+        frames_written: state.metrics.frames_written.clone(),
+        writes: state.metrics.writes.clone(),
+    };
     let mut writer = tokio::spawn(writer::run(
         sink,
         tx.clone(),
         control.clone(),
-        state.settings.ping_interval,
-        state.metrics.fanout_latency.clone(),
-        state.metrics.bytes_sent.clone(),
+        writer_config,
     ));
     let out = Outbox {
         conn: accepted.conn,

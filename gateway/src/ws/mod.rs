@@ -8,4 +8,4 @@ mod connection;
 mod outbox;
 mod session;
 pub(crate) mod upgrade;
-mod writer;
+pub(crate) mod writer;
