@@ -9,8 +9,10 @@
 #
 # The gateways' URLs and process ids are passed to the load tester (--url,
 # --pid), so it reports their CPU time per delivery and memory; the Redis
-# processes' ids (--redis-pid) give Redis's CPU per delivery. Extra gateway
-# flags go in GATEWAY_FLAGS. Everything is stopped on exit.
+# processes' ids (--redis-pid) give Redis's CPU per delivery, the admin
+# listeners (--admin) the frames per socket write. Extra gateway
+# flags go in GATEWAY_FLAGS; GATEWAY_BIN runs another gateway binary (an
+# earlier commit's, for an A/B comparison). Everything is stopped on exit.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 gateways=${1:?usage: cluster.sh GATEWAYS SCENARIO [flags...]}
@@ -64,11 +66,12 @@ unlimited="pixels=1000000/s:1000000,chat=1000000/s:1000000,cursors=1000000/s:100
 rate_flags=${GATEWAY_RATE_FLAGS-"--ip-connect-rate off --rate-limits $unlimited --user-rate-limits $unlimited"}
 urls=()
 gw_pids=()
+admins=()
 for i in $(seq "$gateways"); do
   port=$(free_port)
   admin=$(free_port)
   # shellcheck disable=SC2086
-  ./target/release/gateway --listen "127.0.0.1:$port" --admin-listen "127.0.0.1:$admin" --node-id "bench-$i" \
+  ${GATEWAY_BIN:-./target/release/gateway} --listen "127.0.0.1:$port" --admin-listen "127.0.0.1:$admin" --node-id "bench-$i" \
     --redis-url "redis://127.0.0.1:$redis_port" --max-connections 30000 \
     --canvas-width 256 --canvas-height 256 --log-format json \
     --drain-delay-ms 0 --drain-window-ms 0 $rate_flags ${GATEWAY_FLAGS:-} \
@@ -76,11 +79,12 @@ for i in $(seq "$gateways"); do
   pids+=($!)
   gw_pids+=($!)
   urls+=("ws://127.0.0.1:$port/ws")
+  admins+=("127.0.0.1:$admin")
   for _ in $(seq 100); do curl -fs "127.0.0.1:$admin/readyz" >/dev/null 2>&1 && break; sleep 0.05; done
 done
 join() { local IFS=,; echo "$*"; }
 # The delivery scenarios also measure Redis (idle measures connections).
-redis_flag=(--redis-pid "$(join "${redis_pids[@]}")")
+redis_flag=(--redis-pid "$(join "${redis_pids[@]}")" --admin "$(join "${admins[@]}")")
 [ "$1" = idle ] && redis_flag=()
 ${LOADTEST_WRAPPER:-} ./target/release/loadtest "$@" --url "$(join "${urls[@]}")" \
   --pid "$(join "${gw_pids[@]}")" "${redis_flag[@]}"

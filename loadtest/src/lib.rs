@@ -12,5 +12,6 @@ pub mod persist;
 pub mod plot;
 pub mod proc;
 pub mod report;
+pub mod scrape;
 pub mod stats;
 pub mod track;

@@ -87,6 +87,14 @@ pub struct Report {
     /// Every Redis process's CPU (with `--redis-pid`) per delivery.
     pub redis_cpu_us_per_delivery: Option<f64>,
     pub gateway_rss_bytes: Option<u64>,
+    /// Events the publishers' own connections received (not checked).
+    pub to_publishers: u64,
+    /// Gateway CPU per event written to any connection (deliveries plus
+    /// events to publishers).
+    pub cpu_us_per_event: Option<f64>,
+    /// Frames per socket write, from the gateways' metrics (with
+    /// `--admin`): above 1 when writes carry several.
+    pub frames_per_write: Option<f64>,
     pub timeline: Vec<SecondStats>,
     #[serde(skip)]
     pub distribution: Vec<(f64, u64)>,
@@ -188,6 +196,15 @@ impl Report {
         }
         if let Some(us) = self.redis_cpu_us_per_delivery {
             row("redis CPU / delivery", format!("{us:.2} µs"));
+        }
+        if self.to_publishers > 0 {
+            row("events to publishers", self.to_publishers.to_string());
+        }
+        if let Some(us) = self.cpu_us_per_event.filter(|_| self.to_publishers > 0) {
+            row("gateway CPU / event", format!("{us:.2} µs"));
+        }
+        if let Some(n) = self.frames_per_write {
+            row("frames / socket write", format!("{n:.2}"));
         }
         if let Some(rss) = self.gateway_rss_bytes {
             row("gateway RSS", format!("{:.1} MiB", rss as f64 / 1048576.0));

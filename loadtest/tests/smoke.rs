@@ -21,6 +21,8 @@ const UNLIMITED: &str = "pixels=1000000/s:1000000,chat=1000000/s:1000000,cursors
 struct Cluster {
     _redis: RedisServer,
     addrs: Vec<SocketAddr>,
+    /// The gateways' admin listeners (host:port).
+    admins: Vec<String>,
     shutdown: CancellationToken,
 }
 
@@ -34,7 +36,7 @@ impl Cluster {
     async fn start_with(unlimited: bool) -> Cluster {
         let redis = RedisServer::start();
         let shutdown = CancellationToken::new();
-        let mut addrs = Vec::new();
+        let (mut addrs, mut admins) = (Vec::new(), Vec::new());
         for node in ["smoke-a", "smoke-b"] {
             let mut args = vec![
                 "gateway".to_owned(),
@@ -60,11 +62,13 @@ impl Cluster {
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
             let admin = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
             addrs.push(listener.local_addr().unwrap());
+            admins.push(admin.local_addr().unwrap().to_string());
             tokio::spawn(gateway::run(settings, listener, admin, shutdown.clone()));
         }
         Cluster {
             _redis: redis,
             addrs,
+            admins,
             shutdown,
         }
     }
@@ -79,6 +83,7 @@ impl Cluster {
                 concurrency: 64,
                 pids: vec![std::process::id()],
                 redis_pids: Vec::new(),
+                admins: self.admins.clone(),
                 canvas_prefix: prefix.into(),
             },
             canvases: 2,
@@ -110,6 +115,24 @@ fn assert_clean(report: &Report) {
     );
     assert!(report.deliveries > 0, "{}", report.table());
     assert!(report.latency.is_some(), "{}", report.table());
+}
+
+/// The whiteboard's smoke version: every participant moves its cursor and
+/// watches the others' (publishers are members too), over two gateways.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_whiteboard_where_everyone_moves_a_cursor_is_clean() {
+    let cluster = Cluster::start().await;
+    let mut load = cluster.load("board", Kind::Cursor);
+    (load.canvases, load.members, load.publishers, load.rate) = (1, 10, 10, 300.0);
+    let report = engine::run("fanout", &load, Extra::None, false)
+        .await
+        .unwrap();
+    assert_clean(&report);
+    // Each publisher sees the nine others' cursors.
+    assert!(report.to_publishers > 0, "{}", report.table());
+    assert!(report.cpu_us_per_event.is_some(), "{}", report.table());
+    let per_write = report.frames_per_write.expect("frames per write");
+    assert!(per_write >= 1.0, "{}", report.table());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

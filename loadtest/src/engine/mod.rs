@@ -75,6 +75,10 @@ pub struct Target {
     /// cluster): their CPU time is read from /proc too.
     #[arg(long = "redis-pid", value_delimiter = ',')]
     pub redis_pids: Vec<u32>,
+    /// The gateways' admin listeners, host:port (comma-separated): frames
+    /// written and socket writes are read from their /metrics.
+    #[arg(long = "admin", value_delimiter = ',')]
+    pub admins: Vec<String>,
     /// Canvas ids are `<prefix>-<n>`.
     #[arg(long, default_value = "load")]
     pub canvas_prefix: String,
@@ -149,6 +153,9 @@ struct Shared {
     /// Per canvas: one past the highest acked sequence number.
     canvas_end: Vec<AtomicU64>,
     delivered: AtomicU64,
+    /// Events the publishers' connections received (they are members too:
+    /// a whiteboard's every participant draws and watches), not checked.
+    to_publishers: AtomicU64,
     deliveries: Recorder,
     stop: CancellationToken,
 }
@@ -170,6 +177,7 @@ impl Shared {
             rejected: atomics(load.publishers),
             canvas_end: atomics(load.canvases),
             delivered: AtomicU64::new(0),
+            to_publishers: AtomicU64::new(0),
             deliveries: Recorder::new(64),
             stop: CancellationToken::new(),
         }

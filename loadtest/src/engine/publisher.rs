@@ -53,6 +53,11 @@ pub(super) async fn publisher_reader(
                 *out.errors.entry(format!("{e:#}")).or_default() += 1;
                 break;
             }
+            Some(Ok(
+                ServerMessage::Draw(_) | ServerMessage::Cursor(_) | ServerMessage::Chat(_),
+            )) => {
+                sh.to_publishers.fetch_add(1, Ordering::Relaxed);
+            }
             _ => {}
         }
     }

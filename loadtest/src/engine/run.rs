@@ -34,6 +34,7 @@ pub async fn run(
     let duration = Duration::from_secs_f64(load.duration_secs.max(0.0));
     let cpu_before = cpu_time(&target.pids)?;
     let redis_before = cpu_time(&target.redis_pids)?;
+    let writes_before = crate::scrape::frames_and_writes(&target.admins).await;
     let started = Instant::now();
     let until = started + duration;
     let (period, window) = match extra {
@@ -84,6 +85,13 @@ pub async fn run(
             _ => None,
         },
         rss: rss(&target.pids)?,
+        writes: match (
+            writes_before,
+            crate::scrape::frames_and_writes(&target.admins).await,
+        ) {
+            (Some(b), Some(a)) => Some((a.0 - b.0, a.1 - b.1)),
+            _ => None,
+        },
         drained,
         period,
     };
@@ -508,6 +516,8 @@ struct Measured {
     /// Redis's CPU over the same window.
     redis_cpu: Option<CpuTime>,
     rss: Option<u64>,
+    /// The gateways' frames written and socket writes over the run.
+    writes: Option<(f64, f64)>,
     drained: bool,
     /// The publishers' pacing (none: closed loop).
     period: Option<Duration>,
@@ -525,6 +535,7 @@ fn report(
     let (mut connect, mut join) = (open.connect, open.join);
     let latency = sh.deliveries.total();
     let deliveries = sh.delivered.load(Ordering::Relaxed);
+    let to_publishers = sh.to_publishers.load(Ordering::Relaxed);
     let (sent, acked) = (Shared::sum(&sh.sent), Shared::sum(&sh.acked));
     let per_delivery = |part: fn(&CpuTime) -> f64| {
         m.cpu
@@ -576,6 +587,15 @@ fn report(
             .filter(|_| deliveries > 0)
             .map(|c| c.total() * 1e6 / deliveries as f64),
         gateway_rss_bytes: m.rss,
+        to_publishers,
+        cpu_us_per_event: m
+            .cpu
+            .filter(|_| deliveries + to_publishers > 0)
+            .map(|c| c.total() * 1e6 / (deliveries + to_publishers) as f64),
+        frames_per_write: m
+            .writes
+            .filter(|&(_, writes)| writes > 0.0)
+            .map(|(frames, writes)| frames / writes),
         timeline: sh.deliveries.timeline(),
         distribution: latency.buckets(),
     }
