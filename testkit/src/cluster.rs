@@ -6,6 +6,13 @@ use crate::RedisServer;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+/// Whether `EASEL_TEST_REDIS=cluster` asks every [`RedisServer::start`] for
+/// a 6-node Redis Cluster instead of one server, so that the same tests run
+/// on both (`make test` runs the Redis tests both ways).
+pub fn cluster_mode() -> bool {
+    std::env::var("EASEL_TEST_REDIS").is_ok_and(|v| v == "cluster")
+}
+
 /// How long a node may be unreachable before the others fail it over (ms).
 const NODE_TIMEOUT_MS: &str = "1000";
 
@@ -189,7 +196,7 @@ impl RedisCluster {
 }
 
 /// [`RedisCluster::wait_healthy`] over `nodes`.
-pub(crate) fn wait_healthy<'a>(nodes: impl Iterator<Item = &'a RedisServer>, timeout: Duration) {
+fn wait_healthy<'a>(nodes: impl Iterator<Item = &'a RedisServer>, timeout: Duration) {
     let nodes: Vec<&RedisServer> = nodes.collect();
     let deadline = Instant::now() + timeout;
     loop {
@@ -215,6 +222,33 @@ pub(crate) fn wait_healthy<'a>(nodes: impl Iterator<Item = &'a RedisServer>, tim
 }
 
 impl RedisServer {
+    /// Starts a server and waits until it answers PING; in
+    /// [`cluster_mode`], a Redis Cluster seeded by this node, healthy.
+    ///
+    /// Panics with an install hint if `redis-server` is not installed.
+    pub fn start() -> Self {
+        Self::start_with(&[])
+    }
+
+    /// [`Self::start`] with further `redis-server` arguments (given to
+    /// every node of a cluster).
+    pub fn start_with(extra: &[&str]) -> Self {
+        if cluster_mode() {
+            return RedisCluster::start_with(extra).into_seed();
+        }
+        Self::start_node(extra)
+    }
+
+    /// Starts the server again on the same port, empty; a cluster's nodes
+    /// all again (each keeps its `nodes.conf`, so the cluster forms again as
+    /// it was), and waits until it is healthy. Panics if it cannot.
+    pub fn restart(&mut self) {
+        self.respawn_all();
+        if self.is_cluster() {
+            wait_healthy(self.all_nodes(), Duration::from_secs(30));
+        }
+    }
+
     /// Runs one command with `redis-cli` and returns its output as text (on
     /// a cluster's seed, following redirections to the key's node).
     pub fn command(&self, args: &[&str]) -> String {

@@ -15,9 +15,9 @@ mod redis;
 mod tls;
 pub mod ws;
 
-pub use cluster::RedisCluster;
+pub use cluster::{RedisCluster, cluster_mode};
 pub use postgres::PostgresServer;
-pub use redis::{RedisServer, cluster_mode};
+pub use redis::RedisServer;
 pub use tls::TestCerts;
 pub use ws::WsClient;
 

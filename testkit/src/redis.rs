@@ -21,23 +21,8 @@ pub struct RedisServer {
     pub(crate) peers: Vec<RedisServer>,
 }
 
-/// Whether `EASEL_TEST_REDIS=cluster` asks every [`RedisServer::start`] for
-/// a 6-node Redis Cluster instead of one server, so that the same tests run
-/// on both (`make test` runs the Redis tests both ways).
-pub fn cluster_mode() -> bool {
-    std::env::var("EASEL_TEST_REDIS").is_ok_and(|v| v == "cluster")
-}
-
 impl RedisServer {
-    /// Starts a server and waits until it answers PING; in
-    /// [`cluster_mode`], a Redis Cluster seeded by this node, healthy.
-    ///
-    /// Panics with an install hint if `redis-server` is not installed.
-    pub fn start() -> Self {
-        Self::start_with(&[])
-    }
-
-    /// One server, whatever [`cluster_mode`] says: for tests of a single
+    /// One server, whatever [`crate::cluster_mode`] says: for tests of a single
     /// server's own topology (a standalone replica, a TLS port, a proxy in
     /// front of its one port).
     pub fn start_single(extra: &[&str]) -> Self {
@@ -80,15 +65,6 @@ impl RedisServer {
             "no",
         ]);
         (server, format!("rediss://127.0.0.1:{tls_port}"))
-    }
-
-    /// [`Self::start`] with further `redis-server` arguments (given to
-    /// every node of a cluster).
-    pub fn start_with(extra: &[&str]) -> Self {
-        if cluster_mode() {
-            return crate::RedisCluster::start_with(extra).into_seed();
-        }
-        Self::start_node(extra)
     }
 
     /// One `redis-server` process.
@@ -226,7 +202,7 @@ impl RedisServer {
         self.peers.iter_mut().for_each(RedisServer::kill);
     }
 
-    /// Whether this node seeds a cluster ([`cluster_mode`]).
+    /// Whether this node seeds a cluster ([`crate::cluster_mode`]).
     pub fn is_cluster(&self) -> bool {
         !self.peers.is_empty()
     }
@@ -258,16 +234,12 @@ impl RedisServer {
         }
     }
 
-    /// Starts the server again on the same port, empty; a cluster's nodes
-    /// all again (each keeps its `nodes.conf`, so the cluster forms again as
-    /// it was), and waits until it is healthy. Panics if it cannot.
-    pub fn restart(&mut self) {
+    /// Starts the server again on the same port, empty (with its peers,
+    /// each keeping its `nodes.conf`); see [`Self::restart`].
+    pub(crate) fn respawn_all(&mut self) {
         self.kill();
         self.respawn();
         self.peers.iter_mut().for_each(RedisServer::respawn);
-        if self.is_cluster() {
-            crate::cluster::wait_healthy(self.all_nodes(), Duration::from_secs(30));
-        }
     }
 
     /// Spawns the (killed) process again on the same port.
