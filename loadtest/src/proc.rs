@@ -10,6 +10,18 @@ pub fn rss_bytes(pid: u32) -> anyhow::Result<u64> {
     parse_vm_rss(&status).context("no VmRSS line in /proc/<pid>/status")
 }
 
+/// The summed resident memory of `pids`, bytes (`None` without pids).
+pub fn total_rss(pids: &[u32]) -> anyhow::Result<Option<u64>> {
+    if pids.is_empty() {
+        return Ok(None);
+    }
+    let mut total = 0;
+    for &pid in pids {
+        total += rss_bytes(pid)?;
+    }
+    Ok(Some(total))
+}
+
 /// CPU time of a process (all its threads), seconds.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct CpuTime {

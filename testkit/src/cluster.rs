@@ -56,9 +56,7 @@ impl RedisCluster {
             .iter()
             .map(|n| format!("127.0.0.1:{}", n.port()))
             .collect();
-        let cli = crate::find_binary("redis-cli", &["/usr/bin", "/usr/local/bin"])
-            .expect("redis-cli not found: install redis-tools");
-        let out = Command::new(cli)
+        let out = Command::new(redis_cli())
             .args(["--cluster", "create"])
             .args(&addresses)
             .args(["--cluster-replicas", "1", "--cluster-yes"])
@@ -195,6 +193,12 @@ impl RedisCluster {
     }
 }
 
+/// The `redis-cli` binary.
+fn redis_cli() -> std::path::PathBuf {
+    crate::find_binary("redis-cli", &["/usr/bin", "/usr/local/bin"])
+        .expect("redis-cli not found: install redis-tools")
+}
+
 /// [`RedisCluster::wait_healthy`] over `nodes`.
 fn wait_healthy<'a>(nodes: impl Iterator<Item = &'a RedisServer>, timeout: Duration) {
     let nodes: Vec<&RedisServer> = nodes.collect();
@@ -252,33 +256,26 @@ impl RedisServer {
     /// Runs one command with `redis-cli` and returns its output as text (on
     /// a cluster's seed, following redirections to the key's node).
     pub fn command(&self, args: &[&str]) -> String {
-        let cli = crate::find_binary("redis-cli", &["/usr/bin", "/usr/local/bin"])
-            .expect("redis-cli not found: install redis-tools");
         let follow: &[&str] = if self.is_cluster() { &["-c"] } else { &[] };
-        let out = Command::new(cli)
-            .args(["-h", "127.0.0.1", "-p", &self.port().to_string()])
-            .args(follow)
-            .args(args)
-            .output()
-            .expect("run redis-cli");
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        self.cli(follow, args)
     }
 
     /// Runs one command on this server, or on every node of its cluster
     /// (`SAVE`, `CLIENT PAUSE`); the outputs in node order.
     pub fn command_everywhere(&self, args: &[&str]) -> Vec<String> {
-        self.all_nodes()
-            .map(|node| {
-                let cli = crate::find_binary("redis-cli", &["/usr/bin", "/usr/local/bin"])
-                    .expect("redis-cli not found: install redis-tools");
-                let out = Command::new(cli)
-                    .args(["-h", "127.0.0.1", "-p", &node.port().to_string()])
-                    .args(args)
-                    .output()
-                    .expect("run redis-cli");
-                String::from_utf8_lossy(&out.stdout).into_owned()
-            })
-            .collect()
+        self.all_nodes().map(|node| node.cli(&[], args)).collect()
+    }
+
+    /// `redis-cli` on this node's port with `options`, then `args`: its
+    /// output as text.
+    fn cli(&self, options: &[&str], args: &[&str]) -> String {
+        let out = Command::new(redis_cli())
+            .args(["-h", "127.0.0.1", "-p", &self.port().to_string()])
+            .args(options)
+            .args(args)
+            .output()
+            .expect("run redis-cli");
+        String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
     fn is_master(&self) -> bool {

@@ -84,7 +84,7 @@ pub async fn run(
             (Some(b), Some(a)) => Some(a - b),
             _ => None,
         },
-        rss: rss(&target.pids)?,
+        rss: proc::total_rss(&target.pids)?,
         writes: match (
             writes_before,
             crate::scrape::frames_and_writes(&target.admins).await,
@@ -455,18 +455,6 @@ async fn drain(sh: &Shared, load: &Load, expected_start: &[(usize, u64)]) -> boo
         }
     }
     true
-}
-
-/// The gateways' resident memory, when their pids were given.
-fn rss(pids: &[u32]) -> anyhow::Result<Option<u64>> {
-    if pids.is_empty() {
-        return Ok(None);
-    }
-    let mut total = 0;
-    for &pid in pids {
-        total += proc::rss_bytes(pid)?;
-    }
-    Ok(Some(total))
 }
 
 /// What the members and publishers' readers measured.
