@@ -99,6 +99,32 @@ impl Kind {
     }
 }
 
+/// Pixels in one stroke: a short horizontal line.
+pub const STROKE_PIXELS: u32 = 16;
+
+/// Stroke `n`: a draw of a [`STROKE_PIXELS`]-pixel line, without a request
+/// id (no ack; a rejection comes back as an error without an id). Strokes
+/// ride beside the publishers' numbered kind: receivers count them, and do
+/// not track them per publisher.
+pub fn stroke(canvas: &CanvasId, n: u64, g: Geometry) -> ClientMessage {
+    let len = STROKE_PIXELS.min(g.width);
+    let y = (n % u64::from(g.height)) as i64;
+    let x0 = (n / u64::from(g.height) % u64::from(g.width - len + 1)) as i64;
+    let color = (n % u64::from(g.palette)) as i64;
+    ClientMessage::Draw(Draw {
+        id: None,
+        canvas: canvas.clone(),
+        key: None,
+        pixels: (0..i64::from(len))
+            .map(|i| PixelInput {
+                x: x0 + i,
+                y,
+                color,
+            })
+            .collect(),
+    })
+}
+
 /// A load-test message recognised in an event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Tagged {
@@ -237,6 +263,31 @@ mod tests {
                 y: c.y as f32,
             }),
             other => panic!("not a load command: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn strokes_are_lines_inside_the_canvas() {
+        let canvas = CanvasId::new("c").expect("a valid canvas id");
+        let tiny = Geometry {
+            width: 5,
+            height: 3,
+            palette: 2,
+        };
+        for g in [G, tiny] {
+            for n in 0..10_000 {
+                let ClientMessage::Draw(d) = stroke(&canvas, n, g) else {
+                    panic!("not a draw")
+                };
+                assert!(d.id.is_none());
+                assert_eq!(d.pixels.len() as u32, STROKE_PIXELS.min(g.width));
+                for (i, p) in d.pixels.iter().enumerate() {
+                    assert!(p.x >= 0 && p.x < i64::from(g.width), "{n}: x {}", p.x);
+                    assert!(p.y >= 0 && p.y < i64::from(g.height));
+                    assert!(p.color >= 0 && p.color < i64::from(g.palette));
+                    assert_eq!(p.x, d.pixels[0].x + i as i64);
+                }
+            }
         }
     }
 

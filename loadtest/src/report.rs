@@ -89,8 +89,13 @@ pub struct Report {
     pub gateway_rss_bytes: Option<u64>,
     /// Events the publishers' own connections received (not checked).
     pub to_publishers: u64,
-    /// Gateway CPU per event written to any connection (deliveries plus
-    /// events to publishers).
+    /// Strokes sent (`--strokes-per-sec`), how many members should have
+    /// received (each stroke to every member of its canvas) and did.
+    pub strokes_sent: u64,
+    pub strokes_expected: u64,
+    pub strokes_delivered: u64,
+    /// Gateway CPU per event written to any connection (deliveries,
+    /// strokes, and events to publishers).
     pub cpu_us_per_event: Option<f64>,
     /// Frames per socket write, from the gateways' metrics (with
     /// `--admin`): above 1 when writes carry several.
@@ -108,6 +113,7 @@ impl Report {
             && self.connections_failed == 0
             && self.member_disconnects == 0
             && self.drained
+            && self.strokes_delivered == self.strokes_expected
             && self
                 .flood
                 .as_ref()
@@ -196,6 +202,15 @@ impl Report {
         }
         if let Some(us) = self.redis_cpu_us_per_delivery {
             row("redis CPU / delivery", format!("{us:.2} µs"));
+        }
+        if self.strokes_sent > 0 {
+            row(
+                "strokes sent / delivered",
+                format!(
+                    "{} / {} of {}",
+                    self.strokes_sent, self.strokes_delivered, self.strokes_expected
+                ),
+            );
         }
         if self.to_publishers > 0 {
             row("events to publishers", self.to_publishers.to_string());

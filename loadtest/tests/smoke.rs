@@ -91,6 +91,7 @@ impl Cluster {
             publishers: 2,
             rate: 100.0,
             kind,
+            strokes_per_sec: 0.0,
             duration_secs: 1.5,
             drain_secs: 10.0,
             plot: None,
@@ -117,19 +118,24 @@ fn assert_clean(report: &Report) {
     assert!(report.latency.is_some(), "{}", report.table());
 }
 
-/// The whiteboard's smoke version: every participant moves its cursor and
-/// watches the others' (publishers are members too), over two gateways.
+/// The whiteboard's smoke version: every participant moves its cursor,
+/// draws strokes, and watches the others' (publishers are members too),
+/// over two gateways.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_whiteboard_where_everyone_moves_a_cursor_is_clean() {
+async fn a_whiteboard_where_everyone_moves_a_cursor_and_draws_is_clean() {
     let cluster = Cluster::start().await;
     let mut load = cluster.load("board", Kind::Cursor);
     (load.canvases, load.members, load.publishers, load.rate) = (1, 10, 10, 300.0);
+    load.strokes_per_sec = 20.0;
     let report = engine::run("fanout", &load, Extra::None, false)
         .await
         .unwrap();
     assert_clean(&report);
     // Each publisher sees the nine others' cursors.
     assert!(report.to_publishers > 0, "{}", report.table());
+    // Every stroke reached every member (assert_clean checks the count).
+    assert!(report.strokes_sent >= 10, "{}", report.table());
+    assert_eq!(report.strokes_expected, report.strokes_sent * 10);
     assert!(report.cpu_us_per_event.is_some(), "{}", report.table());
     let per_write = report.frames_per_write.expect("frames per write");
     assert!(per_write >= 1.0, "{}", report.table());

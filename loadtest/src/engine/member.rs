@@ -124,6 +124,9 @@ pub(super) async fn member_task(
                 };
                 match Event::decode(sh.encoding, bytes) {
                     Ok(ev) if ev.kind == "resync" => out.resyncs += 1,
+                    Ok(ev) if ev.kind == "draw" && sh.kind != Kind::Draw => {
+                        sh.strokes_delivered.fetch_add(1, Ordering::Relaxed);
+                    }
                     Ok(ev) => { m.observe(&sh, &ev); }
                     Err(_) => m.streams[0].counts.unexpected += 1,
                 }

@@ -104,6 +104,11 @@ pub struct Load {
     /// What publishers send.
     #[arg(long, value_enum, default_value = "draw")]
     pub kind: Kind,
+    /// Strokes per second from all publishers together, besides `--kind`
+    /// (cursor or chat): each a 16-pixel draw without a request id. The
+    /// whiteboard: cursors at 30 Hz and 2 strokes/s per participant.
+    #[arg(long, default_value_t = 0.0)]
+    pub strokes_per_sec: f64,
     /// How long publishers publish, seconds.
     #[arg(long, default_value_t = 10.0)]
     pub duration_secs: f64,
@@ -156,6 +161,9 @@ struct Shared {
     /// Events the publishers' connections received (they are members too:
     /// a whiteboard's every participant draws and watches), not checked.
     to_publishers: AtomicU64,
+    /// Strokes sent (`--strokes-per-sec`), and received by members.
+    strokes_sent: AtomicU64,
+    strokes_delivered: AtomicU64,
     deliveries: Recorder,
     stop: CancellationToken,
 }
@@ -178,6 +186,8 @@ impl Shared {
             canvas_end: atomics(load.canvases),
             delivered: AtomicU64::new(0),
             to_publishers: AtomicU64::new(0),
+            strokes_sent: AtomicU64::new(0),
+            strokes_delivered: AtomicU64::new(0),
             deliveries: Recorder::new(64),
             stop: CancellationToken::new(),
         }

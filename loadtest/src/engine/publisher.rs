@@ -64,24 +64,67 @@ pub(super) async fn publisher_reader(
     out
 }
 
-/// Sends numbered messages until `until`: paced at `period`, or closed-loop
-/// with at most `window` unanswered.
+/// How a publisher paces what it sends.
+#[derive(Clone, Copy)]
+pub(super) struct Pace {
+    /// Between numbered messages (none: closed loop, on the window).
+    pub(super) period: Option<Duration>,
+    /// Between strokes (none: no strokes).
+    pub(super) strokes: Option<Duration>,
+}
+
+impl Pace {
+    /// Each publisher's pace for this load, and its window (closed loop).
+    pub(super) fn of(load: &Load, extra: &Extra) -> (Pace, usize) {
+        let publishers = load.publishers.max(1) as f64;
+        let strokes = (load.strokes_per_sec > 0.0)
+            .then(|| Duration::from_secs_f64(publishers / load.strokes_per_sec));
+        match extra {
+            Extra::ClosedLoop { window } => (
+                Pace {
+                    period: None,
+                    strokes,
+                },
+                (*window).max(1),
+            ),
+            _ => (
+                Pace {
+                    period: Some(Duration::from_secs_f64(publishers / load.rate)),
+                    strokes,
+                },
+                0,
+            ),
+        }
+    }
+}
+
+fn ticker(period: Duration) -> tokio::time::Interval {
+    let mut t = tokio::time::interval(period);
+    t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    t
+}
+
+/// Sends numbered messages until `until`: paced, or closed-loop with at
+/// most `window` unanswered; and strokes beside them if asked.
 pub(super) async fn publisher_writer(
     mut sink: Sink,
     j: usize,
     sh: Arc<Shared>,
-    period: Option<Duration>,
+    pace: Pace,
     window: Arc<Semaphore>,
     until: Instant,
 ) -> anyhow::Result<Sink> {
     let canvas = &sh.canvases[j % sh.canvases.len()];
-    let mut ticker = period.map(|p| {
-        let mut t = tokio::time::interval(p);
-        t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
-        t
+    let mut ticker = pace.period.map(ticker);
+    let mut strokes = pace.strokes.map(|p| {
+        // Publishers' strokes start spread over one period, not together.
+        let offset = p.mul_f64(j as f64 / sh.sent.len().max(1) as f64);
+        tokio::time::interval_at(tokio::time::Instant::now() + offset, p)
     });
+    let mut stroke_n = j as u64;
     let deadline = tokio::time::Instant::from_std(until);
-    for n in 0u64.. {
+    let mut n = 0u64;
+    loop {
         let ready = async {
             match ticker.as_mut() {
                 Some(t) => {
@@ -90,18 +133,33 @@ pub(super) async fn publisher_writer(
                 None => window.acquire().await.map(|p| p.forget()).unwrap_or(()),
             }
         };
-        tokio::select! {
+        let stroke_due = async {
+            match strokes.as_mut() {
+                Some(t) => t.tick().await,
+                None => std::future::pending().await,
+            }
+        };
+        let stroke = tokio::select! {
             _ = tokio::time::sleep_until(deadline) => break,
             _ = sh.stop.cancelled() => break,
-            _ = ready => {}
-        }
+            _ = ready => false,
+            _ = stroke_due => true,
+        };
         if Instant::now() >= until {
             break;
+        }
+        if stroke {
+            let msg = client::frame(sh.encoding, &payload::stroke(canvas, stroke_n, sh.geometry))?;
+            stroke_n += sh.sent.len() as u64;
+            sink.send(msg).await?;
+            sh.strokes_sent.fetch_add(1, Ordering::Relaxed);
+            continue;
         }
         let msg = client::frame(sh.encoding, &sh.kind.command(canvas, n, n, sh.geometry))?;
         sh.mark_sent(j, n);
         sink.send(msg).await?;
-        sh.sent[j].store(n + 1, Ordering::Relaxed);
+        n += 1;
+        sh.sent[j].store(n, Ordering::Relaxed);
     }
     Ok(sink)
 }

@@ -4,7 +4,7 @@
 
 use super::member::{Member, MemberOutcome, member_task};
 use super::open::{OpenStats, Opened, Spec, open_all};
-use super::publisher::{PublisherOutcome, Sink, publisher_reader, publisher_writer};
+use super::publisher::{Pace, PublisherOutcome, Sink, publisher_reader, publisher_writer};
 use super::*;
 
 /// Runs a scenario; `progress` shows progress bars on stderr.
@@ -37,13 +37,7 @@ pub async fn run(
     let writes_before = crate::scrape::frames_and_writes(&target.admins).await;
     let started = Instant::now();
     let until = started + duration;
-    let (period, window) = match extra {
-        Extra::ClosedLoop { window } => (None, window.max(1)),
-        _ => (
-            Some(Duration::from_secs_f64(load.publishers as f64 / load.rate)),
-            0,
-        ),
-    };
+    let (pace, window) = Pace::of(load, &extra);
     let mut readers = JoinSet::new();
     let mut writers = JoinSet::new();
     for (j, o) in publishers.into_iter().enumerate() {
@@ -51,14 +45,7 @@ pub async fn run(
         let (sink, stream) = o.ws.split();
         let permits = Arc::new(Semaphore::new(window));
         readers.spawn(publisher_reader(stream, j, sh.clone(), permits.clone()));
-        writers.spawn(publisher_writer(
-            sink,
-            j,
-            sh.clone(),
-            period,
-            permits,
-            until,
-        ));
+        writers.spawn(publisher_writer(sink, j, sh.clone(), pace, permits, until));
     }
     let side = SideLoads::start(
         target,
@@ -93,7 +80,7 @@ pub async fn run(
             _ => None,
         },
         drained,
-        period,
+        period: pace.period,
     };
     let (churn, flood) = side.finish(&sh, publish_secs).await?;
     let mut gathered = gather(members.tasks, readers).await?;
@@ -123,6 +110,10 @@ fn check(scenario: &str, load: &Load, extra: &Extra) -> anyhow::Result<()> {
     anyhow::ensure!(
         load.rate > 0.0 || matches!(extra, Extra::ClosedLoop { .. }),
         "--rate must be positive"
+    );
+    anyhow::ensure!(
+        load.strokes_per_sec == 0.0 || (load.strokes_per_sec > 0.0 && load.kind != Kind::Draw),
+        "--strokes-per-sec must be positive, beside --kind cursor or chat"
     );
     if matches!(extra, Extra::Resume { .. } | Extra::ClosedLoop { .. }) {
         anyhow::ensure!(
@@ -524,6 +515,10 @@ fn report(
     let latency = sh.deliveries.total();
     let deliveries = sh.delivered.load(Ordering::Relaxed);
     let to_publishers = sh.to_publishers.load(Ordering::Relaxed);
+    let strokes_sent = sh.strokes_sent.load(Ordering::Relaxed);
+    let strokes_delivered = sh.strokes_delivered.load(Ordering::Relaxed);
+    // Every frame a gateway wrote for the load: to members and publishers.
+    let events = deliveries + to_publishers + strokes_delivered;
     let (sent, acked) = (Shared::sum(&sh.sent), Shared::sum(&sh.acked));
     let per_delivery = |part: fn(&CpuTime) -> f64| {
         m.cpu
@@ -576,10 +571,13 @@ fn report(
             .map(|c| c.total() * 1e6 / deliveries as f64),
         gateway_rss_bytes: m.rss,
         to_publishers,
+        strokes_sent,
+        strokes_expected: strokes_sent * load.members as u64,
+        strokes_delivered,
         cpu_us_per_event: m
             .cpu
-            .filter(|_| deliveries + to_publishers > 0)
-            .map(|c| c.total() * 1e6 / (deliveries + to_publishers) as f64),
+            .filter(|_| events > 0)
+            .map(|c| c.total() * 1e6 / events as f64),
         frames_per_write: m
             .writes
             .filter(|&(_, writes)| writes > 0.0)
