@@ -12,7 +12,8 @@
 # processes' ids (--redis-pid) give Redis's CPU per delivery, the admin
 # listeners (--admin) the frames per socket write. Extra gateway
 # flags go in GATEWAY_FLAGS; GATEWAY_BIN runs another gateway binary (an
-# earlier commit's, for an A/B comparison). Everything is stopped on exit.
+# earlier commit's, for an A/B comparison); METRICS_OUT=DIR keeps each
+# gateway's /metrics after the run. Everything is stopped on exit.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 gateways=${1:?usage: cluster.sh GATEWAYS SCENARIO [flags...]}
@@ -86,5 +87,13 @@ join() { local IFS=,; echo "$*"; }
 # The delivery scenarios also measure Redis (idle measures connections).
 redis_flag=(--redis-pid "$(join "${redis_pids[@]}")" --admin "$(join "${admins[@]}")")
 [ "$1" = idle ] && redis_flag=()
+status=0
 ${LOADTEST_WRAPPER:-} ./target/release/loadtest "$@" --url "$(join "${urls[@]}")" \
-  --pid "$(join "${gw_pids[@]}")" "${redis_flag[@]}"
+  --pid "$(join "${gw_pids[@]}")" "${redis_flag[@]}" || status=$?
+# METRICS_OUT=DIR keeps each gateway's /metrics after the run (for the
+# gateway's own view of fan-out latency, easel_gateway_fanout_latency_seconds).
+if [ -n "${METRICS_OUT:-}" ]; then
+  mkdir -p "$METRICS_OUT"
+  for i in "${!admins[@]}"; do curl -fs "${admins[$i]}/metrics" >"$METRICS_OUT/gateway-$((i + 1)).prom" || true; done
+fi
+exit $status

@@ -193,9 +193,9 @@ pub struct Config {
     #[arg(long, env = "EASEL_DRAIN_WINDOW_MS")]
     pub drain_window_ms: Option<u64>,
 
-    /// WebSocket read buffer per connection, bytes (allocated up front;
-    /// small keeps idle connections cheap).
-    #[arg(long, env = "EASEL_READ_BUFFER_BYTES", default_value_t = 2048)]
+    /// WebSocket read buffer per connection, bytes (allocated up front, grown
+    /// to fit a larger message; also the most one socket read takes).
+    #[arg(long, env = "EASEL_READ_BUFFER_BYTES", default_value_t = 1024)]
     pub read_buffer_bytes: usize,
 
     /// Shortest time between two socket writes to one connection,

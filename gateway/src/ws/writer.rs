@@ -111,6 +111,15 @@ pub(crate) async fn run(
             Written::Abandoned => break,
         }
     }
+    // Boxed: the close runs once, and inline its state would be part of
+    // every connection's writer for its whole life.
+    Box::pin(close(&mut sink, &rx, &control)).await;
+    sink
+}
+
+/// Sends what is queued (except to a slow consumer, whose queue is the
+/// problem) and the close frame, within the close timeouts.
+async fn close(sink: &mut WsSink, rx: &Outbound, control: &ConnControl) {
     let code = control.reason().unwrap_or(CloseCode::Normal);
     let closing = async {
         if code != CloseCode::SlowConsumer {
@@ -137,7 +146,6 @@ pub(crate) async fn run(
     if let Ok(Err(err)) = tokio::time::timeout(limit, closing).await {
         tracing::debug!(error = %err, "close frame not sent");
     }
-    sink
 }
 
 enum Written {
