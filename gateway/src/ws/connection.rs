@@ -374,10 +374,9 @@ async fn read_loop(
 ) {
     let idle = state.settings.idle_timeout;
     // One timer for every deadline of the loop (token expiry, the idle
-    // timeout, a coalesced cursor, the end of a read pause), reset only
-    // when the soonest changes: a timer per select would cost a timer-wheel
-    // registration per message and ~140 bytes per deadline in every
-    // connection's future.
+    // timeout, a coalesced cursor, the end of a read pause): a timer per
+    // select would cost a timer-wheel registration per message and ~140
+    // bytes per deadline in every connection's future.
     let mut idle_at = tokio::time::Instant::now() + idle;
     let timer = tokio::time::sleep_until(idle_at);
     tokio::pin!(timer);
@@ -393,7 +392,11 @@ async fn read_loop(
         .flatten()
         .min()
         .unwrap_or(idle_at);
-        if timer.deadline() != wake {
+        // Only ever moved earlier (or re-armed once it fired): the idle
+        // deadline moves later with every frame, and a timer that fires
+        // early finds nothing due and is re-armed, once per idle period
+        // rather than once per frame.
+        if wake < timer.deadline() || timer.is_elapsed() {
             timer.as_mut().reset(wake);
         }
         let next = tokio::select! {
