@@ -51,6 +51,10 @@ pub struct FloorReport {
     pub broadcast_ms_p50: f64,
     pub broadcast_ms_p99: f64,
     pub broadcast_ms_max: f64,
+    /// Each member's frame, from the broadcast's start until the reader
+    /// had it, ms: how a broadcast's deliveries spread over its wall time.
+    pub member_ms_p50: f64,
+    pub member_ms_p99: f64,
 }
 
 impl FloorReport {
@@ -58,7 +62,8 @@ impl FloorReport {
         format!(
             "floor: {} members, {} broadcasts of {} bytes, {} writer threads\n\
              CPU per write      {:.2} us (user {:.2}, system {:.2})\n\
-             broadcast wall     p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms\n",
+             broadcast wall     p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms\n\
+             member's frame     p50 {:.2} ms, p99 {:.2} ms\n",
             self.members,
             self.rounds,
             self.frame_bytes,
@@ -68,7 +73,9 @@ impl FloorReport {
             self.system_us_per_write,
             self.broadcast_ms_p50,
             self.broadcast_ms_p99,
-            self.broadcast_ms_max
+            self.broadcast_ms_max,
+            self.member_ms_p50,
+            self.member_ms_p99
         )
     }
 }
@@ -89,7 +96,8 @@ pub fn run(opts: &FloorOptions) -> anyhow::Result<FloorReport> {
     .min(opts.members);
     let (servers, clients) = connect(opts.members)?;
     let received = Arc::new(AtomicU64::new(0));
-    let reader = spawn_reader(clients, received.clone())?;
+    let clock = Arc::new(RoundClock::default());
+    let reader = spawn_reader(clients, received.clone(), clock.clone(), opts.frame_bytes)?;
 
     let mut slices: Vec<Vec<TcpStream>> = (0..threads).map(|_| Vec::new()).collect();
     for (i, s) in servers.into_iter().enumerate() {
@@ -110,6 +118,7 @@ pub fn run(opts: &FloorOptions) -> anyhow::Result<FloorReport> {
     let mut walls = Vec::with_capacity(opts.rounds);
     for round in 0..total {
         let start = Instant::now();
+        clock.start(round >= WARMUP);
         barrier.wait(); // writers start
         barrier.wait(); // writers done
         let want = per_round * (round as u64 + 1);
@@ -131,6 +140,8 @@ pub fn run(opts: &FloorOptions) -> anyhow::Result<FloorReport> {
         .join()
         .map_err(|_| anyhow::anyhow!("the reader panicked"))?;
     walls.sort_by(f64::total_cmp);
+    let mut members = std::mem::take(&mut *clock.member_ms.lock());
+    members.sort_by(f64::total_cmp);
     let writes = (opts.members * opts.rounds) as u64;
     let per_write = |s: f64| s * 1e6 / writes as f64;
     Ok(FloorReport {
@@ -145,7 +156,41 @@ pub fn run(opts: &FloorOptions) -> anyhow::Result<FloorReport> {
         broadcast_ms_p50: quantile(&walls, 0.5),
         broadcast_ms_p99: quantile(&walls, 0.99),
         broadcast_ms_max: walls.last().copied().unwrap_or(0.0),
+        member_ms_p50: quantile(&members, 0.5),
+        member_ms_p99: quantile(&members, 0.99),
     })
+}
+
+/// When the current broadcast started, for the reader's per-member times.
+#[derive(Default)]
+struct RoundClock {
+    epoch: std::sync::OnceLock<Instant>,
+    /// Nanoseconds from `epoch` to the round's start; 0: not measured.
+    started_ns: AtomicU64,
+    member_ms: parking_lot::Mutex<Vec<f64>>,
+}
+
+impl RoundClock {
+    fn now_ns(&self) -> u64 {
+        self.epoch.get_or_init(Instant::now).elapsed().as_nanos() as u64 + 1
+    }
+
+    fn start(&self, measured: bool) {
+        let at = if measured { self.now_ns() } else { 0 };
+        self.started_ns.store(at, Ordering::Release);
+    }
+
+    /// `frames` frames arrived now.
+    fn arrived(&self, frames: usize) {
+        let start = self.started_ns.load(Ordering::Acquire);
+        if start == 0 || frames == 0 {
+            return;
+        }
+        let ms = self.now_ns().saturating_sub(start) as f64 / 1e6;
+        self.member_ms
+            .lock()
+            .extend(std::iter::repeat_n(ms, frames));
+    }
 }
 
 /// `members` loopback connections: (server ends, client ends).
@@ -168,6 +213,8 @@ fn connect(members: usize) -> anyhow::Result<(Vec<TcpStream>, Vec<TcpStream>)> {
 fn spawn_reader(
     clients: Vec<TcpStream>,
     received: Arc<AtomicU64>,
+    clock: Arc<RoundClock>,
+    frame_bytes: usize,
 ) -> anyhow::Result<std::thread::JoinHandle<()>> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_io()
@@ -179,14 +226,19 @@ fn spawn_reader(
         runtime.block_on(async move {
             let mut tasks = Vec::new();
             for c in clients {
-                let received = received.clone();
+                let (received, clock) = (received.clone(), clock.clone());
                 tasks.push(tokio::spawn(async move {
                     use tokio::io::AsyncReadExt;
                     let Ok(mut c) = tokio::net::TcpStream::from_std(c) else {
                         return;
                     };
                     let mut buf = vec![0u8; 4096];
+                    let mut partial = 0;
                     while let Ok(n @ 1..) = c.read(&mut buf).await {
+                        // Whole frames completed by this read.
+                        partial += n;
+                        clock.arrived(partial / frame_bytes.max(1));
+                        partial %= frame_bytes.max(1);
                         received.fetch_add(n as u64, Ordering::Release);
                     }
                 }));
@@ -245,6 +297,8 @@ mod tests {
         .expect("floor run");
         assert_eq!(report.writes, 200);
         assert!(report.broadcast_ms_max >= report.broadcast_ms_p50);
+        assert!(report.member_ms_p99 >= report.member_ms_p50);
+        assert!(report.member_ms_p50 > 0.0);
         assert!(report.cpu_us_per_write >= 0.0);
     }
 
