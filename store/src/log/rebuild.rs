@@ -28,6 +28,27 @@ static SERVER_SCRIPT: LazyLock<redis::Script> =
     LazyLock::new(|| redis::Script::new(include_str!("server.lua")));
 
 impl RedisLog {
+    /// After a guarded script ran on the master the canvas was verified
+    /// on (see [`Self::verify`]): if it answered `NEWSERVER`, a failover
+    /// moved the canvas since, so it is verified again, against the history
+    /// on the new master, whose run id is returned to run the script again.
+    pub(super) async fn moved<T>(
+        &self,
+        conn: &mut Connection,
+        canvas: &CanvasId,
+        generation: u64,
+        result: &Result<T, StoreError>,
+    ) -> Result<Option<String>, StoreError> {
+        match result {
+            Err(StoreError::Redis(err)) if err.code() == Some("NEWSERVER") => {
+                tracing::warn!(%canvas, "the canvas's redis master changed: checking it against postgres");
+                self.checked.forget(canvas);
+                Ok(Some(self.verify(conn, canvas, generation).await?))
+            }
+            _ => Ok(None),
+        }
+    }
+
     /// Checks the canvas against the history once per Redis server process
     /// (`generation`, read after taking `conn`; on a cluster, per master
     /// serving the canvas): if Redis holds it below the history's last

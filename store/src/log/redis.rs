@@ -19,18 +19,22 @@ static PUBLISH_SCRIPT: LazyLock<redis::Script> =
 /// The same on a Redis Cluster: the server guard first (see `guard.lua`),
 /// and the event goes out with SPUBLISH on the canvas's shard channel.
 static PUBLISH_SHARDED_SCRIPT: LazyLock<redis::Script> = LazyLock::new(|| {
-    let publish =
-        include_str!("publish.lua").replace("redis.call('PUBLISH', ", "redis.call('SPUBLISH', ");
-    redis::Script::new(&format!("{}\n{publish}", include_str!("guard.lua")))
+    guarded(
+        &include_str!("publish.lua").replace("redis.call('PUBLISH', ", "redis.call('SPUBLISH', "),
+    )
 });
 /// Position read (see `position.lua`).
 static POSITION_SCRIPT: LazyLock<redis::Script> =
     LazyLock::new(|| redis::Script::new(include_str!("position.lua")));
 /// The same behind the server guard, for a read on a Redis Cluster.
-static POSITION_GUARDED_SCRIPT: LazyLock<redis::Script> = LazyLock::new(|| {
-    let guard = include_str!("guard.lua");
-    redis::Script::new(&format!("{guard}\n{}", include_str!("position.lua")))
-});
+static POSITION_GUARDED_SCRIPT: LazyLock<redis::Script> =
+    LazyLock::new(|| guarded(include_str!("position.lua")));
+/// `body` behind the server guard (see `guard.lua`): on a Redis Cluster,
+/// refused with `NEWSERVER` by a master other than the one named.
+fn guarded(body: &str) -> redis::Script {
+    redis::Script::new(&format!("{}\n{body}", include_str!("guard.lua")))
+}
+
 /// Snapshot read (see `snapshot.lua`).
 static SNAPSHOT_SCRIPT: LazyLock<redis::Script> =
     LazyLock::new(|| redis::Script::new(include_str!("snapshot.lua")));
@@ -154,14 +158,8 @@ impl RedisLog {
         let mut server = self.verify(conn, canvas, generation).await?;
         let write = (&headers, event.as_slice(), change, key);
         let mut result = self.publish_once(conn, canvas, &server, write).await;
-        if let Err(StoreError::Redis(err)) = &result
-            && err.code() == Some("NEWSERVER")
-        {
-            // A failover since the canvas was checked: check it against
-            // the history on the new master, then write there.
-            tracing::warn!(%canvas, "the canvas's redis master changed: checking it against postgres");
-            self.checked.forget(canvas);
-            server = self.verify(conn, canvas, generation).await?;
+        if let Some(moved) = self.moved(conn, canvas, generation, &result).await? {
+            server = moved;
             result = self.publish_once(conn, canvas, &server, write).await;
         }
         match result {
@@ -390,16 +388,11 @@ impl RedisLog {
         let (mut conn, generation) = self.redis.checked().await?;
         let conn = &mut conn;
         let server = self.verify(conn, canvas, generation).await?;
-        let found = match self.read_position_on(conn, canvas, &server).await {
-            Err(StoreError::Redis(err)) if err.code() == Some("NEWSERVER") => {
-                tracing::warn!(%canvas, "the canvas's redis master changed: checking it against postgres");
-                self.checked.forget(canvas);
-                let server = self.verify(conn, canvas, generation).await?;
-                self.read_position_on(conn, canvas, &server).await?
-            }
-            other => other?,
-        };
-        match found {
+        let mut found = self.read_position_on(conn, canvas, &server).await;
+        if let Some(moved) = self.moved(conn, canvas, generation, &found).await? {
+            found = self.read_position_on(conn, canvas, &moved).await;
+        }
+        match found? {
             Some(position) => Ok(position),
             None => self.initialise(conn, canvas).await,
         }
