@@ -161,6 +161,29 @@ pub fn run(opts: &FloorOptions) -> anyhow::Result<FloorReport> {
     })
 }
 
+/// Most members [`before_run`] measures with (open files: both ends of
+/// every connection are in this process, beside the run's own).
+const BEFORE_RUN_MAX_MEMBERS: usize = 5000;
+
+/// The floor's CPU per write with `members` members (at most
+/// [`BEFORE_RUN_MAX_MEMBERS`]), on a blocking thread, with rounds enough
+/// for 300,000 writes (CPU time comes in 10 ms ticks; at most 3,000
+/// rounds, so small runs stay short): a load run with
+/// `--floor` states its CPU per delivery as a ratio to it.
+pub async fn before_run(members: usize) -> anyhow::Result<f64> {
+    let members = members.clamp(1, BEFORE_RUN_MAX_MEMBERS);
+    let opts = FloorOptions {
+        members,
+        rounds: (300_000 / members).clamp(100, 3000),
+        threads: 0,
+        frame_bytes: 80,
+    };
+    let report = tokio::task::spawn_blocking(move || run(&opts))
+        .await
+        .context("the floor's thread")??;
+    Ok(report.cpu_us_per_write)
+}
+
 /// When the current broadcast started, for the reader's per-member times.
 #[derive(Default)]
 struct RoundClock {

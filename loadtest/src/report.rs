@@ -97,6 +97,8 @@ pub struct Report {
     /// Gateway CPU per event written to any connection (deliveries,
     /// strokes, and events to publishers).
     pub cpu_us_per_event: Option<f64>,
+    /// The floor's CPU per write measured just before the run (`--floor`).
+    pub floor_cpu_us_per_write: Option<f64>,
     /// Frames per socket write, from the gateways' metrics (with
     /// `--admin`): above 1 when writes carry several.
     pub frames_per_write: Option<f64>,
@@ -198,6 +200,17 @@ impl Report {
             row(
                 "gateway CPU / delivery",
                 format!("{us:.2} µs (user {user:.2}, system {sys:.2})"),
+            );
+        }
+        if let Some(floor) = self.floor_cpu_us_per_write {
+            let ratio = |us: Option<f64>| us.map_or("-".into(), |us| format!("{:.2}x", us / floor));
+            row(
+                "floor CPU / write",
+                format!(
+                    "{floor:.2} µs (delivery {}, event {})",
+                    ratio(self.cpu_us_per_delivery),
+                    ratio(self.cpu_us_per_event)
+                ),
             );
         }
         if let Some(us) = self.redis_cpu_us_per_delivery {

@@ -94,6 +94,7 @@ impl Cluster {
             strokes_per_sec: 0.0,
             duration_secs: 1.5,
             drain_secs: 10.0,
+            floor: false,
             plot: None,
         }
     }
@@ -127,6 +128,7 @@ async fn a_whiteboard_where_everyone_moves_a_cursor_and_draws_is_clean() {
     let mut load = cluster.load("board", Kind::Cursor);
     (load.canvases, load.members, load.publishers, load.rate) = (1, 10, 10, 300.0);
     load.strokes_per_sec = 20.0;
+    load.floor = true;
     let report = engine::run("fanout", &load, Extra::None, false)
         .await
         .unwrap();
@@ -136,6 +138,12 @@ async fn a_whiteboard_where_everyone_moves_a_cursor_and_draws_is_clean() {
     // Every stroke reached every member (assert_clean checks the count).
     assert!(report.strokes_sent >= 10, "{}", report.table());
     assert_eq!(report.strokes_expected, report.strokes_sent * 10);
+    // The floor was measured before the run, for the ratios.
+    let floor = report
+        .floor_cpu_us_per_write
+        .expect("the floor's CPU per write");
+    assert!(floor >= 0.0, "{}", report.table());
+    assert!(report.table().contains("floor CPU / write"));
     assert!(report.cpu_us_per_event.is_some(), "{}", report.table());
     let per_write = report.frames_per_write.expect("frames per write");
     assert!(per_write >= 1.0, "{}", report.table());

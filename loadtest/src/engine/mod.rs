@@ -116,6 +116,11 @@ pub struct Load {
     /// stops, seconds.
     #[arg(long, default_value_t = 10.0)]
     pub drain_secs: f64,
+    /// Measure the floor (`loadtest floor`: one write per member, no Easel)
+    /// with as many members, up to 5,000, just before the run, and state
+    /// the gateways' CPU per delivery and per event as ratios to it.
+    #[arg(long)]
+    pub floor: bool,
     /// Draw latency over time and its distribution into this SVG file.
     #[arg(long)]
     pub plot: Option<PathBuf>,

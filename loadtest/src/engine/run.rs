@@ -15,6 +15,10 @@ pub async fn run(
     progress: bool,
 ) -> anyhow::Result<Report> {
     check(scenario, load, &extra)?;
+    let floor = match load.floor {
+        true => Some(crate::floor::before_run(load.members * load.canvases).await?),
+        false => None,
+    };
     let target = &load.target;
     let encoding = if target.msgpack {
         Encoding::Msgpack
@@ -96,6 +100,7 @@ pub async fn run(
         (Extra::Resume { .. }, resume) => resume,
         _ => None,
     };
+    report.floor_cpu_us_per_write = floor;
     if let Some(path) = &load.plot {
         crate::plot::write_svg(path, &report)?;
     }
@@ -578,6 +583,7 @@ fn report(
             .cpu
             .filter(|_| events > 0)
             .map(|c| c.total() * 1e6 / events as f64),
+        floor_cpu_us_per_write: None,
         frames_per_write: m
             .writes
             .filter(|&(_, writes)| writes > 0.0)
