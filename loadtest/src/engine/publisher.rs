@@ -79,22 +79,11 @@ impl Pace {
         let publishers = load.publishers.max(1) as f64;
         let strokes = (load.strokes_per_sec > 0.0)
             .then(|| Duration::from_secs_f64(publishers / load.strokes_per_sec));
-        match extra {
-            Extra::ClosedLoop { window } => (
-                Pace {
-                    period: None,
-                    strokes,
-                },
-                (*window).max(1),
-            ),
-            _ => (
-                Pace {
-                    period: Some(Duration::from_secs_f64(publishers / load.rate)),
-                    strokes,
-                },
-                0,
-            ),
-        }
+        let (period, window) = match extra {
+            Extra::ClosedLoop { window } => (None, (*window).max(1)),
+            _ => (Some(Duration::from_secs_f64(publishers / load.rate)), 0),
+        };
+        (Pace { period, strokes }, window)
     }
 }
 

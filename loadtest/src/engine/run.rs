@@ -15,9 +15,10 @@ pub async fn run(
     progress: bool,
 ) -> anyhow::Result<Report> {
     check(scenario, load, &extra)?;
-    let floor = match load.floor {
-        true => Some(crate::floor::before_run(load.members * load.canvases).await?),
-        false => None,
+    let floor = if load.floor {
+        Some(crate::floor::before_run(load.members * load.canvases).await?)
+    } else {
+        None
     };
     let target = &load.target;
     let encoding = if target.msgpack {
