@@ -369,24 +369,29 @@ async fn claim_scenario(url: &str) {
     let canvases: Vec<CanvasId> = (0..4)
         .map(|i| CanvasId::new(&format!("c{i}")).unwrap())
         .collect();
+    // "two" starts only once "one" is dead: alive, it could claim the
+    // batch "one" holds while Postgres is down (both retry their commits)
+    // and leave "one" holding nothing, so the test would race the claim it
+    // sets out to check.
     let mut one = start_process(url, &pg, "one", &["--claim-idle-ms=1000"]);
-    let mut two = start_process(url, &pg, "two", &["--claim-idle-ms=1000"]);
     let mut writers = Vec::new();
     for c in &canvases {
         let f = f.clone();
         let c = c.clone();
         writers.push(tokio::spawn(async move { publish(&f, &c, 800).await }));
     }
-    eventually(Duration::from_secs(30), "both replicas at work", || async {
-        count(&pg, "c0") > 50
-    })
+    eventually(
+        Duration::from_secs(30),
+        "the first replica at work",
+        || async { count(&pg, "c0") > 50 },
+    )
     .await;
-    // With Postgres down, each replica holds a batch it read but cannot
-    // commit. Kill "one" while it provably holds one: only a claim by
+    // With Postgres down, the replica holds a batch it read but cannot
+    // commit. Kill it while it provably holds one: only a claim by
     // "two" can get those entries into Postgres.
     pg.kill();
     // Writes go on after Postgres is gone (on a slow machine the first
-    // ones may all be stored already), so the replicas read entries they
+    // ones may all be stored already), so the replica reads entries it
     // cannot commit.
     let mut acked: Vec<Vec<u64>> = Vec::new();
     for w in writers {
@@ -400,6 +405,10 @@ async fn claim_scenario(url: &str) {
         if n > 0 {
             break;
         }
+        assert!(
+            one.try_wait().unwrap().is_none(),
+            "replica one exited before it held unacknowledged entries"
+        );
         assert!(round < 300, "one never held unacknowledged entries");
         for (c, seqs) in canvases.iter().zip(&mut acked) {
             seqs.extend(publish(&f, c, 5).await);
@@ -407,6 +416,7 @@ async fn claim_scenario(url: &str) {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     kill9(&mut one);
+    let mut two = start_process(url, &pg, "two", &["--claim-idle-ms=1000"]);
     pg.restart();
     for (c, acked) in canvases.iter().zip(acked) {
         eventually(
