@@ -12,6 +12,15 @@ use tokio_util::sync::CancellationToken;
 /// newest carry what matters).
 const MAX_PENDING_SIGNALS: usize = 64;
 
+/// What [`ConnControl::attention`] woke for.
+#[derive(Debug, PartialEq)]
+pub enum Attention {
+    /// The connection is asked to close.
+    Closed,
+    /// Signals from control frames, with the channel each came on.
+    Signals(Vec<(shared::CanvasId, Signal)>),
+}
+
 /// Tells a connection's reader and writer to stop, and why.
 ///
 /// The first reason set wins, so a slow-consumer kick racing a shutdown
@@ -36,6 +45,8 @@ impl ConnControl {
     pub fn close(&self, code: CloseCode) -> bool {
         let first = self.reason.set(code).is_ok();
         self.token.cancel();
+        // Wakes a reader waiting in `attention`.
+        self.signalled.notify_one();
         first
     }
 
@@ -47,6 +58,24 @@ impl ConnControl {
     /// Whether a close has been requested.
     pub fn is_closed(&self) -> bool {
         self.token.is_cancelled()
+    }
+
+    /// Completes when a close is requested or signals come, whichever is
+    /// first (a close wins if both are there): one wait, and one waiter's
+    /// state in the reader's future, for both.
+    pub async fn attention(&self) -> Attention {
+        loop {
+            if self.is_closed() {
+                return Attention::Closed;
+            }
+            let taken = std::mem::take(&mut *self.signals.lock());
+            if !taken.is_empty() {
+                return Attention::Signals(taken);
+            }
+            // notify_one stores a permit when nobody waits, so a close or
+            // signal between the checks above and here is not missed.
+            self.signalled.notified().await;
+        }
     }
 
     /// Completes when a close is requested.
@@ -116,5 +145,35 @@ mod tests {
         let got = c.signals().await;
         assert_eq!(got.len(), MAX_PENDING_SIGNALS);
         assert_eq!(got[0].1, Signal::Disconnect { user: "3".into() });
+    }
+
+    #[tokio::test]
+    async fn attention_wakes_for_signals_and_for_a_close_which_wins() {
+        let c = std::sync::Arc::new(ConnControl::new());
+        let canvas = shared::CanvasId::new("c").expect("valid");
+        let waiter = tokio::spawn({
+            let c = c.clone();
+            async move { c.attention().await }
+        });
+        tokio::task::yield_now().await;
+        assert!(!waiter.is_finished());
+        c.signal(&canvas, Signal::Access { user: None });
+        let got = waiter.await.expect("joins");
+        let signals = vec![(canvas.clone(), Signal::Access { user: None })];
+        assert_eq!(got, Attention::Signals(signals));
+
+        // A close wakes a waiting reader.
+        let waiter = tokio::spawn({
+            let c = c.clone();
+            async move { c.attention().await }
+        });
+        tokio::task::yield_now().await;
+        assert!(!waiter.is_finished());
+        c.signal(&canvas, Signal::Access { user: None });
+        c.close(CloseCode::Normal);
+        // Both are there when the waiter runs (this runtime has one
+        // thread): the close wins, and stays.
+        assert_eq!(waiter.await.expect("joins"), Attention::Closed);
+        assert_eq!(c.attention().await, Attention::Closed);
     }
 }

@@ -15,7 +15,7 @@ mod queue;
 mod redis_bus;
 mod subscriber;
 
-pub use control::ConnControl;
+pub use control::{Attention, ConnControl};
 pub use hub::{Hub, HubStats, JoinGate, Member, client_frame, frame_for, visible_event};
 pub use queue::{Full, Outbound, Stamped};
 pub use redis_bus::{BusSettings, Publisher};

@@ -57,11 +57,19 @@ impl Drain {
     /// same moment, so this can be called afresh on every loop iteration.
     pub async fn turn(&self, conn: u64) {
         self.closing.cancelled().await;
-        let Some(began) = self.began.get() else {
-            return;
-        };
-        let at = *began + self.window.mul_f64(self.fraction(conn));
-        tokio::time::sleep_until(at).await;
+        if let Some(at) = self.turn_at(conn) {
+            tokio::time::sleep_until(at).await;
+        }
+    }
+
+    /// Connection `conn`'s moment to close, once closing has begun (for a
+    /// caller that keeps its own timer; see [`Drain::turn`]).
+    pub fn turn_at(&self, conn: u64) -> Option<Instant> {
+        if !self.is_closing() {
+            return None;
+        }
+        let began = *self.began.get()?;
+        Some(began + self.window.mul_f64(self.fraction(conn)))
     }
 
     /// A uniform draw in [0, 1) for `conn`.

@@ -195,7 +195,7 @@ pub struct Config {
 
     /// WebSocket read buffer per connection, bytes (allocated up front, grown
     /// to fit a larger message; also the most one socket read takes).
-    #[arg(long, env = "EASEL_READ_BUFFER_BYTES", default_value_t = 1024)]
+    #[arg(long, env = "EASEL_READ_BUFFER_BYTES", default_value_t = 512)]
     pub read_buffer_bytes: usize,
 
     /// Shortest time between two socket writes to one connection,

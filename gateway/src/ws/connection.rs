@@ -11,7 +11,7 @@ use super::session::Session;
 use super::writer::{self, CLOSE_TIMEOUT, SLOW_CLOSE_TIMEOUT, WsSink, WsStream};
 use crate::limits::{ClassRates, OpClass};
 use crate::state::AppState;
-use fanout::{ConnControl, Outbound};
+use fanout::{Attention, ConnControl, Outbound};
 use futures_util::StreamExt;
 use futures_util::stream::SplitStream;
 use shared::auth::Identity;
@@ -54,10 +54,23 @@ impl Drop for OpenGuard<'_> {
     }
 }
 
+/// What a connection's task owns once its writer runs: taken whole by
+/// [`serve_inner`] and used in place, so its future holds each part once.
+struct Conn {
+    state: Arc<AppState>,
+    stream: SplitStream<WsStream>,
+    out: Outbox,
+    writer: JoinHandle<WsSink>,
+    /// Token from the URL or the Authorization header, taken by
+    /// authentication.
+    token: Option<String>,
+}
+
 /// Serves one upgraded connection to the end.
 ///
-/// A plain function returning the instrumented future, so no extra
-/// coroutine layer keeps copies of the arguments alive.
+/// A plain function that starts the writer and returns the instrumented
+/// future, so no coroutine keeps copies of the arguments (the sink is the
+/// writer's from the start).
 pub(crate) fn serve(
     state: Arc<AppState>,
     stream: SplitStream<WsStream>,
@@ -70,113 +83,109 @@ pub(crate) fn serve(
         peer = %accepted.peer,
         user = tracing::field::Empty,
     );
-    serve_inner(state, stream, sink, accepted).instrument(span)
-}
-
-async fn serve_inner(
-    state: Arc<AppState>,
-    mut stream: SplitStream<WsStream>,
-    sink: WsSink,
-    accepted: Accepted,
-) {
-    let state = &*state;
-    state.metrics.connections_open.inc();
-    state.metrics.connections_opened.inc();
-    let _open = OpenGuard(state);
-    let started = Instant::now();
-    let tx = Arc::new(Outbound::bounded(
-        state.settings.outbound_queue,
-        state.settings.outbound_queue_bytes,
-    ));
+    let s = &state.settings;
+    let m = &state.metrics;
+    let tx = Arc::new(Outbound::bounded(s.outbound_queue, s.outbound_queue_bytes));
     let control = Arc::new(ConnControl::new());
-    let writer_config = writer::WriterConfig {
-        ping_interval: state.settings.ping_interval,
-        flush_delay: state.settings.flush_delay,
-        fanout_latency: state.metrics.fanout_latency.clone(),
-        bytes_sent: state.metrics.bytes_sent.clone(),
-        frames_written: state.metrics.frames_written.clone(),
-        writes: state.metrics.writes.clone(),
-    };
-    let mut writer = tokio::spawn(writer::run(
+    let writer = tokio::spawn(writer::run(writer::Writer {
         sink,
-        tx.clone(),
-        control.clone(),
-        writer_config,
-    ));
+        rx: tx.clone(),
+        control: control.clone(),
+        config: writer::WriterConfig {
+            ping_interval: s.ping_interval,
+            flush_delay: s.flush_delay,
+            fanout_latency: m.fanout_latency.clone(),
+            bytes_sent: m.bytes_sent.clone(),
+            frames_written: m.frames_written.clone(),
+            writes: m.writes.clone(),
+        },
+    }));
     let out = Outbox {
         conn: accepted.conn,
         tx,
-        errors: state.metrics.errors.clone(),
-        sent: state.metrics.messages_sent.clone(),
-        control: control.clone(),
+        errors: m.errors.clone(),
+        sent: m.messages_sent.clone(),
+        control,
         encoding: accepted.encoding,
     };
+    let conn = Conn {
+        state,
+        stream,
+        out,
+        writer,
+        token: accepted.token,
+    };
+    serve_inner(conn).instrument(span)
+}
 
-    let mut writer_done = None;
-    // Authentication and the lingering close run once each; boxing keeps
-    // their state (timers, a discard buffer) out of the long-lived future.
-    if let Some((identity, handshake_id)) =
-        Box::pin(authenticate(state, &mut stream, &out, accepted.token)).await
-    {
-        tracing::Span::current().record("user", identity.user_id.as_str());
-        tracing::debug!("authenticated");
-        // Every await below that is not the read loop is boxed: inline, the
-        // deepest one's state (a Redis round trip) would be part of the
-        // connection future for its whole life (this kept idle connections
-        // at 15-17 KiB instead of 7).
-        match Box::pin(crate::ops::access::admit_user(
-            state,
-            accepted.conn,
-            &identity,
-        ))
-        .await
-        {
-            Ok(user) => {
-                out.ack(handshake_id, None);
-                out.send(&welcome(state, accepted.conn, &identity, accepted.encoding));
-                let mut session = Session::new(state, &out, &identity, &user.limits);
-                Box::pin(session.open_channels()).await;
-                read_loop(
-                    state,
-                    &mut stream,
-                    &out,
-                    &mut session,
-                    &mut writer,
-                    &mut writer_done,
-                )
-                .await;
-                Box::pin(session.leave_all()).await;
-            }
-            Err(refused) => {
-                out.fail(handshake_id, refused);
-                out.control.close(CloseCode::TooManyConnections);
+/// The connection's life. A block rather than an `async fn`, so `c` is
+/// held once (see `writer::run`).
+#[allow(clippy::manual_async_fn)] // the layout, see above
+fn serve_inner(mut c: Conn) -> impl std::future::Future<Output = ()> {
+    async move {
+        let state = &*c.state;
+        state.metrics.connections_open.inc();
+        state.metrics.connections_opened.inc();
+        let _open = OpenGuard(state);
+        let started = Instant::now();
+        // Authentication and the lingering close run once each; boxing keeps
+        // their state (timers, a discard buffer) out of the long-lived future.
+        let authenticated =
+            Box::pin(authenticate(state, &mut c.stream, &c.out, c.token.take())).await;
+        let mut writer_done = None;
+        if let Some((identity, handshake_id)) = authenticated {
+            tracing::Span::current().record("user", identity.user_id.as_str());
+            tracing::debug!("authenticated");
+            // Every await below that is not the read loop is boxed: inline, the
+            // deepest one's state (a Redis round trip) would be part of the
+            // connection future for its whole life (this kept idle connections
+            // at 15-17 KiB instead of 7).
+            match Box::pin(crate::ops::access::admit_user(state, c.out.conn, &identity)).await {
+                Ok(user) => {
+                    c.out.ack(handshake_id, None);
+                    c.out
+                        .send(&welcome(state, c.out.conn, &identity, c.out.encoding));
+                    let mut session = Session::new(state, &c.out, identity, &user.limits);
+                    Box::pin(session.open_channels()).await;
+                    writer_done =
+                        read_loop(state, &mut c.stream, &mut c.writer, &mut session).await;
+                    Box::pin(session.leave_all()).await;
+                }
+                Err(refused) => {
+                    c.out.fail(handshake_id, refused);
+                    c.out.control.close(CloseCode::TooManyConnections);
+                }
             }
         }
-    }
-    // Whatever ended the connection, make sure the writer stops.
-    control.close(CloseCode::Normal);
-    let sink = match writer_done {
-        Some(sink) => Some(sink),
-        None => tokio::time::timeout(SLOW_CLOSE_TIMEOUT + CLOSE_TIMEOUT, writer)
+        // Whatever ended the connection, make sure the writer stops.
+        let control = &c.out.control;
+        control.close(CloseCode::Normal);
+        let sink = match writer_done {
+            Some(sink) => Some(sink),
+            None => Box::pin(tokio::time::timeout(
+                SLOW_CLOSE_TIMEOUT + CLOSE_TIMEOUT,
+                &mut c.writer,
+            ))
             .await
             .ok()
             .and_then(Result::ok),
-    };
-    if let Some(sink) = sink {
-        Box::pin(linger(stream, sink)).await;
+        };
+        if let Some(sink) = sink {
+            Box::pin(linger(c.stream, sink)).await;
+        }
+        let reason = control.reason().unwrap_or(CloseCode::Normal);
+        state
+            .metrics
+            .connections_closed
+            .with_label_values(&[reason.name()])
+            .inc();
+        tracing::info!(
+            reason = reason.name(),
+            close_code = reason.code(),
+            duration_ms = started.elapsed().as_millis() as u64,
+            "connection closed"
+        );
     }
-    let reason = control.reason().unwrap_or(CloseCode::Normal);
-    state
-        .metrics
-        .connections_closed
-        .with_label_values(&[reason.name()])
-        .inc();
-    tracing::info!(
-        reason = reason.name(),
-        close_code = reason.code(),
-        duration_ms = started.elapsed().as_millis() as u64,
-        "connection closed"
-    );
 }
 
 fn welcome(state: &AppState, conn: u64, identity: &Identity, encoding: Encoding) -> ServerMessage {
@@ -364,104 +373,148 @@ async fn authenticate(
     }
 }
 
-async fn read_loop(
-    state: &AppState,
-    stream: &mut SplitStream<WsStream>,
-    out: &Outbox,
-    session: &mut Session<'_>,
-    writer: &mut JoinHandle<WsSink>,
-    writer_done: &mut Option<WsSink>,
-) {
-    let idle = state.settings.idle_timeout;
-    // One timer for every deadline of the loop (token expiry, the idle
-    // timeout, a coalesced cursor, the end of a read pause): a timer per
-    // select would cost a timer-wheel registration per message and ~140
-    // bytes per deadline in every connection's future.
-    let mut idle_at = tokio::time::Instant::now() + idle;
-    let timer = tokio::time::sleep_until(idle_at);
-    tokio::pin!(timer);
-    loop {
-        let paused = session.read_paused_until();
-        let wake = [
-            session.expiry(),
-            session.cursor_due(),
-            paused,
-            paused.is_none().then_some(idle_at),
-        ]
-        .into_iter()
-        .flatten()
-        .min()
-        .unwrap_or(idle_at);
-        // Only ever moved earlier (or re-armed once it fired): the idle
-        // deadline moves later with every frame, and a timer that fires
-        // early finds nothing due and is re-armed, once per idle period
-        // rather than once per frame.
-        if wake < timer.deadline() || timer.is_elapsed() {
-            timer.as_mut().reset(wake);
-        }
-        let next = tokio::select! {
-            biased;
-            _ = out.control.closed() => return,
-            _ = &mut timer => {
-                if on_timer(state, out, session, paused, &mut idle_at).await.is_break() {
-                    return;
+/// Reads and handles the client's frames until the connection is to
+/// close. Returns the sink if the writer ended first (its socket broke).
+/// A block rather than an `async fn`, so the arguments are held once.
+#[allow(clippy::manual_async_fn)] // the layout, see above
+fn read_loop<'a>(
+    state: &'a AppState,
+    stream: &'a mut SplitStream<WsStream>,
+    writer: &'a mut JoinHandle<WsSink>,
+    session: &'a mut Session<'_>,
+) -> impl std::future::Future<Output = Option<WsSink>> + 'a {
+    async move {
+        let out = session.out();
+        let idle = state.settings.idle_timeout;
+        // One timer for every deadline of the loop (token expiry, the idle
+        // timeout, a coalesced cursor, the end of a read pause, this
+        // connection's turn in a drain): a timer per select would cost a
+        // timer-wheel registration per message and ~140 bytes per deadline in
+        // every connection's future.
+        let mut idle_at = tokio::time::Instant::now() + idle;
+        let mut drain_at = None;
+        let timer = tokio::time::sleep_until(idle_at);
+        tokio::pin!(timer);
+        loop {
+            let paused = session.read_paused_until();
+            let wake = [
+                session.expiry(),
+                session.cursor_due(),
+                drain_at,
+                paused,
+                paused.is_none().then_some(idle_at),
+            ]
+            .into_iter()
+            .flatten()
+            .min()
+            .unwrap_or(idle_at);
+            // Only ever moved earlier (or re-armed once it fired): the idle
+            // deadline moves later with every frame, and a timer that fires
+            // early finds nothing due and is re-armed, once per idle period
+            // rather than once per frame.
+            if wake < timer.deadline() || timer.is_elapsed() {
+                timer.as_mut().reset(wake);
+            }
+            let next = tokio::select! {
+                biased;
+                // A close request, or signals (access changes, kicks).
+                attention = out.control.attention() => match attention {
+                    Attention::Closed => return None,
+                    Attention::Signals(signals) => {
+                        Box::pin(session.on_signals(signals)).await;
+                        continue;
+                    }
+                },
+                _ = &mut timer => {
+                    let due = Deadlines { paused, drain_at };
+                    if on_timer(state, session, due, &mut idle_at).await.is_break() {
+                        return None;
+                    }
+                    continue;
                 }
-                continue;
-            }
-            _ = state.drain.turn(out.conn) => {
-                out.control.close(CloseCode::ServiceRestart);
-                return;
-            }
-            signals = out.control.signals() => {
-                Box::pin(session.on_signals(signals)).await;
-                continue;
-            }
-            done = &mut *writer => {
+                // The drain began: this connection's turn joins the timer.
+                _ = state.drain.closing(), if drain_at.is_none() => {
+                    drain_at = Some(state.drain.turn_at(out.conn).unwrap_or_else(tokio::time::Instant::now));
+                    continue;
+                }
                 // The socket broke under the writer.
-                *writer_done = done.ok();
-                return;
-            }
-            // A refused operation pauses reading (its frames wait in the
-            // socket), so a flooder costs the gateway little.
-            next = stream.next(), if paused.is_none() => next,
-        };
-        idle_at = tokio::time::Instant::now() + idle;
-        let msg = match next {
-            None => return,
-            Some(Err(err)) => {
-                read_failed(out, &err, state.settings.max_message_bytes);
-                return;
-            }
-            Some(Ok(msg)) => msg,
-        };
-        state.metrics.bytes_received.inc_by(msg.len() as u64);
-        match classify(&msg, out.encoding) {
-            Inbound::Data(bytes) => match codec::decode_client(out.encoding, bytes) {
+                done = &mut *writer => return done.ok(),
+                // A refused operation pauses reading (its frames wait in the
+                // socket), so a flooder costs the gateway little.
+                next = stream.next(), if paused.is_none() => next,
+            };
+            idle_at = tokio::time::Instant::now() + idle;
+            let msg = match next {
+                None => return None,
+                Some(Err(err)) => {
+                    read_failed(out, &err, state.settings.max_message_bytes);
+                    return None;
+                }
+                Some(Ok(msg)) => msg,
+            };
+            match on_frame(state, out, &msg) {
+                Frame::Done => {}
+                Frame::Close => return None,
                 // Boxed: the command path (publish, join) is the deepest
                 // future in the connection; inline, its state would be
                 // allocated for the connection's whole life (~10 KiB), boxed
                 // only while a command runs.
-                // A command can wait (a resume replay waits for the client to
-                // read); a close request must not wait for it.
-                Ok(cmd) => {
-                    state.metrics.messages_received.inc(cmd.kind());
-                    tokio::select! {
-                        biased;
-                        _ = out.control.closed() => return,
-                        _ = Box::pin(session.handle(cmd)) => {}
+                Frame::Command(cmd) => {
+                    drop(msg);
+                    if Box::pin(run_command(session, cmd)).await.is_break() {
+                        return None;
                     }
                 }
-                Err(err) => out.error(err.id, ErrorCode::InvalidMessage, err.message),
-            },
-            Inbound::WrongKind => {
-                out.error(None, ErrorCode::InvalidMessage, wrong_kind(out.encoding))
-            }
-            Inbound::Control => {}
-            Inbound::Close => {
-                out.control.close(CloseCode::Normal);
-                return;
             }
         }
+    }
+}
+
+/// What a frame from the client asks of the read loop.
+enum Frame {
+    /// Nothing more to do (a reply, if any, is queued).
+    Done,
+    /// The connection is to close.
+    Close,
+    /// A command to run.
+    Command(ClientMessage),
+}
+
+/// Decodes one frame the client sent; errors are answered here.
+fn on_frame(state: &AppState, out: &Outbox, msg: &Message) -> Frame {
+    state.metrics.bytes_received.inc_by(msg.len() as u64);
+    match classify(msg, out.encoding) {
+        Inbound::Data(bytes) => match codec::decode_client(out.encoding, bytes) {
+            Ok(cmd) => {
+                state.metrics.messages_received.inc(cmd.kind());
+                Frame::Command(cmd)
+            }
+            Err(err) => {
+                out.error(err.id, ErrorCode::InvalidMessage, err.message);
+                Frame::Done
+            }
+        },
+        Inbound::WrongKind => {
+            out.error(None, ErrorCode::InvalidMessage, wrong_kind(out.encoding));
+            Frame::Done
+        }
+        Inbound::Control => Frame::Done,
+        Inbound::Close => {
+            out.control.close(CloseCode::Normal);
+            Frame::Close
+        }
+    }
+}
+
+/// Runs one command, unless a close request comes first (a command can
+/// wait: a resume replay waits for the client to read). Breaks on the
+/// close.
+async fn run_command(session: &mut Session<'_>, cmd: ClientMessage) -> ControlFlow<()> {
+    let control = &session.out().control;
+    tokio::select! {
+        biased;
+        _ = control.closed() => ControlFlow::Break(()),
+        _ = session.handle(cmd) => ControlFlow::Continue(()),
     }
 }
 
@@ -483,21 +536,34 @@ fn expired(state: &AppState, out: &Outbox) {
     out.control.close(CloseCode::TokenExpired);
 }
 
+/// The deadlines of the read loop that are not the session's.
+struct Deadlines {
+    /// The end of a read pause.
+    paused: Option<tokio::time::Instant>,
+    /// This connection's turn in a drain.
+    drain_at: Option<tokio::time::Instant>,
+}
+
 /// The read loop's timer fired: whichever deadlines are due. Breaks when
-/// the connection is to close (token expired, idle timeout).
+/// the connection is to close (token expired, idle timeout, its turn in a
+/// drain).
 async fn on_timer(
     state: &AppState,
-    out: &Outbox,
     session: &mut Session<'_>,
-    paused: Option<tokio::time::Instant>,
+    due: Deadlines,
     idle_at: &mut tokio::time::Instant,
 ) -> ControlFlow<()> {
+    let out = session.out();
     let now = tokio::time::Instant::now();
+    if due.drain_at.is_some_and(|at| at <= now) {
+        out.control.close(CloseCode::ServiceRestart);
+        return ControlFlow::Break(());
+    }
     if session.expiry().is_some_and(|at| at <= now) {
         expired(state, out);
         return ControlFlow::Break(());
     }
-    match paused {
+    match due.paused {
         // Reading resumes: the client gets a whole idle period.
         Some(at) if at <= now => *idle_at = now + state.settings.idle_timeout,
         None if *idle_at <= now => {

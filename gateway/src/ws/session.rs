@@ -121,7 +121,7 @@ impl<'a> Session<'a> {
     pub fn new(
         state: &'a AppState,
         out: &'a Outbox,
-        identity: &Identity,
+        identity: Identity,
         user: &'a UserLimits,
     ) -> Self {
         Session {
@@ -137,11 +137,16 @@ impl<'a> Session<'a> {
             conn: out.conn,
             author: identity.author(),
             joined: Vec::new(),
-            identity: identity.clone(),
-            expiry: expiry(state, identity),
+            expiry: expiry(state, &identity),
+            identity,
             cursors: Vec::new(),
             channels: Vec::new(),
         }
+    }
+
+    /// Where this connection's replies and frames go.
+    pub fn out(&self) -> &'a Outbox {
+        self.out
     }
 
     /// Joins the user's own channel, where notifications to the user

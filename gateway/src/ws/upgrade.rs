@@ -193,6 +193,9 @@ fn spawn_connection(
     accepted: Accepted,
 ) {
     let task_state = state.clone();
+    // Boxed until the connection starts: the task's future keeps a slot
+    // for each thing it captured for the connection's whole life.
+    let accepted = Box::new(accepted);
     state.tasks.spawn(async move {
         let upgraded = match on_upgrade.await {
             Ok(u) => u,
@@ -211,7 +214,7 @@ fn spawn_connection(
         ))
         .await;
         let (sink, stream) = ws.split();
-        connection::serve(task_state, stream, sink, accepted).await;
+        connection::serve(task_state, stream, sink, *accepted).await;
         drop(permit);
     });
 }

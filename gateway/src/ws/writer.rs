@@ -11,11 +11,15 @@
 use bytes::Bytes;
 use fanout::{ConnControl, Outbound, Stamped};
 use futures_util::SinkExt;
+use futures_util::ready;
 use futures_util::stream::SplitSink;
 use hyper_util::rt::TokioIo;
 use prometheus::{Histogram, IntCounter};
 use shared::CloseCode;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
@@ -49,72 +53,83 @@ pub(crate) struct WriterConfig {
     pub writes: IntCounter,
 }
 
+/// What a writer task owns: taken whole and used in place, so the task's
+/// future holds each part once (an `async fn` that moved its arguments
+/// into locals would keep both copies for its whole life).
+pub(crate) struct Writer {
+    pub sink: WsSink,
+    pub rx: Arc<Outbound>,
+    pub control: Arc<ConnControl>,
+    pub config: WriterConfig,
+}
+
 /// Runs until the connection closes; returns the sink so the connection can
 /// reunite the halves for a clean TCP close.
-pub(crate) async fn run(
-    mut sink: WsSink,
-    rx: Arc<Outbound>,
-    control: Arc<ConnControl>,
-    config: WriterConfig,
-) -> WsSink {
-    let ping_interval = config.ping_interval;
-    let start = tokio::time::Instant::now() + ping_interval;
-    let mut ping = tokio::time::interval_at(start, ping_interval);
-    ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    // One close future for the connection's life: building and registering
-    // a fresh one twice per message showed in profiles (the token's lock).
-    let closed = control.closed();
-    tokio::pin!(closed);
-    // When the next write may be made.
-    let mut next_write = tokio::time::Instant::now();
-    loop {
-        let first = tokio::select! {
-            biased;
-            _ = &mut closed => break,
-            m = rx.take() => m,
-            _ = ping.tick() => (Message::Ping(Bytes::new()), 0),
-        };
-        if !config.flush_delay.is_zero() && tokio::time::Instant::now() < next_write {
-            // Soon after the last write: let more frames join this one.
-            // (Only then: a timer, even an expired one, takes the timer
-            // wheel's lock.)
-            tokio::select! {
+///
+/// A block rather than an `async fn`: an `async fn` moves its argument
+/// into a local and keeps both slots; a block uses its capture in place.
+#[allow(clippy::manual_async_fn)] // the layout, see above
+pub(crate) fn run(mut w: Writer) -> impl Future<Output = WsSink> {
+    async move {
+        let ping_interval = w.config.ping_interval;
+        let start = tokio::time::Instant::now() + ping_interval;
+        let mut ping = tokio::time::interval_at(start, ping_interval);
+        ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // One close future for the connection's life: building and registering
+        // a fresh one twice per message showed in profiles (the token's lock).
+        let closed = w.control.closed();
+        tokio::pin!(closed);
+        // When the next write may be made.
+        let mut next_write = tokio::time::Instant::now();
+        loop {
+            let first = tokio::select! {
                 biased;
-                _ = &mut closed => {}
-                _ = tokio::time::sleep_until(next_write) => {}
+                _ = &mut closed => break,
+                m = w.rx.take() => m,
+                _ = ping.tick() => (Message::Ping(Bytes::new()), 0),
+            };
+            if !w.config.flush_delay.is_zero() && tokio::time::Instant::now() < next_write {
+                // Soon after the last write: let more frames join this one.
+                // (Only then: a timer, even an expired one, takes the timer
+                // wheel's lock.)
+                tokio::select! {
+                    biased;
+                    _ = &mut closed => {}
+                    _ = tokio::time::sleep_until(next_write) => {}
+                }
             }
-        }
-        let outcome = {
-            let write = write_batch(&mut sink, &rx, first, &config);
-            tokio::pin!(write);
-            tokio::select! {
-                biased;
-                r = &mut write => Written::Done(r.is_ok()),
-                _ = &mut closed => {
-                    if control.reason() == Some(CloseCode::SlowConsumer) {
-                        // The peer is not reading; do not wait for this write.
-                        Written::Abandoned
-                    } else {
-                        match tokio::time::timeout(CLOSE_TIMEOUT, &mut write).await {
-                            Ok(r) => Written::Done(r.is_ok()),
-                            Err(_) => Written::Abandoned,
+            let outcome = {
+                let mut write = Batch::new(&mut w.sink, &w.rx, first, &w.config);
+                tokio::select! {
+                    biased;
+                    r = &mut write => Written::Done(r.is_ok()),
+                    _ = &mut closed => {
+                        if w.control.reason() == Some(CloseCode::SlowConsumer) {
+                            // The peer is not reading; do not wait for this write.
+                            Written::Abandoned
+                        } else {
+                            // Boxed: it runs once, at close.
+                            match Box::pin(tokio::time::timeout(CLOSE_TIMEOUT, &mut write)).await {
+                                Ok(r) => Written::Done(r.is_ok()),
+                                Err(_) => Written::Abandoned,
+                            }
                         }
                     }
                 }
+            };
+            next_write = tokio::time::Instant::now() + w.config.flush_delay;
+            match outcome {
+                Written::Done(true) => {}
+                // The socket is broken; the reader sees it too and ends.
+                Written::Done(false) => return w.sink,
+                Written::Abandoned => break,
             }
-        };
-        next_write = tokio::time::Instant::now() + config.flush_delay;
-        match outcome {
-            Written::Done(true) => {}
-            // The socket is broken; the reader sees it too and ends.
-            Written::Done(false) => return sink,
-            Written::Abandoned => break,
         }
+        // Boxed: the close runs once, and inline its state would be part of
+        // every connection's writer for its whole life.
+        Box::pin(close(&mut w.sink, &w.rx, &w.control)).await;
+        w.sink
     }
-    // Boxed: the close runs once, and inline its state would be part of
-    // every connection's writer for its whole life.
-    Box::pin(close(&mut sink, &rx, &control)).await;
-    sink
 }
 
 /// Sends what is queued (except to a slow consumer, whose queue is the
@@ -162,35 +177,75 @@ enum Written {
 /// A live event's end-to-end fan-out latency (from its ingest on the
 /// origin gateway, by the wall clocks of both nodes) is observed as its
 /// frame is fed, just before the flush.
-async fn write_batch(
-    sink: &mut WsSink,
-    rx: &Outbound,
-    first: Stamped,
-    config: &WriterConfig,
-) -> Result<(), tokio_tungstenite::tungstenite::Error> {
-    let mut next = Some(first);
-    // Counted once per batch: shared atomic adds per flush, not per frame.
-    let (mut bytes, mut frames) = (0u64, 0u64);
-    let fed = async {
-        while let Some((frame, ingest_us)) = next {
-            let len = frame.len() as u64;
-            sink.feed(frame).await?;
-            bytes += len;
-            frames += 1;
+///
+/// A hand-written future rather than an `async fn`: it is part of every
+/// writer's state, and this way it holds one pending frame and two counts
+/// instead of the sink's feed and flush futures side by side.
+struct Batch<'a> {
+    sink: &'a mut WsSink,
+    rx: &'a Outbound,
+    config: &'a WriterConfig,
+    /// The frame to feed next; `None` once everything queued is fed.
+    next: Option<Stamped>,
+    bytes: u64,
+    frames: u64,
+}
+
+impl<'a> Batch<'a> {
+    fn new(
+        sink: &'a mut WsSink,
+        rx: &'a Outbound,
+        first: Stamped,
+        config: &'a WriterConfig,
+    ) -> Self {
+        Batch {
+            sink,
+            rx,
+            config,
+            next: Some(first),
+            bytes: 0,
+            frames: 0,
+        }
+    }
+
+    /// Counted once per batch: shared atomic adds per flush, not per frame.
+    fn count(&mut self) {
+        self.config.bytes_sent.inc_by(self.bytes);
+        self.config.frames_written.inc_by(self.frames);
+        self.config.writes.inc();
+    }
+
+    fn feed(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), WsError>> {
+        while self.next.is_some() {
+            ready!(self.sink.poll_ready_unpin(cx))?;
+            let Some((frame, ingest_us)) = self.next.take() else {
+                break;
+            };
+            self.bytes += frame.len() as u64;
+            self.frames += 1;
+            self.sink.start_send_unpin(frame)?;
             if ingest_us != 0 {
                 let waited_us = shared::now_us().saturating_sub(ingest_us);
-                config.fanout_latency.observe(waited_us as f64 / 1e6);
+                self.config.fanout_latency.observe(waited_us as f64 / 1e6);
             }
-            next = rx.try_take_stamped();
+            self.next = self.rx.try_take_stamped();
         }
-        Ok::<(), tokio_tungstenite::tungstenite::Error>(())
+        Poll::Ready(Ok(()))
     }
-    .await;
-    config.bytes_sent.inc_by(bytes);
-    config.frames_written.inc_by(frames);
-    config.writes.inc();
-    fed?;
-    sink.flush().await
+}
+
+impl Future for Batch<'_> {
+    type Output = Result<(), WsError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = &mut *self;
+        if this.next.is_some() {
+            let fed = ready!(this.feed(cx));
+            this.count();
+            fed?;
+        }
+        this.sink.poll_flush_unpin(cx)
+    }
 }
 
 /// Frames are gathered in the socket's write buffer up to this many bytes
