@@ -5,7 +5,6 @@ use shared::CloseCode;
 use shared::busframe::Signal;
 use std::sync::OnceLock;
 use tokio::sync::Notify;
-use tokio_util::sync::CancellationToken;
 
 /// Most signals kept for a connection that has not looked at them yet;
 /// beyond it the oldest are dropped (each says "check again", so the
@@ -28,7 +27,10 @@ pub enum Attention {
 #[derive(Debug, Default)]
 pub struct ConnControl {
     reason: OnceLock<CloseCode>,
-    token: CancellationToken,
+    /// Woken (all waiters) on close. A flag and a `Notify` rather than a
+    /// cancellation token: a token is a tree node of its own on the heap
+    /// (112 bytes per connection) and its wait future is larger.
+    closing: Notify,
     /// Signals from control frames, with the channel they came on.
     signals: Mutex<Vec<(shared::CanvasId, Signal)>>,
     signalled: Notify,
@@ -44,7 +46,9 @@ impl ConnControl {
     /// set the reason (false if the connection was already closing).
     pub fn close(&self, code: CloseCode) -> bool {
         let first = self.reason.set(code).is_ok();
-        self.token.cancel();
+        // The reason is set before the waiters are woken: `closed` checks
+        // it after registering, so no close is missed.
+        self.closing.notify_waiters();
         // Wakes a reader waiting in `attention`.
         self.signalled.notify_one();
         first
@@ -57,7 +61,7 @@ impl ConnControl {
 
     /// Whether a close has been requested.
     pub fn is_closed(&self) -> bool {
-        self.token.is_cancelled()
+        self.reason.get().is_some()
     }
 
     /// Completes when a close is requested or signals come, whichever is
@@ -80,7 +84,15 @@ impl ConnControl {
 
     /// Completes when a close is requested.
     pub async fn closed(&self) {
-        self.token.cancelled().await
+        loop {
+            let notified = self.closing.notified();
+            let mut notified = std::pin::pin!(notified);
+            notified.as_mut().enable();
+            if self.is_closed() {
+                return;
+            }
+            notified.await;
+        }
     }
 
     /// Hands the connection a signal that came on `channel`.

@@ -144,6 +144,12 @@ impl<'a> Session<'a> {
         }
     }
 
+    /// The connection's user id, once the session is over (for its close
+    /// line).
+    pub fn into_user_id(self) -> String {
+        self.identity.user_id
+    }
+
     /// Where this connection's replies and frames go.
     pub fn out(&self) -> &'a Outbox {
         self.out
@@ -154,7 +160,11 @@ impl<'a> Session<'a> {
     pub async fn open_channels(&mut self) {
         let channel = CanvasId::user_channel(&self.author.id);
         match self.join_channel(&channel).await {
-            Ok(()) => self.channels.push(channel),
+            Ok(()) => {
+                // Exact: most connections hold this one channel for life.
+                self.channels.reserve_exact(1);
+                self.channels.push(channel);
+            }
             Err(err) => tracing::warn!(%channel, error = %err.message, "channel not joined"),
         }
     }
@@ -388,6 +398,9 @@ impl Session<'_> {
             }
         };
         if !already {
+            // Exact: most connections join one canvas, and a Vec's first
+            // growth would hold four.
+            self.joined.reserve_exact(1);
             self.joined.push(Membership {
                 canvas: canvas.clone(),
                 geometry,
