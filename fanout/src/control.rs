@@ -122,6 +122,22 @@ impl ConnControl {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Arc;
+
+    /// Spawns `wait` on its own task and checks that it is waiting.
+    async fn waiting<T, F>(
+        c: &Arc<ConnControl>,
+        wait: impl FnOnce(Arc<ConnControl>) -> F,
+    ) -> tokio::task::JoinHandle<T>
+    where
+        F: std::future::Future<Output = T> + Send + 'static,
+        T: Send + 'static,
+    {
+        let waiter = tokio::spawn(wait(c.clone()));
+        tokio::task::yield_now().await;
+        assert!(!waiter.is_finished(), "returned before anything came");
+        waiter
+    }
 
     #[tokio::test]
     async fn first_reason_wins() {
@@ -135,14 +151,9 @@ mod tests {
 
     #[tokio::test]
     async fn signals_wait_until_one_comes_and_are_taken_in_order() {
-        let c = std::sync::Arc::new(ConnControl::new());
+        let c = Arc::new(ConnControl::new());
         let canvas = shared::CanvasId::new("c").expect("valid");
-        let waiter = tokio::spawn({
-            let c = c.clone();
-            async move { c.signals().await }
-        });
-        tokio::task::yield_now().await;
-        assert!(!waiter.is_finished());
+        let waiter = waiting(&c, |c| async move { c.signals().await }).await;
         c.signal(&canvas, Signal::Access { user: None });
         let got = waiter.await.expect("joins");
         assert_eq!(got, vec![(canvas.clone(), Signal::Access { user: None })]);
@@ -161,26 +172,16 @@ mod tests {
 
     #[tokio::test]
     async fn attention_wakes_for_signals_and_for_a_close_which_wins() {
-        let c = std::sync::Arc::new(ConnControl::new());
+        let c = Arc::new(ConnControl::new());
         let canvas = shared::CanvasId::new("c").expect("valid");
-        let waiter = tokio::spawn({
-            let c = c.clone();
-            async move { c.attention().await }
-        });
-        tokio::task::yield_now().await;
-        assert!(!waiter.is_finished());
+        let waiter = waiting(&c, |c| async move { c.attention().await }).await;
         c.signal(&canvas, Signal::Access { user: None });
         let got = waiter.await.expect("joins");
         let signals = vec![(canvas.clone(), Signal::Access { user: None })];
         assert_eq!(got, Attention::Signals(signals));
 
         // A close wakes a waiting reader.
-        let waiter = tokio::spawn({
-            let c = c.clone();
-            async move { c.attention().await }
-        });
-        tokio::task::yield_now().await;
-        assert!(!waiter.is_finished());
+        let waiter = waiting(&c, |c| async move { c.attention().await }).await;
         c.signal(&canvas, Signal::Access { user: None });
         c.close(CloseCode::Normal);
         // Both are there when the waiter runs (this runtime has one
