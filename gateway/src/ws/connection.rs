@@ -6,6 +6,7 @@
 //! which the reader does on a fatal error or shutdown and the hub does when
 //! the outbound queue is full.
 
+use super::frames::{Frame, Inbound, classify, on_frame, read_failed, wrong_kind};
 use super::outbox::Outbox;
 use super::session::Session;
 use super::writer::{self, CLOSE_TIMEOUT, SLOW_CLOSE_TIMEOUT, WsSink, WsStream};
@@ -27,7 +28,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::task::JoinHandle;
-use tokio_tungstenite::tungstenite::{self, Message};
 use tracing::Instrument;
 
 /// How long a closing connection keeps reading (and discarding) after its
@@ -243,57 +243,6 @@ fn announced(rates: &ClassRates) -> BTreeMap<String, AnnouncedRate> {
         .collect()
 }
 
-/// What a received frame means for this connection.
-enum Inbound<'a> {
-    /// A data frame in the connection's encoding.
-    Data(&'a [u8]),
-    /// A data frame of the other kind (binary on JSON, text on MessagePack).
-    WrongKind,
-    /// Ping/pong: liveness only.
-    Control,
-    /// The peer closed.
-    Close,
-}
-
-fn classify(msg: &Message, encoding: Encoding) -> Inbound<'_> {
-    match (msg, encoding) {
-        (Message::Text(t), Encoding::Json) => Inbound::Data(t.as_bytes()),
-        (Message::Binary(b), Encoding::Msgpack) => Inbound::Data(b),
-        (Message::Text(_) | Message::Binary(_), _) => Inbound::WrongKind,
-        (Message::Ping(_) | Message::Pong(_) | Message::Frame(_), _) => Inbound::Control,
-        (Message::Close(_), _) => Inbound::Close,
-    }
-}
-
-fn wrong_kind(encoding: Encoding) -> &'static str {
-    match encoding {
-        Encoding::Json => "this connection speaks easel.v1.json: send text frames",
-        Encoding::Msgpack => "this connection speaks easel.v1.msgpack: send binary frames",
-    }
-}
-
-/// Handles a read error: reports what the client can act on, then closes.
-fn read_failed(out: &Outbox, err: &tungstenite::Error, max_message_bytes: usize) {
-    match err {
-        tungstenite::Error::Capacity(_) => out.error(
-            None,
-            ErrorCode::MessageTooLarge,
-            format!("message exceeds {max_message_bytes} bytes"),
-        ),
-        tungstenite::Error::Utf8(_) => {
-            out.control.close(CloseCode::InvalidPayload);
-        }
-        tungstenite::Error::Protocol(p) => {
-            tracing::debug!(error = %p, "websocket protocol error");
-            out.control.close(CloseCode::ProtocolError);
-        }
-        other => {
-            tracing::debug!(error = %other, "read failed");
-            out.control.close(CloseCode::Normal);
-        }
-    }
-}
-
 /// Waits for credentials: the URL/header token, or a `handshake` message
 /// within the deadline. On failure the error has been queued and the
 /// connection told to close.
@@ -478,42 +427,6 @@ fn read_loop<'a>(
                     }
                 }
             }
-        }
-    }
-}
-
-/// What a frame from the client asks of the read loop.
-enum Frame {
-    /// Nothing more to do (a reply, if any, is queued).
-    Done,
-    /// The connection is to close.
-    Close,
-    /// A command to run.
-    Command(ClientMessage),
-}
-
-/// Decodes one frame the client sent; errors are answered here.
-fn on_frame(state: &AppState, out: &Outbox, msg: &Message) -> Frame {
-    state.metrics.bytes_received.inc_by(msg.len() as u64);
-    match classify(msg, out.encoding) {
-        Inbound::Data(bytes) => match codec::decode_client(out.encoding, bytes) {
-            Ok(cmd) => {
-                state.metrics.messages_received.inc(cmd.kind());
-                Frame::Command(cmd)
-            }
-            Err(err) => {
-                out.error(err.id, ErrorCode::InvalidMessage, err.message);
-                Frame::Done
-            }
-        },
-        Inbound::WrongKind => {
-            out.error(None, ErrorCode::InvalidMessage, wrong_kind(out.encoding));
-            Frame::Done
-        }
-        Inbound::Control => Frame::Done,
-        Inbound::Close => {
-            out.control.close(CloseCode::Normal);
-            Frame::Close
         }
     }
 }
