@@ -76,7 +76,7 @@ pub(crate) fn run(mut w: Writer) -> impl Future<Output = WsSink> {
         let mut ping = tokio::time::interval_at(start, ping_interval);
         ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         // One close future for the connection's life: building and registering
-        // a fresh one twice per message showed in profiles (the token's lock).
+        // a fresh one twice per message showed in profiles (a lock per registration).
         let closed = w.control.closed();
         tokio::pin!(closed);
         // When the next write may be made.
