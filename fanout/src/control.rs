@@ -106,17 +106,6 @@ impl ConnControl {
         }
         self.signalled.notify_one();
     }
-
-    /// Waits for signals and takes every one pending, oldest first.
-    pub async fn signals(&self) -> Vec<(shared::CanvasId, Signal)> {
-        loop {
-            let taken = std::mem::take(&mut *self.signals.lock());
-            if !taken.is_empty() {
-                return taken;
-            }
-            self.signalled.notified().await;
-        }
-    }
 }
 
 #[cfg(test)]
@@ -149,11 +138,19 @@ mod tests {
         assert_eq!(c.reason(), Some(CloseCode::SlowConsumer));
     }
 
+    /// The signals `attention` returns, or a failure if it saw a close.
+    async fn signals_of(c: &ConnControl) -> Vec<(shared::CanvasId, Signal)> {
+        match c.attention().await {
+            Attention::Signals(signals) => signals,
+            Attention::Closed => panic!("closed, expected signals"),
+        }
+    }
+
     #[tokio::test]
     async fn signals_wait_until_one_comes_and_are_taken_in_order() {
         let c = Arc::new(ConnControl::new());
         let canvas = shared::CanvasId::new("c").expect("valid");
-        let waiter = waiting(&c, |c| async move { c.signals().await }).await;
+        let waiter = waiting(&c, |c| async move { signals_of(&c).await }).await;
         c.signal(&canvas, Signal::Access { user: None });
         let got = waiter.await.expect("joins");
         assert_eq!(got, vec![(canvas.clone(), Signal::Access { user: None })]);
@@ -165,22 +162,15 @@ mod tests {
                 },
             );
         }
-        let got = c.signals().await;
+        let got = signals_of(&c).await;
         assert_eq!(got.len(), MAX_PENDING_SIGNALS);
         assert_eq!(got[0].1, Signal::Disconnect { user: "3".into() });
     }
 
     #[tokio::test]
-    async fn attention_wakes_for_signals_and_for_a_close_which_wins() {
+    async fn attention_wakes_for_a_close_which_wins_over_signals() {
         let c = Arc::new(ConnControl::new());
         let canvas = shared::CanvasId::new("c").expect("valid");
-        let waiter = waiting(&c, |c| async move { c.attention().await }).await;
-        c.signal(&canvas, Signal::Access { user: None });
-        let got = waiter.await.expect("joins");
-        let signals = vec![(canvas.clone(), Signal::Access { user: None })];
-        assert_eq!(got, Attention::Signals(signals));
-
-        // A close wakes a waiting reader.
         let waiter = waiting(&c, |c| async move { c.attention().await }).await;
         c.signal(&canvas, Signal::Access { user: None });
         c.close(CloseCode::Normal);

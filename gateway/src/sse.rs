@@ -19,7 +19,7 @@ use axum::extract::{ConnectInfo, State};
 use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use fanout::{ConnControl, JoinGate, Member, Outbound};
+use fanout::{Attention, ConnControl, JoinGate, Member, Outbound};
 use futures_util::StreamExt;
 use futures_util::stream;
 use serde::Deserialize;
@@ -328,14 +328,16 @@ async fn next_event(
     let frame = loop {
         tokio::select! {
             biased;
-            _ = s.control.closed() => break None,
-            _ = state.drain.turn(conn) => break None,
-            signals = s.control.signals() => {
-                if let Some(last) = on_signals(&mut s, signals).await {
-                    s.ending = true;
-                    return Some((Ok(last), s));
+            attention = s.control.attention() => match attention {
+                Attention::Closed => break None,
+                Attention::Signals(signals) => {
+                    if let Some(last) = on_signals(&mut s, signals).await {
+                        s.ending = true;
+                        return Some((Ok(last), s));
+                    }
                 }
-            }
+            },
+            _ = state.drain.turn(conn) => break None,
             (frame, _) = s.queue.take() => break Some(frame),
         }
     };
