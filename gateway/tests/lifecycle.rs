@@ -174,3 +174,63 @@ async fn a_gateway_refuses_to_start_without_its_redis() {
     .unwrap_err();
     assert!(err.to_string().contains("redis"), "{err}");
 }
+
+/// Opens a WebSocket by hand and returns the socket once the upgrade's
+/// response has arrived.
+async fn raw_upgrade(addr: SocketAddr, user: &str) -> tokio::net::TcpStream {
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let req = format!(
+        "GET /ws?token={} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+        token(user)
+    );
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut buf = Vec::new();
+    while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+        let mut chunk = [0u8; 1024];
+        let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut chunk))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(n > 0, "closed before the upgrade's response");
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    assert!(
+        buf.starts_with(b"HTTP/1.1 101"),
+        "{}",
+        String::from_utf8_lossy(&buf)
+    );
+    s
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_gone_without_a_close_frame_is_a_normal_end_and_a_broken_frame_a_protocol_error() {
+    let g = Gateway::start(settings("gone", None, &[])).await;
+    let closed = |reason: &'static str| {
+        let admin = g.admin;
+        async move {
+            let series = format!(r#"easel_gateway_connections_closed_total{{reason="{reason}"}}"#);
+            testkit::http::sample(&testkit::http::scrape(admin).await, &series)
+        }
+    };
+    // The process or tab is gone: its socket closes with no Close frame.
+    drop(raw_upgrade(g.addr, "gone").await);
+    eventually(
+        Duration::from_secs(10),
+        "the dropped peer counted",
+        || async { closed("normal").await == Some(1.0) },
+    )
+    .await;
+    assert_eq!(closed("protocol_error").await, Some(0.0));
+    // A client frame without a mask breaks the protocol.
+    let mut broken = raw_upgrade(g.addr, "broken").await;
+    broken.write_all(&[0x81, 0x02, b'h', b'i']).await.unwrap();
+    eventually(
+        Duration::from_secs(10),
+        "the broken frame counted",
+        || async { closed("protocol_error").await == Some(1.0) },
+    )
+    .await;
+    assert_eq!(closed("normal").await, Some(1.0));
+    g.stop().await;
+}

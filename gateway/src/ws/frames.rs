@@ -7,6 +7,7 @@ use crate::state::AppState;
 use shared::codec::{self, Encoding};
 use shared::protocol::ClientMessage;
 use shared::{CloseCode, ErrorCode};
+use tokio_tungstenite::tungstenite::error::ProtocolError;
 use tokio_tungstenite::tungstenite::{self, Message};
 
 /// What a received frame means for this connection.
@@ -48,6 +49,13 @@ pub(super) fn read_failed(out: &Outbox, err: &tungstenite::Error, max_message_by
         ),
         tungstenite::Error::Utf8(_) => {
             out.control.close(CloseCode::InvalidPayload);
+        }
+        // The socket closed without a Close frame (a tab or process gone,
+        // a network drop): the connection ended, as with a reset (below);
+        // the client broke nothing it could be told about.
+        tungstenite::Error::Protocol(ProtocolError::ResetWithoutClosingHandshake) => {
+            tracing::debug!("connection ended without a close frame");
+            out.control.close(CloseCode::Normal);
         }
         tungstenite::Error::Protocol(p) => {
             tracing::debug!(error = %p, "websocket protocol error");
