@@ -53,6 +53,9 @@ pub struct IdleReport {
     pub failed: usize,
     pub first_error: Option<String>,
     pub ramp_secs: f64,
+    /// Connections the gateway closed (or that broke) before the hold
+    /// ended: none, unless the gateway or the machine could not keep up.
+    pub dropped: usize,
     pub connect_p50_ms: Option<f64>,
     pub connect_p99_ms: Option<f64>,
     /// The join alone (with --join), from sending it to its ack.
@@ -76,6 +79,7 @@ impl IdleReport {
             s += &format!("first error              {e}\n");
         }
         s += &format!("ramp                     {:.2} s\n", self.ramp_secs);
+        s += &format!("dropped before the end   {}\n", self.dropped);
         s += &format!(
             "connect p50 / p99        {} / {}\n",
             ms(self.connect_p50_ms),
@@ -119,6 +123,12 @@ pub async fn run(opts: &IdleOptions) -> anyhow::Result<IdleReport> {
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
     let started = Instant::now();
+    // Each connection reads from the moment it is in, so the gateway's
+    // pings are answered during a long ramp too (a connection silent past
+    // the idle timeout would be closed), until the hold ends.
+    let (done_tx, done_rx) = tokio::sync::watch::channel(false);
+    let (opened_tx, mut opened_rx) = tokio::sync::mpsc::unbounded_channel();
+    let dropped = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let mut attempts = tokio::task::JoinSet::new();
     for n in 0..opts.connections {
         ticker.tick().await;
@@ -126,6 +136,9 @@ pub async fn run(opts: &IdleOptions) -> anyhow::Result<IdleReport> {
         let token = client::token(&opts.secret, n)?;
         let url = opts.url.clone();
         let canvas = canvas.clone();
+        let opened = opened_tx.clone();
+        let mut done = done_rx.clone();
+        let dropped = dropped.clone();
         attempts.spawn(async move {
             let t0 = Instant::now();
             let result = async {
@@ -140,23 +153,41 @@ pub async fn run(opts: &IdleOptions) -> anyhow::Result<IdleReport> {
             }
             .await;
             drop(permit);
-            (t0.elapsed(), result)
+            let ws = match result {
+                Ok((ws, joined_in)) => {
+                    let _ = opened.send((t0.elapsed(), Ok(joined_in)));
+                    ws
+                }
+                Err(e) => {
+                    let _ = opened.send((t0.elapsed(), Err(e)));
+                    return;
+                }
+            };
+            let mut ws = ws;
+            let ended = tokio::select! {
+                _ = done.wait_for(|d| *d) => false,
+                _ = async { while let Some(Ok(_)) = ws.next().await {} } => true,
+            };
+            if ended {
+                dropped.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
         });
     }
-    let mut held = Vec::with_capacity(opts.connections);
+    drop(opened_tx);
     let mut connect_times = Samples::default();
     let mut join_times = Samples::default();
     let mut failed = 0;
     let mut first_error = None;
-    while let Some(joined) = attempts.join_next().await {
-        let (took, result) = joined?;
+    for _ in 0..opts.connections {
+        let Some((took, result)) = opened_rx.recv().await else {
+            anyhow::bail!("a connection task ended without reporting");
+        };
         match result {
-            Ok((ws, joined_in)) => {
+            Ok(joined_in) => {
                 connect_times.record(took);
                 if let Some(j) = joined_in {
                     join_times.record(j);
                 }
-                held.push(ws);
             }
             Err(e) => {
                 failed += 1;
@@ -165,21 +196,18 @@ pub async fn run(opts: &IdleOptions) -> anyhow::Result<IdleReport> {
         }
     }
     let ramp = started.elapsed();
-    // Hold: keep reading so the gateway's pings are answered.
-    let mut readers = tokio::task::JoinSet::new();
-    for mut ws in held.drain(..) {
-        readers.spawn(async move { while let Some(Ok(_)) = ws.next().await {} });
-    }
     tokio::time::sleep(Duration::from_secs(opts.hold_secs)).await;
     let rss_after = opts.pid.map(proc::rss_bytes).transpose()?;
     let opened = opts.connections - failed;
-    readers.abort_all();
+    let _ = done_tx.send(true);
+    while attempts.join_next().await.is_some() {}
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
     Ok(IdleReport {
         opened,
         failed,
         first_error,
         ramp_secs: ramp.as_secs_f64(),
+        dropped: dropped.load(std::sync::atomic::Ordering::Relaxed),
         connect_p50_ms: connect_times.quantile(0.5).map(ms),
         connect_p99_ms: connect_times.quantile(0.99).map(ms),
         join_p50_ms: join_times.quantile(0.5).map(ms),

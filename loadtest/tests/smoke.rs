@@ -34,6 +34,11 @@ impl Cluster {
     /// `unlimited`: lift the rate limits (a load generator is one address
     /// and sends as fast as asked); otherwise the gateways' defaults.
     async fn start_with(unlimited: bool) -> Cluster {
+        Cluster::start_args(unlimited, &[]).await
+    }
+
+    /// As `start_with`, with more gateway flags.
+    async fn start_args(unlimited: bool, extra: &[&str]) -> Cluster {
         let redis = RedisServer::start();
         let shutdown = CancellationToken::new();
         let (mut addrs, mut admins) = (Vec::new(), Vec::new());
@@ -48,6 +53,7 @@ impl Cluster {
                 "--drain-delay-ms=0".to_owned(),
                 "--drain-window-ms=0".to_owned(),
             ];
+            args.extend(extra.iter().map(|a| (*a).to_owned()));
             if unlimited {
                 args.extend([
                     format!("--rate-limits={UNLIMITED}"),
@@ -321,4 +327,31 @@ async fn idle_connections_that_join_a_canvas_all_join() {
         report.table()
     );
     assert!(report.join_p50_ms.is_some(), "{}", report.table());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ramp_longer_than_the_idle_timeout_keeps_every_connection() {
+    // Pings every second and a 2 s idle timeout, against a 3.5 s ramp: a
+    // connection that read only once the ramp was over would be closed.
+    let cluster =
+        Cluster::start_args(true, &["--ping-interval-secs=1", "--idle-timeout-secs=2"]).await;
+    let opts = IdleOptions {
+        url: format!("ws://{}/ws", cluster.addrs[0]),
+        secret: SECRET.into(),
+        connections: 8,
+        rate: 2,
+        concurrency: 8,
+        hold_secs: 1,
+        pid: None,
+        msgpack: false,
+        join: Some("smoke-slow-ramp".into()),
+    };
+    let report = idle::run(&opts).await.unwrap();
+    assert!(report.ramp_secs >= 3.0, "{}", report.table());
+    assert_eq!(
+        (report.opened, report.failed, report.dropped),
+        (8, 0, 0),
+        "{}",
+        report.table()
+    );
 }
