@@ -2,8 +2,10 @@
 # Runs the benchmark targets of docs/BENCHMARKS.md one after another, each
 # against a fresh private cluster (loadtest/bench/cluster.sh), and writes
 # every report as JSON plus the latency plots into OUT (default
-# target/bench). Takes about five minutes; run it on an otherwise idle
-# machine.
+# target/bench). Every delivery scenario measures the floor (`loadtest
+# floor`, one write per member without Easel) just before it runs
+# (`--floor`) and states the gateways' CPU per delivery as a ratio to it.
+# Takes about eight minutes; run it on an otherwise idle machine.
 #
 #   loadtest/bench/targets.sh [OUT]
 set -euo pipefail
@@ -27,12 +29,14 @@ print(f'{r["scenario"]:8} conns {r["connections_opened"]}/{r["connections_failed
       f'acked {r["acked_per_sec"]:.0f}/s ack p99 {ack.get("p99_ms", 0):.2f} ms; '
       f'lost/dup/ooo {c["lost"]}/{c["duplicated"]}/{c["out_of_order"]}; '
       f'cpu/delivery {r.get("cpu_us_per_delivery") or 0:.2f} us '
-      f'(user {r.get("user_cpu_us_per_delivery") or 0:.2f}, system {r.get("system_cpu_us_per_delivery") or 0:.2f})')
+      f'(user {r.get("user_cpu_us_per_delivery") or 0:.2f}, system {r.get("system_cpu_us_per_delivery") or 0:.2f})'
+      + (f'; floor {floor:.2f} us/write, ratio {(r.get("cpu_us_per_delivery") or 0) / floor:.2f}x'
+         if (floor := r.get("floor_cpu_us_per_write")) else ''))
 PY
 }
-run fanout-1000 2 fanout --members 1000 --rate 100 --duration-secs 30 --plot "$out/fanout-1000.svg"
-run fanout-1000-msgpack 2 fanout --members 1000 --rate 100 --duration-secs 30 --msgpack
-run fanout-10000 2 fanout --members 10000 --rate 1 --duration-secs 30 --connect-rate 5000 --plot "$out/fanout-10000.svg"
+run fanout-1000 2 fanout --members 1000 --rate 100 --duration-secs 30 --floor --plot "$out/fanout-1000.svg"
+run fanout-1000-msgpack 2 fanout --members 1000 --rate 100 --duration-secs 30 --msgpack --floor
+run fanout-10000 2 fanout --members 10000 --rate 1 --duration-secs 30 --connect-rate 5000 --floor --plot "$out/fanout-10000.svg"
 run durable 2 durable --members 0 --publishers 8 --window 16 --duration-secs 20
-run resume 2 resume --members 500 --rate 100 --resume-rate 20 --duration-secs 20
-run churn 2 churn --members 500 --rate 100 --churn-rate 500 --duration-secs 20
+run resume 2 resume --members 500 --rate 100 --resume-rate 20 --duration-secs 20 --floor
+run churn 2 churn --members 500 --rate 100 --churn-rate 500 --duration-secs 20 --floor
