@@ -49,6 +49,11 @@ impl RedisPresence {
 
     /// Sets the expiry of existing entries (refresh, or the grace on leave),
     /// and keeps the keys alive.
+    ///
+    /// Per canvas one `ZADD XX` naming all its entries and one `PEXPIRE` of
+    /// each of its keys (a refresh of 500 entries on one canvas is four
+    /// commands, not 2,000); one pipeline, or on a cluster one per canvas
+    /// (a pipeline's keys must share a slot there).
     pub async fn expire(
         &self,
         entries: &[(CanvasId, String)],
@@ -59,32 +64,27 @@ impl RedisPresence {
             return Ok(());
         }
         let ttl = key_ttl(expiry, now);
-        // One pipeline, or on a cluster one per canvas (a pipeline's keys
-        // must share a slot there).
         let mut pipes = vec![redis::pipe()];
-        for (i, (canvas, entry)) in entries.iter().enumerate() {
+        for (i, (canvas, names)) in by_canvas(entries).into_iter().enumerate() {
             if i > 0 && self.redis.is_cluster() {
                 pipes.push(redis::pipe());
             }
             let Some(pipe) = pipes.last_mut() else { break };
-            pipe.cmd("ZADD")
+            let zadd = pipe
+                .cmd("ZADD")
                 .arg(keys::canvas_presence(canvas))
-                .arg("XX")
-                .arg(expiry)
-                .arg(entry)
-                .ignore();
-            pipe.cmd("PEXPIRE")
-                .arg(keys::canvas_presence(canvas))
-                .arg(ttl)
-                .ignore();
-            pipe.cmd("PEXPIRE")
-                .arg(keys::canvas_presence_info(canvas))
-                .arg(ttl)
-                .ignore();
-            pipe.cmd("PEXPIRE")
-                .arg(keys::canvas_presence_users(canvas))
-                .arg(ttl)
-                .ignore();
+                .arg("XX");
+            for name in names {
+                zadd.arg(expiry).arg(name);
+            }
+            zadd.ignore();
+            for key in [
+                keys::canvas_presence(canvas),
+                keys::canvas_presence_info(canvas),
+                keys::canvas_presence_users(canvas),
+            ] {
+                pipe.cmd("PEXPIRE").arg(key).arg(ttl).ignore();
+            }
         }
         self.redis.run_pipelines(pipes).await
     }
@@ -144,4 +144,18 @@ impl RedisPresence {
         });
         Ok(fold(live, gm))
     }
+}
+
+/// The entries grouped by canvas, in the order canvases first appear.
+fn by_canvas(entries: &[(CanvasId, String)]) -> Vec<(&CanvasId, Vec<&String>)> {
+    let mut at: std::collections::HashMap<&CanvasId, usize> = std::collections::HashMap::new();
+    let mut groups: Vec<(&CanvasId, Vec<&String>)> = Vec::new();
+    for (canvas, name) in entries {
+        let i = *at.entry(canvas).or_insert_with(|| {
+            groups.push((canvas, Vec::new()));
+            groups.len() - 1
+        });
+        groups[i].1.push(name);
+    }
+    groups
 }
