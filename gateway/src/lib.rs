@@ -13,6 +13,7 @@ mod canvases;
 mod config;
 mod drain;
 mod feed;
+mod gather;
 mod history;
 mod hook;
 mod http;

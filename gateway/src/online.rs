@@ -5,6 +5,7 @@
 //! lapsed (closed plus the presence grace period, or its gateway dead for
 //! the presence TTL).
 
+use crate::gather::Gather;
 use fanout::Fanout;
 use parking_lot::Mutex;
 use shared::CanvasId;
@@ -31,6 +32,8 @@ pub(crate) struct Online {
     grace: Duration,
     /// (user, entry) by connection.
     local: Mutex<HashMap<u64, (String, String)>>,
+    /// Closes, written together when many come at once.
+    leaves: Gather<(String, String)>,
 }
 
 impl Online {
@@ -48,6 +51,7 @@ impl Online {
             ttl,
             grace,
             local: Mutex::new(HashMap::new()),
+            leaves: Gather::default(),
         }
     }
 
@@ -107,11 +111,14 @@ impl Online {
         let Some(entry) = self.local.lock().remove(&conn) else {
             return;
         };
-        let expiry = shared::now_ms() + self.grace.as_millis() as u64;
-        if let Err(err) = self.registry.expire(&[entry], expiry).await {
-            // The entry then lapses at its TTL instead.
-            tracing::warn!(error = %err, "online leave not stored");
-        }
+        let write = |entries: Vec<(String, String)>| async move {
+            let expiry = shared::now_ms() + self.grace.as_millis() as u64;
+            if let Err(err) = self.registry.expire(&entries, expiry).await {
+                // The entries then lapse at their TTL instead.
+                tracing::warn!(entries = entries.len(), error = %err, "online leave not stored");
+            }
+        };
+        self.leaves.add(entry, write).await;
     }
 
     /// How many gateways hold `user`'s open connections.

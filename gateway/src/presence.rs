@@ -6,6 +6,7 @@
 //! becoming occupied and vacated.
 
 use crate::feed::Feed;
+use crate::gather::Gather;
 use fanout::Fanout;
 use parking_lot::Mutex;
 use shared::CanvasId;
@@ -45,6 +46,8 @@ pub(crate) struct Presence {
     /// have expired (when the feed is on), so the last departure from a
     /// canvas with no member left here is still reported.
     recent: Mutex<HashMap<CanvasId, Instant>>,
+    /// Leaves, written together when many come at once.
+    leaves: Gather<(CanvasId, String)>,
 }
 
 impl Presence {
@@ -66,6 +69,7 @@ impl Presence {
             local: Mutex::new(HashMap::new()),
             feed,
             recent: Mutex::new(HashMap::new()),
+            leaves: Gather::default(),
         }
     }
 
@@ -182,16 +186,19 @@ impl Presence {
         let Some((entry, _)) = self.local.lock().remove(&(canvas.clone(), conn)) else {
             return;
         };
-        let expiry = shared::now_ms() + self.grace.as_millis() as u64;
         if self.feed.is_on() {
             // A second past the grace: the entry has expired by then.
             let swept_after = Instant::now() + self.grace + Duration::from_secs(1);
             self.recent.lock().insert(canvas.clone(), swept_after);
         }
-        if let Err(err) = self.store.expire(&[(canvas.clone(), entry)], expiry).await {
-            // The entry then expires at its TTL instead.
-            tracing::warn!(%canvas, error = %err, "presence leave not stored");
-        }
+        let write = |entries: Vec<(CanvasId, String)>| async move {
+            let expiry = shared::now_ms() + self.grace.as_millis() as u64;
+            if let Err(err) = self.store.expire(&entries, expiry).await {
+                // The entries then expire at their TTL instead.
+                tracing::warn!(entries = entries.len(), error = %err, "presence leave not stored");
+            }
+        };
+        self.leaves.add((canvas.clone(), entry), write).await;
     }
 
     /// Keeps this gateway's entries alive (every third of the TTL).

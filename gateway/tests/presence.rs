@@ -407,3 +407,55 @@ async fn activity_is_announced_and_listed_across_gateways() {
     a.stop().await;
     b.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mass_disconnect_is_recorded_well_within_the_ttl() {
+    // A 30 s TTL: a leave that was not recorded would linger that long.
+    let g = Gateway::start(settings(
+        "pr-storm",
+        None,
+        &[
+            "--presence-grace-ms=300",
+            "--presence-sweep-ms=100",
+            "--presence-ttl-secs=30",
+            "--redis-pool-size=2",
+        ],
+    ))
+    .await;
+    let mut watcher = g.client("watcher").await;
+    join_presence(&mut watcher, 1, "storm").await;
+    let mut members = Vec::new();
+    for i in 0..200 {
+        let mut c = g.client(&format!("m{i}")).await;
+        c.send(&join(1, "storm", false)).await;
+        assert!(matches!(
+            expect_ack(&mut c, 1).await,
+            Some(AckResult::Joined(_))
+        ));
+        members.push(c);
+    }
+    assert_eq!(rest_presence(g.addr, "storm").await.users.len(), 201);
+    // Every member's socket closes at once.
+    drop(members);
+    let deadline = Duration::from_secs(8);
+    testkit::eventually(deadline, "only the watcher is left", || async {
+        ids(&rest_presence(g.addr, "storm").await.users) == [("watcher", 1)]
+    })
+    .await;
+    let online = || async {
+        let (status, _, body) = http_get(
+            g.addr,
+            "/api/users/online?ids=m0,m99,m199,watcher",
+            Some(&token("rest")),
+        )
+        .await;
+        assert_eq!(status, 200);
+        serde_json::from_slice::<serde_json::Value>(&body).unwrap()["online"].clone()
+    };
+    testkit::eventually(deadline, "the members are offline", || async {
+        online().await
+            == serde_json::json!({"m0": false, "m99": false, "m199": false, "watcher": true})
+    })
+    .await;
+    g.stop().await;
+}
