@@ -15,7 +15,8 @@
 # With GATEWAYS=N the SIZE connections are split evenly over N gateways,
 # each driven by its own load tester at RATE/N, all at once and on the same
 # canvas: one process holds at most ~19,000 sockets here (open files hard
-# limit 20,000), so 100,000 members take GATEWAYS=6.
+# limit 20,000), so 100,000 members take GATEWAYS=6. Each tester has its own
+# users, so every member is a distinct user on one gateway.
 #
 #   [GATEWAYS=N] loadtest/bench/joins.sh [RATE] [GATEWAY_BINARY] [SIZES...]
 set -euo pipefail
@@ -85,7 +86,7 @@ for size in $SIZES; do
     r0=$(cpu "$RPID"); g0=$(gateways_cpu); t0=$(now)
     for i in $(seq 0 $((N - 1))); do
       ./target/release/loadtest --json idle --url ws://127.0.0.1:$((PORT + i))/ws \
-          --connections $((size / N)) --rate $((RATE / N)) --concurrency $((512 / N + 1)) \
+          --connections $((size / N)) --first-user $((i * size / N)) --rate $((RATE / N)) --concurrency $((512 / N + 1)) \
           --hold-secs $(( rep == reps ? UPKEEP + 12 : 2 )) --join "$canvas" >"$dir/report-$rep-$i.json" &
       testers+=($!)
     done

@@ -40,6 +40,11 @@ pub struct IdleOptions {
     /// Use MessagePack instead of JSON.
     #[arg(long)]
     pub msgpack: bool,
+    /// The first connection's user is `load-N` (then N+1, ...): load
+    /// testers run side by side take distinct ranges, so that no user is
+    /// spread over their gateways.
+    #[arg(long, default_value_t = 0)]
+    pub first_user: usize,
     /// Join this canvas once connected (the connection counts once
     /// joined): the join path's cost, and memory per joined member.
     #[arg(long)]
@@ -133,7 +138,7 @@ pub async fn run(opts: &IdleOptions) -> anyhow::Result<IdleReport> {
     for n in 0..opts.connections {
         ticker.tick().await;
         let permit = limiter.clone().acquire_owned().await?;
-        let token = client::token(&opts.secret, n)?;
+        let token = client::token(&opts.secret, opts.first_user + n)?;
         let url = opts.url.clone();
         let canvas = canvas.clone();
         let opened = opened_tx.clone();

@@ -237,6 +237,7 @@ async fn idle_connections_all_open() {
         hold_secs: 1,
         pid: Some(std::process::id()),
         msgpack: false,
+        first_user: 0,
         join: None,
     };
     let report = idle::run(&opts).await.unwrap();
@@ -317,6 +318,7 @@ async fn idle_connections_that_join_a_canvas_all_join() {
         hold_secs: 0,
         pid: None,
         msgpack: false,
+        first_user: 0,
         join: Some("smoke-join".into()),
     };
     let report = idle::run(&opts).await.unwrap();
@@ -344,6 +346,7 @@ async fn a_ramp_longer_than_the_idle_timeout_keeps_every_connection() {
         hold_secs: 1,
         pid: None,
         msgpack: false,
+        first_user: 0,
         join: Some("smoke-slow-ramp".into()),
     };
     let report = idle::run(&opts).await.unwrap();
