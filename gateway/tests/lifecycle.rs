@@ -47,16 +47,22 @@ async fn shutdown_closes_every_client_with_1012_and_returns() {
     );
 }
 
-/// Opens a WebSocket by hand and reads frames without ever writing one (no
-/// pongs), until the server's close frame; returns its code.
-async fn silent_client_close_code(addr: SocketAddr) -> u16 {
+/// Connects and sends a WebSocket upgrade request for `user`, by hand.
+async fn send_upgrade(addr: SocketAddr, user: &str) -> tokio::net::TcpStream {
     let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
     let req = format!(
         "GET /ws?token={} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
          Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
-        token("silent")
+        token(user)
     );
     s.write_all(req.as_bytes()).await.unwrap();
+    s
+}
+
+/// Opens a WebSocket by hand and reads frames without ever writing one (no
+/// pongs), until the server's close frame; returns its code.
+async fn silent_client_close_code(addr: SocketAddr) -> u16 {
+    let mut s = send_upgrade(addr, "silent").await;
     let mut buf = Vec::new();
     let mut chunk = [0u8; 4096];
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -178,13 +184,7 @@ async fn a_gateway_refuses_to_start_without_its_redis() {
 /// Opens a WebSocket by hand and returns the socket once the upgrade's
 /// response has arrived.
 async fn raw_upgrade(addr: SocketAddr, user: &str) -> tokio::net::TcpStream {
-    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let req = format!(
-        "GET /ws?token={} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-         Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
-        token(user)
-    );
-    s.write_all(req.as_bytes()).await.unwrap();
+    let mut s = send_upgrade(addr, user).await;
     let mut buf = Vec::new();
     while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
         let mut chunk = [0u8; 1024];
