@@ -23,15 +23,17 @@ fn info() -> EntryInfo {
     }
 }
 
+/// The entry's score, by `redis-cli -c` (which follows a cluster's
+/// redirections to the node holding the key).
 async fn score(redis: &RedisServer, key: &str, member: &str) -> Option<u64> {
-    let client = redis::Client::open(redis.url()).unwrap();
-    let mut c = client.get_multiplexed_async_connection().await.unwrap();
-    redis::cmd("ZSCORE")
-        .arg(key)
-        .arg(member)
-        .query_async(&mut c)
-        .await
-        .unwrap()
+    let out = std::process::Command::new("redis-cli")
+        .args(["-c", "-p", &redis.port().to_string(), "ZSCORE", key, member])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8(out.stdout).unwrap();
+    let text = text.trim();
+    (!text.is_empty()).then(|| text.parse().unwrap())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
