@@ -5,7 +5,7 @@ CARGO ?= cargo
 # processes; fall back to cargo test where it is not installed.
 TEST_RUNNER := $(shell $(CARGO) nextest --version >/dev/null 2>&1 && echo "nextest run" || echo "test")
 
-.PHONY: bench-floor bench-scaling image run cluster cluster-status cluster-down test test-redis-cluster test-faults sdk-test fuzz check-deploy verify-cluster lint fmt bench bench-micro bench-idle bench-persister help
+.PHONY: bench-floor bench-profile bench-scaling image run cluster cluster-status cluster-down test test-redis-cluster test-faults sdk-test fuzz check-deploy verify-cluster lint fmt bench bench-micro bench-idle bench-persister help
 
 help:
 	@echo "make run         the demo at http://127.0.0.1:8080/ on a standalone dev gateway (ws://127.0.0.1:8080/ws, in-memory bus, dev token in the log)"
@@ -25,6 +25,7 @@ help:
 	@echo "make bench-idle  gateway memory per idle connection (docs/BENCHMARKS.md)"
 	@echo "make bench-scaling gateway and Redis CPU per delivery with 1, 2, 4 gateways, single Redis and Redis Cluster"
 	@echo "make bench-floor the floor without Easel: one write per member per broadcast, 1,000 and 9,000 members"
+	@echo "make bench-profile where a gateway's CPU per delivery goes, next to the floor's (needs perf)"
 	@echo "make bench-persister  persister throughput and durability lag (local Redis and PostgreSQL)"
 
 run:
@@ -121,3 +122,8 @@ bench-floor:
 	$(CARGO) build --release -q -p loadtest
 	target/release/loadtest floor --members 1000 --rounds 300
 	target/release/loadtest floor --members 9000 --rounds 100
+
+# perf profiles of a gateway during a 1,000-member fan-out and of the floor,
+# grouped by where the CPU goes (docs/BENCHMARKS.md, "The floor").
+bench-profile:
+	loadtest/bench/profile.sh
