@@ -225,20 +225,32 @@ async fn resume_on_the_other_gateway_loses_nothing() {
     assert_eq!(resume.replayed, resume.attempted, "{}", report.table());
 }
 
+/// `connections` idle connections to the cluster's first gateway, opened
+/// quickly and let go at once, joining nothing: each test changes what it
+/// needs.
+fn idle_options(cluster: &Cluster, connections: usize) -> IdleOptions {
+    IdleOptions {
+        url: format!("ws://{}/ws", cluster.addrs[0]),
+        secret: SECRET.into(),
+        connections,
+        rate: 2000,
+        concurrency: 32,
+        hold_secs: 0,
+        pid: None,
+        msgpack: false,
+        first_user: 0,
+        join: None,
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_connections_all_open() {
     let cluster = Cluster::start().await;
     let opts = IdleOptions {
-        url: format!("ws://{}/ws", cluster.addrs[0]),
-        secret: SECRET.into(),
-        connections: 200,
-        rate: 2000,
         concurrency: 64,
         hold_secs: 1,
         pid: Some(std::process::id()),
-        msgpack: false,
-        first_user: 0,
-        join: None,
+        ..idle_options(&cluster, 200)
     };
     let report = idle::run(&opts).await.unwrap();
     assert_eq!(
@@ -310,16 +322,8 @@ async fn a_flooder_is_refused_with_retry_after_and_its_neighbours_lose_nothing()
 async fn idle_connections_that_join_a_canvas_all_join() {
     let cluster = Cluster::start().await;
     let opts = IdleOptions {
-        url: format!("ws://{}/ws", cluster.addrs[0]),
-        secret: SECRET.into(),
-        connections: 100,
-        rate: 2000,
-        concurrency: 32,
-        hold_secs: 0,
-        pid: None,
-        msgpack: false,
-        first_user: 0,
         join: Some("smoke-join".into()),
+        ..idle_options(&cluster, 100)
     };
     let report = idle::run(&opts).await.unwrap();
     assert_eq!(
@@ -338,16 +342,11 @@ async fn a_ramp_longer_than_the_idle_timeout_keeps_every_connection() {
     let cluster =
         Cluster::start_args(true, &["--ping-interval-secs=1", "--idle-timeout-secs=2"]).await;
     let opts = IdleOptions {
-        url: format!("ws://{}/ws", cluster.addrs[0]),
-        secret: SECRET.into(),
-        connections: 8,
         rate: 2,
         concurrency: 8,
         hold_secs: 1,
-        pid: None,
-        msgpack: false,
-        first_user: 0,
         join: Some("smoke-slow-ramp".into()),
+        ..idle_options(&cluster, 8)
     };
     let report = idle::run(&opts).await.unwrap();
     assert!(report.ramp_secs >= 3.0, "{}", report.table());
