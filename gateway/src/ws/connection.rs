@@ -28,6 +28,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::task::JoinHandle;
+use tokio_tungstenite::tungstenite::Message;
 use tracing::Instrument;
 
 /// How long a closing connection keeps reading (and discarding) after its
@@ -97,7 +98,6 @@ pub(crate) fn serve(
         rx: tx.clone(),
         control: control.clone(),
         config: writer::WriterConfig {
-            ping_interval: s.ping_interval,
             flush_delay: s.flush_delay,
             fanout_latency: m.fanout_latency.clone(),
             bytes_sent: m.bytes_sent.clone(),
@@ -348,11 +348,12 @@ fn read_loop<'a>(
         let out = session.out();
         let idle = state.settings.idle_timeout;
         // One timer for every deadline of the loop (token expiry, the idle
-        // timeout, a coalesced cursor, the end of a read pause, this
-        // connection's turn in a drain): a timer per select would cost a
-        // timer-wheel registration per message and ~140 bytes per deadline in
-        // every connection's future.
+        // timeout, the next ping, a coalesced cursor, the end of a read
+        // pause, this connection's turn in a drain): a timer per select
+        // would cost a timer-wheel registration per message and ~140 bytes
+        // per deadline in every connection's future.
         let mut idle_at = tokio::time::Instant::now() + idle;
+        let mut ping_at = tokio::time::Instant::now() + state.settings.ping_interval;
         let mut drain_at = None;
         let timer = tokio::time::sleep_until(idle_at);
         tokio::pin!(timer);
@@ -364,6 +365,7 @@ fn read_loop<'a>(
                 drain_at,
                 paused,
                 paused.is_none().then_some(idle_at),
+                Some(ping_at),
             ]
             .into_iter()
             .flatten()
@@ -388,7 +390,8 @@ fn read_loop<'a>(
                 },
                 _ = &mut timer => {
                     let due = Deadlines { paused, drain_at };
-                    if on_timer(state, session, due, &mut idle_at).await.is_break() {
+                    let clocks = Clocks { idle_at: &mut idle_at, ping_at: &mut ping_at };
+                    if on_timer(state, session, due, clocks).await.is_break() {
                         return None;
                     }
                     continue;
@@ -469,6 +472,14 @@ struct Deadlines {
     drain_at: Option<tokio::time::Instant>,
 }
 
+/// The read loop's deadlines that move on as the connection goes.
+struct Clocks<'a> {
+    /// When the connection is idle if nothing arrives.
+    idle_at: &'a mut tokio::time::Instant,
+    /// When the next WebSocket ping is sent.
+    ping_at: &'a mut tokio::time::Instant,
+}
+
 /// The read loop's timer fired: whichever deadlines are due. Breaks when
 /// the connection is to close (token expired, idle timeout, its turn in a
 /// drain).
@@ -476,8 +487,9 @@ async fn on_timer(
     state: &AppState,
     session: &mut Session<'_>,
     due: Deadlines,
-    idle_at: &mut tokio::time::Instant,
+    clocks: Clocks<'_>,
 ) -> ControlFlow<()> {
+    let Clocks { idle_at, ping_at } = clocks;
     let out = session.out();
     let now = tokio::time::Instant::now();
     if due.drain_at.is_some_and(|at| at <= now) {
@@ -497,6 +509,12 @@ async fn on_timer(
             return ControlFlow::Break(());
         }
         _ => {}
+    }
+    if *ping_at <= now {
+        // Behind whatever is queued. A full queue gets none: its writer is
+        // stuck, and the hub closes it as a slow consumer.
+        let _ = out.tx.offer(Message::Ping(bytes::Bytes::new()));
+        *ping_at = now + state.settings.ping_interval;
     }
     if session.cursor_due().is_some_and(|at| at <= now) {
         Box::pin(session.flush_cursors()).await;

@@ -4,11 +4,12 @@
 //! queued in one socket write, at most one write per flush delay
 //! (`EASEL_FLUSH_DELAY_US`): a frame after a quiet spell goes out at once,
 //! frames arriving faster wait for the rest of the delay and share a
-//! write. It sends a WebSocket ping every interval, and on close flushes
-//! what is queued (except for a slow consumer, whose queue is the problem)
-//! and sends the close frame, all bounded by [`CLOSE_TIMEOUT`].
+//! write. Pings come through the queue too (the read loop's timer offers
+//! them), so the writer waits on nothing but its queue and the close. On
+//! close it flushes what is queued (except for a slow consumer, whose queue
+//! is the problem) and sends the close frame, all bounded by
+//! [`CLOSE_TIMEOUT`].
 
-use bytes::Bytes;
 use fanout::{ConnControl, Outbound, Stamped};
 use futures_util::SinkExt;
 use futures_util::ready;
@@ -42,7 +43,6 @@ pub(crate) const SLOW_CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How a writer paces itself and what it counts.
 #[derive(Clone)]
 pub(crate) struct WriterConfig {
-    pub ping_interval: Duration,
     /// Shortest time between two writes (0: write whenever there is a frame).
     pub flush_delay: Duration,
     /// Fan-out latency, observed as a live event's frame is written.
@@ -71,10 +71,6 @@ pub(crate) struct Writer {
 #[allow(clippy::manual_async_fn)] // the layout, see above
 pub(crate) fn run(mut w: Writer) -> impl Future<Output = WsSink> {
     async move {
-        let ping_interval = w.config.ping_interval;
-        let start = tokio::time::Instant::now() + ping_interval;
-        let mut ping = tokio::time::interval_at(start, ping_interval);
-        ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         // One close future for the connection's life: building and registering
         // a fresh one twice per message showed in profiles (a lock per registration).
         let closed = w.control.closed();
@@ -86,7 +82,6 @@ pub(crate) fn run(mut w: Writer) -> impl Future<Output = WsSink> {
                 biased;
                 _ = &mut closed => break,
                 m = w.rx.take() => m,
-                _ = ping.tick() => (Message::Ping(Bytes::new()), 0),
             };
             if !w.config.flush_delay.is_zero() && tokio::time::Instant::now() < next_write {
                 // Soon after the last write: let more frames join this one.
