@@ -7,6 +7,7 @@
 
 mod common;
 
+use common::raw::{RawFrame, RawWs};
 use common::*;
 use shared::RequestId;
 use shared::protocol::*;
@@ -185,5 +186,65 @@ async fn objects_in_pages(redis: Option<&testkit::RedisServer>) {
     assert_eq!(status, 200);
     let second: ObjectsPage = serde_json::from_slice(&body).unwrap();
     assert!(second.objects.iter().all(|o| o.id > next));
+    g.stop().await;
+}
+
+/// Reads whole messages off a raw socket until the ack with `id`; every
+/// frame is checked against the fragment size. Returns the ack's JSON and
+/// the frames it came in.
+async fn raw_ack(ws: &mut RawWs, id: u64) -> (serde_json::Value, Vec<RawFrame>) {
+    let mut frames = Vec::new();
+    loop {
+        let frame = ws.frame().await;
+        assert!(
+            frame.payload.len() <= 4096,
+            "a frame of {} bytes",
+            frame.payload.len()
+        );
+        let (fin, opcode) = (frame.fin, frame.opcode);
+        if opcode >= 8 {
+            continue; // a ping
+        }
+        frames.push(frame);
+        if !fin {
+            continue;
+        }
+        let whole: Vec<u8> = frames.iter().flat_map(|f| f.payload.clone()).collect();
+        let msg: serde_json::Value = serde_json::from_slice(&whole).unwrap();
+        if msg["type"] == "ack" && msg["id"] == id {
+            return (msg, frames);
+        }
+        frames.clear();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_reply_arrives_as_fragments_of_at_most_4_kib() {
+    let g = Gateway::start(settings("fragments", None, &[])).await;
+    let mut c = g.client("writer").await;
+    join_ok(&mut c, 1, "wide", false).await;
+    for i in 0..20 {
+        c.send(&wide_draw(100 + i)).await;
+        assert!(expect_ack(&mut c, 100 + i).await.is_some());
+    }
+    let mut ws = RawWs::upgrade(g.addr, "raw").await;
+    let send = |msg: ClientMessage| serde_json::to_string(&msg).unwrap();
+    ws.send_text(&send(join(1, "wide", false))).await;
+    raw_ack(&mut ws, 1).await;
+    ws.send_text(&send(ClientMessage::History(HistoryRequest {
+        id: Some(RequestId::Num(2)),
+        canvas: canvas("wide"),
+        since: 0,
+        limit: None,
+    })))
+    .await;
+    let (ack, frames) = raw_ack(&mut ws, 2).await;
+    // One message over many frames: text first, continuations after, only
+    // the last final.
+    assert_eq!(ack["result"]["events"].as_array().unwrap().len(), 20);
+    assert!(frames.len() > 10, "{} frames", frames.len());
+    assert_eq!(frames[0].opcode, 1);
+    assert!(frames[1..].iter().all(|f| f.opcode == 0));
+    assert!(frames[..frames.len() - 1].iter().all(|f| !f.fin));
     g.stop().await;
 }

@@ -6,6 +6,7 @@
 
 mod common;
 
+use common::raw::{RawWs, send_upgrade};
 use common::*;
 use shared::protocol::ServerMessage;
 use std::net::SocketAddr;
@@ -45,18 +46,6 @@ async fn shutdown_closes_every_client_with_1012_and_returns() {
             .is_err(),
         "still accepting after shutdown"
     );
-}
-
-/// Connects and sends a WebSocket upgrade request for `user`, by hand.
-async fn send_upgrade(addr: SocketAddr, user: &str) -> tokio::net::TcpStream {
-    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let req = format!(
-        "GET /ws?token={} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-         Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
-        token(user)
-    );
-    s.write_all(req.as_bytes()).await.unwrap();
-    s
 }
 
 /// Opens a WebSocket by hand and reads frames without ever writing one (no
@@ -184,23 +173,7 @@ async fn a_gateway_refuses_to_start_without_its_redis() {
 /// Opens a WebSocket by hand and returns the socket once the upgrade's
 /// response has arrived.
 async fn raw_upgrade(addr: SocketAddr, user: &str) -> tokio::net::TcpStream {
-    let mut s = send_upgrade(addr, user).await;
-    let mut buf = Vec::new();
-    while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
-        let mut chunk = [0u8; 1024];
-        let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut chunk))
-            .await
-            .unwrap()
-            .unwrap();
-        assert!(n > 0, "closed before the upgrade's response");
-        buf.extend_from_slice(&chunk[..n]);
-    }
-    assert!(
-        buf.starts_with(b"HTTP/1.1 101"),
-        "{}",
-        String::from_utf8_lossy(&buf)
-    );
-    s
+    RawWs::upgrade(addr, user).await.stream
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

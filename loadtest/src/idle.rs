@@ -5,10 +5,13 @@
 use crate::client;
 use crate::proc;
 use crate::stats::Samples;
+use anyhow::Context;
 use clap::Args;
 use futures_util::StreamExt;
 use serde::Serialize;
 use shared::codec::Encoding;
+use shared::protocol::{ClientMessage, Draw, HistoryRequest, PixelInput};
+use shared::{CanvasId, RequestId};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
@@ -49,6 +52,17 @@ pub struct IdleOptions {
     /// joined): the join path's cost, and memory per joined member.
     #[arg(long)]
     pub join: Option<String>,
+    /// With --join: before the ramp, a connection of its own publishes
+    /// this many draws of 256 pixels (about 6 KB each as JSON) to the
+    /// canvas, so that there is history to read (lift the gateway's pixel
+    /// rate limits for more than a few).
+    #[arg(long, default_value_t = 0)]
+    pub prefill: usize,
+    /// With --join: once joined, each connection asks for one page of
+    /// history from the start and waits for it (the largest reply a member
+    /// gets: up to three times the gateway's message size).
+    #[arg(long)]
+    pub history: bool,
 }
 
 /// What the scenario measured.
@@ -116,13 +130,16 @@ pub async fn run(opts: &IdleOptions) -> anyhow::Result<IdleReport> {
     } else {
         Encoding::Json
     };
-    let rss_before = opts.pid.map(proc::rss_bytes).transpose()?;
     let canvas = opts
         .join
         .as_deref()
-        .map(shared::CanvasId::new)
+        .map(CanvasId::new)
         .transpose()
         .map_err(|e| anyhow::anyhow!("--join: {e}"))?;
+    if let Some(canvas) = canvas.as_ref().filter(|_| opts.prefill > 0) {
+        prefill(opts, encoding, canvas).await?;
+    }
+    let rss_before = opts.pid.map(proc::rss_bytes).transpose()?;
     let limiter = Arc::new(Semaphore::new(opts.concurrency.max(1)));
     let interval = Duration::from_secs_f64(1.0 / f64::from(opts.rate.max(1)));
     let mut ticker = tokio::time::interval(interval);
@@ -144,6 +161,7 @@ pub async fn run(opts: &IdleOptions) -> anyhow::Result<IdleReport> {
         let opened = opened_tx.clone();
         let mut done = done_rx.clone();
         let dropped = dropped.clone();
+        let history = opts.history;
         attempts.spawn(async move {
             let t0 = Instant::now();
             let result = async {
@@ -153,6 +171,9 @@ pub async fn run(opts: &IdleOptions) -> anyhow::Result<IdleReport> {
                     let j0 = Instant::now();
                     client::join(&mut ws, encoding, canvas, None).await?;
                     joined_in = Some(j0.elapsed());
+                    if history {
+                        client::request(&mut ws, encoding, 3, &history_page(canvas)).await?;
+                    }
                 }
                 anyhow::Ok((ws, joined_in))
             }
@@ -223,5 +244,43 @@ pub async fn run(opts: &IdleOptions) -> anyhow::Result<IdleReport> {
             (Some(b), Some(a)) if opened > 0 => Some((a.saturating_sub(b)) as f64 / opened as f64),
             _ => None,
         },
+    })
+}
+
+/// Publishes `opts.prefill` draws of 256 pixels to `canvas` from a
+/// connection of its own (user `load-prefill`), each acked.
+async fn prefill(opts: &IdleOptions, encoding: Encoding, canvas: &CanvasId) -> anyhow::Result<()> {
+    let token = client::token_for(&opts.secret, "load-prefill")?;
+    let mut ws = client::connect(&opts.url, &token, encoding).await?;
+    client::join(&mut ws, encoding, canvas, None).await?;
+    for i in 0..opts.prefill {
+        let id = 10 + i as u64;
+        let draw = ClientMessage::Draw(Draw {
+            id: Some(RequestId::Num(id)),
+            canvas: canvas.clone(),
+            key: None,
+            pixels: (0..256)
+                // Four rows of a 64-wide canvas (the auto-created size).
+                .map(|k| PixelInput {
+                    x: k % 64,
+                    y: (k / 64 + 4 * i as i64) % 64,
+                    color: (k + i as i64) % 16,
+                })
+                .collect(),
+        });
+        client::request(&mut ws, encoding, id, &draw)
+            .await
+            .context("--prefill")?;
+    }
+    Ok(())
+}
+
+/// One page of `canvas`'s history from the start, at the default limit.
+fn history_page(canvas: &CanvasId) -> ClientMessage {
+    ClientMessage::History(HistoryRequest {
+        id: Some(RequestId::Num(3)),
+        canvas: canvas.clone(),
+        since: 0,
+        limit: None,
     })
 }

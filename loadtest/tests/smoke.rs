@@ -240,6 +240,8 @@ fn idle_options(cluster: &Cluster, connections: usize) -> IdleOptions {
         msgpack: false,
         first_user: 0,
         join: None,
+        prefill: 0,
+        history: false,
     }
 }
 
@@ -321,8 +323,12 @@ async fn a_flooder_is_refused_with_retry_after_and_its_neighbours_lose_nothing()
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_connections_that_join_a_canvas_all_join() {
     let cluster = Cluster::start().await;
+    // Each also reads a page of history, which a prefill of 3 wide draws
+    // puts there.
     let opts = IdleOptions {
         join: Some("smoke-join".into()),
+        prefill: 3,
+        history: true,
         ..idle_options(&cluster, 100)
     };
     let report = idle::run(&opts).await.unwrap();

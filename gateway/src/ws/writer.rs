@@ -10,6 +10,7 @@
 //! is the problem) and sends the close frame, all bounded by
 //! [`CLOSE_TIMEOUT`].
 
+use super::fragments::{self, Outgoing};
 use fanout::{ConnControl, Outbound, Stamped};
 use futures_util::SinkExt;
 use futures_util::ready;
@@ -26,6 +27,7 @@ use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::error::{Error as WsError, ProtocolError};
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::frame::Frame;
 
 /// The upgraded socket as the gateway uses it.
 pub(crate) type WsStream = WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>;
@@ -180,7 +182,9 @@ struct Batch<'a> {
     sink: &'a mut WsSink,
     rx: &'a Outbound,
     config: &'a WriterConfig,
-    /// The frame to feed next; `None` once everything queued is fed.
+    /// The rest of a large message's fragments, fed before `next`.
+    fragments: std::vec::IntoIter<Frame>,
+    /// The message to feed next; `None` once everything queued is fed.
     next: Option<Stamped>,
     bytes: u64,
     frames: u64,
@@ -197,6 +201,7 @@ impl<'a> Batch<'a> {
             sink,
             rx,
             config,
+            fragments: Vec::new().into_iter(),
             next: Some(first),
             bytes: 0,
             frames: 0,
@@ -211,14 +216,27 @@ impl<'a> Batch<'a> {
     }
 
     fn feed(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), WsError>> {
-        while self.next.is_some() {
+        while self.next.is_some() || self.fragments.len() > 0 {
             ready!(self.sink.poll_ready_unpin(cx))?;
-            let Some((frame, ingest_us)) = self.next.take() else {
+            if let Some(fragment) = self.fragments.next() {
+                self.frames += 1;
+                self.sink.start_send_unpin(Message::Frame(fragment))?;
+                continue;
+            }
+            let Some((message, ingest_us)) = self.next.take() else {
                 break;
             };
-            self.bytes += frame.len() as u64;
             self.frames += 1;
-            self.sink.start_send_unpin(frame)?;
+            self.bytes += message.len() as u64;
+            match fragments::prepare(message) {
+                Outgoing::Whole(message) => self.sink.start_send_unpin(message)?,
+                Outgoing::Fragments(mut rest) => {
+                    if let Some(first) = rest.next() {
+                        self.sink.start_send_unpin(Message::Frame(first))?;
+                    }
+                    self.fragments = rest;
+                }
+            }
             if ingest_us != 0 {
                 let waited_us = shared::now_us().saturating_sub(ingest_us);
                 self.config.fanout_latency.observe(waited_us as f64 / 1e6);
@@ -244,5 +262,8 @@ impl Future for Batch<'_> {
 }
 
 /// Frames are gathered in the socket's write buffer up to this many bytes
-/// before a write (a batch beyond it takes more than one).
-pub(crate) const WRITE_BUFFER_BYTES: usize = 64 << 10;
+/// before a write (a batch beyond it takes more than one). The buffer
+/// keeps the capacity it once needed, so this (plus one fragment, see
+/// [`fragments`]) is also the most a connection holds for it after a
+/// burst: 8 KiB is over a hundred live events per write.
+pub(crate) const WRITE_BUFFER_BYTES: usize = 8 << 10;

@@ -4,6 +4,8 @@
 // unwrap in test code is a failed test.
 #![allow(dead_code, clippy::unwrap_used)]
 
+pub mod raw;
+
 use clap::Parser;
 use gateway::{Config, GatewayError, Settings};
 use shared::auth::{MintClaims, mint_hs256};
