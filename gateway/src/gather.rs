@@ -13,7 +13,9 @@ use parking_lot::Mutex;
 use std::future::Future;
 use tokio::sync::watch;
 
-/// Items per write; more are written in several, one after another.
+/// Items per write; more are written in several, one after another. Also
+/// the entries presence and the online registry refresh per Redis round
+/// trip: one bound for every batched Redis write of per-connection entries.
 pub(crate) const CHUNK: usize = 500;
 
 pub(crate) struct Gather<T> {

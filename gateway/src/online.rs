@@ -5,7 +5,7 @@
 //! lapsed (closed plus the presence grace period, or its gateway dead for
 //! the presence TTL).
 
-use crate::gather::Gather;
+use crate::gather::{self, Gather};
 use fanout::Fanout;
 use parking_lot::Mutex;
 use shared::CanvasId;
@@ -14,9 +14,6 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 use store::OnlineRegistry;
-
-/// Entries refreshed per Redis round trip.
-const REFRESH_CHUNK: usize = 500;
 
 /// This gateway's open connections in the online registry.
 pub(crate) struct Online {
@@ -130,7 +127,7 @@ impl Online {
     pub async fn refresh(&self) {
         let entries: Vec<(String, String)> = self.local.lock().values().cloned().collect();
         let expiry = shared::now_ms() + self.ttl.as_millis() as u64;
-        for chunk in entries.chunks(REFRESH_CHUNK) {
+        for chunk in entries.chunks(gather::CHUNK) {
             if let Err(err) = self.registry.expire(chunk, expiry).await {
                 tracing::warn!(error = %err, "online refresh failed; retrying next round");
                 return;

@@ -6,7 +6,7 @@
 //! becoming occupied and vacated.
 
 use crate::feed::Feed;
-use crate::gather::Gather;
+use crate::gather::{self, Gather};
 use fanout::Fanout;
 use parking_lot::Mutex;
 use shared::CanvasId;
@@ -18,9 +18,6 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use store::{EntryInfo, PresenceStore, StoreError};
-
-/// Entries refreshed per Redis round trip.
-const REFRESH_CHUNK: usize = 500;
 
 /// Presence settings and this gateway's live entries.
 pub(crate) struct Presence {
@@ -210,7 +207,7 @@ impl Presence {
             .map(|((canvas, _), (entry, _))| (canvas.clone(), entry.clone()))
             .collect();
         let expiry = shared::now_ms() + self.ttl.as_millis() as u64;
-        for chunk in entries.chunks(REFRESH_CHUNK) {
+        for chunk in entries.chunks(gather::CHUNK) {
             if let Err(err) = self.store.expire(chunk, expiry).await {
                 tracing::warn!(error = %err, "presence refresh failed; retrying next round");
                 return;

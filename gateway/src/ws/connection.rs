@@ -85,7 +85,7 @@ pub(crate) fn serve(
     // connection. At info the close line names the connection instead.
     let span = tracing::debug_span!(
         "conn",
-        id = %format_args!("{}-{}", state.settings.node_id, accepted.conn),
+        id = %ConnId(&state.settings.node_id, accepted.conn),
         peer = %accepted.peer,
         user = tracing::field::Empty,
     );
@@ -189,7 +189,7 @@ fn serve_inner(mut c: Conn) -> impl std::future::Future<Output = ()> {
             .with_label_values(&[reason.name()])
             .inc();
         tracing::info!(
-            conn = %format_args!("{}-{}", state.settings.node_id, c.out.conn),
+            conn = %ConnId(&state.settings.node_id, c.out.conn),
             peer = %c.peer,
             user = user.as_deref().unwrap_or_default(),
             reason = reason.name(),
@@ -200,10 +200,19 @@ fn serve_inner(mut c: Conn) -> impl std::future::Future<Output = ()> {
     }
 }
 
+/// A connection's id as clients and logs see it: `NODE-N`.
+struct ConnId<'a>(&'a str, u64);
+
+impl std::fmt::Display for ConnId<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}-{}", self.0, self.1)
+    }
+}
+
 fn welcome(state: &AppState, conn: u64, identity: &Identity, encoding: Encoding) -> ServerMessage {
     let s = &state.settings;
     ServerMessage::Welcome(Welcome {
-        connection_id: format!("{}-{}", s.node_id, conn),
+        connection_id: ConnId(&s.node_id, conn).to_string(),
         user: UserInfo {
             id: identity.user_id.clone(),
             name: identity.name.clone(),
