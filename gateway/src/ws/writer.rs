@@ -7,8 +7,8 @@
 //! write. Pings come through the queue too (the read loop's timer offers
 //! them), so the writer waits on nothing but its queue and the close. On
 //! close it flushes what is queued (except for a slow consumer, whose queue
-//! is the problem) and sends the close frame, all bounded by
-//! [`CLOSE_TIMEOUT`].
+//! is the problem, or after a write it gave up) and sends the close frame,
+//! all bounded by [`CLOSE_TIMEOUT`].
 
 use super::fragments::{self, Outgoing};
 use fanout::{ConnControl, Outbound, Stamped};
@@ -79,10 +79,13 @@ pub(crate) fn run(mut w: Writer) -> impl Future<Output = WsSink> {
         tokio::pin!(closed);
         // When the next write may be made.
         let mut next_write = tokio::time::Instant::now();
-        loop {
+        // Whether the close may flush what is queued: not after a batch was
+        // given up midway (the peer is not reading, and a large message's
+        // remaining fragments would be missing before the next message).
+        let flush_queued = loop {
             let first = tokio::select! {
                 biased;
-                _ = &mut closed => break,
+                _ = &mut closed => break true,
                 m = w.rx.take() => m,
             };
             if !w.config.flush_delay.is_zero() && tokio::time::Instant::now() < next_write {
@@ -119,22 +122,23 @@ pub(crate) fn run(mut w: Writer) -> impl Future<Output = WsSink> {
                 Written::Done(true) => {}
                 // The socket is broken; the reader sees it too and ends.
                 Written::Done(false) => return w.sink,
-                Written::Abandoned => break,
+                Written::Abandoned => break false,
             }
-        }
+        };
         // Boxed: the close runs once, and inline its state would be part of
         // every connection's writer for its whole life.
-        Box::pin(close(&mut w.sink, &w.rx, &w.control)).await;
+        Box::pin(close(&mut w.sink, &w.rx, &w.control, flush_queued)).await;
         w.sink
     }
 }
 
-/// Sends what is queued (except to a slow consumer, whose queue is the
-/// problem) and the close frame, within the close timeouts.
-async fn close(sink: &mut WsSink, rx: &Outbound, control: &ConnControl) {
+/// Sends what is queued (if `flush_queued`, and except to a slow consumer,
+/// whose queue is the problem) and the close frame, within the close
+/// timeouts.
+async fn close(sink: &mut WsSink, rx: &Outbound, control: &ConnControl, flush_queued: bool) {
     let code = control.reason().unwrap_or(CloseCode::Normal);
     let closing = async {
-        if code != CloseCode::SlowConsumer {
+        if flush_queued && code != CloseCode::SlowConsumer {
             while let Some(m) = rx.try_take() {
                 sink.feed(m).await?;
             }
