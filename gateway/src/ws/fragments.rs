@@ -5,7 +5,8 @@
 //! would leave its connection holding 192 KiB for life. Sent as fragments
 //! of at most [`FRAGMENT_BYTES`], and with the buffer written out once it
 //! passes [`crate::ws::writer::WRITE_BUFFER_BYTES`], the buffer never
-//! grows past those two together. Clients see one message: every
+//! holds more than those two together (its capacity, with the vector's
+//! doubling, at most about twice that). Clients see one message: every
 //! WebSocket implementation reassembles fragments (RFC 6455, 5.4).
 
 use tokio_tungstenite::tungstenite::Message;

@@ -267,7 +267,8 @@ impl Future for Batch<'_> {
 
 /// Frames are gathered in the socket's write buffer up to this many bytes
 /// before a write (a batch beyond it takes more than one). The buffer
-/// keeps the capacity it once needed, so this (plus one fragment, see
-/// [`fragments`]) is also the most a connection holds for it after a
-/// burst: 8 KiB is over a hundred live events per write.
+/// keeps the capacity it once needed, so this plus one fragment (see
+/// [`fragments`]), doubled at most by the vector's growth, is also the
+/// most a connection keeps for it after a burst: 8 KiB is over a hundred
+/// live events per write.
 pub(crate) const WRITE_BUFFER_BYTES: usize = 8 << 10;
